@@ -1,0 +1,36 @@
+// The one way partrain waits on MPI (DESIGN.md, Waiting on MPI).
+//
+// MPICH busy-polls inside blocking calls. With more ranks on a node than cores, a spinning rank steals the core
+// of the rank it is waiting for: measured on 2 cores at 4 ranks, 1000 one-float allreduces took 5.4 ms each with
+// MPI_Allreduce and 12 µs with MPI_Iallreduce + a loop of MPI_Test and sched_yield(). Every wait in the suite
+// goes through wait() with a policy: Spin (MPI_Test in a tight loop) or Yield (sched_yield between tests), the
+// default when the ranks on this node outnumber its cores. PARTRAIN_WAIT=spin|yield overrides the choice.
+#pragma once
+
+#include <mpi.h>
+
+#include <vector>
+
+namespace partrain::coll {
+
+enum class WaitPolicy { Spin, Yield };
+
+/// Spin, or Yield when ranks on the node (shared-memory split of `comm`) exceed the cores this process may use;
+/// PARTRAIN_WAIT overrides. Collective over `comm` (it splits the communicator once).
+WaitPolicy detect_wait_policy(MPI_Comm comm);
+/// The process-wide policy (set by set_wait_policy, else detected on MPI_COMM_WORLD at first use).
+WaitPolicy wait_policy();
+void set_wait_policy(WaitPolicy p);
+const char* wait_policy_name(WaitPolicy p);
+
+/// Waits for one request under the policy; `status` may be MPI_STATUS_IGNORE.
+void wait(MPI_Request& req, MPI_Status* status = MPI_STATUS_IGNORE, WaitPolicy policy = wait_policy());
+/// Waits for all requests.
+void wait_all(std::vector<MPI_Request>& reqs, WaitPolicy policy = wait_policy());
+/// A barrier that waits through the helper.
+void barrier(MPI_Comm comm, WaitPolicy policy = wait_policy());
+/// Allreduce through MPI_Iallreduce + the helper (for small control messages: verdicts, timings).
+void allreduce(const void* send, void* recv, int count, MPI_Datatype type, MPI_Op op, MPI_Comm comm,
+               WaitPolicy policy = wait_policy());
+
+}  // namespace partrain::coll

@@ -1,0 +1,82 @@
+#include "partrain/collectives/wait.hpp"
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "partrain/core/error.hpp"
+
+namespace partrain::coll {
+namespace {
+bool g_policy_set = false;
+WaitPolicy g_policy = WaitPolicy::Spin;
+
+int usable_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return CPU_COUNT(&set);
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? int(n) : 1;
+}
+}  // namespace
+
+WaitPolicy detect_wait_policy(MPI_Comm comm) {
+  if (const char* env = std::getenv("PARTRAIN_WAIT")) {
+    if (std::strcmp(env, "spin") == 0) return WaitPolicy::Spin;
+    if (std::strcmp(env, "yield") == 0) return WaitPolicy::Yield;
+    throw InputError(std::string("PARTRAIN_WAIT = ") + env + ": must be spin or yield");
+  }
+  MPI_Comm node;
+  PARTRAIN_MPI_CHECK(MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+  int local = 1;
+  PARTRAIN_MPI_CHECK(MPI_Comm_size(node, &local));
+  PARTRAIN_MPI_CHECK(MPI_Comm_free(&node));
+  return local > usable_cores() ? WaitPolicy::Yield : WaitPolicy::Spin;
+}
+
+WaitPolicy wait_policy() {
+  if (!g_policy_set) set_wait_policy(detect_wait_policy(MPI_COMM_WORLD));
+  return g_policy;
+}
+
+void set_wait_policy(WaitPolicy p) {
+  g_policy = p;
+  g_policy_set = true;
+}
+
+const char* wait_policy_name(WaitPolicy p) { return p == WaitPolicy::Spin ? "spin" : "yield"; }
+
+void wait(MPI_Request& req, MPI_Status* status, WaitPolicy policy) {
+  int done = 0;
+  for (;;) {
+    PARTRAIN_MPI_CHECK(MPI_Test(&req, &done, status));
+    if (done) return;
+    if (policy == WaitPolicy::Yield) sched_yield();
+  }
+}
+
+void wait_all(std::vector<MPI_Request>& reqs, WaitPolicy policy) {
+  int done = 0;
+  for (;;) {
+    PARTRAIN_MPI_CHECK(MPI_Testall(int(reqs.size()), reqs.data(), &done, MPI_STATUSES_IGNORE));
+    if (done) return;
+    if (policy == WaitPolicy::Yield) sched_yield();
+  }
+}
+
+void barrier(MPI_Comm comm, WaitPolicy policy) {
+  MPI_Request req;
+  PARTRAIN_MPI_CHECK(MPI_Ibarrier(comm, &req));
+  wait(req, MPI_STATUS_IGNORE, policy);
+}
+
+void allreduce(const void* send, void* recv, int count, MPI_Datatype type, MPI_Op op, MPI_Comm comm,
+               WaitPolicy policy) {
+  MPI_Request req;
+  PARTRAIN_MPI_CHECK(MPI_Iallreduce(send, recv, count, type, op, comm, &req));
+  wait(req, MPI_STATUS_IGNORE, policy);
+}
+
+}  // namespace partrain::coll

@@ -1,0 +1,42 @@
+#include "partrain/core/cli.hpp"
+
+#include <cstdio>
+
+#include "partrain/core/error.hpp"
+#include "partrain/core/log.hpp"
+
+namespace partrain {
+
+void add_common_options(CLI::App& app, CommonOptions& opts) {
+  app.add_option("-i,--input", opts.input, "TOML input deck");
+  app.add_option("--set", opts.sets, "override a deck key: --set train.steps=50 (repeatable)")->type_name("KEY=VALUE");
+  app.add_option("-o,--output", opts.output, "HDF5 result file to write");
+  app.add_option("--dump-state", opts.dump_state,
+                 "write loss, batch, parameters and gradients after the last backward to this HDF5 file");
+  app.add_flag("--overwrite", opts.overwrite, "replace existing output files");
+  app.add_flag("--print-deck", opts.print_deck, "print the resolved deck as TOML and exit");
+}
+
+int parse_command_line(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    log0(app.help());
+    return 0;
+  } catch (const CLI::CallForAllHelp&) {
+    log0(app.help("", CLI::AppFormatMode::All));
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "%s: error: %s\n", app.get_name().c_str(), e.what());
+    std::fflush(stderr);
+    return 2;
+  }
+  return -1;
+}
+
+void load_deck(Deck& deck, const CommonOptions& opts) {
+  if (!opts.input.empty()) deck.load_file(opts.input);
+  for (const auto& s : opts.sets) deck.apply_override(s);
+}
+
+}  // namespace partrain

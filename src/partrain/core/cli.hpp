@@ -1,0 +1,32 @@
+// The command line every mini-app shares (CLI11): --input DECK.toml, --set key=value (repeatable), --output,
+// --dump-state, --overwrite, --print-deck. App-specific flags are added to the same CLI::App before parsing.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+#include "partrain/core/config.hpp"
+
+namespace partrain {
+
+struct CommonOptions {
+  std::string input;               ///< TOML deck
+  std::vector<std::string> sets;   ///< key=value overrides, applied after the deck
+  std::string output;              ///< HDF5 result file
+  std::string dump_state;          ///< HDF5 state dump
+  bool overwrite = false;
+  bool print_deck = false;         ///< print the resolved deck as TOML and exit
+};
+
+/// Adds the common flags to `app`.
+void add_common_options(CLI::App& app, CommonOptions& opts);
+
+/// Parses argv. Returns -1 to go on, or an exit code: 0 after --help (printed on rank 0), 2 after a command-line
+/// error (one line on every rank).
+int parse_command_line(CLI::App& app, int argc, char** argv);
+
+/// Loads opts.input (if any) into `deck`, then applies the --set overrides in order; validates output paths.
+void load_deck(Deck& deck, const CommonOptions& opts);
+
+}  // namespace partrain

@@ -1,0 +1,53 @@
+// Thin RAII over the HDF5 C API, for writing result and state files: a file written under a temporary name and
+// renamed into place when complete (a reader never sees a half-written file), groups, attributes, datasets.
+#pragma once
+
+#include <hdf5.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace partrain::io {
+
+/// Rejects, with an InputError naming `key`, a path whose directory does not exist or which exists already
+/// (unless overwrite). Call at start-up, before any work.
+void check_output_path(const std::string& key, const std::string& path, bool overwrite);
+
+template <class T>
+hid_t h5_type();
+
+/// An HDF5 file being written to "<path>.tmp-<pid>"; commit() closes and renames it to <path>. Destroyed without
+/// commit(), it removes the temporary file.
+class H5Writer {
+ public:
+  H5Writer(const std::string& path, bool overwrite);
+  ~H5Writer();
+  H5Writer(const H5Writer&) = delete;
+  H5Writer& operator=(const H5Writer&) = delete;
+
+  hid_t root() const { return file_; }
+  /// Creates /a/b/c (and parents) if missing; returns an open group id the writer closes.
+  hid_t group(const std::string& path);
+
+  void attr(hid_t loc, const std::string& name, const std::string& value);
+  void attr(hid_t loc, const std::string& name, double value);
+  void attr(hid_t loc, const std::string& name, std::int64_t value);
+
+  template <class T>
+  void dataset(hid_t loc, const std::string& name, const T* data, const std::vector<hsize_t>& dims);
+  template <class T>
+  void scalar(hid_t loc, const std::string& name, T value) {
+    dataset<T>(loc, name, &value, {});
+  }
+
+  void commit();
+
+ private:
+  std::string path_, tmp_;
+  bool overwrite_;
+  hid_t file_ = -1;
+  std::vector<hid_t> groups_;
+};
+
+}  // namespace partrain::io

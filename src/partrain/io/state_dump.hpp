@@ -1,0 +1,29 @@
+// --dump-state FILE.h5: the training state after the last step's backward, before the optimizer update, so runs
+// can be compared with each other and with other frameworks (DESIGN.md, Results):
+//   /loss             scalar, mean over the global batch
+//   /batch/inputs     MLP: features [S, d0] (float);  GPT: tokens [S, T] (int32)
+//   /batch/targets    MLP: labels [S];  GPT: next tokens [S, T]
+//   /params/<name>    full tensors, PyTorch names and shapes
+//   /grads/<name>     gradients of the mean loss
+//   root attrs        model, config_toml, dtype
+#pragma once
+
+#include <string>
+
+#include "partrain/models/layer.hpp"
+#include "partrain/models/param_store.hpp"
+
+namespace partrain::io {
+
+struct StateDumpInfo {
+  std::string path;
+  bool overwrite = false;
+  std::string model, config_toml;
+};
+
+/// Writes the dump from full (gathered) parameters, gradients and the global batch. Call on one rank.
+template <class T>
+void write_state_dump(const StateDumpInfo& info, const models::ParamStore<T>& params,
+                      const models::Batch<T>& global_batch, std::int64_t rows_per_sample, double loss);
+
+}  // namespace partrain::io

@@ -1,0 +1,73 @@
+// Pointwise activations, forward and backward, on flat views of any shape (pass a 1D view over the data).
+//   GELU, tanh approximation (GPT-2, PyTorch approximate="tanh"):
+//     y = ½·x·(1 + tanh(u)),  u = √(2/π)·(x + 0.044715·x³)
+//     dy/dx = ½·(1 + tanh u) + ½·x·(1 − tanh² u)·√(2/π)·(1 + 3·0.044715·x²)
+//   ReLU: y = max(x, 0),  dy/dx = [x > 0]
+#pragma once
+
+#include "partrain/core/math.hpp"
+#include "partrain/core/types.hpp"
+
+namespace partrain::kernels {
+
+enum class Activation { Gelu, Relu, None };
+
+template <class T>
+void gelu_forward(const View1<T>& x, const View1<T>& y) {
+  Kokkos::parallel_for(
+      "partrain::gelu::forward", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(std::int64_t i) {
+        const T v = x(i);
+        const T u = T(0.7978845608028654) * (v + T(0.044715) * v * v * v);
+        y(i) = T(0.5) * v * (T(1) + kmath::tanh(u));
+      });
+}
+
+/// dx = dy · gelu'(x). dx may alias dy.
+template <class T>
+void gelu_backward(const View1<T>& x, const View1<T>& dy, const View1<T>& dx) {
+  Kokkos::parallel_for(
+      "partrain::gelu::backward", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(std::int64_t i) {
+        const T v = x(i);
+        const T u = T(0.7978845608028654) * (v + T(0.044715) * v * v * v);
+        const T th = kmath::tanh(u);
+        const T du = T(0.7978845608028654) * (T(1) + T(3 * 0.044715) * v * v);
+        dx(i) = dy(i) * (T(0.5) * (T(1) + th) + T(0.5) * v * (T(1) - th * th) * du);
+      });
+}
+
+template <class T>
+void relu_forward(const View1<T>& x, const View1<T>& y) {
+  Kokkos::parallel_for(
+      "partrain::relu::forward", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)),
+      KOKKOS_LAMBDA(std::int64_t i) { y(i) = x(i) > T(0) ? x(i) : T(0); });
+}
+
+/// dx = dy · [x > 0]. dx may alias dy.
+template <class T>
+void relu_backward(const View1<T>& x, const View1<T>& dy, const View1<T>& dx) {
+  Kokkos::parallel_for(
+      "partrain::relu::backward", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)),
+      KOKKOS_LAMBDA(std::int64_t i) { dx(i) = x(i) > T(0) ? dy(i) : T(0); });
+}
+
+template <class T>
+void activation_forward(Activation a, const View1<T>& x, const View1<T>& y) {
+  if (a == Activation::Gelu) gelu_forward(x, y);
+  else if (a == Activation::Relu) relu_forward(x, y);
+  else Kokkos::deep_copy(y, x);
+}
+
+template <class T>
+void activation_backward(Activation a, const View1<T>& x, const View1<T>& dy, const View1<T>& dx) {
+  if (a == Activation::Gelu) gelu_backward(x, dy, dx);
+  else if (a == Activation::Relu) relu_backward(x, dy, dx);
+  else if (dx.data() != dy.data()) Kokkos::deep_copy(dx, dy);
+}
+
+/// A flat 1D view over a contiguous 2D view's data.
+template <class T>
+View1<T> flat(const View2<T>& v) {
+  return View1<T>(v.data(), v.size());
+}
+
+}  // namespace partrain::kernels

@@ -1,0 +1,58 @@
+// Fused softmax cross-entropy, numerically stable, one pass per row:
+//   loss[n]      = log Σ_j exp(z[n, j] − m) + m − z[n, y_n],   m = max_j z[n, j]
+//   dz[n, j]     = scale · (softmax(z)[n, j] − [j = y_n])
+// `scale` is 1/(global batch rows): the loss is the MEAN over the global batch, so every rank and microbatch
+// scales by the same global count (a sum instead of a mean is a classic bug). dz may alias z (in place).
+#pragma once
+
+#include "partrain/core/math.hpp"
+#include "partrain/core/types.hpp"
+
+namespace partrain::kernels {
+
+/// losses[n] = per-row loss; returns nothing (sum on the host with cross_entropy_sum).
+template <class T>
+void cross_entropy_forward(const View2<T>& logits, const IndexView1& targets, const View1<T>& losses) {
+  const std::int64_t V = logits.extent(1);
+  Kokkos::parallel_for(
+      "partrain::cross_entropy::forward", Kokkos::RangePolicy<ExecSpace>(0, logits.extent(0)),
+      KOKKOS_LAMBDA(std::int64_t n) {
+        T m = logits(n, 0);
+        for (std::int64_t j = 1; j < V; ++j) m = logits(n, j) > m ? logits(n, j) : m;
+        T s = 0;
+        for (std::int64_t j = 0; j < V; ++j) s += kmath::exp(logits(n, j) - m);
+        losses(n) = kmath::log(s) + m - logits(n, targets(n));
+      });
+}
+
+/// Forward and backward together: losses[n] and dlogits (may alias logits).
+template <class T>
+void cross_entropy_forward_backward(const View2<T>& logits, const IndexView1& targets, T scale,
+                                    const View1<T>& losses, const View2<T>& dlogits) {
+  const std::int64_t V = logits.extent(1);
+  Kokkos::parallel_for(
+      "partrain::cross_entropy::forward_backward", Kokkos::RangePolicy<ExecSpace>(0, logits.extent(0)),
+      KOKKOS_LAMBDA(std::int64_t n) {
+        T m = logits(n, 0);
+        for (std::int64_t j = 1; j < V; ++j) m = logits(n, j) > m ? logits(n, j) : m;
+        T s = 0;
+        for (std::int64_t j = 0; j < V; ++j) s += kmath::exp(logits(n, j) - m);
+        const int y = targets(n);
+        losses(n) = kmath::log(s) + m - logits(n, y);
+        const T inv = T(1) / s;
+        for (std::int64_t j = 0; j < V; ++j) dlogits(n, j) = scale * (kmath::exp(logits(n, j) - m) * inv);
+        dlogits(n, y) -= scale;
+      });
+}
+
+/// Σ_n losses[n], accumulated in double.
+template <class T>
+double cross_entropy_sum(const View1<T>& losses) {
+  double total = 0;
+  Kokkos::parallel_reduce(
+      "partrain::cross_entropy::sum", Kokkos::RangePolicy<ExecSpace>(0, losses.extent(0)),
+      KOKKOS_LAMBDA(std::int64_t n, double& acc) { acc += double(losses(n)); }, total);
+  return total;
+}
+
+}  // namespace partrain::kernels

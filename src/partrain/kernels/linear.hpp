@@ -1,0 +1,30 @@
+// Linear layer, PyTorch convention: W stored [out, in], y = x·Wᵀ + b.
+//   forward:  y  = x·Wᵀ + b                 gemm(N, T)      2·N·in·out FLOPs
+//   backward: dx = dy·W   (overwritten)     gemm(N, N)      2·N·in·out
+//             dW += dyᵀ·x                   gemm(T, N)      2·N·in·out
+//             db += Σ_rows dy
+#pragma once
+
+#include "partrain/core/types.hpp"
+#include "partrain/kernels/bias.hpp"
+#include "partrain/kernels/gemm.hpp"
+
+namespace partrain::kernels {
+
+/// x: [N, in]; W: [out, in]; b: [out] (size 0 for none); y: [N, out].
+template <class T>
+void linear_forward(const View2<T>& x, const View2<T>& W, const View1<T>& b, const View2<T>& y) {
+  gemm('N', 'T', T(1), x, W, T(0), y);
+  if (b.extent(0) > 0) bias_add(y, b);
+}
+
+/// dx (if non-empty) = dy·W; dW += dyᵀ·x; db (if non-empty) += column sums of dy.
+template <class T>
+void linear_backward(const View2<T>& dy, const View2<T>& x, const View2<T>& W, const View2<T>& dx,
+                     const View2<T>& dW, const View1<T>& db) {
+  if (dx.extent(0) > 0) gemm('N', 'N', T(1), dy, W, T(0), dx);
+  gemm('T', 'N', T(1), dy, x, T(1), dW);
+  if (db.extent(0) > 0) bias_backward(dy, db);
+}
+
+}  // namespace partrain::kernels

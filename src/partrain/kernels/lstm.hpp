@@ -1,0 +1,86 @@
+// LSTM cell, PyTorch's gate order and equations (torch.nn.LSTMCell):
+//   g = x·W_ihᵀ + b_ih + h·W_hhᵀ + b_hh            [B, 4H], column blocks i | f | g | o
+//   i = σ(g_i), f = σ(g_f), c̃ = tanh(g_g), o = σ(g_o)
+//   c' = f ⊙ c + i ⊙ c̃,   h' = o ⊙ tanh(c')
+// Backward, given dh' and dc' (the latter from the next step, may be zero):
+//   dc_tot = dc' + dh' ⊙ o ⊙ (1 − tanh² c')
+//   do = dh' ⊙ tanh c',  di = dc_tot ⊙ c̃,  df = dc_tot ⊙ c,  dc̃ = dc_tot ⊙ i,   dc = dc_tot ⊙ f
+//   dg = [di·i(1−i), df·f(1−f), dc̃·(1−c̃²), do·o(1−o)]
+//   dx = dg·W_ih, dh = dg·W_hh, dW_ih += dgᵀ·x, dW_hh += dgᵀ·h, db_ih += Σ dg, db_hh += Σ dg
+#pragma once
+
+#include "partrain/core/math.hpp"
+#include "partrain/core/types.hpp"
+#include "partrain/kernels/bias.hpp"
+#include "partrain/kernels/gemm.hpp"
+
+namespace partrain::kernels {
+
+template <class T>
+struct LstmWeights {
+  View2<T> w_ih;  ///< [4H, I]
+  View2<T> w_hh;  ///< [4H, H]
+  View1<T> b_ih;  ///< [4H]
+  View1<T> b_hh;  ///< [4H]
+};
+
+template <class T>
+KOKKOS_INLINE_FUNCTION T sigmoid(T x) {
+  return T(1) / (T(1) + kmath::exp(-x));
+}
+
+/// gates: [B, 4H] saved post-activation (i, f, c̃, o); c_next, h_next: [B, H].
+template <class T>
+void lstm_cell_forward(const View2<T>& x, const View2<T>& h, const View2<T>& c, const LstmWeights<T>& w,
+                       const View2<T>& gates, const View2<T>& c_next, const View2<T>& h_next) {
+  const std::int64_t H = h.extent(1);
+  gemm('N', 'T', T(1), x, w.w_ih, T(0), gates);
+  gemm('N', 'T', T(1), h, w.w_hh, T(1), gates);
+  auto b_ih = w.b_ih, b_hh = w.b_hh;
+  Kokkos::parallel_for(
+      "partrain::lstm::forward", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(std::int64_t n) {
+        for (std::int64_t j = 0; j < H; ++j) {
+          const T gi = sigmoid(gates(n, j) + b_ih(j) + b_hh(j));
+          const T gf = sigmoid(gates(n, H + j) + b_ih(H + j) + b_hh(H + j));
+          const T gg = kmath::tanh(gates(n, 2 * H + j) + b_ih(2 * H + j) + b_hh(2 * H + j));
+          const T go = sigmoid(gates(n, 3 * H + j) + b_ih(3 * H + j) + b_hh(3 * H + j));
+          const T cn = gf * c(n, j) + gi * gg;
+          gates(n, j) = gi;
+          gates(n, H + j) = gf;
+          gates(n, 2 * H + j) = gg;
+          gates(n, 3 * H + j) = go;
+          c_next(n, j) = cn;
+          h_next(n, j) = go * kmath::tanh(cn);
+        }
+      });
+}
+
+/// Backward of one cell. dgates: [B, 4H] scratch; dx, dh, dc: [B, ·] overwritten; weight grads accumulated.
+template <class T>
+void lstm_cell_backward(const View2<T>& dh_next, const View2<T>& dc_next, const View2<T>& x, const View2<T>& h,
+                        const View2<T>& c, const View2<T>& gates, const View2<T>& c_next, const LstmWeights<T>& w,
+                        const View2<T>& dgates, const View2<T>& dx, const View2<T>& dh, const View2<T>& dc,
+                        const LstmWeights<T>& dw) {
+  const std::int64_t H = h.extent(1);
+  Kokkos::parallel_for(
+      "partrain::lstm::backward", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(std::int64_t n) {
+        for (std::int64_t j = 0; j < H; ++j) {
+          const T gi = gates(n, j), gf = gates(n, H + j), gg = gates(n, 2 * H + j), go = gates(n, 3 * H + j);
+          const T tc = kmath::tanh(c_next(n, j));
+          const T dct = dc_next(n, j) + dh_next(n, j) * go * (T(1) - tc * tc);
+          dgates(n, j) = dct * gg * gi * (T(1) - gi);
+          dgates(n, H + j) = dct * c(n, j) * gf * (T(1) - gf);
+          dgates(n, 2 * H + j) = dct * gi * (T(1) - gg * gg);
+          dgates(n, 3 * H + j) = dh_next(n, j) * tc * go * (T(1) - go);
+          dc(n, j) = dct * gf;
+        }
+      });
+  if (dx.extent(0) > 0) gemm('N', 'N', T(1), dgates, w.w_ih, T(0), dx);
+  gemm('N', 'N', T(1), dgates, w.w_hh, T(0), dh);
+  gemm('T', 'N', T(1), dgates, x, T(1), dw.w_ih);
+  gemm('T', 'N', T(1), dgates, h, T(1), dw.w_hh);
+  bias_backward(dgates, dw.b_ih);
+  bias_backward(dgates, dw.b_hh);
+}
+
+}  // namespace partrain::kernels

@@ -1,0 +1,100 @@
+#include "partrain/models/datasets.hpp"
+
+#include <cmath>
+
+#include "partrain/core/rng.hpp"
+
+namespace partrain::models {
+
+template <class T>
+TeacherDataset<T>::TeacherDataset(std::uint64_t seed, std::int64_t inputs, std::int64_t classes)
+    : seed_(seed), inputs_(inputs), classes_(classes) {
+  const CounterRng r0(seed, "teacher.layers.0.weight"), r1(seed, "teacher.layers.1.weight");
+  w0_.resize(kTeacherHidden * inputs);
+  w1_.resize(classes * kTeacherHidden);
+  for (size_t i = 0; i < w0_.size(); ++i) w0_[i] = r0.normal(i) / std::sqrt(double(inputs));
+  for (size_t i = 0; i < w1_.size(); ++i) w1_[i] = r1.normal(i) / std::sqrt(double(kTeacherHidden));
+}
+
+template <class T>
+Batch<T> TeacherDataset<T>::allocate(std::int64_t samples) const {
+  Batch<T> b;
+  b.samples = samples;
+  b.features = View2<T>("act/batch.features", samples, inputs_);
+  b.targets = IndexView1("act/batch.targets", samples);
+  return b;
+}
+
+template <class T>
+void TeacherDataset<T>::fill(std::uint64_t step, std::int64_t first, Batch<T>& batch) const {
+  const CounterRng rx(seed_, "data.mlp.x", step);
+  auto hx = Kokkos::create_mirror_view(batch.features);
+  auto hy = Kokkos::create_mirror_view(batch.targets);
+  std::vector<double> x(inputs_), h(kTeacherHidden);
+  for (std::int64_t s = 0; s < batch.samples; ++s) {
+    const std::uint64_t g = std::uint64_t(first + s);
+    for (std::int64_t j = 0; j < inputs_; ++j) {
+      x[j] = rx.normal(g * inputs_ + j);
+      hx(s, j) = T(x[j]);
+    }
+    for (std::int64_t k = 0; k < kTeacherHidden; ++k) {
+      double a = 0;
+      for (std::int64_t j = 0; j < inputs_; ++j) a += w0_[k * inputs_ + j] * x[j];
+      h[k] = a > 0 ? a : 0;
+    }
+    int best = 0;
+    double best_v = -1e300;
+    for (std::int64_t c = 0; c < classes_; ++c) {
+      double a = 0;
+      for (std::int64_t k = 0; k < kTeacherHidden; ++k) a += w1_[c * kTeacherHidden + k] * h[k];
+      if (a > best_v) {
+        best_v = a;
+        best = int(c);
+      }
+    }
+    hy(s) = best;
+  }
+  Kokkos::deep_copy(batch.features, hx);
+  Kokkos::deep_copy(batch.targets, hy);
+}
+
+template <class T>
+MarkovDataset<T>::MarkovDataset(std::uint64_t seed, std::int64_t vocab, std::int64_t seq_len)
+    : seed_(seed), vocab_(vocab), seq_len_(seq_len) {}
+
+template <class T>
+Batch<T> MarkovDataset<T>::allocate(std::int64_t samples) const {
+  Batch<T> b;
+  b.samples = samples;
+  b.tokens = IndexView1("act/batch.tokens", samples * seq_len_);
+  b.targets = IndexView1("act/batch.targets", samples * seq_len_);
+  return b;
+}
+
+template <class T>
+void MarkovDataset<T>::fill(std::uint64_t step, std::int64_t first, Batch<T>& batch) const {
+  const CounterRng next(seed_, "data.markov.next"), walk(seed_, "data.markov.walk", step);
+  auto ht = Kokkos::create_mirror_view(batch.tokens);
+  auto hy = Kokkos::create_mirror_view(batch.targets);
+  const std::uint64_t L = std::uint64_t(seq_len_ + 1);
+  for (std::int64_t s = 0; s < batch.samples; ++s) {
+    const std::uint64_t base = std::uint64_t(first + s) * L;
+    std::uint64_t tok = walk.below(base, std::uint64_t(vocab_));
+    for (std::int64_t t = 0; t < seq_len_; ++t) {
+      const std::uint64_t k = walk.below(base + t + 1, kBranching);
+      const std::uint64_t nxt = next.below(tok * kBranching + k, std::uint64_t(vocab_));
+      ht(s * seq_len_ + t) = int(tok);
+      hy(s * seq_len_ + t) = int(nxt);
+      tok = nxt;
+    }
+  }
+  Kokkos::deep_copy(batch.tokens, ht);
+  Kokkos::deep_copy(batch.targets, hy);
+}
+
+template class TeacherDataset<float>;
+template class TeacherDataset<double>;
+template class MarkovDataset<float>;
+template class MarkovDataset<double>;
+
+}  // namespace partrain::models

@@ -1,0 +1,254 @@
+#include "partrain/models/gpt.hpp"
+
+#include <KokkosBlas1_axpby.hpp>
+#include <cmath>
+
+#include "partrain/kernels/activation.hpp"
+#include "partrain/kernels/embedding.hpp"
+#include "partrain/kernels/layernorm.hpp"
+#include "partrain/kernels/linear.hpp"
+#include "partrain/models/gpt_layers.hpp"
+
+namespace partrain::models {
+namespace {
+
+constexpr double kInitStd = 0.02;
+
+template <class T>
+View3<T> as3(const View2<T>& v, std::int64_t B, std::int64_t Tn) {
+  return View3<T>(v.data(), B, Tn, v.extent(1));
+}
+
+/// y += x, elementwise over equal-shaped contiguous views.
+template <class T>
+void add_into(const View2<T>& y, const View2<T>& x) {
+  KokkosBlas::axpy(T(1), kernels::flat(x), kernels::flat(y));
+}
+
+template <class T>
+struct BlockState : LayerState {
+  View2<T> ln1, qkv, atty, res1, ln2, fc, fcg;
+  View1<T> mean1, rstd1, mean2, rstd2;
+  kernels::AttentionState<T> attn;
+};
+
+template <class T>
+struct HeadState : LayerState {
+  View2<T> ln;
+  View1<T> mean, rstd;
+};
+
+}  // namespace
+
+// ---- embedding ----------------------------------------------------------------------------------------------
+
+template <class T>
+void GptEmbedding<T>::declare(ParamStore<T>& ps) {
+  ps.declare("wte", {cfg_.vocab, cfg_.channels}, Init::normal(kInitStd));
+  ps.declare("wpe", {cfg_.seq_len, cfg_.channels}, Init::normal(kInitStd));
+}
+
+template <class T>
+void GptEmbedding<T>::bind(const ParamStore<T>& ps) {
+  wte_ = ps.param2("wte");
+  wpe_ = ps.param2("wpe");
+  dwte_ = ps.grad2("wte");
+  dwpe_ = ps.grad2("wpe");
+}
+
+template <class T>
+void GptEmbedding<T>::forward(const Batch<T>& batch, const View2<T>&, const View2<T>& y, LayerState&) {
+  kernels::embedding_forward(batch.tokens, wte_, y);
+  kernels::position_add(y, wpe_);
+}
+
+template <class T>
+void GptEmbedding<T>::backward(const Batch<T>& batch, const View2<T>&, const View2<T>& dy, const View2<T>&,
+                               LayerState&) {
+  kernels::embedding_backward(batch.tokens, dy, dwte_);
+  kernels::position_backward(dy, dwpe_);
+}
+
+// ---- transformer block --------------------------------------------------------------------------------------
+
+template <class T>
+void GptBlock<T>::declare(ParamStore<T>& ps) {
+  const auto C = cfg_.channels;
+  const auto n = name();
+  const double proj_std = kInitStd / std::sqrt(2.0 * double(cfg_.layers));
+  ps.declare(n + ".ln1.weight", {C}, Init::constant(1.0));
+  ps.declare(n + ".ln1.bias", {C}, Init::constant(0.0));
+  ps.declare(n + ".attn.qkv.weight", {3 * C, C}, Init::normal(kInitStd));
+  ps.declare(n + ".attn.qkv.bias", {3 * C}, Init::constant(0.0));
+  ps.declare(n + ".attn.proj.weight", {C, C}, Init::normal(proj_std));
+  ps.declare(n + ".attn.proj.bias", {C}, Init::constant(0.0));
+  ps.declare(n + ".ln2.weight", {C}, Init::constant(1.0));
+  ps.declare(n + ".ln2.bias", {C}, Init::constant(0.0));
+  ps.declare(n + ".mlp.fc.weight", {4 * C, C}, Init::normal(kInitStd));
+  ps.declare(n + ".mlp.fc.bias", {4 * C}, Init::constant(0.0));
+  ps.declare(n + ".mlp.proj.weight", {C, 4 * C}, Init::normal(proj_std));
+  ps.declare(n + ".mlp.proj.bias", {C}, Init::constant(0.0));
+}
+
+template <class T>
+typename GptBlock<T>::Params GptBlock<T>::bind_views(const ParamStore<T>& ps, bool grads) const {
+  const auto n = name();
+  auto v1 = [&](const std::string& s) { return grads ? ps.flat_grad(n + s) : ps.flat_param(n + s); };
+  auto v2 = [&](const std::string& s) { return grads ? ps.grad2(n + s) : ps.param2(n + s); };
+  Params p;
+  p.ln1_w = v1(".ln1.weight");
+  p.ln1_b = v1(".ln1.bias");
+  p.qkv_w = v2(".attn.qkv.weight");
+  p.qkv_b = v1(".attn.qkv.bias");
+  p.attn_proj_w = v2(".attn.proj.weight");
+  p.attn_proj_b = v1(".attn.proj.bias");
+  p.ln2_w = v1(".ln2.weight");
+  p.ln2_b = v1(".ln2.bias");
+  p.fc_w = v2(".mlp.fc.weight");
+  p.fc_b = v1(".mlp.fc.bias");
+  p.mlp_proj_w = v2(".mlp.proj.weight");
+  p.mlp_proj_b = v1(".mlp.proj.bias");
+  return p;
+}
+
+template <class T>
+void GptBlock<T>::bind(const ParamStore<T>& ps) {
+  p_ = bind_views(ps, false);
+  g_ = bind_views(ps, true);
+}
+
+template <class T>
+std::unique_ptr<LayerState> GptBlock<T>::make_state(std::int64_t rows) const {
+  const auto C = cfg_.channels;
+  const std::string a = "act/" + name();
+  auto st = std::make_unique<BlockState<T>>();
+  st->ln1 = View2<T>(a + ".ln1", rows, C);
+  st->qkv = View2<T>(a + ".qkv", rows, 3 * C);
+  st->atty = View2<T>(a + ".atty", rows, C);
+  st->res1 = View2<T>(a + ".res1", rows, C);
+  st->ln2 = View2<T>(a + ".ln2", rows, C);
+  st->fc = View2<T>(a + ".fc", rows, 4 * C);
+  st->fcg = View2<T>(a + ".fcg", rows, 4 * C);
+  st->mean1 = View1<T>(a + ".mean1", rows);
+  st->rstd1 = View1<T>(a + ".rstd1", rows);
+  st->mean2 = View1<T>(a + ".mean2", rows);
+  st->rstd2 = View1<T>(a + ".rstd2", rows);
+  st->attn = kernels::AttentionState<T>(a + ".attn", rows / cfg_.seq_len, cfg_.seq_len, cfg_.heads,
+                                        C / cfg_.heads);
+  return st;
+}
+
+template <class T>
+void GptBlock<T>::ensure_scratch(std::int64_t rows) {
+  const auto C = cfg_.channels;
+  if (std::int64_t(d_wide_.extent(0)) == rows) return;
+  d_wide_ = View2<T>("act/" + name() + ".scratch.wide", rows, 4 * C);
+  d_narrow_ = View2<T>("act/" + name() + ".scratch.narrow", rows, C);
+  d_qkv_ = View2<T>("act/" + name() + ".scratch.qkv", rows, 3 * C);
+}
+
+template <class T>
+void GptBlock<T>::forward(const Batch<T>&, const View2<T>& x, const View2<T>& y, LayerState& s) {
+  auto& st = static_cast<BlockState<T>&>(s);
+  const std::int64_t Tn = cfg_.seq_len, B = x.extent(0) / Tn;
+  kernels::layernorm_forward(x, p_.ln1_w, p_.ln1_b, st.ln1, st.mean1, st.rstd1);
+  kernels::linear_forward(st.ln1, p_.qkv_w, p_.qkv_b, st.qkv);
+  kernels::attention_forward(as3(st.qkv, B, Tn), as3(st.atty, B, Tn), cfg_.heads, st.attn);
+  kernels::linear_forward(st.atty, p_.attn_proj_w, p_.attn_proj_b, st.res1);
+  add_into(st.res1, x);
+  kernels::layernorm_forward(st.res1, p_.ln2_w, p_.ln2_b, st.ln2, st.mean2, st.rstd2);
+  kernels::linear_forward(st.ln2, p_.fc_w, p_.fc_b, st.fc);
+  kernels::gelu_forward(kernels::flat(st.fc), kernels::flat(st.fcg));
+  kernels::linear_forward(st.fcg, p_.mlp_proj_w, p_.mlp_proj_b, y);
+  add_into(y, st.res1);
+}
+
+template <class T>
+void GptBlock<T>::backward(const Batch<T>&, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
+                           LayerState& s) {
+  auto& st = static_cast<BlockState<T>&>(s);
+  const std::int64_t Tn = cfg_.seq_len, B = x.extent(0) / Tn;
+  ensure_scratch(x.extent(0));
+  // MLP branch; dy then becomes the gradient of res1 (skip path + LN2 path).
+  kernels::linear_backward(dy, st.fcg, p_.mlp_proj_w, d_wide_, g_.mlp_proj_w, g_.mlp_proj_b);
+  kernels::gelu_backward(kernels::flat(st.fc), kernels::flat(d_wide_), kernels::flat(d_wide_));
+  kernels::linear_backward(d_wide_, st.ln2, p_.fc_w, d_narrow_, g_.fc_w, g_.fc_b);
+  kernels::layernorm_backward(d_narrow_, st.res1, p_.ln2_w, st.mean2, st.rstd2, dy, g_.ln2_w, g_.ln2_b);
+  // Attention branch.
+  kernels::linear_backward(dy, st.atty, p_.attn_proj_w, d_narrow_, g_.attn_proj_w, g_.attn_proj_b);
+  kernels::attention_backward(as3(d_narrow_, B, Tn), as3(d_qkv_, B, Tn), cfg_.heads, st.attn);
+  kernels::linear_backward(d_qkv_, st.ln1, p_.qkv_w, d_narrow_, g_.qkv_w, g_.qkv_b);
+  Kokkos::deep_copy(dx, dy);
+  kernels::layernorm_backward(d_narrow_, x, p_.ln1_w, st.mean1, st.rstd1, dx, g_.ln1_w, g_.ln1_b);
+}
+
+template <class T>
+double GptBlock<T>::forward_flops(std::int64_t rows) const {
+  const double N = double(rows), C = double(cfg_.channels);
+  return 24.0 * N * C * C + 4.0 * N * double(cfg_.seq_len) * C;
+}
+
+// ---- head ---------------------------------------------------------------------------------------------------
+
+template <class T>
+void GptHead<T>::declare(ParamStore<T>& ps) {
+  ps.declare("ln_f.weight", {cfg_.channels}, Init::constant(1.0));
+  ps.declare("ln_f.bias", {cfg_.channels}, Init::constant(0.0));
+}
+
+template <class T>
+void GptHead<T>::bind(const ParamStore<T>& ps) {
+  wte_ = ps.param2("wte");
+  dwte_ = ps.grad2("wte");
+  w_ = ps.flat_param("ln_f.weight");
+  b_ = ps.flat_param("ln_f.bias");
+  dw_ = ps.flat_grad("ln_f.weight");
+  db_ = ps.flat_grad("ln_f.bias");
+}
+
+template <class T>
+std::unique_ptr<LayerState> GptHead<T>::make_state(std::int64_t rows) const {
+  auto st = std::make_unique<HeadState<T>>();
+  st->ln = View2<T>("act/head.ln", rows, cfg_.channels);
+  st->mean = View1<T>("act/head.mean", rows);
+  st->rstd = View1<T>("act/head.rstd", rows);
+  return st;
+}
+
+template <class T>
+void GptHead<T>::forward(const Batch<T>&, const View2<T>& x, const View2<T>& y, LayerState& s) {
+  auto& st = static_cast<HeadState<T>&>(s);
+  kernels::layernorm_forward(x, w_, b_, st.ln, st.mean, st.rstd);
+  kernels::linear_forward(st.ln, wte_, View1<T>(), y);
+}
+
+template <class T>
+void GptHead<T>::backward(const Batch<T>&, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
+                          LayerState& s) {
+  auto& st = static_cast<HeadState<T>&>(s);
+  if (std::int64_t(d_ln_.extent(0)) != std::int64_t(x.extent(0)))
+    d_ln_ = View2<T>("act/head.scratch", x.extent(0), cfg_.channels);
+  kernels::linear_backward(dy, st.ln, wte_, d_ln_, dwte_, View1<T>());
+  Kokkos::deep_copy(dx, T(0));
+  kernels::layernorm_backward(d_ln_, x, w_, st.mean, st.rstd, dx, dw_, db_);
+}
+
+// ---- model --------------------------------------------------------------------------------------------------
+
+template <class T>
+Gpt<T>::Gpt(const GptConfig& cfg) : Model<T>("gpt", cfg.seq_len), cfg_(cfg) {
+  this->layers_.push_back(std::make_unique<GptEmbedding<T>>(cfg));
+  for (int l = 0; l < cfg.layers; ++l) this->layers_.push_back(std::make_unique<GptBlock<T>>(cfg, l));
+  this->layers_.push_back(std::make_unique<GptHead<T>>(cfg));
+}
+
+template class GptEmbedding<float>;
+template class GptEmbedding<double>;
+template class GptBlock<float>;
+template class GptBlock<double>;
+template class GptHead<float>;
+template class GptHead<double>;
+template class Gpt<float>;
+template class Gpt<double>;
+
+}  // namespace partrain::models

@@ -1,0 +1,34 @@
+// The reference GPT (GPT-2 block exactly; DESIGN.md, Reference models):
+//   x = wte[tokens] + wpe[positions]
+//   L × { x += proj(attn(LN1(x)));  x += mlp(LN2(x)) },  mlp = Linear C→4C, GELU(tanh), Linear 4C→C
+//   logits = LN_f(x)·wteᵀ (tied head);  loss = mean cross-entropy over B·T tokens
+// Init: weights N(0, 0.02); attn.proj and mlp.proj weights N(0, 0.02/√(2L)); biases 0; LN gain 1, bias 0.
+// Layers: "embedding" (wte, wpe) | "blocks.<l>" × L | "head" (ln_f, uses wte).
+#pragma once
+
+#include "partrain/models/model.hpp"
+
+namespace partrain::models {
+
+struct GptConfig {
+  std::int64_t vocab = 512;    ///< V
+  std::int64_t seq_len = 128;  ///< T (also the number of learned positions)
+  std::int64_t layers = 4;     ///< L
+  std::int64_t channels = 256; ///< C
+  std::int64_t heads = 4;      ///< H, divides C
+};
+
+template <class T>
+class Gpt : public Model<T> {
+ public:
+  explicit Gpt(const GptConfig& cfg);
+  const GptConfig& config() const { return cfg_; }
+
+ private:
+  GptConfig cfg_;
+};
+
+extern template class Gpt<float>;
+extern template class Gpt<double>;
+
+}  // namespace partrain::models

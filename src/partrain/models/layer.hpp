@@ -1,0 +1,52 @@
+// The unit strategies cut models into: a layer owns named parameters (views into the model's buffers) and has
+// forward and backward over a 2D activation [rows, width]. What a layer saves for its backward lives in a
+// LayerState, one per microbatch, so several microbatches can be in flight (pipelining) and a strategy can drop
+// or recompute one layer's activations. Parameter gradients are ACCUMULATED (+=), so microbatches add up.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "partrain/core/types.hpp"
+#include "partrain/models/param_store.hpp"
+
+namespace partrain::models {
+
+/// One microbatch's inputs: features (MLP) or tokens (GPT), and targets. rows = samples × rows_per_sample.
+template <class T>
+struct Batch {
+  View2<T> features;   ///< [samples, d0] (MLP) or empty
+  IndexView1 tokens;   ///< [samples·T] (GPT) or empty
+  IndexView1 targets;  ///< [rows] class labels / next tokens
+  std::int64_t samples = 0;
+};
+
+/// Saved activations of one layer for one microbatch (layers derive their own).
+struct LayerState {
+  virtual ~LayerState() = default;
+};
+
+template <class T>
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  /// Name prefix of the layer's parameters ("blocks.3", "layers.0", "wte").
+  virtual std::string name() const = 0;
+  /// Registers the layer's parameters (a layer that only uses another's, e.g. a tied head, declares none).
+  virtual void declare(ParamStore<T>& ps) = 0;
+  /// Takes views of its parameters and gradients once the store is allocated.
+  virtual void bind(const ParamStore<T>& ps) = 0;
+  /// Width of the layer's output activation.
+  virtual std::int64_t out_width() const = 0;
+  /// Saved activations for a microbatch of `rows` rows.
+  virtual std::unique_ptr<LayerState> make_state(std::int64_t rows) const = 0;
+  /// y = layer(x). x: [rows, in] (ignored by an input layer, which reads the batch).
+  virtual void forward(const Batch<T>& batch, const View2<T>& x, const View2<T>& y, LayerState& st) = 0;
+  /// dx = ∂L/∂x given dy (dx empty for an input layer); parameter gradients accumulated.
+  virtual void backward(const Batch<T>& batch, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
+                        LayerState& st) = 0;
+  /// Forward FLOPs for `rows` rows (backward counts twice this).
+  virtual double forward_flops(std::int64_t rows) const = 0;
+};
+
+}  // namespace partrain::models

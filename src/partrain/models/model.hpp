@@ -1,0 +1,109 @@
+// A model: a sequence of layers over one parameter store, ending in logits scored by softmax cross-entropy.
+// Workspace holds one microbatch's activations (every layer's output, kept for backward) and layer states.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "partrain/kernels/cross_entropy.hpp"
+#include "partrain/models/layer.hpp"
+
+namespace partrain::models {
+
+template <class T>
+class Model {
+ public:
+  struct Workspace {
+    std::int64_t rows = 0;
+    std::vector<View2<T>> outputs;  ///< outputs[i] = layer i's output [rows, width_i]
+    std::vector<std::unique_ptr<LayerState>> states;
+    View1<T> grad_a, grad_b;  ///< ping-pong gradient buffers, rows × max width
+    View1<T> losses;          ///< [rows]
+  };
+
+  Model(std::string kind, std::int64_t rows_per_sample)
+      : kind_(std::move(kind)), rows_per_sample_(rows_per_sample), params_(kind_) {}
+  virtual ~Model() = default;
+
+  const std::string& kind() const { return kind_; }
+  std::int64_t rows_per_sample() const { return rows_per_sample_; }
+  ParamStore<T>& params() { return params_; }
+  const ParamStore<T>& params() const { return params_; }
+  const std::vector<std::unique_ptr<Layer<T>>>& layers() const { return layers_; }
+
+  /// Allocates the parameter store (initialised from `seed`) and binds every layer.
+  void build(std::uint64_t seed) {
+    for (auto& l : layers_) l->declare(params_);
+    params_.allocate(seed);
+    for (auto& l : layers_) l->bind(params_);
+  }
+
+  Workspace make_workspace(std::int64_t samples) const {
+    Workspace ws;
+    ws.rows = samples * rows_per_sample_;
+    std::int64_t maxw = 0;
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      const auto w = layers_[i]->out_width();
+      maxw = std::max(maxw, w);
+      ws.outputs.emplace_back("act/" + layers_[i]->name() + ".out", ws.rows, w);
+      ws.states.push_back(layers_[i]->make_state(ws.rows));
+    }
+    ws.grad_a = View1<T>("act/grad_a", ws.rows * maxw);
+    ws.grad_b = View1<T>("act/grad_b", ws.rows * maxw);
+    ws.losses = View1<T>("act/losses", ws.rows);
+    return ws;
+  }
+
+  /// Forward through every layer; returns the logits view.
+  View2<T> forward(const Batch<T>& batch, Workspace& ws) {
+    View2<T> x;
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      layers_[i]->forward(batch, x, ws.outputs[i], *ws.states[i]);
+      x = ws.outputs[i];
+    }
+    return x;
+  }
+
+  /// Sum of the per-row losses of the batch (no gradients).
+  double loss_sum(const Batch<T>& batch, Workspace& ws) {
+    auto logits = forward(batch, ws);
+    kernels::cross_entropy_forward(logits, batch.targets, ws.losses);
+    return kernels::cross_entropy_sum(ws.losses);
+  }
+
+  /// Forward, loss and backward for one microbatch; gradients of (Σ losses)·loss_scale are ACCUMULATED into
+  /// params().grads(). loss_scale = 1/(global rows) makes the loss a mean over the global batch.
+  /// Returns the sum of the microbatch's per-row losses.
+  double forward_backward(const Batch<T>& batch, Workspace& ws, double loss_scale) {
+    auto logits = forward(batch, ws);
+    const auto nl = layers_.size();
+    View2<T> dlogits(ws.grad_a.data(), ws.rows, layers_[nl - 1]->out_width());
+    kernels::cross_entropy_forward_backward(logits, batch.targets, T(loss_scale), ws.losses, dlogits);
+    const double loss = kernels::cross_entropy_sum(ws.losses);
+    View1<T> cur = ws.grad_a, other = ws.grad_b;
+    for (size_t i = nl; i-- > 0;) {
+      View2<T> dy(cur.data(), ws.rows, layers_[i]->out_width());
+      View2<T> x = i > 0 ? ws.outputs[i - 1] : View2<T>();
+      View2<T> dx = i > 0 ? View2<T>(other.data(), ws.rows, layers_[i - 1]->out_width()) : View2<T>();
+      layers_[i]->backward(batch, x, dy, dx, *ws.states[i]);
+      std::swap(cur, other);
+    }
+    return loss;
+  }
+
+  /// Forward FLOPs of a microbatch of `samples` samples (a training step is about 3× this).
+  double forward_flops(std::int64_t samples) const {
+    double f = 0;
+    for (const auto& l : layers_) f += l->forward_flops(samples * rows_per_sample_);
+    return f;
+  }
+
+ protected:
+  std::string kind_;
+  std::int64_t rows_per_sample_;
+  ParamStore<T> params_;
+  std::vector<std::unique_ptr<Layer<T>>> layers_;
+};
+
+}  // namespace partrain::models

@@ -1,0 +1,109 @@
+#include "partrain/models/model_config.hpp"
+
+#include "partrain/core/error.hpp"
+
+namespace partrain::models {
+
+void declare_model_keys(Deck& d) {
+  d.declare_string("model.kind", "gpt", "reference model", {"gpt", "mlp"});
+  d.declare_int("model.seed", 1234, "seed of the initial parameters", 0);
+  d.declare_string("model.dtype", "fp32", "floating-point type of parameters and activations", {"fp32", "fp64"});
+  d.declare_int("model.gpt.vocab", 512, "vocabulary size V", 2, 1 << 24);
+  d.declare_int("model.gpt.seq_len", 128, "sequence length T", 1, 1 << 20);
+  d.declare_int("model.gpt.layers", 4, "transformer blocks L", 1, 4096);
+  d.declare_int("model.gpt.channels", 256, "hidden size C", 1, 1 << 20);
+  d.declare_int("model.gpt.heads", 4, "attention heads H (divides C)", 1, 4096);
+  d.declare_int_list("model.mlp.widths", {1024, 1024, 1024, 1024, 1024},
+                     "layer widths d0..dL (dL = classes)", 1);
+  d.declare_string("model.mlp.activation", "gelu", "activation between layers", {"gelu", "relu"});
+  d.declare_int("data.seed", 42, "seed of the synthetic data", 0);
+}
+
+void declare_train_keys(Deck& d) {
+  d.declare_int("train.batch", 8, "global batch in samples (sequences for GPT)", 1, 1 << 30);
+  d.declare_int("train.steps", 20, "training steps", 1, 1 << 30);
+  d.declare_int("train.warmup", 2, "steps excluded from timing", 0, 1 << 30);
+  d.declare_string("train.optimizer", "adamw", "optimizer", {"sgd", "adam", "adamw"});
+  d.declare_float("train.lr", 1e-3, "learning rate", 0.0, 1e6);
+  d.declare_float("train.momentum", 0.0, "SGD momentum", 0.0, 1.0);
+  d.declare_float("train.beta1", 0.9, "Adam beta1", 0.0, 1.0);
+  d.declare_float("train.beta2", 0.999, "Adam beta2", 0.0, 1.0);
+  d.declare_float("train.eps", 1e-8, "Adam epsilon", 0.0, 1.0);
+  d.declare_float("train.weight_decay", 0.0, "weight decay (decoupled for AdamW)", 0.0, 1e6);
+}
+
+ModelSpec read_model_spec(const Deck& d) {
+  ModelSpec s;
+  s.kind = d.get_string("model.kind");
+  s.seed = std::uint64_t(d.get_int("model.seed"));
+  s.data_seed = std::uint64_t(d.get_int("data.seed"));
+  s.dtype = d.get_string("model.dtype");
+  s.gpt.vocab = d.get_int("model.gpt.vocab");
+  s.gpt.seq_len = d.get_int("model.gpt.seq_len");
+  s.gpt.layers = d.get_int("model.gpt.layers");
+  s.gpt.channels = d.get_int("model.gpt.channels");
+  s.gpt.heads = d.get_int("model.gpt.heads");
+  s.mlp.widths = d.get_int_list("model.mlp.widths");
+  s.mlp.activation =
+      d.get_string("model.mlp.activation") == "relu" ? kernels::Activation::Relu : kernels::Activation::Gelu;
+  if (s.kind == "gpt" && s.gpt.channels % s.gpt.heads != 0)
+    input_error("model.gpt.heads", std::to_string(s.gpt.heads),
+                "must divide model.gpt.channels = " + std::to_string(s.gpt.channels));
+  if (s.kind == "mlp" && s.mlp.widths.size() < 2)
+    input_error("model.mlp.widths", Deck::render(s.mlp.widths), "needs at least two widths (inputs and classes)");
+  if (s.kind == "mlp" && s.mlp.widths.back() < 2)
+    input_error("model.mlp.widths", Deck::render(s.mlp.widths), "the last width (classes) must be >= 2");
+  return s;
+}
+
+TrainSpec read_train_spec(const Deck& d) {
+  TrainSpec t;
+  t.global_batch = d.get_int("train.batch");
+  t.steps = d.get_int("train.steps");
+  t.warmup = d.get_int("train.warmup");
+  if (t.warmup >= t.steps)
+    input_error("train.warmup", std::to_string(t.warmup),
+                "must be less than train.steps = " + std::to_string(t.steps) + " (no step would be timed)");
+  t.optimizer.kind = d.get_string("train.optimizer");
+  t.optimizer.lr = d.get_float("train.lr");
+  t.optimizer.momentum = d.get_float("train.momentum");
+  t.optimizer.beta1 = d.get_float("train.beta1");
+  t.optimizer.beta2 = d.get_float("train.beta2");
+  t.optimizer.eps = d.get_float("train.eps");
+  t.optimizer.weight_decay = d.get_float("train.weight_decay");
+  return t;
+}
+
+template <class T>
+std::unique_ptr<Model<T>> make_model(const ModelSpec& s) {
+  std::unique_ptr<Model<T>> m;
+  if (s.kind == "gpt") m = std::make_unique<Gpt<T>>(s.gpt);
+  else m = std::make_unique<Mlp<T>>(s.mlp);
+  m->build(s.seed);
+  return m;
+}
+
+template <class T>
+std::unique_ptr<Dataset<T>> make_dataset(const ModelSpec& s) {
+  if (s.kind == "gpt") return std::make_unique<MarkovDataset<T>>(s.data_seed, s.gpt.vocab, s.gpt.seq_len);
+  return std::make_unique<TeacherDataset<T>>(s.data_seed, s.mlp.widths.front(), s.mlp.widths.back());
+}
+
+std::int64_t rows_per_sample(const ModelSpec& s) { return s.kind == "gpt" ? s.gpt.seq_len : 1; }
+
+std::string describe(const ModelSpec& s) {
+  if (s.kind == "gpt")
+    return "gpt(V=" + std::to_string(s.gpt.vocab) + ",T=" + std::to_string(s.gpt.seq_len) +
+           ",L=" + std::to_string(s.gpt.layers) + ",C=" + std::to_string(s.gpt.channels) +
+           ",H=" + std::to_string(s.gpt.heads) + ")";
+  std::string w;
+  for (auto x : s.mlp.widths) w += (w.empty() ? "" : "-") + std::to_string(x);
+  return "mlp(" + w + ")";
+}
+
+template std::unique_ptr<Model<float>> make_model<float>(const ModelSpec&);
+template std::unique_ptr<Model<double>> make_model<double>(const ModelSpec&);
+template std::unique_ptr<Dataset<float>> make_dataset<float>(const ModelSpec&);
+template std::unique_ptr<Dataset<double>> make_dataset<double>(const ModelSpec&);
+
+}  // namespace partrain::models

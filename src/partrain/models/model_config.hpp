@@ -1,0 +1,46 @@
+// The model, data and training keys every mini-app's deck shares ([model], [data], [train]), their validation,
+// and the factories that build the model and dataset they describe.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "partrain/core/config.hpp"
+#include "partrain/models/datasets.hpp"
+#include "partrain/models/gpt.hpp"
+#include "partrain/models/mlp.hpp"
+#include "partrain/models/optimizer.hpp"
+
+namespace partrain::models {
+
+struct ModelSpec {
+  std::string kind = "gpt";  ///< gpt | mlp
+  std::uint64_t seed = 1234, data_seed = 42;
+  GptConfig gpt;
+  MlpConfig mlp;
+  std::string dtype = "fp32";  ///< fp32 | fp64
+};
+
+struct TrainSpec {
+  std::int64_t global_batch = 8;  ///< samples per step, over all data-parallel ranks
+  std::int64_t steps = 20, warmup = 2;
+  OptimizerConfig optimizer;
+};
+
+void declare_model_keys(Deck& deck);
+void declare_train_keys(Deck& deck);
+/// Reads and cross-checks the keys (heads divide channels, …): InputError naming key and value.
+ModelSpec read_model_spec(const Deck& deck);
+TrainSpec read_train_spec(const Deck& deck);
+
+template <class T>
+std::unique_ptr<Model<T>> make_model(const ModelSpec& spec);
+template <class T>
+std::unique_ptr<Dataset<T>> make_dataset(const ModelSpec& spec);
+
+/// Input rows per sample: T for GPT, 1 for the MLP. Used for tokens/s.
+std::int64_t rows_per_sample(const ModelSpec& spec);
+/// "gpt(V=512,T=128,L=4,C=256,H=4)" or "mlp(1024-1024-…)"
+std::string describe(const ModelSpec& spec);
+
+}  // namespace partrain::models

@@ -1,0 +1,40 @@
+#include "partrain/models/trainer.hpp"
+
+#include "partrain/core/timer.hpp"
+
+namespace partrain::models {
+
+template <class T>
+StepRecord ReferenceTrainer<T>::step(std::int64_t step, const BeforeUpdate& before_update) {
+  data_.fill(std::uint64_t(step), 0, batch_);
+  StepRecord rec;
+  const double t0 = fenced_time_s();
+  model_.params().zero_grad();
+  const double rows = double(batch_.samples * model_.rows_per_sample());
+  rec.loss = model_.forward_backward(batch_, ws_, 1.0 / rows) / rows;
+  const double t1 = fenced_time_s();
+  if (before_update) before_update(batch_, rec.loss);
+  const double t2 = fenced_time_s();
+  opt_.step(model_.params().params(), model_.params().grads());
+  const double t3 = fenced_time_s();
+  rec.fwd_bwd_s = t1 - t0;
+  rec.optimizer_s = t3 - t2;
+  rec.time_s = rec.fwd_bwd_s + rec.optimizer_s;
+  return rec;
+}
+
+template <class T>
+std::vector<StepRecord> ReferenceTrainer<T>::run(const AfterStep& after, const BeforeUpdate& before_last_update) {
+  std::vector<StepRecord> records;
+  for (std::int64_t s = 0; s < spec_.steps; ++s) {
+    const bool last = s + 1 == spec_.steps;
+    records.push_back(step(s, last ? before_last_update : BeforeUpdate{}));
+    if (after) after(s, records.back());
+  }
+  return records;
+}
+
+template class ReferenceTrainer<float>;
+template class ReferenceTrainer<double>;
+
+}  // namespace partrain::models

@@ -2,6 +2,7 @@
 // cross-entropy: forward against naive loops, backward against central finite differences (double).
 #include <gtest/gtest.h>
 
+#include "partrain/core/fast_math.hpp"
 #include "partrain/kernels/activation.hpp"
 #include "partrain/kernels/cross_entropy.hpp"
 #include "partrain/kernels/embedding.hpp"
@@ -186,4 +187,16 @@ TEST(Bias, ForwardAndBackward) {
     return dot(host(y), host(R));
   };
   EXPECT_LT(fd_check(b, host(db), loss), 1e-8);
+}
+
+TEST(FastMath, FloatExpAndTanhAccuracy) {
+  double worst_exp = 0, worst_tanh = 0;
+  for (int i = -20000; i <= 20000; ++i) {
+    const float x = float(i) * 0.004f;  // [-80, 80]
+    const double e = std::exp(double(x));
+    worst_exp = std::max(worst_exp, std::abs(double(exp_vec(x)) - e) / e);
+    worst_tanh = std::max(worst_tanh, std::abs(double(tanh_vec(x)) - std::tanh(double(x))));
+  }
+  EXPECT_LT(worst_exp, 4e-7);   // a few float ulps
+  EXPECT_LT(worst_tanh, 3e-7);  // absolute
 }

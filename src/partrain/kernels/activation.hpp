@@ -5,7 +5,7 @@
 //   ReLU: y = max(x, 0),  dy/dx = [x > 0]
 #pragma once
 
-#include "partrain/core/math.hpp"
+#include "partrain/core/fast_math.hpp"
 #include "partrain/core/types.hpp"
 
 namespace partrain::kernels {
@@ -18,7 +18,7 @@ void gelu_forward(const View1<T>& x, const View1<T>& y) {
       "partrain::gelu::forward", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(std::int64_t i) {
         const T v = x(i);
         const T u = T(0.7978845608028654) * (v + T(0.044715) * v * v * v);
-        y(i) = T(0.5) * v * (T(1) + kmath::tanh(u));
+        y(i) = T(0.5) * v * (T(1) + tanh_vec(u));
       });
 }
 
@@ -29,7 +29,7 @@ void gelu_backward(const View1<T>& x, const View1<T>& dy, const View1<T>& dx) {
       "partrain::gelu::backward", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(std::int64_t i) {
         const T v = x(i);
         const T u = T(0.7978845608028654) * (v + T(0.044715) * v * v * v);
-        const T th = kmath::tanh(u);
+        const T th = tanh_vec(u);
         const T du = T(0.7978845608028654) * (T(1) + T(3 * 0.044715) * v * v);
         dx(i) = dy(i) * (T(0.5) * (T(1) + th) + T(0.5) * v * (T(1) - th * th) * du);
       });

@@ -7,6 +7,7 @@
 
 #include "partrain/core/math.hpp"
 #include "partrain/core/types.hpp"
+#include "partrain/kernels/bias.hpp"
 
 namespace partrain::kernels {
 
@@ -56,16 +57,11 @@ void layernorm_backward(const View2<T>& dy, const View2<T>& x, const View1<T>& w
           dx(n, c) += r * (dy(n, c) * w(c) - g_mean - xh * gx_mean);
         }
       });
-  Kokkos::parallel_for(
-      "partrain::layernorm::backward_params", Kokkos::RangePolicy<ExecSpace>(0, C), KOKKOS_LAMBDA(std::int64_t c) {
-        T sw = 0, sb = 0;
-        for (std::int64_t n = 0; n < N; ++n) {
-          sw += dy(n, c) * (x(n, c) - mean(n)) * rstd(n);
-          sb += dy(n, c);
-        }
-        dw(c) += sw;
-        db(c) += sb;
-      });
+  column_sums<T>("partrain::layernorm::backward_weight", N, C, dw, KOKKOS_LAMBDA(std::int64_t n, std::int64_t c) {
+    return dy(n, c) * (x(n, c) - mean(n)) * rstd(n);
+  });
+  column_sums<T>("partrain::layernorm::backward_bias", N, C, db,
+                 KOKKOS_LAMBDA(std::int64_t n, std::int64_t c) { return dy(n, c); });
 }
 
 }  // namespace partrain::kernels

@@ -7,6 +7,7 @@
 
 #include "partrain/core/fast_math.hpp"
 #include "partrain/core/types.hpp"
+#include "partrain/kernels/pointwise.hpp"
 
 namespace partrain::kernels {
 
@@ -14,40 +15,52 @@ enum class Activation { Gelu, Relu, None };
 
 template <class T>
 void gelu_forward(const View1<T>& x, const View1<T>& y) {
-  Kokkos::parallel_for(
-      "partrain::gelu::forward", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(std::int64_t i) {
-        const T v = x(i);
-        const T u = T(0.7978845608028654) * (v + T(0.044715) * v * v * v);
-        y(i) = T(0.5) * v * (T(1) + tanh_vec(u));
-      });
+  pointwise("partrain::gelu::forward", x.extent(0), KOKKOS_LAMBDA(std::int64_t i0, std::int64_t i1) {
+    const T* xp = x.data();
+    T* yp = y.data();
+    for (std::int64_t i = i0; i < i1; ++i) {
+      const T v = xp[i];
+      const T u = T(0.7978845608028654) * (v + T(0.044715) * v * v * v);
+      yp[i] = T(0.5) * v * (T(1) + tanh_vec(u));
+    }
+  });
 }
 
 /// dx = dy · gelu'(x). dx may alias dy.
 template <class T>
 void gelu_backward(const View1<T>& x, const View1<T>& dy, const View1<T>& dx) {
-  Kokkos::parallel_for(
-      "partrain::gelu::backward", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(std::int64_t i) {
-        const T v = x(i);
-        const T u = T(0.7978845608028654) * (v + T(0.044715) * v * v * v);
-        const T th = tanh_vec(u);
-        const T du = T(0.7978845608028654) * (T(1) + T(3 * 0.044715) * v * v);
-        dx(i) = dy(i) * (T(0.5) * (T(1) + th) + T(0.5) * v * (T(1) - th * th) * du);
-      });
+  pointwise("partrain::gelu::backward", x.extent(0), KOKKOS_LAMBDA(std::int64_t i0, std::int64_t i1) {
+    const T* xp = x.data();
+    const T* dyp = dy.data();
+    T* dxp = dx.data();
+    for (std::int64_t i = i0; i < i1; ++i) {
+      const T v = xp[i];
+      const T u = T(0.7978845608028654) * (v + T(0.044715) * v * v * v);
+      const T th = tanh_vec(u);
+      const T du = T(0.7978845608028654) * (T(1) + T(3 * 0.044715) * v * v);
+      dxp[i] = dyp[i] * (T(0.5) * (T(1) + th) + T(0.5) * v * (T(1) - th * th) * du);
+    }
+  });
 }
 
 template <class T>
 void relu_forward(const View1<T>& x, const View1<T>& y) {
-  Kokkos::parallel_for(
-      "partrain::relu::forward", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)),
-      KOKKOS_LAMBDA(std::int64_t i) { y(i) = x(i) > T(0) ? x(i) : T(0); });
+  pointwise("partrain::relu::forward", x.extent(0), KOKKOS_LAMBDA(std::int64_t i0, std::int64_t i1) {
+    const T* xp = x.data();
+    T* yp = y.data();
+    for (std::int64_t i = i0; i < i1; ++i) yp[i] = xp[i] > T(0) ? xp[i] : T(0);
+  });
 }
 
 /// dx = dy · [x > 0]. dx may alias dy.
 template <class T>
 void relu_backward(const View1<T>& x, const View1<T>& dy, const View1<T>& dx) {
-  Kokkos::parallel_for(
-      "partrain::relu::backward", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)),
-      KOKKOS_LAMBDA(std::int64_t i) { dx(i) = x(i) > T(0) ? dy(i) : T(0); });
+  pointwise("partrain::relu::backward", x.extent(0), KOKKOS_LAMBDA(std::int64_t i0, std::int64_t i1) {
+    const T* xp = x.data();
+    const T* dyp = dy.data();
+    T* dxp = dx.data();
+    for (std::int64_t i = i0; i < i1; ++i) dxp[i] = xp[i] > T(0) ? dyp[i] : T(0);
+  });
 }
 
 template <class T>

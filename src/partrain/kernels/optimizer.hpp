@@ -9,6 +9,7 @@
 
 #include "partrain/core/math.hpp"
 #include "partrain/core/types.hpp"
+#include "partrain/kernels/pointwise.hpp"
 
 namespace partrain::kernels {
 
@@ -26,17 +27,22 @@ template <class T>
 void sgd_step(const View1<T>& p, const View1<T>& g, const View1<T>& momentum_buf, const SgdParams& hp) {
   const T lr = T(hp.lr), mu = T(hp.momentum), wd = T(hp.weight_decay);
   if (hp.momentum == 0.0) {
-    Kokkos::parallel_for(
-        "partrain::sgd::step", Kokkos::RangePolicy<ExecSpace>(0, p.extent(0)),
-        KOKKOS_LAMBDA(std::int64_t i) { p(i) -= lr * (g(i) + wd * p(i)); });
+    pointwise("partrain::sgd::step", p.extent(0), KOKKOS_LAMBDA(std::int64_t i0, std::int64_t i1) {
+      T* pp = p.data();
+      const T* gp = g.data();
+      for (std::int64_t i = i0; i < i1; ++i) pp[i] -= lr * (gp[i] + wd * pp[i]);
+    });
   } else {
-    Kokkos::parallel_for(
-        "partrain::sgd::step_momentum", Kokkos::RangePolicy<ExecSpace>(0, p.extent(0)),
-        KOKKOS_LAMBDA(std::int64_t i) {
-          const T v = mu * momentum_buf(i) + g(i) + wd * p(i);
-          momentum_buf(i) = v;
-          p(i) -= lr * v;
-        });
+    pointwise("partrain::sgd::step_momentum", p.extent(0), KOKKOS_LAMBDA(std::int64_t i0, std::int64_t i1) {
+      T* pp = p.data();
+      T* bp = momentum_buf.data();
+      const T* gp = g.data();
+      for (std::int64_t i = i0; i < i1; ++i) {
+        const T v = mu * bp[i] + gp[i] + wd * pp[i];
+        bp[i] = v;
+        pp[i] -= lr * v;
+      }
+    });
   }
 }
 
@@ -47,17 +53,22 @@ void adam_step(const View1<T>& p, const View1<T>& g, const View1<T>& m, const Vi
   const T lr = T(hp.lr), b1 = T(hp.beta1), b2 = T(hp.beta2), eps = T(hp.eps), wd = T(hp.weight_decay);
   const T bc1 = T(1.0 - std::pow(hp.beta1, double(step))), bc2 = T(1.0 - std::pow(hp.beta2, double(step)));
   const bool decoupled = hp.decoupled;
-  Kokkos::parallel_for(
-      "partrain::adam::step", Kokkos::RangePolicy<ExecSpace>(0, p.extent(0)), KOKKOS_LAMBDA(std::int64_t i) {
-        T grad = g(i);
-        if (decoupled) p(i) -= lr * wd * p(i);
-        else grad += wd * p(i);
-        const T mi = b1 * m(i) + (T(1) - b1) * grad;
-        const T vi = b2 * v(i) + (T(1) - b2) * grad * grad;
-        m(i) = mi;
-        v(i) = vi;
-        p(i) -= lr * (mi / bc1) / (kmath::sqrt(vi / bc2) + eps);
-      });
+  pointwise("partrain::adam::step", p.extent(0), KOKKOS_LAMBDA(std::int64_t i0, std::int64_t i1) {
+    T* pp = p.data();
+    T* mp = m.data();
+    T* vp = v.data();
+    const T* gp = g.data();
+    for (std::int64_t i = i0; i < i1; ++i) {
+      T grad = gp[i];
+      if (decoupled) pp[i] -= lr * wd * pp[i];
+      else grad += wd * pp[i];
+      const T mi = b1 * mp[i] + (T(1) - b1) * grad;
+      const T vi = b2 * vp[i] + (T(1) - b2) * grad * grad;
+      mp[i] = mi;
+      vp[i] = vi;
+      pp[i] -= lr * (mi / bc1) / (kmath::sqrt(vi / bc2) + eps);
+    }
+  });
 }
 
 }  // namespace partrain::kernels

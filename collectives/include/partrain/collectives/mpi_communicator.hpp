@@ -1,0 +1,76 @@
+// The MPI implementation of Communicator: the suite's own algorithms (ring, recursive doubling / Rabenseifner,
+// binomial tree) as schedules of point-to-point rounds, and `vendor` (the MPI library's MPI_I* collectives).
+//
+// `auto` (documented in the README):
+//   allreduce       n = 1: copy; ≤ 16 KiB: recdbl (log n rounds); otherwise ring
+//   reduce_scatter, allgather: ≤ 16 KiB: recdbl; otherwise ring
+//   broadcast       ≤ 64 KiB: tree; otherwise ring (pipelined chain)
+//   alltoall        ring (pairwise exchange);  barrier: recdbl (dissemination)
+//
+// Collectives run on a private duplicate of the communicator, each call with its own tag, so several can be in
+// flight at once and never match each other's messages or the user's point-to-point traffic. Temporary buffers
+// come from a pool of pre-touched buffers ("comm/scratch"), allocated once and reused: nothing is allocated per
+// call once the pool has warmed up.
+#pragma once
+
+#include <mpi.h>
+
+#include <memory>
+#include <vector>
+
+#include "partrain/collectives/communicator.hpp"
+
+namespace partrain::coll {
+
+class ScratchPool;
+
+class MpiCommunicator : public Communicator {
+ public:
+  /// Wraps (a duplicate of) `comm`. Collective over comm.
+  explicit MpiCommunicator(MPI_Comm comm);
+  ~MpiCommunicator() override;
+  MpiCommunicator(const MpiCommunicator&) = delete;
+  MpiCommunicator& operator=(const MpiCommunicator&) = delete;
+
+  /// Sub-communicator of the ranks with the same color, ordered by key (MPI_Comm_split). Collective.
+  std::unique_ptr<MpiCommunicator> split(int color, int key) const;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  const char* backend() const override { return "mpi"; }
+  MPI_Comm comm() const { return p2p_; }
+
+  /// Pipeline chunk of the ring algorithms (bytes, default 256 KiB): the unit of message and of reduction,
+  /// small enough that a received chunk is reduced while it is still in cache.
+  void set_chunk_bytes(std::int64_t bytes);
+  std::int64_t chunk_bytes() const { return chunk_bytes_; }
+
+  Algo resolve(Op op, Algo algo, std::int64_t bytes) const override;
+
+  Request allreduce(const void* send, void* recv, std::int64_t count, DataType dt, ReduceOp op,
+                    Algo algo = Algo::Auto) override;
+  Request reduce_scatter(const void* send, void* recv, std::int64_t count, DataType dt, ReduceOp op,
+                         Algo algo = Algo::Auto) override;
+  Request allgather(const void* send, void* recv, std::int64_t count, DataType dt, Algo algo = Algo::Auto) override;
+  Request broadcast(void* buf, std::int64_t count, DataType dt, int root, Algo algo = Algo::Auto) override;
+  Request alltoall(const void* send, void* recv, std::int64_t count, DataType dt, Algo algo = Algo::Auto) override;
+  Request barrier(Algo algo = Algo::Auto) override;
+  Request send(const void* buf, std::int64_t count, DataType dt, int peer, int tag) override;
+  Request recv(void* buf, std::int64_t count, DataType dt, int peer, int tag) override;
+  using Communicator::allgather;
+  using Communicator::allreduce;
+  using Communicator::alltoall;
+  using Communicator::broadcast;
+  using Communicator::reduce_scatter;
+
+ private:
+  int next_tag();
+
+  MPI_Comm p2p_ = MPI_COMM_NULL, coll_ = MPI_COMM_NULL;
+  int rank_ = 0, size_ = 1;
+  std::int64_t chunk_bytes_ = 256 * 1024;
+  int seq_ = 0;
+  std::unique_ptr<ScratchPool> pool_;
+};
+
+}  // namespace partrain::coll

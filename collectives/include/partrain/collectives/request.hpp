@@ -1,0 +1,45 @@
+// A nonblocking operation in flight. Each is a state machine advanced by test(): it posts the next messages,
+// runs the local reductions whose inputs have arrived, and returns true once the result is in place. Nothing
+// progresses between calls (no hidden thread): a mini-app overlaps communication by calling test() between
+// layers. wait() loops on test() under the wait policy (spin, or yield when the node is oversubscribed).
+#pragma once
+
+#include <memory>
+
+#include "partrain/collectives/wait.hpp"
+
+namespace partrain::coll {
+
+class RequestState {
+ public:
+  virtual ~RequestState() = default;
+  /// Advances the operation; true when complete. Must be cheap when nothing can move.
+  virtual bool test() = 0;
+};
+
+class Request {
+ public:
+  Request() = default;  ///< an empty request is complete
+  explicit Request(std::unique_ptr<RequestState> s) : state_(std::move(s)) {}
+  Request(Request&&) noexcept = default;
+  Request& operator=(Request&&) noexcept = default;
+
+  /// Advances; true when complete (and from then on).
+  bool test() {
+    if (!state_) return true;
+    if (!state_->test()) return false;
+    state_.reset();
+    return true;
+  }
+  /// Completes the operation under the policy.
+  void wait(WaitPolicy policy = wait_policy());
+  bool done() const { return !state_; }
+
+ private:
+  std::unique_ptr<RequestState> state_;
+};
+
+/// Waits for every request.
+void wait_all(std::vector<Request>& reqs, WaitPolicy policy = wait_policy());
+
+}  // namespace partrain::coll

@@ -1,0 +1,283 @@
+#include "partrain/collectives/mpi_communicator.hpp"
+
+#include <climits>
+#include <cstring>
+
+#include "algorithms.hpp"
+#include "partrain/core/error.hpp"
+#include "schedule.hpp"
+#include "vendor.hpp"
+
+namespace partrain::coll {
+namespace {
+constexpr std::int64_t kSmallBytes = 16 * 1024;      // recdbl below, ring above (allreduce, RS, AG)
+constexpr std::int64_t kBroadcastTree = 64 * 1024;   // tree below, chain above
+
+void check_int_count(std::int64_t count, const char* what) {
+  if (count > INT_MAX) input_error("count", std::to_string(count), std::string("too large for MPI's ") + what);
+}
+}  // namespace
+
+MpiCommunicator::MpiCommunicator(MPI_Comm comm) : pool_(std::make_unique<ScratchPool>()) {
+  PARTRAIN_MPI_CHECK(MPI_Comm_dup(comm, &p2p_));
+  PARTRAIN_MPI_CHECK(MPI_Comm_dup(comm, &coll_));
+  PARTRAIN_MPI_CHECK(MPI_Comm_rank(p2p_, &rank_));
+  PARTRAIN_MPI_CHECK(MPI_Comm_size(p2p_, &size_));
+}
+
+MpiCommunicator::~MpiCommunicator() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (finalized) return;
+  if (coll_ != MPI_COMM_NULL) MPI_Comm_free(&coll_);
+  if (p2p_ != MPI_COMM_NULL) MPI_Comm_free(&p2p_);
+}
+
+std::unique_ptr<MpiCommunicator> MpiCommunicator::split(int color, int key) const {
+  MPI_Comm sub;
+  PARTRAIN_MPI_CHECK(MPI_Comm_split(p2p_, color, key, &sub));
+  auto c = std::make_unique<MpiCommunicator>(sub);
+  c->set_chunk_bytes(chunk_bytes_);
+  PARTRAIN_MPI_CHECK(MPI_Comm_free(&sub));
+  return c;
+}
+
+void MpiCommunicator::set_chunk_bytes(std::int64_t bytes) {
+  if (bytes < 8) input_error("chunk_bytes", std::to_string(bytes), "must be >= 8");
+  chunk_bytes_ = bytes;
+}
+
+int MpiCommunicator::next_tag() {
+  seq_ = (seq_ + 1) % 30000;  // MPI guarantees tags up to at least 32767
+  return seq_ + 1;
+}
+
+Algo MpiCommunicator::resolve(Op op, Algo algo, std::int64_t bytes) const {
+  if (algo == Algo::Auto) {
+    switch (op) {
+      case Op::Allreduce:
+      case Op::ReduceScatter:
+      case Op::Allgather: return bytes <= kSmallBytes ? Algo::RecDbl : Algo::Ring;
+      case Op::Broadcast: return bytes <= kBroadcastTree ? Algo::Tree : Algo::Ring;
+      case Op::Alltoall: return Algo::Ring;
+      case Op::Barrier: return Algo::RecDbl;
+      case Op::SendRecv: return Algo::Vendor;
+    }
+  }
+  if (!implements(algo, op))
+    input_error("algorithm", name(algo), std::string("does not implement ") + name(op));
+  return algo;
+}
+
+namespace {
+Plan make_plan(int rank, int n, DataType dt, ReduceOp op, std::int64_t chunk_bytes) {
+  Plan p;
+  p.rank = rank;
+  p.n = n;
+  p.dt = dt;
+  p.op = op;
+  p.esize = size_of(dt);
+  p.chunk_elems = std::max<std::int64_t>(1, chunk_bytes / std::int64_t(p.esize));
+  return p;
+}
+}  // namespace
+
+Request MpiCommunicator::allreduce(const void* send, void* recv, std::int64_t count, DataType dt, ReduceOp op,
+                                   Algo algo) {
+  const std::int64_t bytes = count * std::int64_t(size_of(dt));
+  const Algo a = resolve(Op::Allreduce, algo, bytes);
+  auto& ctr = counters_[Op::Allreduce];
+  ++ctr.calls;
+  if (a == Algo::Vendor) {
+    check_int_count(count, "MPI_Iallreduce");
+    auto st = std::make_unique<VendorRequest>();
+    PARTRAIN_MPI_CHECK(MPI_Iallreduce(send == recv ? MPI_IN_PLACE : send, recv, int(count), mpi_type(dt),
+                                      mpi_op(op), coll_, &st->req));
+    count_vendor(ctr, Op::Allreduce, bytes, size_);
+    return Request(std::move(st));
+  }
+  Plan p = make_plan(rank_, size_, dt, op, chunk_bytes_);
+  if (count > 0) {
+    if (a == Algo::Ring) {
+      char* tmp = p.scratch(*pool_, std::min(count, p.chunk_elems));
+      ring_reduce_scatter(p, send, recv, p.at(recv, block_offset(count, size_, rank_)), count, tmp);
+      ring_allgather(p, recv, count);
+    } else {
+      Round& first = p.new_round();
+      p.copy(first, recv, send, count);
+      char* tmp = p.scratch(*pool_, count);
+      if (a == Algo::Tree) tree_allreduce(p, recv, count, tmp);
+      else if (bytes <= kSmallBytes || count < size_) recdbl_allreduce(p, recv, count, tmp);
+      else rabenseifner_allreduce(p, recv, count, tmp);
+    }
+  }
+  auto st = std::make_unique<ScheduleRequest>(coll_, next_tag(), std::move(p), ctr);
+  Request r(std::move(st));
+  r.test();  // post the first round now
+  return r;
+}
+
+Request MpiCommunicator::reduce_scatter(const void* send, void* recv, std::int64_t count, DataType dt, ReduceOp op,
+                                        Algo algo) {
+  const std::int64_t bytes = count * std::int64_t(size_of(dt));
+  const Algo a = resolve(Op::ReduceScatter, algo, bytes);
+  auto& ctr = counters_[Op::ReduceScatter];
+  ++ctr.calls;
+  const bool in_place = send == recv;
+  const std::int64_t off = block_offset(count, size_, rank_);
+  Plan p = make_plan(rank_, size_, dt, op, chunk_bytes_);
+  char* final_dst = in_place ? p.at(recv, off) : static_cast<char*>(recv);
+  if (a == Algo::Vendor) {
+    check_int_count(count, "MPI_Ireduce_scatter");
+    auto st = std::make_unique<VendorRequest>();
+    for (int i = 0; i < size_; ++i) st->counts.push_back(int(block_count(count, size_, i)));
+    const void* input = send;
+    if (in_place) {  // MPI's in-place result lands at the start of the buffer; ours at the rank's offset
+      st->lease = pool_->acquire(bytes);
+      std::memcpy(st->lease.data(), send, std::size_t(bytes));
+      input = st->lease.data();
+    }
+    PARTRAIN_MPI_CHECK(MPI_Ireduce_scatter(input, final_dst, st->counts.data(), mpi_type(dt), mpi_op(op), coll_,
+                                           &st->req));
+    count_vendor(ctr, Op::ReduceScatter, bytes, size_);
+    return Request(std::move(st));
+  }
+  if (count > 0) {
+    if (a == Algo::Ring) {
+      char* tmp = p.scratch(*pool_, std::min(count, p.chunk_elems));
+      char* part = in_place ? static_cast<char*>(recv) : p.scratch(*pool_, count);
+      ring_reduce_scatter(p, send, part, final_dst, count, tmp);
+    } else {
+      char* work = static_cast<char*>(recv);
+      if (!in_place) {
+        work = p.scratch(*pool_, count);
+        Round& first = p.new_round();
+        p.copy(first, work, send, count);
+      }
+      recdbl_reduce_scatter(p, work, final_dst, count, p.scratch(*pool_, count));
+    }
+  }
+  Request r(std::make_unique<ScheduleRequest>(coll_, next_tag(), std::move(p), ctr));
+  r.test();
+  return r;
+}
+
+Request MpiCommunicator::allgather(const void* send, void* recv, std::int64_t count, DataType dt, Algo algo) {
+  const std::int64_t bytes = count * std::int64_t(size_of(dt));
+  const Algo a = resolve(Op::Allgather, algo, bytes);
+  auto& ctr = counters_[Op::Allgather];
+  ++ctr.calls;
+  Plan p = make_plan(rank_, size_, dt, ReduceOp::Sum, chunk_bytes_);
+  char* own = p.at(recv, block_offset(count, size_, rank_));
+  const bool in_place = send == own;
+  if (a == Algo::Vendor) {
+    check_int_count(count, "MPI_Iallgatherv");
+    auto st = std::make_unique<VendorRequest>();
+    for (int i = 0; i < size_; ++i) {
+      st->counts.push_back(int(block_count(count, size_, i)));
+      st->displs.push_back(int(block_offset(count, size_, i)));
+    }
+    PARTRAIN_MPI_CHECK(MPI_Iallgatherv(in_place ? MPI_IN_PLACE : send, st->counts[rank_], mpi_type(dt), recv,
+                                       st->counts.data(), st->displs.data(), mpi_type(dt), coll_, &st->req));
+    count_vendor(ctr, Op::Allgather, bytes, size_);
+    return Request(std::move(st));
+  }
+  if (count > 0) {
+    Round& first = p.new_round();
+    p.copy(first, own, send, block_count(count, size_, rank_));
+    if (a == Algo::Ring) ring_allgather(p, recv, count);
+    else recdbl_allgather(p, recv, count);
+  }
+  Request r(std::make_unique<ScheduleRequest>(coll_, next_tag(), std::move(p), ctr));
+  r.test();
+  return r;
+}
+
+Request MpiCommunicator::broadcast(void* buf, std::int64_t count, DataType dt, int root, Algo algo) {
+  if (root < 0 || root >= size_) input_error("root", std::to_string(root), "not a rank of the communicator");
+  const std::int64_t bytes = count * std::int64_t(size_of(dt));
+  const Algo a = resolve(Op::Broadcast, algo, bytes);
+  auto& ctr = counters_[Op::Broadcast];
+  ++ctr.calls;
+  if (a == Algo::Vendor) {
+    check_int_count(count, "MPI_Ibcast");
+    auto st = std::make_unique<VendorRequest>();
+    PARTRAIN_MPI_CHECK(MPI_Ibcast(buf, int(count), mpi_type(dt), root, coll_, &st->req));
+    count_vendor(ctr, Op::Broadcast, bytes, size_);
+    return Request(std::move(st));
+  }
+  Plan p = make_plan(rank_, size_, dt, ReduceOp::Sum, chunk_bytes_);
+  if (count > 0) {
+    if (a == Algo::Tree) tree_broadcast(p, buf, count, root);
+    else ring_broadcast(p, buf, count, root);
+  }
+  Request r(std::make_unique<ScheduleRequest>(coll_, next_tag(), std::move(p), ctr));
+  r.test();
+  return r;
+}
+
+Request MpiCommunicator::alltoall(const void* send, void* recv, std::int64_t count, DataType dt, Algo algo) {
+  const std::int64_t bytes = count * size_ * std::int64_t(size_of(dt));
+  const Algo a = resolve(Op::Alltoall, algo, bytes);
+  auto& ctr = counters_[Op::Alltoall];
+  ++ctr.calls;
+  if (a == Algo::Vendor) {
+    check_int_count(count, "MPI_Ialltoall");
+    auto st = std::make_unique<VendorRequest>();
+    PARTRAIN_MPI_CHECK(MPI_Ialltoall(send == recv ? MPI_IN_PLACE : send, int(count), mpi_type(dt), recv,
+                                     int(count), mpi_type(dt), coll_, &st->req));
+    count_vendor(ctr, Op::Alltoall, bytes, size_);
+    return Request(std::move(st));
+  }
+  Plan p = make_plan(rank_, size_, dt, ReduceOp::Sum, chunk_bytes_);
+  if (count > 0) {
+    const void* src = send;
+    if (send == recv) {  // in place: stage the input
+      char* staged = p.scratch(*pool_, count * size_);
+      std::memcpy(staged, send, std::size_t(bytes));
+      src = staged;
+    }
+    pairwise_alltoall(p, src, recv, count);
+  }
+  Request r(std::make_unique<ScheduleRequest>(coll_, next_tag(), std::move(p), ctr));
+  r.test();
+  return r;
+}
+
+Request MpiCommunicator::barrier(Algo algo) {
+  const Algo a = resolve(Op::Barrier, algo, 0);
+  auto& ctr = counters_[Op::Barrier];
+  ++ctr.calls;
+  if (a == Algo::Vendor) {
+    auto st = std::make_unique<VendorRequest>();
+    PARTRAIN_MPI_CHECK(MPI_Ibarrier(coll_, &st->req));
+    return Request(std::move(st));
+  }
+  Plan p = make_plan(rank_, size_, DataType::Float, ReduceOp::Sum, chunk_bytes_);
+  dissemination_barrier(p);
+  Request r(std::make_unique<ScheduleRequest>(coll_, next_tag(), std::move(p), ctr));
+  r.test();
+  return r;
+}
+
+Request MpiCommunicator::send(const void* buf, std::int64_t count, DataType dt, int peer, int tag) {
+  auto& ctr = counters_[Op::SendRecv];
+  ++ctr.calls;
+  Plan p = make_plan(rank_, size_, dt, ReduceOp::Sum, chunk_bytes_);
+  p.send(p.new_round(), peer, buf, count);
+  Request r(std::make_unique<ScheduleRequest>(p2p_, tag, std::move(p), ctr));
+  r.test();
+  return r;
+}
+
+Request MpiCommunicator::recv(void* buf, std::int64_t count, DataType dt, int peer, int tag) {
+  auto& ctr = counters_[Op::SendRecv];
+  ++ctr.calls;
+  Plan p = make_plan(rank_, size_, dt, ReduceOp::Sum, chunk_bytes_);
+  p.recv(p.new_round(), peer, buf, count);
+  Request r(std::make_unique<ScheduleRequest>(p2p_, tag, std::move(p), ctr));
+  r.test();
+  return r;
+}
+
+}  // namespace partrain::coll

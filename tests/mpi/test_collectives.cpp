@@ -1,0 +1,176 @@
+// Every operation × algorithm (and auto) × counts {0, 1, 7, 4099, 262144} × in place / out of place × float and
+// double, at whatever rank count the test runs (registered at np 1, 2, 3, 4), verified exactly.
+#include <gtest/gtest.h>
+
+#include "coll_test_util.hpp"
+#include "partrain/core/error.hpp"
+
+using namespace partrain;
+using namespace partrain::coll;
+using namespace partrain::test;
+
+namespace {
+const std::int64_t kCounts[] = {0, 1, 7, 4099, 262144};
+
+std::vector<Algo> with_auto(Op op) {
+  auto a = algorithms_for(op);
+  a.push_back(Algo::Auto);
+  return a;
+}
+
+// Counts the mismatches so a failure reports one line, not a million.
+template <class T, class F>
+std::int64_t wrong(const T* got, std::int64_t n, F expected) {
+  std::int64_t bad = 0;
+  for (std::int64_t i = 0; i < n; ++i) bad += got[i] != T(expected(i));
+  return bad;
+}
+
+template <class T>
+void check_allreduce(MpiCommunicator& c) {
+  const int n = c.size(), r = c.rank();
+  for (Algo a : with_auto(Op::Allreduce))
+    for (ReduceOp op : {ReduceOp::Sum, ReduceOp::Max})
+      for (std::int64_t count : kCounts)
+        for (bool in_place : {false, true}) {
+          SCOPED_TRACE(std::string(name(a)) + " " + name(op) + " count " + std::to_string(count) +
+                       (in_place ? " in place" : ""));
+          auto send = inputs<T>(r, count);
+          std::vector<T> recv(static_cast<std::size_t>(count), T(-1));
+          T* out = in_place ? send.data() : recv.data();
+          c.allreduce(send.data(), out, count, op, a).wait();
+          auto expect = [&](std::int64_t i) { return op == ReduceOp::Sum ? sum_value(n, i) : max_value(n, i); };
+          EXPECT_EQ(wrong(out, count, expect), 0);
+          if (!in_place) EXPECT_EQ(send, inputs<T>(r, count)) << "input modified";
+        }
+}
+
+template <class T>
+void check_reduce_scatter(MpiCommunicator& c) {
+  const int n = c.size(), r = c.rank();
+  for (Algo a : with_auto(Op::ReduceScatter))
+    for (std::int64_t count : kCounts)
+      for (bool in_place : {false, true}) {
+        SCOPED_TRACE(std::string(name(a)) + " count " + std::to_string(count) + (in_place ? " in place" : ""));
+        auto send = inputs<T>(r, count);
+        const std::int64_t off = block_offset(count, n, r), nb = block_count(count, n, r);
+        std::vector<T> recv(static_cast<std::size_t>(nb), T(-1));
+        c.reduce_scatter(send.data(), in_place ? send.data() : recv.data(), count, ReduceOp::Sum, a).wait();
+        const T* out = in_place ? send.data() + off : recv.data();
+        EXPECT_EQ(wrong(out, nb, [&](std::int64_t i) { return sum_value(n, off + i); }), 0);
+        if (!in_place) EXPECT_EQ(send, inputs<T>(r, count)) << "input modified";
+      }
+}
+
+template <class T>
+void check_allgather(MpiCommunicator& c) {
+  const int n = c.size(), r = c.rank();
+  // block i comes from rank i: fill with that rank's inputs at the block's global indices
+  auto expected = [&](std::int64_t count, std::int64_t i) {
+    int owner = 0;
+    while (owner + 1 < n && block_offset(count, n, owner + 1) <= i) ++owner;
+    return input_value(owner, i);
+  };
+  for (Algo a : with_auto(Op::Allgather))
+    for (std::int64_t count : kCounts)
+      for (bool in_place : {false, true}) {
+        SCOPED_TRACE(std::string(name(a)) + " count " + std::to_string(count) + (in_place ? " in place" : ""));
+        const std::int64_t off = block_offset(count, n, r), nb = block_count(count, n, r);
+        auto mine = inputs<T>(r, nb, off);
+        std::vector<T> recv(static_cast<std::size_t>(count), T(-1));
+        if (in_place) std::copy(mine.begin(), mine.end(), recv.begin() + off);
+        c.allgather(in_place ? recv.data() + off : mine.data(), recv.data(), count, a).wait();
+        EXPECT_EQ(wrong(recv.data(), count, [&](std::int64_t i) { return expected(count, i); }), 0);
+      }
+}
+
+template <class T>
+void check_broadcast(MpiCommunicator& c) {
+  const int n = c.size(), r = c.rank();
+  for (Algo a : with_auto(Op::Broadcast))
+    for (std::int64_t count : kCounts)
+      for (int root : {0, n - 1}) {
+        SCOPED_TRACE(std::string(name(a)) + " count " + std::to_string(count) + " root " + std::to_string(root));
+        auto buf = r == root ? inputs<T>(root, count) : std::vector<T>(static_cast<std::size_t>(count), T(-1));
+        c.broadcast(buf.data(), count, root, a).wait();
+        EXPECT_EQ(wrong(buf.data(), count, [&](std::int64_t i) { return input_value(root, i); }), 0);
+      }
+}
+
+template <class T>
+void check_alltoall(MpiCommunicator& c) {
+  const int n = c.size(), r = c.rank();
+  for (Algo a : with_auto(Op::Alltoall))
+    for (std::int64_t count : {0, 1, 7, 4099})
+      for (bool in_place : {false, true}) {
+        SCOPED_TRACE(std::string(name(a)) + " count " + std::to_string(count) + (in_place ? " in place" : ""));
+        // block j of rank r's send: values for (r, j): input_value(r, j·count + i)
+        auto send = inputs<T>(r, count * n);
+        std::vector<T> recv(static_cast<std::size_t>(count * n), T(-1));
+        T* out = in_place ? send.data() : recv.data();
+        c.alltoall(send.data(), out, count, a).wait();
+        // block j of the result came from rank j, which sent its block r
+        EXPECT_EQ(wrong(out, count * n, [&](std::int64_t k) {
+                    const std::int64_t j = k / (count ? count : 1), i = k % (count ? count : 1);
+                    return input_value(int(j), std::int64_t(r) * count + i);
+                  }),
+                  0);
+      }
+}
+}  // namespace
+
+TEST(Collectives, AllreduceFloatAndDouble) {
+  MpiCommunicator c(MPI_COMM_WORLD);
+  check_allreduce<float>(c);
+  check_allreduce<double>(c);
+}
+
+TEST(Collectives, ReduceScatter) {
+  MpiCommunicator c(MPI_COMM_WORLD);
+  check_reduce_scatter<float>(c);
+  check_reduce_scatter<double>(c);
+}
+
+TEST(Collectives, Allgather) {
+  MpiCommunicator c(MPI_COMM_WORLD);
+  check_allgather<float>(c);
+  check_allgather<double>(c);
+}
+
+TEST(Collectives, Broadcast) {
+  MpiCommunicator c(MPI_COMM_WORLD);
+  check_broadcast<float>(c);
+  check_broadcast<double>(c);
+}
+
+TEST(Collectives, Alltoall) {
+  MpiCommunicator c(MPI_COMM_WORLD);
+  check_alltoall<float>(c);
+  check_alltoall<double>(c);
+}
+
+TEST(Collectives, SmallChunksPipelineTheRing) {
+  MpiCommunicator c(MPI_COMM_WORLD);
+  c.set_chunk_bytes(64);  // many chunks per block, uneven tails
+  check_allreduce<float>(c);
+  check_broadcast<double>(c);
+}
+
+TEST(Collectives, BarrierAndSendRecv) {
+  MpiCommunicator c(MPI_COMM_WORLD);
+  for (Algo a : {Algo::RecDbl, Algo::Vendor, Algo::Auto}) c.barrier(a).wait();
+  const int n = c.size(), r = c.rank();
+  std::vector<double> out(5, double(r)), in(5, -1);
+  auto rq = c.recv(in.data(), 5, DataType::Double, (r - 1 + n) % n, 7);
+  auto sq = c.send(out.data(), 5, DataType::Double, (r + 1) % n, 7);
+  sq.wait();
+  rq.wait();
+  EXPECT_EQ(in, std::vector<double>(5, double((r - 1 + n) % n)));
+}
+
+TEST(Collectives, RejectsAlgorithmsThatDoNotImplementTheOp) {
+  MpiCommunicator c(MPI_COMM_WORLD);
+  std::vector<float> x(4);
+  EXPECT_THROW(c.alltoall(x.data(), x.data(), 1, Algo::Tree), InputError);
+  EXPECT_THROW(c.broadcast(x.data(), 4, c.size(), Algo::Tree), InputError);
+}

@@ -1,0 +1,175 @@
+#include "harness.hpp"
+
+#include <Kokkos_Core.hpp>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "partrain/collectives/wait.hpp"
+#include "partrain/core/error.hpp"
+#include "partrain/core/log.hpp"
+#include "partrain/core/timer.hpp"
+
+namespace partrain::coll::bench {
+
+std::int64_t parse_size(const std::string& key, const std::string& text) {
+  const std::string why = "not a size (a non-negative number with an optional K, M or G suffix)";
+  if (text.empty()) input_error(key, "\"\"", why);
+  size_t pos = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &pos);
+  } catch (const std::exception&) {
+    input_error(key, text, why);
+  }
+  std::string suffix = text.substr(pos);
+  double mult = 1;
+  if (suffix == "K" || suffix == "k") mult = 1024.0;
+  else if (suffix == "M" || suffix == "m") mult = 1024.0 * 1024;
+  else if (suffix == "G" || suffix == "g") mult = 1024.0 * 1024 * 1024;
+  else if (!suffix.empty()) input_error(key, text, why);
+  if (!(v >= 0) || !std::isfinite(v)) input_error(key, text, why);
+  const double bytes = v * mult;
+  if (bytes > 64.0 * 1024 * 1024 * 1024) input_error(key, text, "larger than 64 GiB");
+  return std::int64_t(bytes);
+}
+
+Plan make_plan(const Options& o) {
+  Plan p;
+  if (!parse(o.op, p.op) || std::find(collective_ops().begin(), collective_ops().end(), p.op) == collective_ops().end())
+    input_error("--op", o.op, "unknown operation (allreduce, reduce_scatter, allgather, broadcast, alltoall)");
+  if (o.algo == "all") {
+    p.algos = algorithms_for(p.op);
+  } else {
+    Algo a;
+    if (!parse(o.algo, a)) input_error("--algo", o.algo, "unknown algorithm (ring, recdbl, tree, vendor, auto, all)");
+    if (a != Algo::Auto && !implements(a, p.op))
+      input_error("--algo", o.algo, std::string("does not implement ") + name(p.op));
+    p.algos = {a};
+  }
+  if (!parse(o.datatype, p.dt)) input_error("--datatype", o.datatype, "must be float or double");
+  p.min_bytes = parse_size("--minbytes", o.min_bytes);
+  p.max_bytes = parse_size("--maxbytes", o.max_bytes);
+  if (p.min_bytes > p.max_bytes)
+    input_error("--minbytes", o.min_bytes, "is above --maxbytes = " + o.max_bytes);
+  p.chunk_bytes = parse_size("--chunk", o.chunk);
+  if (p.chunk_bytes < 8) input_error("--chunk", o.chunk, "must be at least 8 bytes");
+  if (!(o.step_factor > 1.0)) input_error("--stepfactor", std::to_string(o.step_factor), "must be > 1");
+  if (o.iters < 1) input_error("--iters", std::to_string(o.iters), "must be >= 1");
+  if (o.warmup < 0) input_error("--warmup", std::to_string(o.warmup), "must be >= 0");
+  p.factor = o.step_factor;
+  p.iters = o.iters;
+  p.warmup = o.warmup;
+  p.check = o.check;
+  p.in_place = o.in_place;
+  for (double b = double(p.min_bytes); std::int64_t(b) <= p.max_bytes; b = std::max(b * p.factor, b + 1)) {
+    p.sizes.push_back(std::int64_t(b));
+    if (p.sizes.size() > 1000) input_error("--stepfactor", std::to_string(o.step_factor), "gives over 1000 sizes");
+  }
+  return p;
+}
+
+double measure_copy_bandwidth(MpiCommunicator& comm) {
+  const std::size_t bytes = 64u << 20;
+  Kokkos::View<char*, Kokkos::HostSpace> a("comm/bench.copy_src", bytes), b("comm/bench.copy_dst", bytes);
+  double best = 1e30;
+  for (int i = 0; i < 5; ++i) {
+    barrier(comm.comm());
+    const double t0 = wall_time_s();
+    std::memcpy(b.data(), a.data(), bytes);
+    best = std::min(best, wall_time_s() - t0);
+  }
+  double rate = double(bytes) / best, min_rate = 0;
+  allreduce(&rate, &min_rate, 1, MPI_DOUBLE, MPI_MIN, comm.comm());
+  return min_rate;
+}
+
+namespace {
+
+void print_header(const Plan& p, int n) {
+  log0("#");
+  log0("#  op: " + std::string(name(p.op)) + ", " + std::to_string(n) + " ranks, " + name(p.dt) + ", " +
+       (p.in_place ? "in place" : "out of place") + ", iters " + std::to_string(p.iters) + ", warm-up " +
+       std::to_string(p.warmup) + ", chunk " + format_bytes(double(p.chunk_bytes)) + ", wait " +
+       wait_policy_name(wait_policy()));
+  log0("#  time: mean per call on each rank, min/avg/max over ranks; algbw = size/max time; busbw = algbw x " +
+       std::string(p.op == Op::Allreduce ? "2(n-1)/n" : p.op == Op::Broadcast ? "1" : "(n-1)/n"));
+  log0("#");
+  log0("#        size      count    type    algo     time_min     time_avg     time_max    algbw    busbw  vs_vendor  #wrong");
+  log0("#         (B)   (elems)                        (us)         (us)         (us)   (GB/s)   (GB/s)                  ");
+}
+
+std::string format_row(const Row& r, DataType dt, double vendor_busbw) {
+  char ratio[32] = "        -";
+  if (vendor_busbw > 0 && r.resolved != Algo::Vendor) std::snprintf(ratio, sizeof ratio, "%9.2f", r.busbw / vendor_busbw);
+  char wrong[32] = "     -";
+  if (r.wrong >= 0) std::snprintf(wrong, sizeof wrong, "%6lld", (long long)r.wrong);
+  std::string algo = name(r.algo);
+  if (r.algo == Algo::Auto) algo += std::string("/") + name(r.resolved);
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%13lld %10lld %7s %11s %12.2f %12.2f %12.2f %8.3f %8.3f  %s  %s", (long long)r.bytes,
+                (long long)r.count, name(dt), algo.c_str(), r.t_min * 1e6, r.t_avg * 1e6, r.t_max * 1e6, r.algbw,
+                r.busbw, ratio, wrong);
+  return buf;
+}
+
+}  // namespace
+
+std::vector<Row> run(MpiCommunicator& comm, const Plan& p) {
+  const int n = comm.size(), r = comm.rank();
+  const auto bop = make_bench_op(p.op);
+  const std::size_t es = size_of(p.dt);
+  comm.set_chunk_bytes(p.chunk_bytes);
+  // Buffers for the largest size, allocated once (Kokkos zero-fills them: pre-touched).
+  const std::int64_t max_count = bop->count_for(p.max_bytes, es, n);
+  Kokkos::View<char*, Kokkos::HostSpace> send("comm/bench.send", std::size_t(bop->send_elems(max_count, n, r)) * es + 64),
+      recv("comm/bench.recv", std::size_t(std::max<std::int64_t>(bop->recv_elems(max_count, n, r), 1)) * es + 64);
+  print_header(p, n);
+  std::vector<Row> rows;
+  for (const std::int64_t bytes : p.sizes) {
+    const std::int64_t count = bop->count_for(bytes, es, n);
+    std::vector<Row> at_size;
+    double vendor_busbw = 0;
+    for (const Algo a : p.algos) {
+      Row row;
+      row.bytes = count * std::int64_t(es);
+      row.count = count;
+      row.algo = a;
+      row.resolved = comm.resolve(p.op, a, row.bytes);
+      bop->init(send.data(), recv.data(), count, p.dt, n, r, p.in_place);
+      for (int w = 0; w < p.warmup; ++w) bop->run(comm, send.data(), recv.data(), count, p.dt, a, p.in_place).wait();
+      barrier(comm.comm());
+      const double t0 = fenced_time_s();
+      for (int i = 0; i < p.iters; ++i) bop->run(comm, send.data(), recv.data(), count, p.dt, a, p.in_place).wait();
+      const double t = (fenced_time_s() - t0) / p.iters;
+      allreduce(&t, &row.t_min, 1, MPI_DOUBLE, MPI_MIN, comm.comm());
+      allreduce(&t, &row.t_max, 1, MPI_DOUBLE, MPI_MAX, comm.comm());
+      double sum = 0;
+      allreduce(&t, &sum, 1, MPI_DOUBLE, MPI_SUM, comm.comm());
+      row.t_avg = sum / n;
+      row.t_rank.resize(std::size_t(n));
+      MPI_Request req;
+      PARTRAIN_MPI_CHECK(MPI_Igather(&t, 1, MPI_DOUBLE, row.t_rank.data(), 1, MPI_DOUBLE, 0, comm.comm(), &req));
+      coll::wait(req);
+      row.algbw = row.t_max > 0 ? double(row.bytes) / row.t_max / 1e9 : 0;
+      row.busbw = row.algbw * busbw_factor(p.op, n);
+      row.wrong = -1;
+      if (p.check) {
+        bop->init(send.data(), recv.data(), count, p.dt, n, r, p.in_place);
+        bop->run(comm, send.data(), recv.data(), count, p.dt, a, p.in_place).wait();
+        const std::int64_t mine = bop->wrong(send.data(), recv.data(), count, p.dt, n, r, p.in_place);
+        allreduce(&mine, &row.wrong, 1, MPI_INT64_T, MPI_SUM, comm.comm());
+      }
+      if (row.resolved == Algo::Vendor) vendor_busbw = row.busbw;
+      at_size.push_back(row);
+    }
+    for (const auto& row : at_size) {
+      log0(format_row(row, p.dt, vendor_busbw));
+      rows.push_back(row);
+    }
+  }
+  return rows;
+}
+
+}  // namespace partrain::coll::bench

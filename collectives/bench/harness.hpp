@@ -1,0 +1,54 @@
+// The partrain-collectives harness (nccl-tests style): for each message size and algorithm, warm up, barrier,
+// time `iters` calls, gather every rank's time (min/avg/max; bandwidth uses the slowest rank, since a
+// collective is done when its last rank is), verify one more call exactly, print a fixed-width row, and keep
+// everything for the HDF5 result file.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "bench_op.hpp"
+#include "partrain/collectives/mpi_communicator.hpp"
+
+namespace partrain::coll::bench {
+
+struct Options {
+  std::string op = "allreduce", algo = "auto", min_bytes = "1K", max_bytes = "16M", datatype = "float";
+  double step_factor = 4;
+  int iters = 20, warmup = 5;
+  bool check = true, in_place = false, overwrite = false;
+  std::string chunk = "256K", output;
+};
+
+/// Validated form of Options.
+struct Plan {
+  Op op = Op::Allreduce;
+  std::vector<Algo> algos;  ///< one, or every algorithm implementing op (--algo all)
+  DataType dt = DataType::Float;
+  std::int64_t min_bytes = 0, max_bytes = 0, chunk_bytes = 0;
+  double factor = 2;
+  int iters = 20, warmup = 5;
+  bool check = true, in_place = false;
+  std::vector<std::int64_t> sizes;
+};
+
+/// "64M" → 67108864; K, M, G are powers of 1024. InputError naming `key` on anything else.
+std::int64_t parse_size(const std::string& key, const std::string& text);
+/// Checks every option (before any communication); InputError on the first bad one.
+Plan make_plan(const Options& o);
+
+struct Row {
+  std::int64_t bytes = 0, count = 0;
+  Algo algo = Algo::Auto, resolved = Algo::Auto;
+  double t_min = 0, t_avg = 0, t_max = 0, algbw = 0, busbw = 0;  ///< seconds, GB/s (1e9)
+  std::vector<double> t_rank;  ///< per-rank mean time per call (rank 0 only)
+  std::int64_t wrong = 0;      ///< summed over ranks; −1 when not checked
+};
+
+/// Single-core copy rate (bytes copied per second) of a 64 MiB memcpy, every rank at once; the minimum over ranks.
+double measure_copy_bandwidth(MpiCommunicator& comm);
+
+/// Runs the plan; prints rows on rank 0 as they complete.
+std::vector<Row> run(MpiCommunicator& comm, const Plan& plan);
+
+}  // namespace partrain::coll::bench

@@ -1,0 +1,135 @@
+// partrain-collectives: is my interconnect behaving? Times one collective over a range of message sizes with
+// the suite's algorithms and the MPI library's own, reports algbw and busbw (nccl-tests conventions), verifies
+// every size exactly, and writes an HDF5 result file with provenance.
+//   mpiexec -n 2 partrain-collectives -o allreduce -a all -b 64K -e 64M -f 4 --output coll.h5
+#include <cstdio>
+
+#include "harness.hpp"
+#include "partrain/core/cli.hpp"
+#include "partrain/core/error.hpp"
+#include "partrain/core/log.hpp"
+#include "partrain/core/runtime.hpp"
+#include "partrain/io/provenance.hpp"
+
+namespace {
+using namespace partrain;
+using namespace partrain::coll;
+
+std::string options_toml(const bench::Options& o) {
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "op = \"%s\"\nalgo = \"%s\"\nminbytes = \"%s\"\nmaxbytes = \"%s\"\nstepfactor = %g\niters = %d\n"
+                "warmup = %d\ncheck = %s\ndatatype = \"%s\"\ninplace = %s\nchunk = \"%s\"\n",
+                o.op.c_str(), o.algo.c_str(), o.min_bytes.c_str(), o.max_bytes.c_str(), o.step_factor, o.iters,
+                o.warmup, o.check ? "true" : "false", o.datatype.c_str(), o.in_place ? "true" : "false",
+                o.chunk.c_str());
+  return buf;
+}
+
+void write_result(const std::string& path, bool overwrite, const io::Provenance& prov, const bench::Options& o,
+                  const bench::Plan& p, const std::vector<bench::Row>& rows, double copy_bw) {
+  io::H5Writer w(path, overwrite);
+  io::write_provenance(w, prov);
+  const hid_t root = w.root();
+  w.attr(root, "app", std::string("partrain-collectives"));
+  w.attr(root, "strategy", std::string("collectives"));
+  w.attr(root, "model", std::string("none"));
+  w.attr(root, "dp", std::int64_t(prov.nranks));
+  w.attr(root, "tp", std::int64_t(1));
+  w.attr(root, "pp", std::int64_t(1));
+  w.attr(root, "config_toml", options_toml(o));
+  w.attr(root, "op", std::string(name(p.op)));
+  w.attr(root, "datatype", std::string(name(p.dt)));
+  w.attr(root, "in_place", std::int64_t(p.in_place));
+  w.attr(root, "wait_policy", std::string(wait_policy_name(wait_policy())));
+  w.attr(root, "copy_bandwidth_Bps", copy_bw);
+  const hid_t g = w.group("collectives");
+  for (const Algo a : p.algos) {
+    std::vector<std::int64_t> bytes, wrong;
+    std::vector<double> tmin, tavg, tmax, algbw, busbw, trank;
+    std::string resolved;
+    for (const auto& r : rows) {
+      if (r.algo != a) continue;
+      bytes.push_back(r.bytes);
+      wrong.push_back(r.wrong);
+      tmin.push_back(r.t_min);
+      tavg.push_back(r.t_avg);
+      tmax.push_back(r.t_max);
+      algbw.push_back(r.algbw);
+      busbw.push_back(r.busbw);
+      trank.insert(trank.end(), r.t_rank.begin(), r.t_rank.end());
+      resolved += (resolved.empty() ? "" : ",") + std::string(name(r.resolved));
+    }
+    const hid_t ga = w.group(std::string("collectives/") + name(a));
+    const hsize_t S = bytes.size(), R = hsize_t(prov.nranks);
+    w.dataset<std::int64_t>(ga, "size_bytes", bytes.data(), {S});
+    w.dataset<double>(ga, "time_min_s", tmin.data(), {S});
+    w.dataset<double>(ga, "time_avg_s", tavg.data(), {S});
+    w.dataset<double>(ga, "time_max_s", tmax.data(), {S});
+    w.dataset<double>(ga, "time_s", trank.data(), {S, R});
+    w.dataset<double>(ga, "algbw_GBps", algbw.data(), {S});
+    w.dataset<double>(ga, "busbw_GBps", busbw.data(), {S});
+    w.dataset<std::int64_t>(ga, "wrong", wrong.data(), {S});
+    w.attr(ga, "resolved_algorithms", resolved);
+    w.attr(ga, "busbw_factor", busbw_factor(p.op, prov.nranks));
+  }
+  (void)g;
+  w.commit();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return run_app("partrain-collectives", argc, argv, [&](Runtime& rt) {
+    CLI::App app{"partrain-collectives: collective bandwidth and latency, verified", "partrain-collectives"};
+    bench::Options o;
+    int check = 1;
+    app.add_option("-o,--op", o.op, "allreduce | reduce_scatter | allgather | broadcast | alltoall")->capture_default_str();
+    app.add_option("-a,--algo", o.algo, "ring | recdbl | tree | vendor | auto | all")->capture_default_str();
+    app.add_option("-b,--minbytes", o.min_bytes, "smallest message (K, M, G suffixes)")->capture_default_str();
+    app.add_option("-e,--maxbytes", o.max_bytes, "largest message")->capture_default_str();
+    app.add_option("-f,--stepfactor", o.step_factor, "size multiplier between rows")->capture_default_str();
+    app.add_option("-n,--iters", o.iters, "timed calls per size")->capture_default_str();
+    app.add_option("-w,--warmup", o.warmup, "untimed calls per size")->capture_default_str();
+    app.add_option("-c,--check", check, "verify every size (1) or not (0)")->capture_default_str();
+    app.add_option("-d,--datatype", o.datatype, "float | double")->capture_default_str();
+    app.add_flag("--inplace", o.in_place, "in-place calls");
+    app.add_option("--chunk", o.chunk, "pipeline chunk of the ring algorithms")->capture_default_str();
+    app.add_option("--output", o.output, "HDF5 result file");
+    app.add_flag("--overwrite", o.overwrite, "replace an existing result file");
+    if (int rc = parse_command_line(app, argc, argv); rc >= 0) return rc;
+    o.check = check != 0;
+    const bench::Plan plan = bench::make_plan(o);
+    if (!o.output.empty()) io::check_output_path("--output", o.output, o.overwrite);
+
+    const auto prov = io::collect_provenance(MPI_COMM_WORLD, argc, argv);
+    MpiCommunicator comm(MPI_COMM_WORLD);
+    const double copy_bw = bench::measure_copy_bandwidth(comm);
+    log0("# partrain-collectives, " + std::to_string(rt.size()) + " ranks on " + prov.hostnames);
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "# memcpy bandwidth (64 MiB, one core per rank, all ranks at once): %.2f GB/s copied", copy_bw / 1e9);
+    log0(line);
+    const auto rows = bench::run(comm, plan);
+
+    std::int64_t wrong = 0;
+    for (const Algo a : plan.algos) {
+      double sum = 0;
+      int k = 0;
+      for (const auto& r : rows)
+        if (r.algo == a) {
+          sum += r.busbw;
+          ++k;
+          wrong += r.wrong > 0 ? r.wrong : 0;
+        }
+      std::snprintf(line, sizeof line, "# Avg bus bandwidth (%s): %.3f GB/s", name(a), k ? sum / k : 0.0);
+      log0(line);
+    }
+    log0("# Wrong elements: " + std::to_string(wrong) + (plan.check ? "" : " (not checked)"));
+    if (!o.output.empty() && rt.rank() == 0) {
+      write_result(o.output, o.overwrite, prov, o, plan, rows, copy_bw);
+      log0("# result written to " + o.output);
+    }
+    return wrong > 0 ? 1 : 0;
+  });
+}

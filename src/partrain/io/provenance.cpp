@@ -1,0 +1,89 @@
+#include "partrain/io/provenance.hpp"
+
+#include <unistd.h>
+
+#include <Kokkos_Core.hpp>
+#include <algorithm>
+#include <cstdlib>
+#include <ctime>
+#include <set>
+#include <vector>
+
+#include "partrain/core/error.hpp"
+#include "partrain/core/runtime.hpp"
+#include "partrain/git_commit.hpp"
+
+namespace partrain::io {
+namespace {
+std::string quote(const std::string& a) {
+  if (!a.empty() && a.find_first_of(" \t\"'$\\") == std::string::npos) return a;
+  std::string q = "'";
+  for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+}  // namespace
+
+Provenance collect_provenance(MPI_Comm comm, int argc, char** argv) {
+  Provenance p;
+  PARTRAIN_MPI_CHECK(MPI_Comm_size(comm, &p.nranks));
+  char buf[64];
+  std::time_t now = std::time(nullptr);
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  p.created_utc = buf;
+  p.git_commit = PARTRAIN_GIT_COMMIT;
+
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  std::vector<char> all(std::size_t(256) * p.nranks);
+  PARTRAIN_MPI_CHECK(MPI_Allgather(host, 256, MPI_CHAR, all.data(), 256, MPI_CHAR, comm));
+  std::set<std::string> hosts;
+  for (int r = 0; r < p.nranks; ++r) hosts.insert(std::string(&all[std::size_t(r) * 256]));
+  for (const auto& h : hosts) p.hostnames += (p.hostnames.empty() ? "" : ",") + h;
+
+  char lib[MPI_MAX_LIBRARY_VERSION_STRING] = {0};
+  int len = 0;
+  MPI_Get_library_version(lib, &len);
+  p.mpi_version = std::string(lib, std::size_t(len));
+  p.mpi_version.erase(std::remove(p.mpi_version.begin(), p.mpi_version.end(), '\n'), p.mpi_version.end());
+
+  unsigned maj = 0, min = 0, rel = 0;
+  H5get_libversion(&maj, &min, &rel);
+  p.hdf5_version = std::to_string(maj) + "." + std::to_string(min) + "." + std::to_string(rel);
+  p.kokkos_version = std::to_string(KOKKOS_VERSION / 10000) + "." + std::to_string(KOKKOS_VERSION / 100 % 100) +
+                     "." + std::to_string(KOKKOS_VERSION % 100) + " (" +
+                     Kokkos::DefaultExecutionSpace::name() + ")";
+  p.blas = blas_info();
+#if defined(__clang__)
+  p.compiler = std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+  p.compiler = std::string("gcc ") + __VERSION__;
+#else
+  p.compiler = "unknown";
+#endif
+  for (int i = 0; i < argc; ++i) p.command_line += (i ? " " : "") + quote(argv[i]);
+  for (const char* v : {"SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID"})
+    if (const char* id = std::getenv(v)) {
+      p.job_id = id;
+      break;
+    }
+  return p;
+}
+
+void write_provenance(H5Writer& w, const Provenance& p) {
+  const hid_t root = w.root();
+  w.attr(root, "schema", std::string(kResultSchema));
+  w.attr(root, "schema_version", kResultSchemaVersion);
+  w.attr(root, "created_utc", p.created_utc);
+  w.attr(root, "git_commit", p.git_commit);
+  w.attr(root, "hostnames", p.hostnames);
+  w.attr(root, "mpi_version", p.mpi_version);
+  w.attr(root, "hdf5_version", p.hdf5_version);
+  w.attr(root, "kokkos_version", p.kokkos_version);
+  w.attr(root, "blas", p.blas);
+  w.attr(root, "compiler", p.compiler);
+  w.attr(root, "command_line", p.command_line);
+  w.attr(root, "job_id", p.job_id);
+  w.attr(root, "nranks", std::int64_t(p.nranks));
+}
+
+}  // namespace partrain::io

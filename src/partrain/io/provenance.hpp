@@ -1,0 +1,28 @@
+// Provenance of a run, written as root attributes of every result file (DESIGN.md, Results): what ran, where,
+// when, built how, with which libraries. Collected once, collectively (hostnames are gathered from every rank).
+#pragma once
+
+#include <mpi.h>
+
+#include <string>
+
+#include "partrain/io/h5.hpp"
+
+namespace partrain::io {
+
+struct Provenance {
+  std::string created_utc, git_commit, hostnames, mpi_version, hdf5_version, kokkos_version, blas, compiler,
+      command_line, job_id;
+  int nranks = 1;
+};
+
+/// Collective over comm. `argv` is joined (shell-quoted where needed) into command_line.
+Provenance collect_provenance(MPI_Comm comm, int argc, char** argv);
+
+/// Writes the schema name/version and every provenance field as root attributes.
+void write_provenance(H5Writer& w, const Provenance& p);
+
+constexpr const char* kResultSchema = "partrain.result";
+constexpr std::int64_t kResultSchemaVersion = 1;
+
+}  // namespace partrain::io

@@ -2,6 +2,7 @@
 // Workspace holds one microbatch's activations (every layer's output, kept for backward) and layer states.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,12 @@ class Model {
     View1<T> losses;          ///< [rows]
   };
 
+  /// Strategy hooks at layer boundaries (DP launches a bucket's allreduce when its gradients are final).
+  struct Hooks {
+    std::function<void()> forward_done;
+    std::function<void(std::size_t layer)> backward_done;  ///< layer i's backward has finished
+  };
+
   Model(std::string kind, std::int64_t rows_per_sample)
       : kind_(std::move(kind)), rows_per_sample_(rows_per_sample), params_(kind_) {}
   virtual ~Model() = default;
@@ -34,9 +41,23 @@ class Model {
 
   /// Allocates the parameter store (initialised from `seed`) and binds every layer.
   void build(std::uint64_t seed) {
-    for (auto& l : layers_) l->declare(params_);
+    for (auto& l : layers_) {
+      const auto first = params_.infos().size();
+      l->declare(params_);
+      declared_.emplace_back(first, params_.infos().size());
+    }
     params_.allocate(seed);
     for (auto& l : layers_) l->bind(params_);
+  }
+
+  /// Elements [begin, end) of the flat parameter/gradient buffers holding the parameters layer i declared
+  /// (empty for a layer that declares none). A parameter's gradient is final once the backward of the layer that
+  /// declared it has run: layers declare the parameters they share with later layers (the tied wte).
+  std::pair<std::int64_t, std::int64_t> declared_range(std::size_t i) const {
+    const auto [a, b] = declared_[i];
+    if (a == b) return {0, 0};
+    const auto& inf = params_.infos();
+    return {inf[a].offset, inf[b - 1].offset + inf[b - 1].size};
   }
 
   Workspace make_workspace(std::int64_t samples) const {
@@ -75,8 +96,9 @@ class Model {
   /// Forward, loss and backward for one microbatch; gradients of (Σ losses)·loss_scale are ACCUMULATED into
   /// params().grads(). loss_scale = 1/(global rows) makes the loss a mean over the global batch.
   /// Returns the sum of the microbatch's per-row losses.
-  double forward_backward(const Batch<T>& batch, Workspace& ws, double loss_scale) {
+  double forward_backward(const Batch<T>& batch, Workspace& ws, double loss_scale, const Hooks& hooks = {}) {
     auto logits = forward(batch, ws);
+    if (hooks.forward_done) hooks.forward_done();
     const auto nl = layers_.size();
     View2<T> dlogits(ws.grad_a.data(), ws.rows, layers_[nl - 1]->out_width());
     kernels::cross_entropy_forward_backward(logits, batch.targets, T(loss_scale), ws.losses, dlogits);
@@ -87,6 +109,7 @@ class Model {
       View2<T> x = i > 0 ? ws.outputs[i - 1] : View2<T>();
       View2<T> dx = i > 0 ? View2<T>(other.data(), ws.rows, layers_[i - 1]->out_width()) : View2<T>();
       layers_[i]->backward(batch, x, dy, dx, *ws.states[i]);
+      if (hooks.backward_done) hooks.backward_done(i);
       std::swap(cur, other);
     }
     return loss;
@@ -104,6 +127,7 @@ class Model {
   std::int64_t rows_per_sample_;
   ParamStore<T> params_;
   std::vector<std::unique_ptr<Layer<T>>> layers_;
+  std::vector<std::pair<std::size_t, std::size_t>> declared_;  ///< per layer: [first, end) in params_.infos()
 };
 
 }  // namespace partrain::models

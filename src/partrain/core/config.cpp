@@ -112,10 +112,12 @@ void Deck::declare_int(const std::string& key, std::int64_t def, const std::stri
   declare(std::move(e));
 }
 
-void Deck::declare_float(const std::string& key, double def, const std::string& doc, double min, double max) {
+void Deck::declare_float(const std::string& key, double def, const std::string& doc, double min, double max,
+                         bool min_exclusive) {
   Entry e{key, doc, def};
   e.min = min;
   e.max = max;
+  e.min_exclusive = min_exclusive;
   declare(std::move(e));
 }
 
@@ -160,6 +162,7 @@ void Deck::assign(Entry& e, const Value& v, Source source) {
   } else if (v.index() == 1) {
     double x = std::get<1>(v);
     if (!std::isfinite(x)) input_error(e.key, shown, "must be finite");
+    if (e.min_exclusive && x <= e.min) input_error(e.key, shown, "must be > " + render(Value{e.min}));
     if (x < e.min) input_error(e.key, shown, "must be >= " + render(Value{e.min}));
     if (x > e.max) input_error(e.key, shown, "must be <= " + render(Value{e.max}));
   } else if (v.index() == 3 && !e.choices.empty()) {

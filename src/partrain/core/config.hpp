@@ -20,8 +20,9 @@ class Deck {
 
   void declare_int(const std::string& key, std::int64_t def, const std::string& doc,
                    std::int64_t min = INT64_MIN, std::int64_t max = INT64_MAX);
+  /// min_exclusive: the value must be strictly greater than min (e.g. a positive size).
   void declare_float(const std::string& key, double def, const std::string& doc, double min = -1e300,
-                     double max = 1e300);
+                     double max = 1e300, bool min_exclusive = false);
   void declare_bool(const std::string& key, bool def, const std::string& doc);
   void declare_string(const std::string& key, const std::string& def, const std::string& doc,
                       std::vector<std::string> choices = {});
@@ -56,6 +57,7 @@ class Deck {
     Value value;
     Source source = Source::Default;
     double min = 0, max = 0;
+    bool min_exclusive = false;
     std::int64_t imin = 0, imax = 0;
     std::vector<std::string> choices;
   };

@@ -66,12 +66,14 @@ hid_t H5Writer::group(const std::string& path) {
 }
 
 void H5Writer::attr(hid_t loc, const std::string& name, const std::string& value) {
+  // variable-length UTF-8: h5py reads it as str, h5dump shows it whole
   hid_t type = PARTRAIN_H5_CHECK(H5Tcopy(H5T_C_S1));
-  PARTRAIN_H5_CHECK(H5Tset_size(type, value.empty() ? 1 : value.size()));
+  PARTRAIN_H5_CHECK(H5Tset_size(type, H5T_VARIABLE));
   PARTRAIN_H5_CHECK(H5Tset_cset(type, H5T_CSET_UTF8));
   hid_t space = PARTRAIN_H5_CHECK(H5Screate(H5S_SCALAR));
   hid_t a = PARTRAIN_H5_CHECK(H5Acreate2(loc, name.c_str(), type, space, H5P_DEFAULT, H5P_DEFAULT));
-  PARTRAIN_H5_CHECK(H5Awrite(a, type, value.empty() ? "" : value.c_str()));
+  const char* text = value.c_str();
+  PARTRAIN_H5_CHECK(H5Awrite(a, type, &text));
   H5Aclose(a);
   H5Sclose(space);
   H5Tclose(type);

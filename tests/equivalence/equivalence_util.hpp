@@ -1,0 +1,80 @@
+// Shared pieces of the equivalence tests: small reference models, the single-process reference run computed on
+// every rank, and DESIGN.md's tolerances (fp32: loss ≤ 1e-5 relative and per-tensor gradient ≤ 1e-4 after one
+// step; loss trajectories over 20 steps within 1e-4).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "partrain/models/trainer.hpp"
+
+namespace partrain::test {
+
+constexpr double kLossTol = 1e-5, kGradTol = 1e-4, kTrajectoryTol = 1e-4;
+
+inline models::ModelSpec small_gpt() {
+  models::ModelSpec s;
+  s.kind = "gpt";
+  s.gpt = models::GptConfig{32, 8, 2, 16, 2};
+  return s;
+}
+
+inline models::ModelSpec small_mlp() {
+  models::ModelSpec s;
+  s.kind = "mlp";
+  s.mlp.widths = {16, 32, 32, 8};
+  return s;
+}
+
+inline models::TrainSpec small_train(std::int64_t steps) {
+  models::TrainSpec t;
+  t.global_batch = 12;  // divisible by 1, 2, 3 and 4 ranks
+  t.steps = steps;
+  t.warmup = 0;
+  t.optimizer.lr = 3e-3;
+  return t;
+}
+
+struct Trajectory {
+  std::vector<double> loss;
+  std::vector<double> first_grads;  ///< flat gradient buffer after the first backward (before its update)
+};
+
+/// The single-process reference on the whole global batch.
+inline Trajectory reference_run(const models::ModelSpec& ms, const models::TrainSpec& ts) {
+  auto m = models::make_model<float>(ms);
+  auto d = models::make_dataset<float>(ms);
+  models::ReferenceTrainer<float> tr(*m, *d, ts);
+  Trajectory t;
+  for (std::int64_t s = 0; s < ts.steps; ++s) {
+    auto rec = tr.step(s, [&](const models::Batch<float>&, double) {
+      if (s == 0) {
+        auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), m->params().grads());
+        t.first_grads.assign(h.data(), h.data() + h.size());
+      }
+    });
+    t.loss.push_back(rec.loss);
+  }
+  return t;
+}
+
+inline double rel(double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 1e-30); }
+
+/// Per-tensor ‖g − g_ref‖ / ‖g_ref‖ for every parameter of `model`.
+template <class M>
+void expect_grads_close(const M& model, const std::vector<double>& got, const std::vector<double>& ref,
+                        double tol, const std::string& what) {
+  for (const auto& p : model.params().infos()) {
+    double num = 0, den = 0;
+    for (std::int64_t i = p.offset; i < p.offset + p.size; ++i) {
+      num += (got[i] - ref[i]) * (got[i] - ref[i]);
+      den += ref[i] * ref[i];
+    }
+    const double e = std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
+    EXPECT_LE(e, tol) << what << ": " << p.name;
+  }
+}
+
+}  // namespace partrain::test

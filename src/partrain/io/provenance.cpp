@@ -44,7 +44,11 @@ Provenance collect_provenance(MPI_Comm comm, int argc, char** argv) {
   int len = 0;
   MPI_Get_library_version(lib, &len);
   p.mpi_version = std::string(lib, std::size_t(len));
-  p.mpi_version.erase(std::remove(p.mpi_version.begin(), p.mpi_version.end(), '\n'), p.mpi_version.end());
+  for (auto& c : p.mpi_version)  // one line: MPICH reports several, separated by newlines and tabs
+    if (c == '\n' || c == '\t') c = ' ';
+  p.mpi_version.erase(std::unique(p.mpi_version.begin(), p.mpi_version.end(),
+                                  [](char a, char b) { return a == ' ' && b == ' '; }),
+                      p.mpi_version.end());
 
   unsigned maj = 0, min = 0, rel = 0;
   H5get_libversion(&maj, &min, &rel);

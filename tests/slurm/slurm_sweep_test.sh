@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# A real SLURM run of a generated sweep: brings up a single-node SLURM cluster on localhost (munged, slurmctld,
+# slurmd — DESIGN.md has the facts), submits a two-point sweep with sbatch through partrain-sweep --submit,
+# waits for both jobs, checks their HDF5 results with partrain-compare, and takes the cluster down again.
+#   slurm_sweep_test.sh REPO BUILD_DIR
+# Skips (exit 77) when slurm-wlm is not installed or this is not root.
+set -euo pipefail
+repo=$1; build=$2
+if ! command -v slurmctld >/dev/null || ! command -v sbatch >/dev/null; then echo "slurm-wlm not installed: skipped"; exit 77; fi
+if [ "$(id -u)" -ne 0 ]; then echo "not root: skipped"; exit 77; fi
+work=$(mktemp -d /tmp/partrain-slurm.XXXXXX)
+export SLURM_CONF=$work/slurm.conf
+started_munge=0
+cleanup() {
+  scontrol shutdown >/dev/null 2>&1 || true
+  sleep 1
+  [ -f "$work/slurmd.pid" ] && kill "$(cat "$work/slurmd.pid")" 2>/dev/null || true
+  [ -f "$work/slurmctld.pid" ] && kill "$(cat "$work/slurmctld.pid")" 2>/dev/null || true
+  [ "$started_munge" = 1 ] && pkill -x munged 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$work/state" "$work/spool"
+cat > "$SLURM_CONF" <<CONF
+ClusterName=partrain
+SlurmctldHost=localhost(127.0.0.1)
+SlurmctldPort=16817
+SlurmdPort=16818
+AuthType=auth/munge
+SlurmUser=root
+SlurmdUser=root
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+StateSaveLocation=$work/state
+SlurmdSpoolDir=$work/spool
+SlurmctldPidFile=$work/slurmctld.pid
+SlurmdPidFile=$work/slurmd.pid
+SlurmctldLogFile=$work/slurmctld.log
+SlurmdLogFile=$work/slurmd.log
+MpiDefault=none
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
+CONF
+if ! pgrep -x munged >/dev/null; then
+  mkdir -p /run/munge && chown munge:munge /run/munge 2>/dev/null || true
+  [ -f /etc/munge/munge.key ] || (mungekey -c 2>/dev/null || create-munge-key -f)
+  runuser -u munge -- munged 2>/dev/null || munged --force
+  started_munge=1
+fi
+slurmctld -f "$SLURM_CONF"
+slurmd -f "$SLURM_CONF" -N localhost
+for _ in $(seq 1 30); do
+  sinfo -h -o %T 2>/dev/null | grep -qE "idle|mix" && break
+  sleep 1
+done
+sinfo || { cat "$work"/slurmctld.log; exit 1; }
+
+cd "$repo"
+out=$work/sweep
+cat > "$work/slurm_test.toml" <<SWEEP
+app = "partrain-dp"
+deck = "inputs/dp_gpt_small.toml"
+kind = "weak"
+ranks = [1, 2]
+ranks_per_node = 2
+time_limit = "00:05:00"
+
+[set]
+"train.steps" = 4
+"train.warmup" = 1
+"model.gpt.layers" = 1
+"model.gpt.seq_len" = 32
+
+[weak]
+"train.batch" = 2
+
+[slurm]
+partition = "debug"
+account = "CHANGE_ME_account"
+SWEEP
+"$build/tools/partrain-sweep" "$work/slurm_test.toml" --scheduler slurm --out "$out" --build "$build" --submit
+ids=$(tail -n +2 "$out/jobs.tsv" | cut -f3 | paste -sd,)
+echo "waiting for jobs $ids"
+for _ in $(seq 1 120); do
+  [ -z "$(squeue -h -j "$ids" 2>/dev/null)" ] && break
+  sleep 1
+done
+sacct -j "$ids" >/dev/null 2>&1 || true
+for f in "$out"/logs/*.log; do echo "== $f"; tail -3 "$f"; done
+n=$(ls "$out"/results/*.h5 2>/dev/null | wc -l)
+[ "$n" -eq 2 ] || { echo "expected 2 result files, found $n"; cat "$work"/slurmd.log | tail -20; exit 1; }
+grep -q "SLURM_JOB_ID\|job_id" /dev/null || true
+"$build/tools/partrain-compare" "$out/results"
+# every result records its SLURM job id
+for f in "$out"/results/*.h5; do
+  h5dump -a job_id "$f" | grep -qE '"[0-9]+"' || { echo "$f has no job id"; exit 1; }
+done
+echo "slurm sweep: ok"

@@ -1,0 +1,200 @@
+// partrain-compare: result files from different machines, library versions or strategies, side by side.
+//   partrain-compare results/reference sweeps/strong/results [more files or directories] [--csv | --markdown]
+// Each argument is one source (a machine, a build): a result file or a directory searched for *.h5. Runs are
+// grouped by (app, strategy, model, ranks); each source's cell shows the median step time over its repetitions,
+// throughput, parallel efficiency against that source's smallest rank count (strong: p1·T1/(p·Tp) when the global
+// batch is unchanged; weak: T1/Tp when it grows with the ranks — inferred from the decks), the exposed
+// communication share, and the step-time ratio to the first source. Runs whose decks differ are never compared:
+// their cells say "config differs". Any file that is not a readable partrain result of schema version 1 is an
+// error naming the file (exit code 2).
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <tuple>
+
+#include "partrain/core/error.hpp"
+#include "result_reader.hpp"
+
+namespace {
+using namespace partrain;
+using namespace partrain::compare;
+
+struct Entry {  // one source's runs for one row with one configuration
+  std::vector<Run> runs;
+  double step_s = NAN, throughput = NAN, exposed_pct = NAN, efficiency = NAN;
+  std::string unit, note;
+};
+
+struct Source {
+  std::string label;
+  std::vector<Run> runs;
+};
+
+using Key = std::tuple<std::string, std::string, std::string, int>;  // app, strategy, model, ranks
+
+double med(std::vector<double> v) {
+  v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return std::isnan(x); }), v.end());
+  if (v.empty()) return NAN;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
+std::map<std::string, std::string> without_batch(std::map<std::string, std::string> c) {
+  c.erase("train.batch");
+  return c;
+}
+
+double batch_of(const Run& r) {
+  auto it = r.config.find("train.batch");
+  return it == r.config.end() ? NAN : std::atof(it->second.c_str());
+}
+
+/// Entries of one source for one key: runs grouped by identical configuration.
+std::vector<Entry> entries_for(const Source& s, const Key& k) {
+  std::vector<Entry> out;
+  for (const auto& r : s.runs) {
+    if (Key{r.app, r.strategy, r.model, r.nranks} != k) continue;
+    auto it = std::find_if(out.begin(), out.end(), [&](const Entry& e) { return e.runs.front().config == r.config; });
+    if (it == out.end()) out.push_back(Entry{{r}});
+    else it->runs.push_back(r);
+  }
+  for (auto& e : out) {
+    std::vector<double> t, tp, ex;
+    for (const auto& r : e.runs) {
+      t.push_back(r.step_time_s);
+      if (r.strategy == "collectives") {
+        tp.push_back(r.busbw_GBps);
+        e.unit = "GB/s busbw (" + r.busbw_algo + ")";
+      } else if (r.tokens_per_s > 0) {
+        tp.push_back(r.tokens_per_s);
+        e.unit = "tok/s";
+      } else {
+        tp.push_back(r.samples_per_s);
+        e.unit = "samples/s";
+      }
+      ex.push_back(r.step_time_s > 0 ? 100.0 * r.comm_exposed_s / r.step_time_s : NAN);
+    }
+    e.step_s = med(t);
+    e.throughput = med(tp);
+    e.exposed_pct = med(ex);
+    if (e.runs.size() > 1) e.note = std::to_string(e.runs.size()) + " repetitions";
+  }
+  if (out.size() > 1)
+    for (std::size_t i = 0; i < out.size(); ++i) out[i].note += (out[i].note.empty() ? "" : ", ") + std::string("config ") + std::to_string(i + 1) + " of " + std::to_string(out.size());
+  return out;
+}
+
+void efficiency(const Source& s, const Key& k, Entry& e) {
+  int base_ranks = INT32_MAX;
+  for (const auto& r : s.runs)
+    if (r.app == std::get<0>(k) && r.strategy == std::get<1>(k) && r.model == std::get<2>(k) && r.nranks < base_ranks)
+      base_ranks = r.nranks;
+  if (base_ranks == INT32_MAX || std::get<1>(k) == "collectives") return;
+  const auto base = entries_for(s, Key{std::get<0>(k), std::get<1>(k), std::get<2>(k), base_ranks});
+  for (const auto& b : base) {
+    if (without_batch(b.runs.front().config) != without_batch(e.runs.front().config)) continue;
+    const double p1 = base_ranks, p = std::get<3>(k), b1 = batch_of(b.runs.front()), bp = batch_of(e.runs.front());
+    if (b1 == bp) e.efficiency = p1 * b.step_s / (p * e.step_s);
+    else if (std::abs(bp * p1 - b1 * p) < 1e-9) e.efficiency = b.step_s / e.step_s;
+    if (!std::isnan(e.efficiency)) e.note += std::string(e.note.empty() ? "" : ", ") + (b1 == bp ? "strong" : "weak");
+    return;
+  }
+}
+
+std::string fmt(double v, const char* f) {
+  if (std::isnan(v)) return "-";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"partrain-compare: partrain result files side by side", "partrain-compare"};
+  std::vector<std::string> args;
+  bool csv = false, markdown = false;
+  app.add_option("sources", args, "result files or directories; the first is the baseline")->required();
+  app.add_flag("--csv", csv, "comma-separated output (one line per row and source)");
+  app.add_flag("--markdown", markdown, "a markdown table");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::printf("%s", app.help().c_str());
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "partrain-compare: error: %s\n", e.what());
+    return 2;
+  }
+  std::vector<Source> sources;
+  for (const auto& a : args) {
+    Source s{a, {}};
+    for (const auto& f : result_files(a)) s.runs.push_back(read_run(f));
+    sources.push_back(std::move(s));
+  }
+  std::vector<Key> keys;
+  for (const auto& s : sources)
+    for (const auto& r : s.runs) keys.emplace_back(r.app, r.strategy, r.model, r.nranks);
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+
+  if (!csv) {
+    for (std::size_t i = 0; i < sources.size(); ++i) {
+      const auto& r = sources[i].runs.front();
+      std::printf("%s [%zu] %s: %zu runs; hosts %s; commit %s; %s; BLAS %s\n", markdown ? ">" : "#", i + 1,
+                  sources[i].label.c_str(), sources[i].runs.size(), r.hostnames.c_str(), r.git_commit.c_str(),
+                  r.mpi_version.substr(0, 40).c_str(), r.blas.substr(0, 60).c_str());
+    }
+    if (markdown) std::printf("\n| app | strategy | model | ranks | source | ms/step | throughput | efficiency | exposed comm | ratio to [1] | note |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    else std::printf("%-22s %-11s %-36s %5s %4s %11s %22s %6s %8s %9s  %s\n", "# app", "strategy", "model", "ranks", "src",
+                     "ms/step", "throughput", "eff", "exposed", "ratio", "note");
+  } else {
+    std::printf("app,strategy,model,ranks,source,step_time_ms,throughput,throughput_unit,efficiency,exposed_comm_pct,ratio_to_first,note\n");
+  }
+  for (const auto& k : keys) {
+    const auto first = entries_for(sources[0], k);
+    for (std::size_t i = 0; i < sources.size(); ++i) {
+      auto entries = entries_for(sources[i], k);
+      if (entries.empty()) continue;
+      for (auto& e : entries) {
+        efficiency(sources[i], k, e);
+        std::string ratio = "-";
+        if (i > 0 && !first.empty()) {
+          auto same = std::find_if(first.begin(), first.end(), [&](const Entry& f) { return f.runs.front().config == e.runs.front().config; });
+          if (same == first.end()) ratio = "config differs";
+          else ratio = fmt(e.step_s / same->step_s, "%.2f");
+        } else if (i == 0) {
+          ratio = "1.00";
+        }
+        const std::string tput = fmt(e.throughput, "%.1f") + " " + e.unit;
+        const std::string eff = fmt(e.efficiency * 100, "%.0f%%"), exp = fmt(e.exposed_pct, "%.1f%%");
+        const std::string ms = fmt(e.step_s * 1e3, "%.3f");
+        if (csv)
+          std::printf("%s,%s,\"%s\",%d,\"%s\",%s,%s,%s,%s,%s,%s,\"%s\"\n", std::get<0>(k).c_str(), std::get<1>(k).c_str(),
+                      std::get<2>(k).c_str(), std::get<3>(k), sources[i].label.c_str(), fmt(e.step_s * 1e3, "%.6g").c_str(),
+                      fmt(e.throughput, "%.6g").c_str(), e.unit.c_str(), fmt(e.efficiency, "%.4f").c_str(),
+                      fmt(e.exposed_pct, "%.2f").c_str(), ratio == "config differs" ? "" : ratio.c_str(),
+                      (e.note + (ratio == "config differs" ? (e.note.empty() ? "" : "; ") + ratio : "")).c_str());
+        else if (markdown)
+          std::printf("| %s | %s | %s | %d | [%zu] | %s | %s | %s | %s | %s | %s |\n", std::get<0>(k).c_str(), std::get<1>(k).c_str(),
+                      std::get<2>(k).c_str(), std::get<3>(k), i + 1, ms.c_str(), tput.c_str(), eff.c_str(), exp.c_str(),
+                      ratio.c_str(), e.note.c_str());
+        else
+          std::printf("%-22s %-11s %-36s %5d [%zu] %11s %22s %6s %8s %9s  %s\n", std::get<0>(k).c_str(), std::get<1>(k).c_str(),
+                      std::get<2>(k).c_str(), std::get<3>(k), i + 1, ms.c_str(), tput.c_str(), eff.c_str(), exp.c_str(),
+                      ratio.c_str(), e.note.c_str());
+      }
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const partrain::InputError& e) {
+    std::fprintf(stderr, "partrain-compare: error: %s\n", e.what());
+    return 2;
+  }
+}

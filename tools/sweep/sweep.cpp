@@ -1,0 +1,278 @@
+#include "sweep.hpp"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "partrain/core/error.hpp"
+
+namespace partrain::sweep {
+namespace {
+
+std::string node_text(const toml::node& n) {
+  std::ostringstream os;
+  if (auto s = n.as_string()) return "\"" + s->get() + "\"";
+  n.visit([&](auto&& x) { os << x; });
+  return os.str();
+}
+
+[[noreturn]] void bad(const std::string& file, const std::string& key, const std::string& value,
+                      const std::string& why) {
+  input_error(file + ": " + key, value, why);
+}
+
+std::string get_string(const std::string& file, const toml::table& t, const std::string& key, bool required,
+                       const std::string& def = "") {
+  auto n = t.get(key);
+  if (!n) {
+    if (required) bad(file, key, "(missing)", "required");
+    return def;
+  }
+  if (!n->is_string()) bad(file, key, node_text(*n), "must be a string");
+  return n->as_string()->get();
+}
+
+int get_int(const std::string& file, const toml::table& t, const std::string& key, int def, int min) {
+  auto n = t.get(key);
+  if (!n) return def;
+  if (!n->is_integer()) bad(file, key, node_text(*n), "must be an integer");
+  const auto v = n->as_integer()->get();
+  if (v < min || v > 1 << 24) bad(file, key, node_text(*n), "must be >= " + std::to_string(min));
+  return int(v);
+}
+
+std::vector<std::string> get_strings(const std::string& file, const toml::table& t, const std::string& key) {
+  std::vector<std::string> out;
+  auto n = t.get(key);
+  if (!n) return out;
+  auto arr = n->as_array();
+  if (!arr) bad(file, key, node_text(*n), "must be a list of strings");
+  for (auto&& e : *arr) {
+    if (!e.is_string()) bad(file, key, node_text(*n), "must be a list of strings");
+    out.push_back(e.as_string()->get());
+  }
+  return out;
+}
+
+void only_keys(const std::string& file, const toml::table& t, const std::string& prefix,
+               const std::set<std::string>& allowed) {
+  for (auto&& [k, v] : t)
+    if (!allowed.count(std::string(k.str())))
+      bad(file, prefix + std::string(k.str()), node_text(v), "unknown key");
+}
+
+SiteOptions site(const std::string& file, const toml::table& root, const std::string& name) {
+  SiteOptions o;
+  auto n = root.get(name);
+  if (!n) return o;
+  auto t = n->as_table();
+  if (!t) bad(file, name, node_text(*n), "must be a table");
+  only_keys(file, *t, name + ".", {"partition", "queue", "account", "launcher", "directives"});
+  o.partition = get_string(file, *t, "partition", false);
+  o.queue = get_string(file, *t, "queue", false);
+  o.account = get_string(file, *t, "account", false);
+  o.launcher = get_string(file, *t, "launcher", false, "mpiexec");
+  if (o.launcher != "mpiexec" && o.launcher != "srun")
+    bad(file, name + ".launcher", "\"" + o.launcher + "\"", "must be mpiexec or srun");
+  o.directives = get_strings(file, *t, "directives");
+  return o;
+}
+
+std::vector<std::pair<std::string, std::string>> overrides(const std::string& file, const toml::node* n,
+                                                           const std::string& name) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (!n) return out;
+  auto t = n->as_table();
+  if (!t) bad(file, name, node_text(*n), "must be a table of deck keys");
+  for (auto&& [k, v] : *t) {
+    if (v.is_table()) bad(file, name + "." + std::string(k.str()), "(table)", "use quoted dotted keys: \"train.steps\" = 10");
+    out.emplace_back(std::string(k.str()), node_text(v));
+  }
+  return out;
+}
+
+std::string format_number(double v) {
+  std::ostringstream os;
+  if (v == std::floor(v) && std::abs(v) < 1e15) os << std::int64_t(v);
+  else os << v;
+  return os.str();
+}
+
+}  // namespace
+
+Sweep load_sweep(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) input_error("sweep file", path, "cannot read it");
+  toml::table root;
+  try {
+    root = toml::parse(in, path);
+  } catch (const toml::parse_error& e) {
+    input_error("sweep file", path, "TOML syntax error at line " + std::to_string(e.source().begin.line) + ": " +
+                                        std::string(e.description()));
+  }
+  only_keys(path, root, "", {"app", "deck", "kind", "ranks", "ranks_per_node", "repetitions", "time_limit", "args",
+                             "set", "weak", "points", "slurm", "pbs"});
+  Sweep s;
+  auto slash = path.find_last_of('/');
+  s.name = path.substr(slash == std::string::npos ? 0 : slash + 1);
+  s.name = s.name.substr(0, s.name.rfind(".toml"));
+  s.app = get_string(path, root, "app", true);
+  if (s.app != "partrain-dp" && s.app != "partrain-collectives" && s.app != "partrain-ref")
+    bad(path, "app", "\"" + s.app + "\"", "must be partrain-dp, partrain-collectives or partrain-ref");
+  s.deck = get_string(path, root, "deck", s.app != "partrain-collectives");
+  s.kind = get_string(path, root, "kind", false, "strong");
+  if (s.kind != "strong" && s.kind != "weak") bad(path, "kind", "\"" + s.kind + "\"", "must be strong or weak");
+  auto rn = root.get("ranks");
+  if (!rn || !rn->is_array() || rn->as_array()->empty()) bad(path, "ranks", rn ? node_text(*rn) : "(missing)", "must be a non-empty list of rank counts");
+  for (auto&& e : *rn->as_array()) {
+    if (!e.is_integer() || e.as_integer()->get() < 1) bad(path, "ranks", node_text(*rn), "every rank count must be an integer >= 1");
+    s.ranks.push_back(int(e.as_integer()->get()));
+  }
+  s.ranks_per_node = get_int(path, root, "ranks_per_node", 1, 1);
+  s.repetitions = get_int(path, root, "repetitions", 1, 1);
+  s.time_limit = get_string(path, root, "time_limit", false, "00:30:00");
+  int h = 0, m = 0, sec = 0;
+  char c1 = 0, c2 = 0;
+  std::istringstream tl(s.time_limit);
+  if (!(tl >> h >> c1 >> m >> c2 >> sec) || c1 != ':' || c2 != ':' || m > 59 || sec > 59 || h < 0)
+    bad(path, "time_limit", "\"" + s.time_limit + "\"", "must be HH:MM:SS");
+  s.args = get_strings(path, root, "args");
+  s.set = overrides(path, root.get("set"), "set");
+  for (auto& [k, v] : overrides(path, root.get("weak"), "weak")) {
+    try {
+      s.weak.emplace_back(k, std::stod(v));
+    } catch (const std::exception&) {
+      bad(path, "weak." + k, v, "must be a number (the per-rank value)");
+    }
+  }
+  if (!s.weak.empty() && s.kind != "weak") bad(path, "weak", "(table)", "only for kind = \"weak\"");
+  if (s.app == "partrain-collectives" && (!s.set.empty() || !s.weak.empty()))
+    bad(path, "set", "(table)", "partrain-collectives takes no deck: use args");
+  if (auto pn = root.get("points")) {
+    auto pt = pn->as_table();
+    if (!pt) bad(path, "points", node_text(*pn), "must be a table of rank counts");
+    for (auto&& [k, v] : *pt) {
+      int r = 0;
+      try {
+        r = std::stoi(std::string(k.str()));
+      } catch (const std::exception&) {
+        bad(path, "points." + std::string(k.str()), "(table)", "must be keyed by a rank count");
+      }
+      if (std::find(s.ranks.begin(), s.ranks.end(), r) == s.ranks.end())
+        bad(path, "points." + std::string(k.str()), "(table)", "is not one of the sweep's rank counts");
+      s.points[r] = overrides(path, &v, "points." + std::string(k.str()));
+    }
+  }
+  s.slurm = site(path, root, "slurm");
+  s.pbs = site(path, root, "pbs");
+  return s;
+}
+
+std::vector<Point> expand(const Sweep& s, const std::string& scheduler, const std::string& result_dir) {
+  std::vector<Point> pts;
+  for (int r : s.ranks) {
+    const int nodes = (r + s.ranks_per_node - 1) / s.ranks_per_node;
+    if (nodes > 1 && r % s.ranks_per_node != 0)
+      input_error("ranks", std::to_string(r),
+                  "cannot be spread evenly over nodes of ranks_per_node = " + std::to_string(s.ranks_per_node));
+    if (scheduler == "local" && nodes > 1)
+      input_error("ranks", std::to_string(r),
+                  "needs " + std::to_string(nodes) + " nodes; the local scheduler runs on this machine only "
+                  "(raise ranks_per_node to oversubscribe it)");
+    for (int k = 0; k < s.repetitions; ++k) {
+      Point p;
+      p.ranks = r;
+      p.nodes = nodes;
+      p.rep = k;
+      p.name = s.name + "_r" + std::to_string(r) + "_k" + std::to_string(k);
+      if (s.app != "partrain-collectives") p.argv = {"--input", s.deck};
+      for (const auto& [key, v] : s.set) p.argv.insert(p.argv.end(), {"--set", key + "=" + v});
+      for (const auto& [key, per_rank] : s.weak)
+        p.argv.insert(p.argv.end(), {"--set", key + "=" + format_number(per_rank * r)});
+      if (auto it = s.points.find(r); it != s.points.end())
+        for (const auto& [key, v] : it->second) p.argv.insert(p.argv.end(), {"--set", key + "=" + v});
+      p.argv.insert(p.argv.end(), s.args.begin(), s.args.end());
+      p.argv.insert(p.argv.end(), {"--output", result_dir + "/" + p.name + ".h5"});
+      pts.push_back(p);
+    }
+  }
+  return pts;
+}
+
+std::string binary_path(const std::string& build_dir, const std::string& app) {
+  return build_dir + (app == "partrain-collectives" ? "/collectives/" : "/miniapps/") + app;
+}
+
+namespace {
+std::string quote(const std::string& a) {
+  if (!a.empty() && a.find_first_of(" \t\"'$\\;&|<>()*?[]{}") == std::string::npos) return a;
+  std::string q = "'";
+  for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+std::string directive(const std::string& prefix, const std::string& flag, const std::string& value) {
+  if (value.empty()) return "";
+  if (value.rfind("CHANGE_ME", 0) == 0)
+    return "#" + prefix + " " + flag + value + "   # <- CHANGE ME: set this for your site, then remove one '#'\n";
+  return prefix + " " + flag + value + "\n";
+}
+}  // namespace
+
+std::string render_job(const std::string& template_path, const Sweep& s, const Point& p, const std::string& scheduler,
+                       const std::string& workdir, const std::string& binary, const std::string& log_path) {
+  std::ifstream in(template_path);
+  if (!in) input_error("template", template_path, "missing: partrain-sweep needs jobscripts/" + scheduler + ".sh.tmpl");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  std::string site_lines;
+  if (scheduler == "slurm") {
+    site_lines += directive("#SBATCH", "--partition=", s.slurm.partition);
+    site_lines += directive("#SBATCH", "--account=", s.slurm.account);
+    for (const auto& d : s.slurm.directives) site_lines += "#SBATCH " + d + "\n";
+  } else if (scheduler == "pbs") {
+    site_lines += directive("#PBS", "-q ", s.pbs.queue);
+    site_lines += directive("#PBS", "-A ", s.pbs.account);
+    for (const auto& d : s.pbs.directives) site_lines += "#PBS " + d + "\n";
+  }
+  if (!site_lines.empty() && site_lines.back() == '\n') site_lines.pop_back();
+  std::string launch = scheduler == "slurm" && s.slurm.launcher == "srun"
+                           ? "srun -n " + std::to_string(p.ranks)
+                           : "mpiexec -n " + std::to_string(p.ranks);
+  launch += " " + quote(binary);
+  for (const auto& a : p.argv) launch += " " + quote(a);
+  const std::map<std::string, std::string> values = {
+      {"POINT", p.name},
+      {"JOB_NAME", p.name},
+      {"NODES", std::to_string(p.nodes)},
+      {"RANKS", std::to_string(p.ranks)},
+      {"RANKS_PER_NODE", std::to_string(std::min(p.ranks, s.ranks_per_node))},
+      {"TIME_LIMIT", s.time_limit},
+      {"LOG", log_path},
+      {"SITE_DIRECTIVES", site_lines},
+      {"ENVIRONMENT", "source " + quote(workdir + "/scripts/env.sh") + "   # one BLAS thread per rank; OpenBLAS core fix"},
+      {"WORKDIR", quote(workdir)},
+      {"LAUNCH", launch}};
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    if (text.compare(i, 2, "{{") == 0) {
+      const size_t end = text.find("}}", i);
+      const std::string key = text.substr(i + 2, end - i - 2);
+      auto it = values.find(key);
+      if (end == std::string::npos || it == values.end())
+        input_error("template", template_path, "unknown placeholder {{" + key + "}}");
+      out += it->second;
+      i = end + 2;
+    } else {
+      out += text[i++];
+    }
+  }
+  return out;
+}
+
+}  // namespace partrain::sweep

@@ -1,0 +1,55 @@
+// Scaling sweeps: a sweep file (inputs/sweeps/*.toml) names a mini-app, its deck, the kind of scaling, the rank
+// counts and the overrides; partrain-sweep turns it into one job script per (rank count, repetition) from the
+// templates in jobscripts/, for SLURM, PBS or this machine.
+//
+// Sweep keys: app, deck, kind ("strong" | "weak"), ranks [list], ranks_per_node, repetitions, time_limit
+// ("HH:MM:SS"), args [list of extra arguments], [set] (deck overrides for every point), [weak] (per-rank values,
+// multiplied by the rank count at each point; kind = "weak"), [points.<ranks>] (overrides for one rank count),
+// [slurm] (partition, account, launcher = "mpiexec" | "srun", directives = [...]),
+// [pbs] (queue, account, directives = [...]). A value beginning with CHANGE_ME is a placeholder: it is written as
+// a commented-out directive marked for the user to edit.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace partrain::sweep {
+
+struct SiteOptions {
+  std::string partition, queue, account, launcher = "mpiexec";
+  std::vector<std::string> directives;
+};
+
+struct Sweep {
+  std::string name, app, deck, kind = "strong", time_limit = "00:30:00";
+  std::vector<int> ranks;
+  int ranks_per_node = 1, repetitions = 1;
+  std::vector<std::string> args;
+  std::vector<std::pair<std::string, std::string>> set;               ///< key, TOML value text
+  std::vector<std::pair<std::string, double>> weak;                   ///< key, per-rank value
+  std::map<int, std::vector<std::pair<std::string, std::string>>> points;
+  SiteOptions slurm, pbs;
+};
+
+struct Point {
+  std::string name;  ///< <sweep>_r<ranks>_k<rep>
+  int ranks = 1, nodes = 1, rep = 0;
+  std::vector<std::string> argv;  ///< the mini-app's arguments (without the launcher)
+};
+
+/// Parses and validates a sweep file; InputError naming the file and key on anything unknown or wrong.
+Sweep load_sweep(const std::string& path);
+
+/// The points of a sweep for a scheduler ("slurm", "pbs", "local"); InputError for rank counts the scheduler
+/// cannot give (local: more than one node; any: ranks not a multiple of ranks_per_node beyond one node).
+std::vector<Point> expand(const Sweep& s, const std::string& scheduler, const std::string& result_dir);
+
+/// Fills a job-script template ({{KEY}} placeholders); InputError naming the template when it is missing.
+std::string render_job(const std::string& template_path, const Sweep& s, const Point& p, const std::string& scheduler,
+                       const std::string& workdir, const std::string& binary, const std::string& log_path);
+
+/// The mini-app binary under a build directory (miniapps/… or collectives/…).
+std::string binary_path(const std::string& build_dir, const std::string& app);
+
+}  // namespace partrain::sweep

@@ -97,7 +97,8 @@ void efficiency(const Source& s, const Key& k, Entry& e) {
     const double p1 = base_ranks, p = std::get<3>(k), b1 = batch_of(b.runs.front()), bp = batch_of(e.runs.front());
     if (b1 == bp) e.efficiency = p1 * b.step_s / (p * e.step_s);
     else if (std::abs(bp * p1 - b1 * p) < 1e-9) e.efficiency = b.step_s / e.step_s;
-    if (!std::isnan(e.efficiency)) e.note += std::string(e.note.empty() ? "" : ", ") + (b1 == bp ? "strong" : "weak");
+    const char* kind = p == p1 ? "base" : b1 == bp ? "strong" : "weak";
+    if (!std::isnan(e.efficiency)) e.note += std::string(e.note.empty() ? "" : ", ") + kind;
     return;
   }
 }

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# partrain-sweep and partrain-compare end to end, without a scheduler: script generation for SLURM and PBS (checked
+# for their directives), a local sweep, compare in its three formats, and every bad input giving one clear line.
+#   test_sweep_tools.sh REPO BUILD
+set -uo pipefail
+repo=$1; build=$2
+sweep=$build/tools/partrain-sweep; compare=$build/tools/partrain-compare
+d=$(mktemp -d); trap 'rm -rf "$d"' EXIT
+cd "$repo"
+fail=0
+ok() { echo "ok: $1"; }
+no() { echo "FAILED: $1"; fail=1; }
+expect_err() {  # expect_err REGEX cmd... : exit 2 and one line matching REGEX
+  local re=$1; shift
+  local out; out=$("$@" 2>&1); local rc=$?
+  if [ $rc -eq 2 ] && grep -qE "$re" <<<"$out" && [ "$(wc -l <<<"$out")" -eq 1 ]; then ok "error: $re"; else no "expected exit 2 and /$re/, got $rc: $out"; fi
+}
+
+# SLURM and PBS scripts from the same sweep
+"$sweep" inputs/sweeps/dp_gpt_weak.toml --scheduler slurm --out "$d/s" >/dev/null || no "slurm generation"
+s=$d/s/jobs/dp_gpt_weak_r2_k0.sh
+grep -q "^#SBATCH --ntasks=2$" "$s" && grep -q "^#SBATCH --nodes=1$" "$s" && grep -q "^#SBATCH --time=00:10:00$" "$s" \
+  && grep -q "^##SBATCH --partition=CHANGE_ME_partition .*CHANGE ME" "$s" && grep -q "source .*scripts/env.sh" "$s" \
+  && grep -q "mpiexec -n 2 .*partrain-dp --input inputs/dp_gpt_small.toml .*--set train.batch=16 --output $d/s/results/dp_gpt_weak_r2_k0.h5" "$s" \
+  && ok "slurm directives" || { no "slurm directives"; cat "$s"; }
+"$sweep" inputs/sweeps/dp_gpt_weak.toml --scheduler pbs --out "$d/p" >/dev/null || no "pbs generation"
+p=$d/p/jobs/dp_gpt_weak_r1_k0.sh
+grep -q "^#PBS -l select=1:ncpus=1:mpiprocs=1$" "$p" && grep -q "^#PBS -l walltime=00:10:00$" "$p" \
+  && grep -q "^##PBS -q CHANGE_ME_queue" "$p" && grep -q "^#PBS -N dp_gpt_weak_r1_k0$" "$p" \
+  && grep -q "set train.batch=8 " "$p" && ok "pbs directives" || { no "pbs directives"; cat "$p"; }
+bash -n "$s" && bash -n "$p" && ok "scripts parse" || no "scripts parse"
+
+# A local sweep, then compare it with itself in three formats
+cat > "$d/tiny.toml" <<T
+app = "partrain-dp"
+deck = "inputs/dp_gpt_small.toml"
+kind = "strong"
+ranks = [1, 2]
+ranks_per_node = 2
+repetitions = 2
+[set]
+"train.steps" = 3
+"train.warmup" = 1
+"train.batch" = 2
+"model.gpt.layers" = 1
+"model.gpt.seq_len" = 16
+[points.2]
+"dp.overlap" = false
+T
+"$sweep" "$d/tiny.toml" --scheduler local --out "$d/l" >/dev/null && [ "$(ls "$d"/l/results/*.h5 | wc -l)" -eq 4 ] \
+  && ok "local sweep, 4 results" || no "local sweep"
+out=$("$compare" "$d/l/results" "$d/l/results")
+grep -qE "partrain-dp +dp +gpt.* 2 \[2\] .* 1\.00 .*2 repetitions" <<<"$out" && ok "compare text" || { no "compare text"; echo "$out"; }
+"$compare" "$d/l/results" --csv | head -1 | grep -q "^app,strategy,model,ranks,source,step_time_ms" && ok "compare csv" || no "compare csv"
+"$compare" "$d/l/results" --markdown | grep -q "^| app | strategy" && ok "compare markdown" || no "compare markdown"
+# decks that differ are not compared: a run with another learning rate
+mpiexec -n 1 "$build/miniapps/partrain-dp" -i inputs/dp_gpt_small.toml --set train.steps=3 --set train.warmup=1 \
+  --set train.batch=2 --set model.gpt.layers=1 --set model.gpt.seq_len=16 --set train.lr=0.5 --output "$d/other.h5" >/dev/null
+"$compare" "$d/l/results" "$d/other.h5" | grep -q "config differs" && ok "config differs" || no "config differs"
+
+# Bad input
+expect_err "^partrain-sweep: error: .*bad.toml: colour = \"red\": unknown key" bash -c "printf 'app = \"partrain-dp\"\ndeck = \"inputs/dp_gpt_small.toml\"\nranks = [1]\ncolour = \"red\"\n' > $d/bad.toml; $sweep $d/bad.toml --out $d/x"
+expect_err "error: ranks = 3: cannot be spread evenly over nodes of ranks_per_node = 2" bash -c "printf 'app = \"partrain-dp\"\ndeck = \"inputs/dp_gpt_small.toml\"\nranks = [3]\nranks_per_node = 2\n' > $d/r.toml; $sweep $d/r.toml --scheduler slurm --out $d/y"
+expect_err "error: ranks = 4: needs 2 nodes; the local scheduler" bash -c "printf 'app = \"partrain-dp\"\ndeck = \"inputs/dp_gpt_small.toml\"\nranks = [4]\nranks_per_node = 2\n' > $d/r2.toml; $sweep $d/r2.toml --scheduler local --out $d/y2"
+expect_err "error: --scheduler = lsf: must be slurm, pbs or local" "$sweep" inputs/sweeps/dp_gpt_weak.toml --scheduler lsf --out "$d/z"
+expect_err "error: template = .*jobscripts/pbs.sh.tmpl: missing" bash -c "mkdir -p $d/repo/jobscripts $d/repo/inputs && cp inputs/dp_gpt_small.toml $d/repo/inputs/ && cd $d/repo && $sweep $repo/inputs/sweeps/dp_gpt_weak.toml --scheduler pbs --out $d/t --build $build"
+expect_err "error: --out = .*: holds the job scripts of an earlier sweep" "$sweep" inputs/sweeps/dp_gpt_weak.toml --scheduler slurm --out "$d/s"
+expect_err "error: .*time_limit = \"1 hour\": must be HH:MM:SS" bash -c "printf 'app = \"partrain-dp\"\ndeck = \"inputs/dp_gpt_small.toml\"\nranks = [1]\ntime_limit = \"1 hour\"\n' > $d/t.toml; $sweep $d/t.toml --out $d/t2"
+echo "not hdf5" > "$d/foreign.h5"
+expect_err "^partrain-compare: error: $d/foreign.h5: not an HDF5 file" "$compare" "$d/foreign.h5"
+cp "$d/other.h5" "$d/v2.h5" && h5py_ok=1
+/usr/bin/python3 - "$d/v2.h5" "$d/plain.h5" "$d/truncated.h5" "$d/other.h5" <<'PY'
+import shutil, sys, h5py
+with h5py.File(sys.argv[1], "a") as f:
+    f.attrs["schema_version"] = 2
+with h5py.File(sys.argv[2], "w") as f:
+    f["x"] = [1, 2, 3]
+data = open(sys.argv[4], "rb").read()
+open(sys.argv[3], "wb").write(data[: len(data) // 3])
+PY
+expect_err "error: $d/v2.h5: schema_version 2; this partrain-compare reads version 1" "$compare" "$d/v2.h5"
+expect_err "error: $d/plain.h5: not a partrain result file \(no schema attribute\)" "$compare" "$d/plain.h5"
+expect_err "error: $d/truncated.h5: " "$compare" "$d/truncated.h5"
+expect_err "error: $d/empty: no result files" bash -c "mkdir -p $d/empty; $compare $d/empty"
+exit $fail

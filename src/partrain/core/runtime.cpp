@@ -1,6 +1,7 @@
 #include "partrain/core/runtime.hpp"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <mpi.h>
 
 #include <Kokkos_Core.hpp>
@@ -16,7 +17,18 @@ std::string blas_info() {
   using name_fn = char* (*)();
   auto config = reinterpret_cast<name_fn>(dlsym(RTLD_DEFAULT, "openblas_get_config"));
   auto core = reinterpret_cast<name_fn>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
-  if (!config || !core) return "unknown BLAS (not OpenBLAS)";
+  if (!config || !core) {  // not OpenBLAS, or no BLAS in this executable: name what is loaded
+    std::string names;
+    dl_iterate_phdr(
+        [](dl_phdr_info* info, size_t, void* out) {
+          const std::string n = info->dlpi_name ? info->dlpi_name : "";
+          if (n.find("blas") != std::string::npos || n.find("mkl") != std::string::npos)
+            *static_cast<std::string*>(out) += (static_cast<std::string*>(out)->empty() ? "" : ", ") + n;
+          return 0;
+        },
+        &names);
+    return names.empty() ? "no BLAS loaded" : names;
+  }
   std::string s = config();
   s += " (core " + std::string(core()) + ")";
   const char* forced = std::getenv("OPENBLAS_CORETYPE");

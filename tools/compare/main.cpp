@@ -140,7 +140,13 @@ int run(int argc, char** argv) {
 
   if (!csv) {
     for (std::size_t i = 0; i < sources.size(); ++i) {
-      const auto& r = sources[i].runs.front();
+      const Run* pick = &sources[i].runs.front();  // provenance from a training run where there is one
+      for (const auto& x : sources[i].runs)
+        if (x.strategy != "collectives") {
+          pick = &x;
+          break;
+        }
+      const auto& r = *pick;
       std::printf("%s [%zu] %s: %zu runs; hosts %s; commit %s; %s; BLAS %s\n", markdown ? ">" : "#", i + 1,
                   sources[i].label.c_str(), sources[i].runs.size(), r.hostnames.c_str(), r.git_commit.c_str(),
                   r.mpi_version.substr(0, 40).c_str(), r.blas.substr(0, 60).c_str());

@@ -8,6 +8,7 @@ set -euo pipefail
 repo=$1; build=$2
 if ! command -v slurmctld >/dev/null || ! command -v sbatch >/dev/null; then echo "slurm-wlm not installed: skipped"; exit 77; fi
 if [ "$(id -u)" -ne 0 ]; then echo "not root: skipped"; exit 77; fi
+# (getconf, not nproc: nproc honours OMP_NUM_THREADS, which scripts/env.sh sets to 1)
 work=$(mktemp -d /tmp/partrain-slurm.XXXXXX)
 export SLURM_CONF=$work/slurm.conf
 started_munge=0
@@ -43,7 +44,7 @@ SlurmdPidFile=$work/slurmd.pid
 SlurmctldLogFile=$work/slurmctld.log
 SlurmdLogFile=$work/slurmd.log
 MpiDefault=none
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$(getconf _NPROCESSORS_ONLN) State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 CONF
 if ! pgrep -x munged >/dev/null; then
@@ -90,6 +91,9 @@ for _ in $(seq 1 120); do
   [ -z "$(squeue -h -j "$ids" 2>/dev/null)" ] && break
   sleep 1
 done
+if [ -n "$(squeue -h -j "$ids" 2>/dev/null)" ]; then
+  echo "jobs still queued after 120 s:"; squeue -j "$ids" -o "%i %T %r"; exit 1
+fi
 sacct -j "$ids" >/dev/null 2>&1 || true
 for f in "$out"/logs/*.log; do echo "== $f"; tail -3 "$f"; done
 n=$(ls "$out"/results/*.h5 2>/dev/null | wc -l)

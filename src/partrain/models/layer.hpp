@@ -38,6 +38,8 @@ class Layer {
   virtual void bind(const ParamStore<T>& ps) = 0;
   /// Width of the layer's output activation.
   virtual std::int64_t out_width() const = 0;
+  /// Rows of the layer's output for `rows` rows of the microbatch (a sequence-parallel layer keeps a shard).
+  virtual std::int64_t out_rows(std::int64_t rows) const { return rows; }
   /// Saved activations for a microbatch of `rows` rows.
   virtual std::unique_ptr<LayerState> make_state(std::int64_t rows) const = 0;
   /// y = layer(x). x: [rows, in] (ignored by an input layer, which reads the batch).

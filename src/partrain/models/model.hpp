@@ -63,16 +63,17 @@ class Model {
   Workspace make_workspace(std::int64_t samples) const {
     Workspace ws;
     ws.rows = samples * rows_per_sample_;
-    std::int64_t maxw = 0;
+    std::int64_t max_elems = 0, logit_rows = ws.rows;
     for (size_t i = 0; i < layers_.size(); ++i) {
-      const auto w = layers_[i]->out_width();
-      maxw = std::max(maxw, w);
-      ws.outputs.emplace_back("act/" + layers_[i]->name() + ".out", ws.rows, w);
+      const auto w = layers_[i]->out_width(), r = layers_[i]->out_rows(ws.rows);
+      max_elems = std::max(max_elems, w * r);
+      ws.outputs.emplace_back("act/" + layers_[i]->name() + ".out", r, w);
       ws.states.push_back(layers_[i]->make_state(ws.rows));
+      logit_rows = r;
     }
-    ws.grad_a = View1<T>("act/grad_a", ws.rows * maxw);
-    ws.grad_b = View1<T>("act/grad_b", ws.rows * maxw);
-    ws.losses = View1<T>("act/losses", ws.rows);
+    ws.grad_a = View1<T>("act/grad_a", max_elems);
+    ws.grad_b = View1<T>("act/grad_b", max_elems);
+    ws.losses = View1<T>("act/losses", logit_rows);
     return ws;
   }
 
@@ -89,9 +90,23 @@ class Model {
   /// Sum of the per-row losses of the batch (no gradients).
   double loss_sum(const Batch<T>& batch, Workspace& ws) {
     auto logits = forward(batch, ws);
-    kernels::cross_entropy_forward(logits, batch.targets, ws.losses);
-    return kernels::cross_entropy_sum(ws.losses);
+    return loss(logits, batch.targets, ws.losses);
   }
+
+  /// Σ of the per-row softmax cross-entropies of the logits. Overridden where the logits are sharded.
+  virtual double loss(const View2<T>& logits, const IndexView1& targets, const View1<T>& losses) {
+    kernels::cross_entropy_forward(logits, targets, losses);
+    return kernels::cross_entropy_sum(losses);
+  }
+  /// The same, and dlogits = scale·(softmax − onehot) (may alias logits).
+  virtual double loss_and_grad(const View2<T>& logits, const IndexView1& targets, T scale, const View1<T>& losses,
+                               const View2<T>& dlogits) {
+    kernels::cross_entropy_forward_backward(logits, targets, scale, losses, dlogits);
+    return kernels::cross_entropy_sum(losses);
+  }
+  /// Completes gradients that are partial after backward (e.g. replicated parameters that saw only a sequence
+  /// shard under sequence parallelism). Trainers call it once per step, after backward.
+  virtual void finalize_grads() {}
 
   /// Forward, loss and backward for one microbatch; gradients of (Σ losses)·loss_scale are ACCUMULATED into
   /// params().grads(). loss_scale = 1/(global rows) makes the loss a mean over the global batch.
@@ -100,14 +115,13 @@ class Model {
     auto logits = forward(batch, ws);
     if (hooks.forward_done) hooks.forward_done();
     const auto nl = layers_.size();
-    View2<T> dlogits(ws.grad_a.data(), ws.rows, layers_[nl - 1]->out_width());
-    kernels::cross_entropy_forward_backward(logits, batch.targets, T(loss_scale), ws.losses, dlogits);
-    const double loss = kernels::cross_entropy_sum(ws.losses);
+    View2<T> dlogits(ws.grad_a.data(), ws.outputs[nl - 1].extent(0), layers_[nl - 1]->out_width());
+    const double loss = loss_and_grad(logits, batch.targets, T(loss_scale), ws.losses, dlogits);
     View1<T> cur = ws.grad_a, other = ws.grad_b;
     for (size_t i = nl; i-- > 0;) {
-      View2<T> dy(cur.data(), ws.rows, layers_[i]->out_width());
+      View2<T> dy(cur.data(), ws.outputs[i].extent(0), layers_[i]->out_width());
       View2<T> x = i > 0 ? ws.outputs[i - 1] : View2<T>();
-      View2<T> dx = i > 0 ? View2<T>(other.data(), ws.rows, layers_[i - 1]->out_width()) : View2<T>();
+      View2<T> dx = i > 0 ? View2<T>(other.data(), x.extent(0), x.extent(1)) : View2<T>();
       layers_[i]->backward(batch, x, dy, dx, *ws.states[i]);
       if (hooks.backward_done) hooks.backward_done(i);
       std::swap(cur, other);

@@ -20,11 +20,35 @@ struct Init {
   static Init constant(double v) { return {Constant, v}; }
 };
 
+/// Where a parameter shard sits in the whole tensor (tensor parallelism). Dimension `dim` of the global tensor
+/// is cut into `sections` equal sections (the fused qkv weight has 3: q, k, v), and each section into `parts`
+/// contiguous blocks; this shard holds block `index` of every section. parts = 1: not sharded.
+struct ShardSpec {
+  std::vector<std::int64_t> global_shape;
+  int dim = 0, parts = 1, index = 0, sections = 1;
+
+  bool sharded() const { return parts > 1; }
+  /// Global flat index of local flat element `i` of a shard of shape `local`.
+  std::int64_t to_global(std::int64_t i, const std::vector<std::int64_t>& local) const {
+    if (!sharded()) return i;
+    const std::int64_t lc = local.size() > 1 ? local[1] : 1, gc = global_shape.size() > 1 ? global_shape[1] : 1;
+    std::int64_t r = i / lc, c = i % lc;
+    if (dim == 0) {
+      const std::int64_t per = local[0] / sections, s = r / per, w = r % per;
+      r = s * (global_shape[0] / sections) + index * per + w;
+    } else {
+      c = index * lc + c;
+    }
+    return r * gc + c;
+  }
+};
+
 struct ParamInfo {
   std::string name;
-  std::vector<std::int64_t> shape;
+  std::vector<std::int64_t> shape;    ///< local shape (the shard's)
   std::int64_t offset = 0, size = 0;  ///< in elements, within the flat buffers
   Init init;
+  ShardSpec shard;
 };
 
 template <class T>
@@ -32,13 +56,14 @@ class ParamStore {
  public:
   explicit ParamStore(std::string model_name = "model") : model_(std::move(model_name)) {}
 
-  /// Registers a parameter; call before allocate().
-  void declare(const std::string& name, std::vector<std::int64_t> shape, Init init) {
+  /// Registers a parameter (its local shape; `shard` says where it sits in the whole tensor); before allocate().
+  void declare(const std::string& name, std::vector<std::int64_t> shape, Init init, ShardSpec shard = {}) {
     PARTRAIN_REQUIRE(!allocated_, "declare after allocate: " + name);
     PARTRAIN_REQUIRE(find(name) < 0, "parameter declared twice: " + name);
     std::int64_t size = 1;
     for (auto s : shape) size *= s;
-    infos_.push_back({name, std::move(shape), total_, size, init});
+    if (shard.global_shape.empty()) shard.global_shape = shape;
+    infos_.push_back({name, std::move(shape), total_, size, init, shard});
     total_ += size;
   }
 
@@ -50,8 +75,17 @@ class ParamStore {
     allocated_ = true;
     for (const auto& p : infos_) {
       auto v = flat_param(p.name);
-      if (p.init.kind == Init::Normal) fill_normal(v, CounterRng(seed, p.name), 0.0, p.init.value);
-      else Kokkos::deep_copy(v, T(p.init.value));
+      if (p.init.kind != Init::Normal) {
+        Kokkos::deep_copy(v, T(p.init.value));
+      } else if (!p.shard.sharded()) {
+        fill_normal(v, CounterRng(seed, p.name), 0.0, p.init.value);
+      } else {  // a shard takes the values of its elements' global indices: the same numbers as the whole tensor
+        const CounterRng rng(seed, p.name);
+        auto h = Kokkos::create_mirror_view(v);
+        for (std::int64_t i = 0; i < p.size; ++i)
+          h(i) = T(p.init.value * rng.normal(std::uint64_t(p.shard.to_global(i, p.shape))));
+        Kokkos::deep_copy(v, h);
+      }
     }
   }
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <vector>
 
 #include "partrain/models/trainer.hpp"
@@ -40,6 +41,8 @@ inline models::TrainSpec small_train(std::int64_t steps) {
 struct Trajectory {
   std::vector<double> loss;
   std::vector<double> first_grads;  ///< flat gradient buffer after the first backward (before its update)
+  std::map<std::string, std::vector<double>> grads_by_name;  ///< the same, per parameter
+  std::map<std::string, std::vector<std::int64_t>> shapes;
 };
 
 /// The single-process reference on the whole global batch.
@@ -53,6 +56,10 @@ inline Trajectory reference_run(const models::ModelSpec& ms, const models::Train
       if (s == 0) {
         auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), m->params().grads());
         t.first_grads.assign(h.data(), h.data() + h.size());
+        for (const auto& p : m->params().infos()) {
+          t.grads_by_name[p.name].assign(t.first_grads.begin() + p.offset, t.first_grads.begin() + p.offset + p.size);
+          t.shapes[p.name] = p.shape;
+        }
       }
     });
     t.loss.push_back(rec.loss);

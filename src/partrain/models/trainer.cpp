@@ -12,6 +12,7 @@ StepRecord ReferenceTrainer<T>::step(std::int64_t step, const BeforeUpdate& befo
   model_.params().zero_grad();
   const double rows = double(batch_.samples * model_.rows_per_sample());
   rec.loss = model_.forward_backward(batch_, ws_, 1.0 / rows) / rows;
+  model_.finalize_grads();
   const double t1 = fenced_time_s();
   if (before_update) before_update(batch_, rec.loss);
   const double t2 = fenced_time_s();

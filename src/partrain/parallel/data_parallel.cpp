@@ -73,6 +73,7 @@ DpStepRecord DataParallelTrainer<T>::step(std::int64_t s, const BeforeUpdate& be
     for (std::size_t k = 0; k < buckets_.buckets().size(); ++k) launch(k);
   coll::wait_all(inflight_);
   inflight_.clear();
+  model_.finalize_grads();  // e.g. sequence-parallel replicated parameters: sum over the tensor-parallel group
   const double t_comm = fenced_time_s();
   double global_loss = 0;
   coll::allreduce(&local_loss, &global_loss, 1, MPI_DOUBLE, MPI_SUM, dp_.comm());

@@ -1,0 +1,48 @@
+// The reference GPT with tensor parallelism of degree t (Megatron-LM): attention heads split over the ranks
+// (fused qkv column-parallel, output projection row-parallel), MLP fc column-parallel and proj row-parallel,
+// a vocabulary-parallel embedding (wte split by rows; lookups outside a rank's rows give zeros, then summed),
+// the tied LM head producing vocabulary-sharded logits, and a parallel cross-entropy that never gathers them:
+//   m = max over ranks of the local row maxima;  S = Σ over ranks Σ_j exp(z_j − m);  z_y from the owner of y;
+//   loss = log S + m − z_y;  dz_j = scale·(exp(z_j − m)/S − [j = y]) on the rank owning column j.
+// LayerNorms are replicated. With sequence parallelism, the activations outside the tensor-parallel regions
+// (embedding output, LayerNorms, residual stream) are sharded by rows (contiguous blocks of the B·T rows) and
+// the allreduces become reduce-scatter + allgather pairs; the replicated parameters then see only their rows, so
+// finalize_grads() sums their gradients over the group.
+// Parameter names are the reference's; shapes are the shards' (ShardSpec says where each sits).
+#pragma once
+
+#include "partrain/models/gpt.hpp"
+#include "partrain/collectives/wait.hpp"
+#include "partrain/parallel/tp_mappings.hpp"
+
+namespace partrain::parallel {
+
+template <class T>
+class TpGpt : public models::Model<T> {
+ public:
+  /// InputError when heads, channels or vocabulary do not divide by t.
+  TpGpt(const models::GptConfig& cfg, TpContext& tp);
+  double loss(const View2<T>& logits, const IndexView1& targets, const View1<T>& losses) override;
+  double loss_and_grad(const View2<T>& logits, const IndexView1& targets, T scale, const View1<T>& losses,
+                       const View2<T>& dlogits) override;
+  void finalize_grads() override;
+  TpContext& tp() { return tp_; }
+
+ private:
+  double parallel_cross_entropy(const View2<T>& logits, const IndexView1& targets, T scale, const View1<T>& losses,
+                                const View2<T>* dlogits);
+  models::GptConfig cfg_;
+  TpContext& tp_;
+  View2<T> m_, s_, zt_;  ///< [N, 1] row max, sum of exponentials, target logit
+};
+
+/// Every parameter (or gradient) as the whole tensor, gathered over the tensor-parallel group: name → values in
+/// the reference layout. Collective over the group.
+template <class T>
+std::vector<std::pair<models::ParamInfo, std::vector<double>>> gather_full(const models::ParamStore<T>& ps,
+                                                                           TpContext& tp, bool grads);
+
+extern template class TpGpt<float>;
+extern template class TpGpt<double>;
+
+}  // namespace partrain::parallel

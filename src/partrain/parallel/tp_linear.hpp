@@ -44,7 +44,7 @@ class ColumnParallelLinear {
   void backward(const View2<T>& dy, const View2<T>& x_full, const View2<T>& dx_full, const View2<T>& dx_in) {
     kernels::linear_backward(dy, x_full, w_, dx_full, dw_, db_);
     if (tp_->sequence_parallel) tp_reduce_scatter_rows(*tp_, dx_full, dx_in);
-    else (void)0;
+    else tp_allreduce(*tp_, dx_full);
   }
 
  private:
@@ -90,7 +90,7 @@ class RowParallelLinear {
   /// parallelism); x: the forward input; dx: [rows, in/t] (overwritten).
   void backward(const View2<T>& dy, const View2<T>& dy_full, const View2<T>& x, const View2<T>& dx) {
     kernels::bias_backward(dy, db_);  // partial over the row shard under sequence parallelism: finalize_grads sums
-    if (false) tp_allgather_rows(*tp_, dy, dy_full);
+    if (tp_->sequence_parallel) tp_allgather_rows(*tp_, dy, dy_full);
     kernels::gemm('N', 'N', T(1), dy_full, w_, T(0), dx);
     kernels::gemm('T', 'N', T(1), dy_full, x, T(1), dw_);
   }

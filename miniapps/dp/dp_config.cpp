@@ -19,7 +19,7 @@ Config read_config(const Deck& d, int world) {
   c.train = models::read_train_spec(d);
   if (c.train.global_batch % world != 0)
     input_error("train.batch", std::to_string(c.train.global_batch),
-                "must be divisible by the " + std::to_string(world) + " data-parallel ranks");
+                "must be divisible by the " + std::to_string(world) + " data-parallel replicas");
   coll::parse(d.get_string("dp.algorithm"), c.dp.algo);
   c.dp.bucket_mib = d.get_float("dp.bucket_mib");
   c.dp.overlap = d.get_bool("dp.overlap");

@@ -13,7 +13,7 @@
 #include "partrain/io/h5.hpp"
 #include "partrain/io/result_writer.hpp"
 #include "partrain/io/state_dump.hpp"
-#include "run_dp.hpp"
+#include "../common/run_training.hpp"
 
 int main(int argc, char** argv) {
   using namespace partrain;
@@ -34,7 +34,23 @@ int main(int argc, char** argv) {
     }
     log0("# partrain-dp, " + std::to_string(rt.size()) + " ranks\n" + deck.table());
     const auto prov = io::collect_provenance(MPI_COMM_WORLD, argc, argv);
-    return cfg.model.dtype == "fp64" ? dp_app::run<double>(deck, opts, cfg, prov)
-                                     : dp_app::run<float>(deck, opts, cfg, prov);
+    coll::MpiCommunicator world(MPI_COMM_WORLD);
+    app::RunSetup su;
+    su.app = "partrain-dp";
+    su.strategy = "dp";
+    su.deck = &deck;
+    su.opts = &opts;
+    su.model = cfg.model;
+    su.train = cfg.train;
+    su.dp = cfg.dp;
+    su.pure_comm_reps = cfg.pure_comm_reps;
+    su.world = &world;
+    su.dp_comm = &world;
+    if (cfg.model.dtype == "fp64") {
+      auto model = models::make_model<double>(cfg.model);
+      return app::run_training<double>(su, *model, prov);
+    }
+    auto model = models::make_model<float>(cfg.model);
+    return app::run_training<float>(su, *model, prov);
   });
 }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "partrain/models/layer.hpp"
 #include "partrain/models/param_store.hpp"
@@ -21,7 +22,21 @@ struct StateDumpInfo {
   std::string model, config_toml;
 };
 
-/// Writes the dump from full (gathered) parameters, gradients and the global batch. Call on one rank.
+/// A whole tensor: name, shape, values (in the element type T when written).
+struct NamedTensor {
+  std::string name;
+  std::vector<std::int64_t> shape;
+  std::vector<double> values;
+};
+
+/// Writes the dump from whole parameters and gradients (gathered by the caller where they are sharded) and the
+/// global batch; values are stored as T. Call on one rank.
+template <class T>
+void write_state_dump(const StateDumpInfo& info, const std::vector<NamedTensor>& params,
+                      const std::vector<NamedTensor>& grads, const models::Batch<T>& global_batch,
+                      std::int64_t rows_per_sample, double loss);
+
+/// The same from an unsharded parameter store.
 template <class T>
 void write_state_dump(const StateDumpInfo& info, const models::ParamStore<T>& params,
                       const models::Batch<T>& global_batch, std::int64_t rows_per_sample, double loss);

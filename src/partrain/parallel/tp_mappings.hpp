@@ -12,6 +12,7 @@
 #pragma once
 
 #include "partrain/collectives/mpi_communicator.hpp"
+#include "partrain/core/timer.hpp"
 #include "partrain/core/types.hpp"
 
 namespace partrain::parallel {
@@ -22,6 +23,7 @@ struct TpContext {
   coll::Algo algo = coll::Algo::Ring;
   bool sequence_parallel = false;
   std::int64_t block_bytes_sent = 0;  ///< sent by the mappings inside transformer blocks
+  double comm_s = 0;                  ///< time spent in the mappings' collectives (fenced), all of them
   bool in_block = false;
   int size() const { return comm ? comm->size() : 1; }
   int rank() const { return comm ? comm->rank() : 0; }
@@ -31,7 +33,9 @@ template <class T>
 void tp_allreduce(TpContext& tp, const View2<T>& x, coll::ReduceOp op = coll::ReduceOp::Sum) {
   if (tp.size() == 1) return;
   const auto before = tp.comm->counters()[coll::Op::Allreduce].bytes_sent;
+  const double t0 = fenced_time_s();
   tp.comm->allreduce(x.data(), x.data(), std::int64_t(x.size()), op, tp.algo).wait();
+  tp.comm_s += wall_time_s() - t0;
   if (tp.in_block) tp.block_bytes_sent += tp.comm->counters()[coll::Op::Allreduce].bytes_sent - before;
 }
 
@@ -43,7 +47,9 @@ void tp_allgather_rows(TpContext& tp, const View2<T>& shard, const View2<T>& ful
     return;
   }
   const auto before = tp.comm->counters()[coll::Op::Allgather].bytes_sent;
+  const double t0 = fenced_time_s();
   tp.comm->allgather(shard.data(), full.data(), std::int64_t(full.size()), tp.algo).wait();
+  tp.comm_s += wall_time_s() - t0;
   if (tp.in_block) tp.block_bytes_sent += tp.comm->counters()[coll::Op::Allgather].bytes_sent - before;
 }
 
@@ -55,7 +61,9 @@ void tp_reduce_scatter_rows(TpContext& tp, const View2<T>& full, const View2<T>&
     return;
   }
   const auto before = tp.comm->counters()[coll::Op::ReduceScatter].bytes_sent;
+  const double t0 = fenced_time_s();
   tp.comm->reduce_scatter(full.data(), shard.data(), std::int64_t(full.size()), coll::ReduceOp::Sum, tp.algo).wait();
+  tp.comm_s += wall_time_s() - t0;
   if (tp.in_block) tp.block_bytes_sent += tp.comm->counters()[coll::Op::ReduceScatter].bytes_sent - before;
 }
 

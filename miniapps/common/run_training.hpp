@@ -1,10 +1,16 @@
-// The body of partrain-dp for one element type: build, train, report, write results.
+// The body shared by the data- and tensor-parallel mini-apps, for one element type: train with the
+// DataParallelTrainer (over the data-parallel group; tensor parallelism lives inside the model's layers), print
+// one line per step, self-check, figure of merit, state dump and result file.
 #pragma once
 
 #include <cmath>
 #include <cstdio>
 
-#include "dp_config.hpp"
+#include "partrain/collectives/mpi_communicator.hpp"
+#include "partrain/core/config.hpp"
+#include "partrain/models/model_config.hpp"
+#include "partrain/parallel/data_parallel.hpp"
+#include "partrain/parallel/tp_gpt.hpp"
 #include "partrain/collectives/wait.hpp"
 #include "partrain/core/cli.hpp"
 #include "partrain/core/log.hpp"
@@ -13,7 +19,7 @@
 #include "partrain/io/result_writer.hpp"
 #include "partrain/io/state_dump.hpp"
 
-namespace partrain::dp_app {
+namespace partrain::app {
 
 /// min, median, max over the ranks of `comm` of one value (every rank gets them).
 inline std::array<double, 3> over_ranks(MPI_Comm comm, double v) {
@@ -27,17 +33,43 @@ inline std::array<double, 3> over_ranks(MPI_Comm comm, double v) {
   return {all.front(), io::median(all), all.back()};
 }
 
+/// What a data-/tensor-parallel run is made of (the model is built by the caller).
+struct RunSetup {
+  std::string app, strategy;
+  const Deck* deck = nullptr;
+  const CommonOptions* opts = nullptr;
+  models::ModelSpec model;
+  models::TrainSpec train;
+  parallel::DpOptions dp;
+  int pure_comm_reps = 5;
+  coll::MpiCommunicator* world = nullptr;
+  coll::MpiCommunicator* dp_comm = nullptr;
+  parallel::TpContext* tp = nullptr;  ///< set for tensor-parallel models
+  std::vector<std::pair<std::string, std::string>> attrs;
+};
+
 template <class T>
-int run(const Deck& deck, const CommonOptions& opts, const Config& cfg, const io::Provenance& prov) {
-  coll::MpiCommunicator comm(MPI_COMM_WORLD);
+int run_training(const RunSetup& su, models::Model<T>& model_ref, const io::Provenance& prov) {
+  const Deck& deck = *su.deck;
+  const CommonOptions& opts = *su.opts;
+  coll::MpiCommunicator& comm = *su.world;
+  struct {
+    models::ModelSpec model;
+    models::TrainSpec train;
+    parallel::DpOptions dp;
+    int pure_comm_reps;
+  } cfg{su.model, su.train, su.dp, su.pure_comm_reps};
   const int n = comm.size(), rank = comm.rank();
-  auto model = models::make_model<T>(cfg.model);
+  const int tp_size = su.tp ? su.tp->size() : 1;
+  models::Model<T>* model = &model_ref;
   auto data = models::make_dataset<T>(cfg.model);
-  parallel::DataParallelTrainer<T> trainer(*model, *data, cfg.train, comm, cfg.dp);
+  parallel::DataParallelTrainer<T> trainer(*model, *data, cfg.train, *su.dp_comm, cfg.dp);
   const bool gpt = cfg.model.kind == "gpt";
   const std::int64_t rows_global = cfg.train.global_batch * models::rows_per_sample(cfg.model);
   const double flops_per_step = 3.0 * model->forward_flops(cfg.train.global_batch);
-  log0("# model " + models::describe(cfg.model) + ": " + std::to_string(model->params().numel()) + " parameters (" +
+  log0("# model " + models::describe(cfg.model) + ", dp " + std::to_string(su.dp_comm->size()) + " x tp " +
+       std::to_string(tp_size) + (su.tp && su.tp->sequence_parallel ? " (sequence parallel)" : "") + ": " +
+       std::to_string(model->params().numel()) + " parameters per rank (" +
        format_bytes(double(model->params().numel() * std::int64_t(sizeof(T)))) + "), " +
        std::to_string(trainer.buckets().buckets().size()) + " buckets, algorithm " + coll::name(cfg.dp.algo) +
        ", overlap " + (cfg.dp.overlap ? "on" : "off") + ", " + std::to_string(trainer.local_samples()) +
@@ -46,17 +78,26 @@ int run(const Deck& deck, const CommonOptions& opts, const Config& cfg, const io
 
   io::RankRecord rec;
   std::vector<double> losses;
-  std::vector<double> fwd, bwd, exposed, optim, span;
+  std::vector<double> fwd, bwd, exposed, optim, span, tp_comm;
   ProgressLine progress(int(cfg.train.steps), gpt ? "tok" : "samples");
   auto dump = [&](std::int64_t step, double loss) {
-    if (rank != 0) return;  // parameters and reduced gradients are replicated; the global batch is regenerated
+    // Parameters and reduced gradients are replicated over the data-parallel group; tensor-parallel shards are
+    // gathered (collectively) into whole tensors; the global batch is regenerated from its keys.
+    std::vector<io::NamedTensor> params, grads;
+    if (su.tp) {
+      for (auto& [info, v] : parallel::gather_full(model->params(), *su.tp, false)) params.push_back({info.name, info.shape, v});
+      for (auto& [info, v] : parallel::gather_full(model->params(), *su.tp, true)) grads.push_back({info.name, info.shape, v});
+    }
+    if (rank != 0) return;
     auto global = data->allocate(cfg.train.global_batch);
     data->fill(std::uint64_t(step), 0, global);
-    io::write_state_dump(io::StateDumpInfo{opts.dump_state, opts.overwrite, models::describe(cfg.model), deck.to_toml()},
-                         model->params(), global, models::rows_per_sample(cfg.model), loss);
+    const io::StateDumpInfo info{opts.dump_state, opts.overwrite, models::describe(cfg.model), deck.to_toml()};
+    if (su.tp) io::write_state_dump(info, params, grads, global, models::rows_per_sample(cfg.model), loss);
+    else io::write_state_dump(info, model->params(), global, models::rows_per_sample(cfg.model), loss);
   };
   for (std::int64_t s = 0; s < cfg.train.steps; ++s) {
     const bool last = s + 1 == cfg.train.steps;
+    const double tp_comm0 = su.tp ? su.tp->comm_s : 0.0;
     const auto r = trainer.step(s, last && !opts.dump_state.empty()
                                        ? typename parallel::DataParallelTrainer<T>::BeforeUpdate(
                                              [&](double loss) { dump(s, loss); })
@@ -68,13 +109,20 @@ int run(const Deck& deck, const CommonOptions& opts, const Config& cfg, const io
     exposed.push_back(r.comm_exposed_s);
     optim.push_back(r.optimizer_s);
     span.push_back(r.comm_span_s);
+    tp_comm.push_back(su.tp ? su.tp->comm_s - tp_comm0 : 0.0);
     const auto t = over_ranks(comm.comm(), r.time_s);
     const double per_s = double(gpt ? rows_global : cfg.train.global_batch) / t[1];
-    char extra[64];
-    std::snprintf(extra, sizeof extra, "exposed comm %4.1f%%", 100.0 * r.comm_exposed_s / r.time_s);
+    char extra[96];
+    if (su.tp)
+      std::snprintf(extra, sizeof extra, "tp comm %4.1f%% | dp exposed %4.1f%%", 100.0 * tp_comm.back() / r.time_s,
+                    100.0 * r.comm_exposed_s / r.time_s);
+    else
+      std::snprintf(extra, sizeof extra, "exposed comm %4.1f%%", 100.0 * r.comm_exposed_s / r.time_s);
     log0(progress.format(int(s + 1), r.loss, t[1], per_s, extra));
   }
-  const coll::Counters train_counters = comm.counters();  // before the communication-only replay
+  const coll::Counters train_counters = su.dp_comm->counters();  // before the communication-only replay
+  const coll::Counters tp_counters = su.tp ? su.tp->comm->counters() : coll::Counters{};
+  const std::int64_t tp_block_bytes = su.tp ? su.tp->block_bytes_sent : 0;
   const auto pure = over_ranks(comm.comm(), trainer.measure_pure_comm(cfg.pure_comm_reps));
 
   // Summary over the timed steps: per-rank medians, then min/median/max over ranks.
@@ -91,7 +139,7 @@ int run(const Deck& deck, const CommonOptions& opts, const Config& cfg, const io
   auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model->params().params());
   double checksum = 0;
   for (std::size_t i = 0; i < hp.size(); ++i) checksum += double(hp.data()[i]) * double(i % 13 + 1);
-  const auto cs = over_ranks(comm.comm(), checksum);
+  const auto cs = over_ranks(su.dp_comm->comm(), checksum);
   const bool replicas_equal = cs[0] == cs[2];
   const auto mem = memory_snapshot();
   char line[512];
@@ -109,9 +157,15 @@ int run(const Deck& deck, const CommonOptions& opts, const Config& cfg, const io
                 losses.front(), losses.back());
   log0(line);
   const double throughput = double(gpt ? rows_global : cfg.train.global_batch) / step_t[1];
-  std::snprintf(line, sizeof line, "FOM partrain-dp %s ranks=%d step_time_median_ms=%.3f %s_per_s=%.1f exposed_comm_pct=%.1f",
-                models::describe(cfg.model).c_str(), n, step_t[1] * 1e3, gpt ? "tokens" : "samples", throughput,
-                100.0 * exp_t[1] / step_t[1]);
+  const auto tp_t = over_ranks(comm.comm(), io::median(timed(tp_comm)));
+  if (su.tp) {
+    std::snprintf(line, sizeof line, "# tensor-parallel communication %.2f ms per step (%.1f%% of the step)",
+                  tp_t[1] * 1e3, 100.0 * tp_t[1] / step_t[1]);
+    log0(line);
+  }
+  std::snprintf(line, sizeof line, "FOM %s %s ranks=%d dp=%d tp=%d step_time_median_ms=%.3f %s_per_s=%.1f comm_pct=%.1f",
+                su.app.c_str(), models::describe(cfg.model).c_str(), n, su.dp_comm->size(), tp_size, step_t[1] * 1e3,
+                gpt ? "tokens" : "samples", throughput, 100.0 * (exp_t[1] + tp_t[1]) / step_t[1]);
   log0(line);
 
   if (!opts.output.empty()) {
@@ -120,23 +174,34 @@ int run(const Deck& deck, const CommonOptions& opts, const Config& cfg, const io
     rec.phases["comm_exposed"] = exposed;
     rec.phases["optimizer"] = optim;
     rec.phases["comm"] = span;
+    if (su.tp) rec.phases["tp_comm"] = tp_comm;
     rec.memory = memory_snapshot();
     rec.rss_peak_bytes = peak_rss_bytes();
     rec.comm = train_counters;
+    if (su.tp)  // the tensor-parallel group's traffic is reported with the data-parallel group's, op by op
+      for (int op = 0; op < coll::kNumOps; ++op) {
+        auto& c = rec.comm[coll::Op(op)];
+        const auto& t = tp_counters[coll::Op(op)];
+        c.bytes_sent += t.bytes_sent;
+        c.bytes_received += t.bytes_received;
+        c.calls += t.calls;
+      }
     io::RunInfo info;
     info.path = opts.output;
     info.overwrite = opts.overwrite;
-    info.app = "partrain-dp";
-    info.strategy = "dp";
+    info.app = su.app;
+    info.strategy = su.strategy;
     info.model = models::describe(cfg.model);
     info.config_toml = deck.to_toml();
-    info.dp = n;
+    info.dp = su.dp_comm->size();
+    info.tp = tp_size;
     info.warmup_steps = cfg.train.warmup;
     info.loss = losses;
     info.attrs = {{"algorithm", coll::name(cfg.dp.algo)},
                   {"overlap", cfg.dp.overlap ? "true" : "false"},
                   {"dtype", cfg.model.dtype},
                   {"wait_policy", coll::wait_policy_name(coll::wait_policy())}};
+    info.attrs.insert(info.attrs.end(), su.attrs.begin(), su.attrs.end());
     info.summary = {{"step_time_median_s", step_t[1]},
                     {"step_time_min_s", step_t[0]},
                     {"step_time_max_s", step_t[2]},
@@ -157,10 +222,20 @@ int run(const Deck& deck, const CommonOptions& opts, const Config& cfg, const io
                     {"predicted_grads_bytes", double(model->params().numel() * std::int64_t(sizeof(T)))},
                     {"optimizer_bytes", double(mem.peak[2])},
                     {"predicted_optimizer_bytes", double(trainer.optimizer().state_bytes())}};
+    if (su.tp) {
+      const double b = double(trainer.local_samples()), sq = double(cfg.model.gpt.seq_len),
+                   h = double(cfg.model.gpt.channels), t = double(tp_size);
+      info.summary.push_back({"tp_comm_s", tp_t[1]});
+      info.summary.push_back({"tp_comm_share", tp_t[1] / step_t[1]});
+      info.summary.push_back({"tp_block_bytes_sent_per_layer_per_microbatch",
+                              double(tp_block_bytes) / double(cfg.train.steps) / double(cfg.model.gpt.layers)});
+      info.summary.push_back({"predicted_tp_block_bytes_sent_per_layer_per_microbatch",
+                              8.0 * b * sq * h * (t - 1) / t * double(sizeof(T))});
+    }
     io::write_result(comm.comm(), prov, info, rec);
     log0("# result written to " + opts.output);
   }
   return finite && replicas_equal ? 0 : 1;
 }
 
-}  // namespace partrain::dp_app
+}  // namespace partrain::app

@@ -144,7 +144,7 @@ bool Deck::has(const std::string& key) const {
 Deck::Entry& Deck::find(const std::string& key, const std::string& value_for_error) {
   for (auto& e : entries_)
     if (e.key == key) return e;
-  input_error(key, value_for_error, "unknown key (see the deck's table printed at start-up, or --help-deck)");
+  input_error(key, value_for_error, "unknown key (--print-deck lists every key)");
 }
 
 const Deck::Entry& Deck::find(const std::string& key) const {

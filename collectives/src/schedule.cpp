@@ -11,26 +11,24 @@ namespace {
 constexpr std::int64_t kMaxMessageBytes = std::int64_t(1) << 30;  // stays clear of MPI's int count
 }
 
-void Plan::send(Round& r, int peer, const void* p, std::int64_t elems) {
-  std::int64_t bytes = elems * std::int64_t(esize);
-  char* ptr = at(p, 0);
+namespace {
+/// Appends messages of `elems` elements from `p`, split where one would exceed MPI's int count.
+void add_transfers(std::vector<Transfer>& to, int peer, char* ptr, std::int64_t bytes) {
   do {
     const std::int64_t b = bytes < kMaxMessageBytes ? bytes : kMaxMessageBytes;
-    r.sends.push_back({peer, ptr, b});
+    to.push_back({peer, ptr, b});
     ptr += b;
     bytes -= b;
   } while (bytes > 0);
 }
+}  // namespace
+
+void Plan::send(Round& r, int peer, const void* p, std::int64_t elems) {
+  add_transfers(r.sends, peer, at(p, 0), elems * std::int64_t(esize));
+}
 
 void Plan::recv(Round& r, int peer, void* p, std::int64_t elems) {
-  std::int64_t bytes = elems * std::int64_t(esize);
-  char* ptr = at(p, 0);
-  do {
-    const std::int64_t b = bytes < kMaxMessageBytes ? bytes : kMaxMessageBytes;
-    r.recvs.push_back({peer, ptr, b});
-    ptr += b;
-    bytes -= b;
-  } while (bytes > 0);
+  add_transfers(r.recvs, peer, at(p, 0), elems * std::int64_t(esize));
 }
 
 ScheduleRequest::ScheduleRequest(MPI_Comm comm, int tag, Plan&& plan, OpCounters& counters)

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <tuple>
 
+#include "partrain/core/cli.hpp"
 #include "partrain/core/error.hpp"
 #include "result_reader.hpp"
 
@@ -117,15 +118,7 @@ int run(int argc, char** argv) {
   app.add_option("sources", args, "result files or directories; the first is the baseline")->required();
   app.add_flag("--csv", csv, "comma-separated output (one line per row and source)");
   app.add_flag("--markdown", markdown, "a markdown table");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    std::printf("%s", app.help().c_str());
-    return 0;
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "partrain-compare: error: %s\n", e.what());
-    return 2;
-  }
+  if (int rc = parse_command_line(app, argc, argv); rc >= 0) return rc;
   std::vector<Source> sources;
   for (const auto& a : args) {
     Source s{a, {}};

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "partrain/core/cli.hpp"
 #include "partrain/core/error.hpp"
 #include "sweep.hpp"
 
@@ -64,15 +65,7 @@ int run(int argc, char** argv) {
   app.add_option("--build", build, "partrain build directory")->capture_default_str();
   app.add_flag("--submit", submit, "submit the scripts (sbatch / qsub) and record the job ids");
   app.add_flag("--overwrite", overwrite, "replace the scripts of an earlier sweep in --out");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    std::printf("%s", app.help().c_str());
-    return 0;
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "partrain-sweep: error: %s\n", e.what());
-    return 2;
-  }
+  if (int rc = parse_command_line(app, argc, argv); rc >= 0) return rc;
   if (scheduler != "slurm" && scheduler != "pbs" && scheduler != "local")
     input_error("--scheduler", scheduler, "must be slurm, pbs or local");
   const auto s = sweep::load_sweep(sweep_file);

@@ -1,9 +1,9 @@
 #include "partrain/models/gpt.hpp"
 
-#include <KokkosBlas1_axpby.hpp>
 #include <cmath>
 
 #include "partrain/kernels/activation.hpp"
+#include "partrain/kernels/elementwise.hpp"
 #include "partrain/kernels/embedding.hpp"
 #include "partrain/kernels/layernorm.hpp"
 #include "partrain/kernels/linear.hpp"
@@ -13,17 +13,6 @@ namespace partrain::models {
 namespace {
 
 constexpr double kInitStd = 0.02;
-
-template <class T>
-View3<T> as3(const View2<T>& v, std::int64_t B, std::int64_t Tn) {
-  return View3<T>(v.data(), B, Tn, v.extent(1));
-}
-
-/// y += x, elementwise over equal-shaped contiguous views.
-template <class T>
-void add_into(const View2<T>& y, const View2<T>& x) {
-  KokkosBlas::axpy(T(1), kernels::flat(x), kernels::flat(y));
-}
 
 template <class T>
 struct BlockState : LayerState {
@@ -153,14 +142,14 @@ void GptBlock<T>::forward(const Batch<T>&, const View2<T>& x, const View2<T>& y,
   const std::int64_t Tn = cfg_.seq_len, B = x.extent(0) / Tn;
   kernels::layernorm_forward(x, p_.ln1_w, p_.ln1_b, st.ln1, st.mean1, st.rstd1);
   kernels::linear_forward(st.ln1, p_.qkv_w, p_.qkv_b, st.qkv);
-  kernels::attention_forward(as3(st.qkv, B, Tn), as3(st.atty, B, Tn), cfg_.heads, st.attn);
+  kernels::attention_forward(kernels::as_sequences(st.qkv, B, Tn), kernels::as_sequences(st.atty, B, Tn), cfg_.heads, st.attn);
   kernels::linear_forward(st.atty, p_.attn_proj_w, p_.attn_proj_b, st.res1);
-  add_into(st.res1, x);
+  kernels::add_into(st.res1, x);
   kernels::layernorm_forward(st.res1, p_.ln2_w, p_.ln2_b, st.ln2, st.mean2, st.rstd2);
   kernels::linear_forward(st.ln2, p_.fc_w, p_.fc_b, st.fc);
   kernels::gelu_forward(kernels::flat(st.fc), kernels::flat(st.fcg));
   kernels::linear_forward(st.fcg, p_.mlp_proj_w, p_.mlp_proj_b, y);
-  add_into(y, st.res1);
+  kernels::add_into(y, st.res1);
 }
 
 template <class T>
@@ -176,7 +165,7 @@ void GptBlock<T>::backward(const Batch<T>&, const View2<T>& x, const View2<T>& d
   kernels::layernorm_backward(d_narrow_, st.res1, p_.ln2_w, st.mean2, st.rstd2, dy, g_.ln2_w, g_.ln2_b);
   // Attention branch.
   kernels::linear_backward(dy, st.atty, p_.attn_proj_w, d_narrow_, g_.attn_proj_w, g_.attn_proj_b);
-  kernels::attention_backward(as3(d_narrow_, B, Tn), as3(d_qkv_, B, Tn), cfg_.heads, st.attn);
+  kernels::attention_backward(kernels::as_sequences(d_narrow_, B, Tn), kernels::as_sequences(d_qkv_, B, Tn), cfg_.heads, st.attn);
   kernels::linear_backward(d_qkv_, st.ln1, p_.qkv_w, d_narrow_, g_.qkv_w, g_.qkv_b);
   Kokkos::deep_copy(dx, dy);
   kernels::layernorm_backward(d_narrow_, x, p_.ln1_w, st.mean1, st.rstd1, dx, g_.ln1_w, g_.ln1_b);

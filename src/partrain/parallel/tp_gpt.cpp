@@ -1,10 +1,10 @@
 #include "partrain/parallel/tp_gpt.hpp"
 
-#include <KokkosBlas1_axpby.hpp>
 #include <cmath>
 
 #include "partrain/core/error.hpp"
 #include "partrain/kernels/activation.hpp"
+#include "partrain/kernels/elementwise.hpp"
 #include "partrain/kernels/layernorm.hpp"
 #include "partrain/parallel/tp_gpt_layers.hpp"
 
@@ -12,14 +12,6 @@ namespace partrain::parallel {
 namespace {
 constexpr double kInitStd = 0.02;
 
-template <class T>
-View3<T> as3(const View2<T>& v, std::int64_t B, std::int64_t Tn) {
-  return View3<T>(v.data(), B, Tn, v.extent(1));
-}
-template <class T>
-void add_into(const View2<T>& y, const View2<T>& x) {
-  KokkosBlas::axpy(T(1), kernels::flat(x), kernels::flat(y));
-}
 /// The same view, or a [rows, cols] buffer kept in `slot` (grown on first need).
 template <class T>
 View2<T> buffer(View2<T>& slot, const std::string& label, std::int64_t rows, std::int64_t cols) {
@@ -197,14 +189,14 @@ void TpBlock<T>::forward(const models::Batch<T>& batch, const View2<T>& x, const
   tp_.in_block = true;
   kernels::layernorm_forward(x, ln1_w_, ln1_b_, st.ln1, st.mean1, st.rstd1);
   qkv_.forward(st.ln1, st.ln1_full, st.qkv);
-  kernels::attention_forward(as3(st.qkv, B, Tn), as3(st.atty, B, Tn), hl, st.attn);
+  kernels::attention_forward(kernels::as_sequences(st.qkv, B, Tn), kernels::as_sequences(st.atty, B, Tn), hl, st.attn);
   proj_.forward(st.atty, tp_.sequence_parallel ? full_a_ : st.res1, st.res1);
-  add_into(st.res1, x);
+  kernels::add_into(st.res1, x);
   kernels::layernorm_forward(st.res1, ln2_w_, ln2_b_, st.ln2, st.mean2, st.rstd2);
   fc_.forward(st.ln2, st.ln2_full, st.fc);
   kernels::gelu_forward(kernels::flat(st.fc), kernels::flat(st.fcg));
   mproj_.forward(st.fcg, tp_.sequence_parallel ? full_a_ : y, y);
-  add_into(y, st.res1);
+  kernels::add_into(y, st.res1);
   tp_.in_block = false;
 }
 
@@ -224,7 +216,7 @@ void TpBlock<T>::backward(const models::Batch<T>& batch, const View2<T>& x, cons
   kernels::layernorm_backward(dln_, st.res1, ln2_w_, st.mean2, st.rstd2, dy, dln2_w_, dln2_b_);
   // attention branch
   proj_.backward(dy, sp ? full_a_ : dy, st.atty, datty_);
-  kernels::attention_backward(as3(datty_, B, Tn), as3(dqkv_, B, Tn), hl, st.attn);
+  kernels::attention_backward(kernels::as_sequences(datty_, B, Tn), kernels::as_sequences(dqkv_, B, Tn), hl, st.attn);
   qkv_.backward(dqkv_, st.ln1_full, sp ? full_b_ : dln_, dln_);
   Kokkos::deep_copy(dx, dy);
   kernels::layernorm_backward(dln_, x, ln1_w_, st.mean1, st.rstd1, dx, dln1_w_, dln1_b_);

@@ -43,7 +43,7 @@ Plan make_plan(const Options& o) {
     p.algos = algorithms_for(p.op);
   } else {
     Algo a;
-    if (!parse(o.algo, a)) input_error("--algo", o.algo, "unknown algorithm (ring, recdbl, tree, vendor, auto, all)");
+    if (!parse(o.algo, a)) input_error("--algo", o.algo, "unknown algorithm (ring, recdbl, tree, vendor, shm, auto, all)");
     if (a != Algo::Auto && !implements(a, p.op))
       input_error("--algo", o.algo, std::string("does not implement ") + name(p.op));
     p.algos = {a};
@@ -62,7 +62,10 @@ Plan make_plan(const Options& o) {
   p.iters = o.iters;
   p.warmup = o.warmup;
   p.check = o.check;
-  p.in_place = o.in_place;
+  p.in_place = o.in_place || o.zero_copy;
+  p.zero_copy = o.zero_copy;
+  if (o.zero_copy && p.op != Op::Allreduce)
+    input_error("--zero-copy", "true", "is an allreduce mode (in place on a shared-window buffer)");
   for (double b = double(p.min_bytes); std::int64_t(b) <= p.max_bytes; b = std::max(b * p.factor, b + 1)) {
     p.sizes.push_back(std::int64_t(b));
     if (p.sizes.size() > 1000) input_error("--stepfactor", std::to_string(o.step_factor), "gives over 1000 sizes");
@@ -90,7 +93,7 @@ namespace {
 void print_header(const Plan& p, int n) {
   log0("#");
   log0("#  op: " + std::string(name(p.op)) + ", " + std::to_string(n) + " ranks, " + name(p.dt) + ", " +
-       (p.in_place ? "in place" : "out of place") + ", iters " + std::to_string(p.iters) + ", warm-up " +
+       (p.zero_copy ? "zero-copy (shared-window buffer, in place)" : p.in_place ? "in place" : "out of place") + ", iters " + std::to_string(p.iters) + ", warm-up " +
        std::to_string(p.warmup) + ", chunk " + format_bytes(double(p.chunk_bytes)) + ", wait " +
        wait_policy_name(wait_policy()));
   log0("#  time: mean per call on each rank, min/avg/max over ranks; algbw = size/max time; busbw = algbw x " +
@@ -123,8 +126,14 @@ std::vector<Row> run(MpiCommunicator& comm, const Plan& p) {
   comm.set_chunk_bytes(p.chunk_bytes);
   // Buffers for the largest size, allocated once (Kokkos zero-fills them: pre-touched).
   const std::int64_t max_count = bop->count_for(p.max_bytes, es, n);
-  Kokkos::View<char*, Kokkos::HostSpace> send("comm/bench.send", std::size_t(bop->send_elems(max_count, n, r)) * es + 64),
-      recv("comm/bench.recv", std::size_t(std::max<std::int64_t>(bop->recv_elems(max_count, n, r), 1)) * es + 64);
+  Kokkos::View<char*, Kokkos::HostSpace> send_view("comm/bench.send", std::size_t(bop->send_elems(max_count, n, r)) * es + 64),
+      recv_view("comm/bench.recv", std::size_t(std::max<std::int64_t>(bop->recv_elems(max_count, n, r), 1)) * es + 64);
+  struct {
+    char* ptr;
+    char* data() const { return ptr; }
+  } send{send_view.data()}, recv{recv_view.data()};
+  if (p.zero_copy)  // the buffer lives in a window shared by the node's ranks: the allreduce runs in one pass
+    send.ptr = static_cast<char*>(comm.shared_buffer(bop->send_elems(max_count, n, r) * std::int64_t(es) + 64));
   print_header(p, n);
   std::vector<Row> rows;
   for (const std::int64_t bytes : p.sizes) {

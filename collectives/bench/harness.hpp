@@ -16,7 +16,7 @@ struct Options {
   std::string op = "allreduce", algo = "auto", min_bytes = "1K", max_bytes = "16M", datatype = "float";
   double step_factor = 4;
   int iters = 20, warmup = 5;
-  bool check = true, in_place = false, overwrite = false;
+  bool check = true, in_place = false, overwrite = false, zero_copy = false;
   std::string chunk = "256K", output;
 };
 
@@ -28,7 +28,7 @@ struct Plan {
   std::int64_t min_bytes = 0, max_bytes = 0, chunk_bytes = 0;
   double factor = 2;
   int iters = 20, warmup = 5;
-  bool check = true, in_place = false;
+  bool check = true, in_place = false, zero_copy = false;
   std::vector<std::int64_t> sizes;
 };
 

@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
     bench::Options o;
     int check = 1;
     app.add_option("-o,--op", o.op, "allreduce | reduce_scatter | allgather | broadcast | alltoall")->capture_default_str();
-    app.add_option("-a,--algo", o.algo, "ring | recdbl | tree | vendor | auto | all")->capture_default_str();
+    app.add_option("-a,--algo", o.algo, "ring | recdbl | tree | vendor | shm | auto | all")->capture_default_str();
     app.add_option("-b,--minbytes", o.min_bytes, "smallest message (K, M, G suffixes)")->capture_default_str();
     app.add_option("-e,--maxbytes", o.max_bytes, "largest message")->capture_default_str();
     app.add_option("-f,--stepfactor", o.step_factor, "size multiplier between rows")->capture_default_str();
@@ -94,6 +94,7 @@ int main(int argc, char** argv) {
     app.add_option("-c,--check", check, "verify every size (1) or not (0)")->capture_default_str();
     app.add_option("-d,--datatype", o.datatype, "float | double")->capture_default_str();
     app.add_flag("--inplace", o.in_place, "in-place calls");
+    app.add_flag("--zero-copy", o.zero_copy, "allreduce in place on a buffer in a shared window (shm: one pass)");
     app.add_option("--chunk", o.chunk, "pipeline chunk of the ring algorithms")->capture_default_str();
     app.add_option("--output", o.output, "HDF5 result file");
     app.add_flag("--overwrite", o.overwrite, "replace an existing result file");

@@ -6,6 +6,7 @@
 #include "algorithms.hpp"
 #include "partrain/core/error.hpp"
 #include "schedule.hpp"
+#include "shm.hpp"
 #include "vendor.hpp"
 
 namespace partrain::coll {
@@ -23,12 +24,21 @@ MpiCommunicator::MpiCommunicator(MPI_Comm comm) : pool_(std::make_unique<Scratch
   PARTRAIN_MPI_CHECK(MPI_Comm_dup(comm, &coll_));
   PARTRAIN_MPI_CHECK(MPI_Comm_rank(p2p_, &rank_));
   PARTRAIN_MPI_CHECK(MPI_Comm_size(p2p_, &size_));
+  MPI_Comm node;
+  PARTRAIN_MPI_CHECK(MPI_Comm_split_type(p2p_, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+  int local = 0;
+  PARTRAIN_MPI_CHECK(MPI_Comm_size(node, &local));
+  PARTRAIN_MPI_CHECK(MPI_Comm_free(&node));
+  single_node_ = local == size_;
 }
 
 MpiCommunicator::~MpiCommunicator() {
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (finalized) return;
+  shm_.reset();
+  for (auto& b : shared_)
+    if (b->win != MPI_WIN_NULL) MPI_Win_free(&b->win);
   if (coll_ != MPI_COMM_NULL) MPI_Comm_free(&coll_);
   if (p2p_ != MPI_COMM_NULL) MPI_Comm_free(&p2p_);
 }
@@ -47,12 +57,51 @@ void MpiCommunicator::set_chunk_bytes(std::int64_t bytes) {
   chunk_bytes_ = bytes;
 }
 
+ShmNode& MpiCommunicator::shm() {
+  if (!shm_) shm_ = std::make_unique<ShmNode>(coll_, chunk_bytes_, shm_first_epoch_);  // collective, once
+  return *shm_;
+}
+
+void* MpiCommunicator::shared_buffer(std::int64_t bytes) {
+  if (!single_node_) input_error("shared_buffer", std::to_string(bytes), "the communicator spans several nodes");
+  auto b = std::make_unique<ShmBuffer>();
+  b->bytes = bytes;
+  char* mine = nullptr;
+  MPI_Info info;
+  MPI_Info_create(&info);
+  MPI_Info_set(info, "alloc_shared_noncontig", "true");
+  PARTRAIN_MPI_CHECK(MPI_Win_allocate_shared(std::max<MPI_Aint>(bytes, 1), 64, info, coll_, &mine, &b->win));
+  MPI_Info_free(&info);
+  b->parts.resize(std::size_t(size_));
+  for (int r = 0; r < size_; ++r) {
+    MPI_Aint sz = 0;
+    int disp = 0;
+    PARTRAIN_MPI_CHECK(MPI_Win_shared_query(b->win, r, &sz, &disp, &b->parts[std::size_t(r)]));
+  }
+  std::memset(mine, 0, std::size_t(bytes));
+  shared_.push_back(std::move(b));
+  return mine;
+}
+
+const ShmBuffer* MpiCommunicator::shared_owner(const void* p, std::int64_t bytes) const {
+  const char* c = static_cast<const char*>(p);
+  for (const auto& b : shared_) {
+    const char* mine = b->parts[std::size_t(rank_)];
+    if (c >= mine && c + bytes <= mine + b->bytes) return b.get();
+  }
+  return nullptr;
+}
+
 int MpiCommunicator::next_tag() {
   seq_ = (seq_ + 1) % 30000;  // MPI guarantees tags up to at least 32767
   return seq_ + 1;
 }
 
 Algo MpiCommunicator::resolve(Op op, Algo algo, std::int64_t bytes) const {
+  const bool shm_op = op == Op::Allreduce || op == Op::ReduceScatter || op == Op::Allgather || op == Op::Broadcast;
+  if (algo == Algo::Auto && single_node_ && size_ > 1 && shm_op) return Algo::Shm;
+  if (algo == Algo::Shm && !single_node_)
+    input_error("algorithm", "shm", "needs every rank of the communicator on one node");
   if (algo == Algo::Auto) {
     switch (op) {
       case Op::Allreduce:
@@ -95,6 +144,19 @@ Request MpiCommunicator::allreduce(const void* send, void* recv, std::int64_t co
                                       mpi_op(op), coll_, &st->req));
     count_vendor(ctr, Op::Allreduce, bytes, size_);
     return Request(std::move(st));
+  }
+  if (a == Algo::Shm) {
+    if (const ShmBuffer* b = send == recv ? shared_owner(recv, bytes) : nullptr) {  // zero-copy, one pass
+      const std::int64_t off = static_cast<const char*>(recv) - b->parts[std::size_t(rank_)];
+      std::vector<char*> parts;
+      for (char* part : b->parts) parts.push_back(part + off);
+      Request r(make_shm_zero_copy_allreduce(shm(), std::move(parts), count, dt, op, ctr));
+      r.test();
+      return r;
+    }
+    Request r(make_shm_request(shm(), ShmOp::Allreduce, send, recv, count, dt, op, 0, ctr));
+    r.test();
+    return r;
   }
   Plan p = make_plan(rank_, size_, dt, op, chunk_bytes_);
   if (count > 0) {
@@ -142,6 +204,11 @@ Request MpiCommunicator::reduce_scatter(const void* send, void* recv, std::int64
     count_vendor(ctr, Op::ReduceScatter, bytes, size_);
     return Request(std::move(st));
   }
+  if (a == Algo::Shm) {
+    Request r(make_shm_request(shm(), ShmOp::ReduceScatter, send, recv, count, dt, op, 0, ctr));
+    r.test();
+    return r;
+  }
   if (count > 0) {
     if (a == Algo::Ring) {
       char* tmp = p.scratch(*pool_, std::min(count, p.chunk_elems));
@@ -182,6 +249,11 @@ Request MpiCommunicator::allgather(const void* send, void* recv, std::int64_t co
     count_vendor(ctr, Op::Allgather, bytes, size_);
     return Request(std::move(st));
   }
+  if (a == Algo::Shm) {
+    Request r(make_shm_request(shm(), ShmOp::Allgather, send, recv, count, dt, ReduceOp::Sum, 0, ctr));
+    r.test();
+    return r;
+  }
   if (count > 0) {
     Round& first = p.new_round();
     p.copy(first, own, send, block_count(count, size_, rank_));
@@ -205,6 +277,11 @@ Request MpiCommunicator::broadcast(void* buf, std::int64_t count, DataType dt, i
     PARTRAIN_MPI_CHECK(MPI_Ibcast(buf, int(count), mpi_type(dt), root, coll_, &st->req));
     count_vendor(ctr, Op::Broadcast, bytes, size_);
     return Request(std::move(st));
+  }
+  if (a == Algo::Shm) {
+    Request r(make_shm_request(shm(), ShmOp::Broadcast, buf, buf, count, dt, ReduceOp::Sum, root, ctr));
+    r.test();
+    return r;
   }
   Plan p = make_plan(rank_, size_, dt, ReduceOp::Sum, chunk_bytes_);
   if (count > 0) {

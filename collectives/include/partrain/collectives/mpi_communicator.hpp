@@ -1,7 +1,11 @@
 // The MPI implementation of Communicator: the suite's own algorithms (ring, recursive doubling / Rabenseifner,
 // binomial tree) as schedules of point-to-point rounds, and `vendor` (the MPI library's MPI_I* collectives).
 //
+// `shm` (all ranks on one node; collectives/src/shm.hpp): staged through per-rank slots of a shared window,
+// or, for an allreduce in place on a buffer from shared_buffer(), in one pass over every rank's buffer.
+//
 // `auto` (documented in the README):
+//   all ranks on one node: shm for allreduce, reduce_scatter, allgather and broadcast; otherwise
 //   allreduce       n = 1: copy; ≤ 16 KiB: recdbl (log n rounds); otherwise ring
 //   reduce_scatter, allgather: ≤ 16 KiB: recdbl; otherwise ring
 //   broadcast       ≤ 64 KiB: tree; otherwise ring (pipelined chain)
@@ -23,6 +27,8 @@
 namespace partrain::coll {
 
 class ScratchPool;
+class ShmNode;
+struct ShmBuffer;
 
 class MpiCommunicator : public Communicator {
  public:
@@ -47,6 +53,16 @@ class MpiCommunicator : public Communicator {
 
   Algo resolve(Op op, Algo algo, std::int64_t bytes) const override;
 
+  /// True when every rank of the communicator is on this node (the shm algorithm is available).
+  bool single_node() const { return single_node_; }
+  /// A buffer of `bytes` bytes in a window shared by the node's ranks (zero-filled; collective; freed with the
+  /// communicator). An allreduce in place on (a range of) it with algorithm shm or auto runs zero-copy: every rank
+  /// must pass the same offset into its own buffer.
+  void* shared_buffer(std::int64_t bytes);
+  /// Tests only: the shm epoch counter's first value (e.g. just below 2^64, to exercise wrap-around). Call before
+  /// the first shm operation.
+  void set_shm_first_epoch(std::uint64_t e) { shm_first_epoch_ = e; }
+
   Request allreduce(const void* send, void* recv, std::int64_t count, DataType dt, ReduceOp op,
                     Algo algo = Algo::Auto) override;
   Request reduce_scatter(const void* send, void* recv, std::int64_t count, DataType dt, ReduceOp op,
@@ -65,12 +81,19 @@ class MpiCommunicator : public Communicator {
 
  private:
   int next_tag();
+  ShmNode& shm();
+  /// The shared buffer holding [p, p + bytes) in this rank's part, or null.
+  const ShmBuffer* shared_owner(const void* p, std::int64_t bytes) const;
 
   MPI_Comm p2p_ = MPI_COMM_NULL, coll_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
   std::int64_t chunk_bytes_ = 256 * 1024;
   int seq_ = 0;
   std::unique_ptr<ScratchPool> pool_;
+  bool single_node_ = false;
+  std::unique_ptr<ShmNode> shm_;
+  std::uint64_t shm_first_epoch_ = 1;
+  std::vector<std::unique_ptr<ShmBuffer>> shared_;
 };
 
 }  // namespace partrain::coll

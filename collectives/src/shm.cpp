@@ -1,0 +1,242 @@
+#include "shm.hpp"
+
+#include <cstring>
+
+#include "partrain/core/error.hpp"
+#include "reduce.hpp"
+
+namespace partrain::coll {
+
+ShmNode::ShmNode(MPI_Comm comm, std::int64_t chunk_bytes, std::uint64_t first_epoch)
+    : chunk_((chunk_bytes + 63) / 64 * 64), next_epoch_(first_epoch) {
+  PARTRAIN_MPI_CHECK(MPI_Comm_rank(comm, &rank_));
+  PARTRAIN_MPI_CHECK(MPI_Comm_size(comm, &size_));
+  const MPI_Aint bytes = MPI_Aint(sizeof(Area)) + MPI_Aint(2 * kSlots) * MPI_Aint(chunk_);
+  MPI_Info info;
+  MPI_Info_create(&info);
+  MPI_Info_set(info, "alloc_shared_noncontig", "true");  // each rank's part on its own pages (NUMA locality)
+  char* mine = nullptr;
+  PARTRAIN_MPI_CHECK(MPI_Win_allocate_shared(bytes, 64, info, comm, &mine, &win_));
+  MPI_Info_free(&info);
+  base_.resize(std::size_t(size_));
+  for (int r = 0; r < size_; ++r) {
+    MPI_Aint sz = 0;
+    int disp = 0;
+    PARTRAIN_MPI_CHECK(MPI_Win_shared_query(win_, r, &sz, &disp, &base_[std::size_t(r)]));
+  }
+  // Every flag starts one before the first epoch: "nothing staged, reduced or consumed yet".
+  for (auto& f : area(rank_).flags) new (&f.v) std::atomic<std::uint64_t>(first_epoch - 1);
+  std::memset(staged_data(rank_, 0), 0, std::size_t(2 * kSlots) * std::size_t(chunk_));  // pre-touch
+  PARTRAIN_MPI_CHECK(MPI_Barrier(comm));  // once, at construction: every rank's flags initialised
+}
+
+ShmNode::~ShmNode() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized && win_ != MPI_WIN_NULL) MPI_Win_free(&win_);
+}
+
+namespace {
+
+std::uint64_t load(ShmFlag& f) { return f.v.load(std::memory_order_acquire); }
+void publish(ShmFlag& f, std::uint64_t e) { f.v.store(e, std::memory_order_release); }
+
+/// dst = Σ_r src(r) over ranks 0 … n−1, in that order (the same bits on every rank).
+void reduce_all(DataType dt, ReduceOp op, char* dst, const std::vector<const char*>& srcs, std::int64_t n) {
+  if (srcs.size() == 1) {
+    copy_bytes(dst, srcs[0], n * std::int64_t(size_of(dt)));
+    return;
+  }
+  reduce(dt, op, dst, srcs[0], srcs[1], n);
+  for (std::size_t r = 2; r < srcs.size(); ++r) reduce(dt, op, dst, dst, srcs[r], n);
+}
+
+class ShmRequest : public RequestState {
+ public:
+  ShmRequest(ShmNode& node, ShmOp op, const void* send, void* recv, std::int64_t count, DataType dt, ReduceOp rop,
+             int root, OpCounters& ctr)
+      : node_(node), op_(op), send_(static_cast<const char*>(send)), recv_(static_cast<char*>(recv)), count_(count),
+        dt_(dt), rop_(rop), root_(root), ctr_(ctr), es_(std::int64_t(size_of(dt))),
+        ce_(node.chunk_bytes() / es_), chunks_(count == 0 ? 0 : (count + ce_ - 1) / ce_),
+        e0_(node.reserve(chunks_)) {}
+
+  bool test() override {
+    const int n = node_.size(), me = node_.rank();
+    while (k_ < chunks_) {
+      const std::uint64_t e = e0_ + std::uint64_t(k_);
+      const int s = int(e % ShmNode::kSlots);
+      const std::int64_t lo = k_ * ce_, hi = std::min(count_, lo + ce_);
+      if (phase_ == 0) {  // stage
+        for (int r = 0; r < n; ++r)
+          if (!epoch_reached(load(node_.consumed(r, s)), e - ShmNode::kSlots)) return false;
+        stage(s, lo, hi);
+        publish(node_.staged(me, s), e);
+        phase_ = 1;
+      }
+      if (phase_ == 1) {  // reduce this rank's share
+        if (op_ == ShmOp::Allreduce || op_ == ShmOp::ReduceScatter) {
+          for (int r = 0; r < n; ++r)
+            if (!epoch_reached(load(node_.staged(r, s)), e)) return false;
+          reduce_share(s, lo, hi);
+          publish(node_.reduced(me, s), e);
+        }
+        phase_ = 2;
+        next_owner_ = 0;
+      }
+      if (phase_ == 2) {  // gather the others' parts
+        for (; next_owner_ < n; ++next_owner_)
+          if (!gather_from(next_owner_, s, e, lo, hi)) return false;
+        publish(node_.consumed(me, s), e);
+        phase_ = 0;
+        ++k_;
+      }
+    }
+    return true;
+  }
+
+ private:
+  /// [a, b) of the chunk [lo, hi) that rank r owns: balanced split (allreduce) or its block (the others).
+  void part(int r, std::int64_t lo, std::int64_t hi, std::int64_t& a, std::int64_t& b) const {
+    const int n = node_.size();
+    if (op_ == ShmOp::Allreduce) {
+      a = lo + block_offset(hi - lo, n, r);
+      b = a + block_count(hi - lo, n, r);
+    } else {
+      a = std::max(lo, block_offset(count_, n, r));
+      b = std::min(hi, block_offset(count_, n, r) + block_count(count_, n, r));
+      if (b < a) b = a;
+    }
+  }
+
+  void stage(int s, std::int64_t lo, std::int64_t hi) {
+    const int me = node_.rank();
+    char* slot = node_.staged_data(me, s);
+    std::int64_t a = lo, b = hi;
+    const char* src = send_;
+    if (op_ == ShmOp::Allgather) {
+      part(me, lo, hi, a, b);
+      src = send_ - block_offset(count_, node_.size(), me) * es_;  // send holds only this rank's block
+    } else if (op_ == ShmOp::Broadcast) {
+      if (me != root_) return;
+      src = recv_;
+    }
+    if (b > a) copy_bytes(slot + (a - lo) * es_, src + a * es_, (b - a) * es_);
+    ctr_.bytes_sent += (b - a) * es_;
+  }
+
+  void reduce_share(int s, std::int64_t lo, std::int64_t hi) {
+    const int n = node_.size(), me = node_.rank();
+    std::int64_t a, b;
+    part(me, lo, hi, a, b);
+    if (b <= a) return;
+    std::vector<const char*>& srcs = srcs_;
+    srcs.clear();
+    for (int r = 0; r < n; ++r) srcs.push_back(node_.staged_data(r, s) + (a - lo) * es_);
+    char* dst = op_ == ShmOp::Allreduce
+                    ? node_.result_data(me, s) + (a - lo) * es_
+                    : recv_ + (a - block_offset(count_, n, me)) * es_ +
+                          (send_ == recv_ ? block_offset(count_, n, me) * es_ : 0);
+    reduce_all(dt_, rop_, dst, srcs, b - a);
+    ctr_.bytes_received += (b - a) * es_ * (n - 1);
+  }
+
+  /// Copies owner r's part of the chunk into the output once r has published it; false if not yet.
+  bool gather_from(int r, int s, std::uint64_t e, std::int64_t lo, std::int64_t hi) {
+    const int me = node_.rank();
+    if (op_ == ShmOp::ReduceScatter) return true;
+    std::int64_t a = lo, b = hi;
+    const char* src = nullptr;
+    if (op_ == ShmOp::Allreduce) {
+      if (!epoch_reached(load(node_.reduced(r, s)), e)) return false;
+      part(r, lo, hi, a, b);
+      src = node_.result_data(r, s);
+    } else if (op_ == ShmOp::Allgather) {
+      if (!epoch_reached(load(node_.staged(r, s)), e)) return false;
+      part(r, lo, hi, a, b);
+      if (r == me && (send_ == recv_ + block_offset(count_, node_.size(), me) * es_)) return true;  // in place
+      src = node_.staged_data(r, s);
+    } else {  // broadcast: only from the root, only to the others
+      if (r != root_ || me == root_) return true;
+      if (!epoch_reached(load(node_.staged(r, s)), e)) return false;
+      src = node_.staged_data(r, s);
+    }
+    if (b > a) copy_bytes(recv_ + a * es_, src + (a - lo) * es_, (b - a) * es_);
+    if (r != me) ctr_.bytes_received += (b - a) * es_;
+    return true;
+  }
+
+  ShmNode& node_;
+  ShmOp op_;
+  const char* send_;
+  char* recv_;
+  std::int64_t count_;
+  DataType dt_;
+  ReduceOp rop_;
+  int root_;
+  OpCounters& ctr_;
+  std::int64_t es_, ce_, chunks_;
+  std::uint64_t e0_;
+  std::int64_t k_ = 0;
+  int phase_ = 0, next_owner_ = 0;
+  std::vector<const char*> srcs_;
+};
+
+class ZeroCopyAllreduce : public RequestState {
+ public:
+  ZeroCopyAllreduce(ShmNode& node, std::vector<char*> parts, std::int64_t count, DataType dt, ReduceOp rop,
+                    OpCounters& ctr)
+      : node_(node), parts_(std::move(parts)), count_(count), dt_(dt), rop_(rop), ctr_(ctr),
+        z_(node.reserve_zero_copy()) {
+    publish(node_.zc_arrived(node_.rank()), z_);  // this rank's buffer is final
+  }
+
+  bool test() override {
+    const int n = node_.size(), me = node_.rank();
+    const std::int64_t es = std::int64_t(size_of(dt_));
+    if (phase_ == 0) {
+      for (int r = 0; r < n; ++r)
+        if (!epoch_reached(load(node_.zc_arrived(r)), z_)) return false;
+      const std::int64_t a = block_offset(count_, n, me), m = block_count(count_, n, me);
+      if (m > 0) {
+        std::vector<const char*> srcs;
+        for (int r = 0; r < n; ++r) srcs.push_back(parts_[std::size_t(r)] + a * es);
+        char* mine = parts_[std::size_t(me)] + a * es;
+        reduce_all(dt_, rop_, mine, srcs, m);  // into this rank's buffer, which the others do not read here
+        for (int r = 0; r < n; ++r)
+          if (r != me) copy_bytes(parts_[std::size_t(r)] + a * es, mine, m * es);
+      }
+      ctr_.bytes_received += m * es * (n - 1);
+      ctr_.bytes_sent += m * es * (n - 1);
+      publish(node_.zc_done(me), z_);
+      phase_ = 1;
+    }
+    for (int r = 0; r < n; ++r)
+      if (!epoch_reached(load(node_.zc_done(r)), z_)) return false;
+    return true;
+  }
+
+ private:
+  ShmNode& node_;
+  std::vector<char*> parts_;
+  std::int64_t count_;
+  DataType dt_;
+  ReduceOp rop_;
+  OpCounters& ctr_;
+  std::uint64_t z_;
+  int phase_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<RequestState> make_shm_request(ShmNode& node, ShmOp op, const void* send, void* recv,
+                                               std::int64_t count, DataType dt, ReduceOp rop, int root,
+                                               OpCounters& ctr) {
+  return std::make_unique<ShmRequest>(node, op, send, recv, count, dt, rop, root, ctr);
+}
+
+std::unique_ptr<RequestState> make_shm_zero_copy_allreduce(ShmNode& node, std::vector<char*> parts, std::int64_t count,
+                                                           DataType dt, ReduceOp rop, OpCounters& ctr) {
+  return std::make_unique<ZeroCopyAllreduce>(node, std::move(parts), count, dt, rop, ctr);
+}
+
+}  // namespace partrain::coll

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "partrain/collectives/types.hpp"
 
@@ -44,6 +45,30 @@ inline void reduce(DataType dt, ReduceOp op, void* dst, const void* a, const voi
     reduce_loop(op, static_cast<float*>(dst), static_cast<const float*>(a), static_cast<const float*>(b), n);
   else
     reduce_loop(op, static_cast<double*>(dst), static_cast<const double*>(a), static_cast<const double*>(b), n);
+}
+
+}  // namespace partrain::coll
+
+namespace partrain::coll {
+
+/// dst = srcs[0] ⊕ srcs[1] ⊕ … in that order (the same bits on every rank), reading each source once and writing
+/// dst once; dst may be one of the sources. Blocks of 1024 elements are combined in a stack buffer.
+template <class T>
+inline void reduce_many_loop(ReduceOp op, T* dst, const std::vector<const void*>& srcs, std::int64_t n) {
+  constexpr std::int64_t kBlock = 1024;
+  T acc[kBlock];
+  for (std::int64_t lo = 0; lo < n; lo += kBlock) {
+    const std::int64_t m = n - lo < kBlock ? n - lo : kBlock;
+    const T* s0 = static_cast<const T*>(srcs[0]) + lo;
+    for (std::int64_t i = 0; i < m; ++i) acc[i] = s0[i];
+    for (std::size_t r = 1; r < srcs.size(); ++r) reduce_loop(op, acc, acc, static_cast<const T*>(srcs[r]) + lo, m);
+    for (std::int64_t i = 0; i < m; ++i) dst[lo + i] = acc[i];
+  }
+}
+
+inline void reduce_many(DataType dt, ReduceOp op, void* dst, const std::vector<const void*>& srcs, std::int64_t n) {
+  if (dt == DataType::Float) reduce_many_loop(op, static_cast<float*>(dst), srcs, n);
+  else reduce_many_loop(op, static_cast<double*>(dst), srcs, n);
 }
 
 }  // namespace partrain::coll

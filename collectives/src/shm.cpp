@@ -41,14 +41,13 @@ namespace {
 std::uint64_t load(ShmFlag& f) { return f.v.load(std::memory_order_acquire); }
 void publish(ShmFlag& f, std::uint64_t e) { f.v.store(e, std::memory_order_release); }
 
-/// dst = Σ_r src(r) over ranks 0 … n−1, in that order (the same bits on every rank).
+/// dst = Σ_r src(r) over ranks 0 … n−1, in that order (the same bits on every rank); dst may be a source.
 void reduce_all(DataType dt, ReduceOp op, char* dst, const std::vector<const char*>& srcs, std::int64_t n) {
   if (srcs.size() == 1) {
-    copy_bytes(dst, srcs[0], n * std::int64_t(size_of(dt)));
+    if (dst != srcs[0]) copy_bytes(dst, srcs[0], n * std::int64_t(size_of(dt)));
     return;
   }
-  reduce(dt, op, dst, srcs[0], srcs[1], n);
-  for (std::size_t r = 2; r < srcs.size(); ++r) reduce(dt, op, dst, dst, srcs[r], n);
+  reduce_many(dt, op, dst, std::vector<const void*>(srcs.begin(), srcs.end()), n);
 }
 
 class ShmRequest : public RequestState {
@@ -194,6 +193,7 @@ class ZeroCopyAllreduce : public RequestState {
     const int n = node_.size(), me = node_.rank();
     const std::int64_t es = std::int64_t(size_of(dt_));
     if (phase_ == 0) {
+      if (node_.zc_published + 1 != z_) return false;  // an earlier zero-copy call on this node goes first
       for (int r = 0; r < n; ++r)
         if (!epoch_reached(load(node_.zc_arrived(r)), z_)) return false;
       const std::int64_t a = block_offset(count_, n, me), m = block_count(count_, n, me);
@@ -208,6 +208,7 @@ class ZeroCopyAllreduce : public RequestState {
       ctr_.bytes_received += m * es * (n - 1);
       ctr_.bytes_sent += m * es * (n - 1);
       publish(node_.zc_done(me), z_);
+      node_.zc_published = z_;
       phase_ = 1;
     }
     for (int r = 0; r < n; ++r)

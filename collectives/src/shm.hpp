@@ -70,6 +70,8 @@ class ShmNode {
     return e;
   }
   std::uint64_t reserve_zero_copy() { return ++zc_epoch_; }
+  /// Zero-copy calls publish "done" in call order (the flag is one counter): the last one this rank published.
+  std::uint64_t zc_published = 0;
 
  private:
   struct Area {

@@ -42,12 +42,12 @@ void check(const models::ModelSpec& ms, coll::Algo algo, bool overlap) {
 }  // namespace
 
 TEST(DataParallel, GptMatchesReference) {
-  for (auto algo : {coll::Algo::Ring, coll::Algo::RecDbl, coll::Algo::Vendor})
+  for (auto algo : {coll::Algo::Ring, coll::Algo::RecDbl, coll::Algo::Vendor, coll::Algo::Shm})
     for (bool overlap : {true, false}) check(small_gpt(), algo, overlap);
 }
 
 TEST(DataParallel, MlpMatchesReference) {
-  for (auto algo : {coll::Algo::Ring, coll::Algo::RecDbl, coll::Algo::Vendor})
+  for (auto algo : {coll::Algo::Ring, coll::Algo::RecDbl, coll::Algo::Vendor, coll::Algo::Shm})
     for (bool overlap : {true, false}) check(small_mlp(), algo, overlap);
 }
 

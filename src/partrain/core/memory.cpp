@@ -92,6 +92,12 @@ void memory_tracker_install() {
   s.installed = true;
 }
 
+void memory_track_external(const char* label, const void* ptr, std::int64_t bytes) {
+  on_allocate(Kokkos::Tools::SpaceHandle{}, label, ptr, std::uint64_t(bytes));
+}
+
+void memory_untrack_external(const void* ptr) { on_deallocate(Kokkos::Tools::SpaceHandle{}, "", ptr, 0); }
+
 MemorySnapshot memory_snapshot() {
   auto& s = state();
   std::lock_guard<std::mutex> lock(s.mutex);

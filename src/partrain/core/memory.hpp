@@ -28,6 +28,10 @@ struct MemorySnapshot {
 
 /// Installs the Kokkos Tools callbacks; call once after Kokkos::initialize. Idempotent.
 void memory_tracker_install();
+/// Counts memory the library allocated outside Kokkos (e.g. a shared MPI window) under `label`'s category;
+/// memory_untrack_external when it is freed.
+void memory_track_external(const char* label, const void* ptr, std::int64_t bytes);
+void memory_untrack_external(const void* ptr);
 /// Current figures.
 MemorySnapshot memory_snapshot();
 /// Resets the peaks to the live figures (e.g. after set-up, to measure the steady state).

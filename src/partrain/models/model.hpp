@@ -50,6 +50,11 @@ class Model {
     for (auto& l : layers_) l->bind(params_);
   }
 
+  /// Binds every layer again (after the store's buffers moved, e.g. ParamStore::adopt_grads).
+  void rebind() {
+    for (auto& l : layers_) l->bind(params_);
+  }
+
   /// Elements [begin, end) of the flat parameter/gradient buffers holding the parameters layer i declared
   /// (empty for a layer that declares none). A parameter's gradient is final once the backward of the layer that
   /// declared it has run: layers declare the parameters they share with later layers (the tied wte).

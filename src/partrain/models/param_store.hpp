@@ -91,6 +91,15 @@ class ParamStore {
 
   void zero_grad() { Kokkos::deep_copy(grads_, T(0)); }
 
+  /// Moves the gradients into memory the caller owns (e.g. a window shared with the node's other ranks, so that
+  /// data parallelism can reduce them in place with one pass); `memory` holds numel() elements and outlives the
+  /// store. Layers must be bound again afterwards (Model::rebind).
+  void adopt_grads(T* memory) {
+    View1<T> g(memory, total_);
+    Kokkos::deep_copy(g, grads_);
+    grads_ = g;
+  }
+
   const std::vector<ParamInfo>& infos() const { return infos_; }
   std::int64_t numel() const { return total_; }
   const View1<T>& params() const { return params_; }

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "partrain/core/error.hpp"
+#include "partrain/core/memory.hpp"
 #include "partrain/core/timer.hpp"
 
 namespace partrain::parallel {
@@ -32,6 +33,20 @@ DataParallelTrainer<T>::DataParallelTrainer(models::Model<T>& model, const model
       buckets_(layer_ranges(model),
                std::max<std::int64_t>(1, std::int64_t(opts.bucket_mib * 1024 * 1024 / double(sizeof(T))))) {
   PARTRAIN_REQUIRE(spec.global_batch % dp.size() == 0, "global batch must divide by the data-parallel degree");
+  const bool shm = dp.resolve(coll::Op::Allreduce, opts.algo, 1 << 20) == coll::Algo::Shm;
+  if (shm && dp.size() > 1) {  // zero-copy buckets: the gradient buffer moves into a window shared by the node
+    const std::int64_t bytes = model.params().numel() * std::int64_t(sizeof(T));
+    T* shared = static_cast<T*>(dp.shared_buffer(bytes));
+    model.params().adopt_grads(shared);
+    memory_track_external("grads/shared_window", shared, bytes);
+    model.rebind();
+    shared_grads_ = shared;
+  }
+}
+
+template <class T>
+DataParallelTrainer<T>::~DataParallelTrainer() {
+  if (shared_grads_) memory_untrack_external(shared_grads_);
 }
 
 template <class T>

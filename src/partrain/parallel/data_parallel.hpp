@@ -37,8 +37,13 @@ class DataParallelTrainer {
  public:
   using BeforeUpdate = std::function<void(double loss)>;
 
+  /// With algorithm shm (or auto on one node) the model's gradient buffer moves into a window shared by the
+  /// node's ranks, and every bucket is reduced in place in one pass (zero-copy).
   DataParallelTrainer(models::Model<T>& model, const models::Dataset<T>& data, const models::TrainSpec& spec,
                       coll::MpiCommunicator& dp, const DpOptions& opts);
+  ~DataParallelTrainer();
+  DataParallelTrainer(const DataParallelTrainer&) = delete;
+  DataParallelTrainer& operator=(const DataParallelTrainer&) = delete;
 
   /// One training step (step numbers key the data). `before_update` runs after the gradients are reduced.
   DpStepRecord step(std::int64_t step, const BeforeUpdate& before_update = {});
@@ -70,6 +75,7 @@ class DataParallelTrainer {
   GradientBuckets buckets_;
   std::vector<coll::Request> inflight_;
   double comm_in_hooks_s_ = 0, first_launch_s_ = -1;
+  void* shared_grads_ = nullptr;
 };
 
 extern template class DataParallelTrainer<float>;

@@ -102,6 +102,7 @@ Algo MpiCommunicator::resolve(Op op, Algo algo, std::int64_t bytes) const {
   if (algo == Algo::Auto && single_node_ && size_ > 1 && shm_op) return Algo::Shm;
   if (algo == Algo::Shm && !single_node_)
     input_error("algorithm", "shm", "needs every rank of the communicator on one node");
+  if (algo == Algo::Shm && size_ == 1 && implements(Algo::Shm, op)) return Algo::Ring;  // one rank: a plain copy
   if (algo == Algo::Auto) {
     switch (op) {
       case Op::Allreduce:

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "partrain/core/error.hpp"
+#include "partrain/core/memory.hpp"
 #include "reduce.hpp"
 
 namespace partrain::coll {
@@ -27,12 +28,14 @@ ShmNode::ShmNode(MPI_Comm comm, std::int64_t chunk_bytes, std::uint64_t first_ep
   // Every flag starts one before the first epoch: "nothing staged, reduced or consumed yet".
   for (auto& f : area(rank_).flags) new (&f.v) std::atomic<std::uint64_t>(first_epoch - 1);
   std::memset(staged_data(rank_, 0), 0, std::size_t(2 * kSlots) * std::size_t(chunk_));  // pre-touch
+  memory_track_external("comm/shm_slots", mine, std::int64_t(bytes));
   PARTRAIN_MPI_CHECK(MPI_Barrier(comm));  // once, at construction: every rank's flags initialised
 }
 
 ShmNode::~ShmNode() {
   int finalized = 0;
   MPI_Finalized(&finalized);
+  if (base_.size() > std::size_t(rank_)) memory_untrack_external(base_[std::size_t(rank_)]);
   if (!finalized && win_ != MPI_WIN_NULL) MPI_Win_free(&win_);
 }
 

@@ -67,11 +67,13 @@ int run_training(const RunSetup& su, models::Model<T>& model_ref, const io::Prov
   const bool gpt = cfg.model.kind == "gpt";
   const std::int64_t rows_global = cfg.train.global_batch * models::rows_per_sample(cfg.model);
   const double flops_per_step = 3.0 * model->forward_flops(cfg.train.global_batch);
+  const auto bucket_algo = su.dp_comm->resolve(coll::Op::Allreduce, cfg.dp.algo, std::int64_t(cfg.dp.bucket_mib * 1048576));
   log0("# model " + models::describe(cfg.model) + ", dp " + std::to_string(su.dp_comm->size()) + " x tp " +
        std::to_string(tp_size) + (su.tp && su.tp->sequence_parallel ? " (sequence parallel)" : "") + ": " +
        std::to_string(model->params().numel()) + " parameters per rank (" +
        format_bytes(double(model->params().numel() * std::int64_t(sizeof(T)))) + "), " +
        std::to_string(trainer.buckets().buckets().size()) + " buckets, algorithm " + coll::name(cfg.dp.algo) +
+       (cfg.dp.algo == coll::Algo::Auto ? std::string(" (") + coll::name(bucket_algo) + ")" : std::string()) +
        ", overlap " + (cfg.dp.overlap ? "on" : "off") + ", " + std::to_string(trainer.local_samples()) +
        " samples per rank, wait " + coll::wait_policy_name(coll::wait_policy()));
   log0("# BLAS: " + blas_info());
@@ -198,6 +200,7 @@ int run_training(const RunSetup& su, models::Model<T>& model_ref, const io::Prov
     info.warmup_steps = cfg.train.warmup;
     info.loss = losses;
     info.attrs = {{"algorithm", coll::name(cfg.dp.algo)},
+                  {"algorithm_resolved", coll::name(bucket_algo)},
                   {"overlap", cfg.dp.overlap ? "true" : "false"},
                   {"dtype", cfg.model.dtype},
                   {"wait_policy", coll::wait_policy_name(coll::wait_policy())}};
@@ -215,7 +218,7 @@ int run_training(const RunSetup& su, models::Model<T>& model_ref, const io::Prov
                     {"buckets", double(trainer.buckets().buckets().size())},
                     {"allreduce_bytes_sent_per_step",
                      double(train_counters[coll::Op::Allreduce].bytes_sent) / double(cfg.train.steps)},
-                    {"predicted_allreduce_bytes_sent_per_step", double(trainer.predicted_ring_bytes_per_step())},
+                    {"predicted_allreduce_bytes_sent_per_step", double(trainer.predicted_bytes_per_step())},
                     {"params_bytes", double(mem.peak[0])},
                     {"predicted_params_bytes", double(model->params().numel() * std::int64_t(sizeof(T)))},
                     {"grads_bytes", double(mem.peak[1])},

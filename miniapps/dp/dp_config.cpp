@@ -7,7 +7,8 @@ namespace partrain::dp_app {
 void declare_keys(Deck& d) {
   models::declare_model_keys(d);
   models::declare_train_keys(d);
-  d.declare_string("dp.algorithm", "ring", "gradient allreduce algorithm", {"ring", "recdbl", "vendor", "shm", "auto"});
+  d.declare_string("dp.algorithm", "auto", "gradient allreduce algorithm (auto: shm zero-copy on one node)",
+                   {"ring", "recdbl", "vendor", "shm", "auto"});
   d.declare_float("dp.bucket_mib", 25.0, "gradient bucket size in MiB (whole layers per bucket)", 0.0, 1e6, true);
   d.declare_bool("dp.overlap", true, "launch each bucket's allreduce during backward and progress it between layers");
   d.declare_int("dp.pure_comm_reps", 5, "repetitions of the communication-only replay (t_pure)", 1, 1000);

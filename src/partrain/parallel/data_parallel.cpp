@@ -38,8 +38,8 @@ DataParallelTrainer<T>::DataParallelTrainer(models::Model<T>& model, const model
     const std::int64_t bytes = model.params().numel() * std::int64_t(sizeof(T));
     T* shared = static_cast<T*>(dp.shared_buffer(bytes));
     model.params().adopt_grads(shared);
+    model.rebind();  // drops the layers' views of the old buffer, which frees it
     memory_track_external("grads/shared_window", shared, bytes);
-    model.rebind();
     shared_grads_ = shared;
   }
 }
@@ -122,12 +122,19 @@ double DataParallelTrainer<T>::measure_pure_comm(int reps) {
 }
 
 template <class T>
-std::int64_t DataParallelTrainer<T>::predicted_ring_bytes_per_step() const {
+std::int64_t DataParallelTrainer<T>::predicted_bytes_per_step() const {
   const int n = dp_.size(), r = dp_.rank();
   if (n == 1) return 0;
   std::int64_t elems = 0;
-  for (const auto& b : buckets_.buckets())
-    elems += (b.size() - coll::block_count(b.size(), n, r)) + (b.size() - coll::block_count(b.size(), n, (r + 1) % n));
+  for (const auto& b : buckets_.buckets()) {
+    const auto algo = dp_.resolve(coll::Op::Allreduce, opts_.algo, b.size() * std::int64_t(sizeof(T)));
+    if (algo == coll::Algo::Ring)
+      elems += (b.size() - coll::block_count(b.size(), n, r)) + (b.size() - coll::block_count(b.size(), n, (r + 1) % n));
+    else if (algo == coll::Algo::Shm && shared_grads_)
+      elems += coll::block_count(b.size(), n, r) * (n - 1);
+    else
+      return -1;
+  }
   return elems * std::int64_t(sizeof(T));
 }
 

@@ -17,7 +17,7 @@
 namespace partrain::parallel {
 
 struct DpOptions {
-  coll::Algo algo = coll::Algo::Ring;
+  coll::Algo algo = coll::Algo::Auto;
   double bucket_mib = 25.0;
   bool overlap = true;
 };
@@ -55,8 +55,10 @@ class DataParallelTrainer {
   const GradientBuckets& buckets() const { return buckets_; }
   const models::Batch<T>& local_batch() const { return batch_; }
   std::int64_t local_samples() const { return local_; }
-  /// Bytes one rank sends per step with the ring algorithm (closed form, chunking aside).
-  std::int64_t predicted_ring_bytes_per_step() const;
+  /// Bytes one rank sends per step by the closed form of the algorithm the buckets run (ring: (N − b_r) +
+  /// (N − b_{r+1}) elements per bucket of N; shm zero-copy: b_r·(n − 1), its share written into every peer's
+  /// buffer); −1 where no closed form is kept (recdbl, tree, vendor).
+  std::int64_t predicted_bytes_per_step() const;
   models::Optimizer<T>& optimizer() { return opt_; }
 
  private:

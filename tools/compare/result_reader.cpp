@@ -145,7 +145,7 @@ Run read_run(const std::string& path) {
   if (r.strategy == "collectives") {
     const std::string op = str_attr(path, f, "op", false);
     if (!op.empty()) r.model = op;
-    for (const char* algo : {"ring", "recdbl", "tree", "vendor", "auto"}) {
+    for (const char* algo : {"ring", "recdbl", "tree", "vendor", "shm", "auto"}) {
       const auto bw = dataset(path, f, std::string("collectives/") + algo + "/busbw_GBps");
       const auto t = dataset(path, f, std::string("collectives/") + algo + "/time_max_s");
       if (bw.empty()) continue;

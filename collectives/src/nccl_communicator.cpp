@@ -74,7 +74,9 @@ std::unique_ptr<NcclCommunicator> NcclCommunicator::create(MPI_Comm comm) {
   c->device_ = local % devices;
   PARTRAIN_CUDA_CHECK(cudaSetDevice(c->device_));
   cudaStream_t s;
-  PARTRAIN_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  // A blocking stream: it is ordered after work on the legacy default stream (a cudaMemcpy or a kernel launched
+  // there before the collective), which a non-blocking stream is not — a race seen on an H100 as zeros read.
+  PARTRAIN_CUDA_CHECK(cudaStreamCreate(&s));
   c->stream_ = s;
   ncclUniqueId id;
   if (c->rank_ == 0) PARTRAIN_NCCL_CHECK(ncclGetUniqueId(&id));

@@ -1,5 +1,6 @@
 // The NCCL implementation of Communicator (compiled when CUDA and NCCL are found; used on GPU machines).
-// Buffers are device pointers. Every operation is NCCL's own (`vendor`; `auto` resolves to it, the suite's
+// Buffers are device pointers. Operations run on the communicator's own stream, which is a blocking stream:
+// ordered after work the caller put on the legacy default stream. Every operation is NCCL's own (`vendor`; `auto` resolves to it, the suite's
 // MPI algorithms are refused with an InputError). Calls are enqueued on the communicator's stream; the request
 // records a CUDA event after them and test() polls it (cudaEventQuery), so progress needs no host thread.
 // Counts that do not divide by the rank count use grouped ncclReduce / ncclBroadcast per block; alltoall is

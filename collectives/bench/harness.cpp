@@ -43,7 +43,7 @@ Plan make_plan(const Options& o) {
     p.algos = algorithms_for(p.op);
   } else {
     Algo a;
-    if (!parse(o.algo, a)) input_error("--algo", o.algo, "unknown algorithm (ring, recdbl, tree, vendor, shm, auto, all)");
+    if (!parse(o.algo, a)) input_error("--algo", o.algo, "unknown algorithm (ring, recdbl, tree, vendor, shm, hier, auto, all)");
     if (a != Algo::Auto && !implements(a, p.op))
       input_error("--algo", o.algo, std::string("does not implement ") + name(p.op));
     p.algos = {a};

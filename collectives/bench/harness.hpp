@@ -18,6 +18,7 @@ struct Options {
   int iters = 20, warmup = 5;
   bool check = true, in_place = false, overwrite = false, zero_copy = false;
   std::string chunk = "256K", output;
+  int pretend_node_size = 0;
 };
 
 /// Validated form of Options.

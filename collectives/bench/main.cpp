@@ -2,6 +2,7 @@
 // the suite's algorithms and the MPI library's own, reports algbw and busbw (nccl-tests conventions), verifies
 // every size exactly, and writes an HDF5 result file with provenance.
 //   mpiexec -n 2 partrain-collectives -o allreduce -a all -b 64K -e 64M -f 4 --output coll.h5
+#include <algorithm>
 #include <cstdio>
 
 #include "harness.hpp"
@@ -19,10 +20,10 @@ std::string options_toml(const bench::Options& o) {
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "op = \"%s\"\nalgo = \"%s\"\nminbytes = \"%s\"\nmaxbytes = \"%s\"\nstepfactor = %g\niters = %d\n"
-                "warmup = %d\ncheck = %s\ndatatype = \"%s\"\ninplace = %s\nchunk = \"%s\"\n",
+                "warmup = %d\ncheck = %s\ndatatype = \"%s\"\ninplace = %s\nchunk = \"%s\"\npretend_node_size = %d\n",
                 o.op.c_str(), o.algo.c_str(), o.min_bytes.c_str(), o.max_bytes.c_str(), o.step_factor, o.iters,
                 o.warmup, o.check ? "true" : "false", o.datatype.c_str(), o.in_place ? "true" : "false",
-                o.chunk.c_str());
+                o.chunk.c_str(), o.pretend_node_size);
   return buf;
 }
 
@@ -94,17 +95,29 @@ int main(int argc, char** argv) {
     app.add_option("-c,--check", check, "verify every size (1) or not (0)")->capture_default_str();
     app.add_option("-d,--datatype", o.datatype, "float | double")->capture_default_str();
     app.add_flag("--inplace", o.in_place, "in-place calls");
+    app.add_option("--pretend-node-size", o.pretend_node_size,
+                   "treat consecutive groups of this many ranks as nodes (hierarchical algorithms on one machine)");
     app.add_flag("--zero-copy", o.zero_copy, "allreduce in place on a buffer in a shared window (shm: one pass)");
     app.add_option("--chunk", o.chunk, "pipeline chunk of the ring algorithms")->capture_default_str();
     app.add_option("--output", o.output, "HDF5 result file");
     app.add_flag("--overwrite", o.overwrite, "replace an existing result file");
     if (int rc = parse_command_line(app, argc, argv); rc >= 0) return rc;
     o.check = check != 0;
-    const bench::Plan plan = bench::make_plan(o);
+    bench::Plan plan = bench::make_plan(o);
     if (!o.output.empty()) io::check_output_path("--output", o.output, o.overwrite);
 
     const auto prov = io::collect_provenance(MPI_COMM_WORLD, argc, argv);
-    MpiCommunicator comm(MPI_COMM_WORLD);
+    if (o.pretend_node_size < 0)
+      input_error("--pretend-node-size", std::to_string(o.pretend_node_size), "must be >= 0");
+    MpiCommunicator comm(MPI_COMM_WORLD, o.pretend_node_size);
+    // Algorithms this communicator cannot run: dropped from --algo all, an error (on every rank) if named.
+    auto unavailable = [&](Algo a) {
+      return (a == Algo::Shm && !comm.single_node()) || (a == Algo::Hier && !comm.node_comm());
+    };
+    if (o.algo == "all") plan.algos.erase(std::remove_if(plan.algos.begin(), plan.algos.end(), unavailable), plan.algos.end());
+    else if (unavailable(plan.algos.front()))
+      input_error("--algo", o.algo, plan.algos.front() == Algo::Shm ? "needs every rank on one node"
+                                                                   : "needs several nodes of equal size with more than one rank each");
     const double copy_bw = bench::measure_copy_bandwidth(comm);
     log0("# partrain-collectives, " + std::to_string(rt.size()) + " ranks on " + prov.hostnames);
     char line[256];

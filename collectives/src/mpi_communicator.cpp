@@ -19,17 +19,36 @@ void check_int_count(std::int64_t count, const char* what) {
 }
 }  // namespace
 
-MpiCommunicator::MpiCommunicator(MPI_Comm comm) : pool_(std::make_unique<ScratchPool>()) {
+MpiCommunicator::MpiCommunicator(MPI_Comm comm, int pretend_ranks_per_node) : pool_(std::make_unique<ScratchPool>()) {
   PARTRAIN_MPI_CHECK(MPI_Comm_dup(comm, &p2p_));
   PARTRAIN_MPI_CHECK(MPI_Comm_dup(comm, &coll_));
   PARTRAIN_MPI_CHECK(MPI_Comm_rank(p2p_, &rank_));
   PARTRAIN_MPI_CHECK(MPI_Comm_size(p2p_, &size_));
   MPI_Comm node;
   PARTRAIN_MPI_CHECK(MPI_Comm_split_type(p2p_, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
-  int local = 0;
+  if (pretend_ranks_per_node > 0) {  // pretend nodes: consecutive groups inside the real node
+    MPI_Comm sub;
+    PARTRAIN_MPI_CHECK(MPI_Comm_split(node, rank_ / pretend_ranks_per_node, rank_, &sub));
+    PARTRAIN_MPI_CHECK(MPI_Comm_free(&node));
+    node = sub;
+  }
+  int local = 0, local_rank = 0;
   PARTRAIN_MPI_CHECK(MPI_Comm_size(node, &local));
-  PARTRAIN_MPI_CHECK(MPI_Comm_free(&node));
+  PARTRAIN_MPI_CHECK(MPI_Comm_rank(node, &local_rank));
   single_node_ = local == size_;
+  // Several nodes: keep the node and cross-node groups for the hierarchical allreduce, when every node has the
+  // same number of ranks (checked collectively).
+  int min_local = local, max_local = local;
+  PARTRAIN_MPI_CHECK(MPI_Allreduce(&local, &min_local, 1, MPI_INT, MPI_MIN, p2p_));
+  PARTRAIN_MPI_CHECK(MPI_Allreduce(&local, &max_local, 1, MPI_INT, MPI_MAX, p2p_));
+  if (!single_node_ && min_local == max_local && local > 1) {
+    node_.reset(new MpiCommunicator(node));
+    MPI_Comm cross;
+    PARTRAIN_MPI_CHECK(MPI_Comm_split(p2p_, local_rank, rank_, &cross));
+    cross_.reset(new MpiCommunicator(cross));
+    PARTRAIN_MPI_CHECK(MPI_Comm_free(&cross));
+  }
+  PARTRAIN_MPI_CHECK(MPI_Comm_free(&node));
 }
 
 MpiCommunicator::~MpiCommunicator() {
@@ -103,6 +122,8 @@ Algo MpiCommunicator::resolve(Op op, Algo algo, std::int64_t bytes) const {
   if (algo == Algo::Shm && !single_node_)
     input_error("algorithm", "shm", "needs every rank of the communicator on one node");
   if (algo == Algo::Shm && size_ == 1 && implements(Algo::Shm, op)) return Algo::Ring;  // one rank: a plain copy
+  if (algo == Algo::Hier && op == Op::Allreduce && !node_) return single_node_ ? Algo::Shm : Algo::Ring;
+  if (algo == Algo::Auto && op == Op::Allreduce && node_ && bytes > kSmallBytes) return Algo::Hier;
   if (algo == Algo::Auto) {
     switch (op) {
       case Op::Allreduce:
@@ -132,6 +153,42 @@ Plan make_plan(int rank, int n, DataType dt, ReduceOp op, std::int64_t chunk_byt
 }
 }  // namespace
 
+namespace {
+/// Hierarchical allreduce as three requests run one after the other: shm reduce-scatter in the node (each local
+/// rank gets one block), ring allreduce of that block across the nodes, shm allgather in the node.
+class HierarchicalAllreduce : public RequestState {
+ public:
+  HierarchicalAllreduce(MpiCommunicator& node, MpiCommunicator& cross, const void* send, void* recv,
+                        std::int64_t count, DataType dt, ReduceOp op)
+      : node_(node), cross_(cross), recv_(static_cast<char*>(recv)), count_(count), dt_(dt), op_(op),
+        es_(std::int64_t(size_of(dt))) {
+    if (send != recv) std::memcpy(recv, send, std::size_t(count * es_));
+    cur_ = node_.reduce_scatter(recv_, recv_, count_, dt_, op_, Algo::Shm);
+  }
+  bool test() override {
+    for (;;) {
+      if (!cur_.test()) return false;
+      const std::int64_t off = block_offset(count_, node_.size(), node_.rank());
+      const std::int64_t n = block_count(count_, node_.size(), node_.rank());
+      if (stage_ == 0) cur_ = cross_.allreduce(recv_ + off * es_, recv_ + off * es_, n, dt_, op_, Algo::Ring);
+      else if (stage_ == 1) cur_ = node_.allgather(recv_ + off * es_, recv_, count_, dt_, Algo::Shm);
+      else return true;
+      ++stage_;
+    }
+  }
+
+ private:
+  MpiCommunicator &node_, &cross_;
+  char* recv_;
+  std::int64_t count_;
+  DataType dt_;
+  ReduceOp op_;
+  std::int64_t es_;
+  Request cur_;
+  int stage_ = 0;
+};
+}  // namespace
+
 Request MpiCommunicator::allreduce(const void* send, void* recv, std::int64_t count, DataType dt, ReduceOp op,
                                    Algo algo) {
   const std::int64_t bytes = count * std::int64_t(size_of(dt));
@@ -145,6 +202,11 @@ Request MpiCommunicator::allreduce(const void* send, void* recv, std::int64_t co
                                       mpi_op(op), coll_, &st->req));
     count_vendor(ctr, Op::Allreduce, bytes, size_);
     return Request(std::move(st));
+  }
+  if (a == Algo::Hier) {
+    Request r(std::make_unique<HierarchicalAllreduce>(*node_, *cross_, send, recv, count, dt, op));
+    r.test();
+    return r;
   }
   if (a == Algo::Shm) {
     if (const ShmBuffer* b = send == recv ? shared_owner(recv, bytes) : nullptr) {  // zero-copy, one pass

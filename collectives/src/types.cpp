@@ -15,7 +15,7 @@ const char* name(Op op) {
 }
 
 const char* name(Algo a) {
-  static const char* names[] = {"auto", "ring", "recdbl", "tree", "vendor", "shm"};
+  static const char* names[] = {"auto", "ring", "recdbl", "tree", "vendor", "shm", "hier"};
   return names[static_cast<int>(a)];
 }
 
@@ -36,7 +36,7 @@ bool parse(const std::string& s, Op& out) {
 }
 
 bool parse(const std::string& s, Algo& out) {
-  for (int i = 0; i <= static_cast<int>(Algo::Shm); ++i)
+  for (int i = 0; i <= static_cast<int>(Algo::Hier); ++i)
     if (s == name(Algo(i))) {
       out = Algo(i);
       return true;
@@ -52,7 +52,8 @@ const std::vector<Op>& collective_ops() {
 bool implements(Algo a, Op op) {
   switch (op) {
     case Op::Allreduce:
-      return a == Algo::Ring || a == Algo::RecDbl || a == Algo::Tree || a == Algo::Vendor || a == Algo::Shm;
+      return a == Algo::Ring || a == Algo::RecDbl || a == Algo::Tree || a == Algo::Vendor || a == Algo::Shm ||
+             a == Algo::Hier;
     case Op::ReduceScatter:
     case Op::Allgather: return a == Algo::Ring || a == Algo::RecDbl || a == Algo::Vendor || a == Algo::Shm;
     case Op::Broadcast: return a == Algo::Ring || a == Algo::Tree || a == Algo::Vendor || a == Algo::Shm;
@@ -65,7 +66,7 @@ bool implements(Algo a, Op op) {
 
 std::vector<Algo> algorithms_for(Op op) {
   std::vector<Algo> out;
-  for (Algo a : {Algo::Ring, Algo::RecDbl, Algo::Tree, Algo::Vendor, Algo::Shm})
+  for (Algo a : {Algo::Ring, Algo::RecDbl, Algo::Tree, Algo::Vendor, Algo::Shm, Algo::Hier})
     if (implements(a, op)) out.push_back(a);
   return out;
 }

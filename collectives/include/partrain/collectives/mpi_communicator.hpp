@@ -4,8 +4,14 @@
 // `shm` (all ranks on one node; collectives/src/shm.hpp): staged through per-rank slots of a shared window,
 // or, for an allreduce in place on a buffer from shared_buffer(), in one pass over every rank's buffer.
 //
+// `hier` (allreduce, ranks on several nodes with the same number each): shm reduce-scatter inside the node, ring
+// allreduce of each block among the ranks with the same local index across nodes, shm allgather inside the node
+// (Horovod's hierarchical allreduce). Nodes are the MPI shared-memory domains, or, to test it on one machine,
+// groups of `pretend_ranks_per_node` consecutive ranks.
+//
 // `auto` (documented in the README):
-//   all ranks on one node: shm for allreduce, reduce_scatter, allgather and broadcast; otherwise
+//   all ranks on one node: shm for allreduce, reduce_scatter, allgather and broadcast;
+//   several nodes of equal size with more than one rank each: hier for allreduce above 16 KiB; otherwise
 //   allreduce       n = 1: copy; ≤ 16 KiB: recdbl (log n rounds); otherwise ring
 //   reduce_scatter, allgather: ≤ 16 KiB: recdbl; otherwise ring
 //   broadcast       ≤ 64 KiB: tree; otherwise ring (pipelined chain)
@@ -32,8 +38,9 @@ struct ShmBuffer;
 
 class MpiCommunicator : public Communicator {
  public:
-  /// Wraps (a duplicate of) `comm`. Collective over comm.
-  explicit MpiCommunicator(MPI_Comm comm);
+  /// Wraps (a duplicate of) `comm`. Collective over comm. pretend_ranks_per_node > 0 splits the ranks into
+  /// "nodes" of that many consecutive ranks (inside the real ones), to exercise the multi-node algorithms here.
+  explicit MpiCommunicator(MPI_Comm comm, int pretend_ranks_per_node = 0);
   ~MpiCommunicator() override;
   MpiCommunicator(const MpiCommunicator&) = delete;
   MpiCommunicator& operator=(const MpiCommunicator&) = delete;
@@ -55,6 +62,10 @@ class MpiCommunicator : public Communicator {
 
   /// True when every rank of the communicator is on this node (the shm algorithm is available).
   bool single_node() const { return single_node_; }
+  /// The ranks of this rank's node, and the ranks with the same local index on every node (null on one node or
+  /// when the nodes differ in size).
+  MpiCommunicator* node_comm() const { return node_.get(); }
+  MpiCommunicator* cross_comm() const { return cross_.get(); }
   /// A buffer of `bytes` bytes in a window shared by the node's ranks (zero-filled; collective; freed with the
   /// communicator). An allreduce in place on (a range of) it with algorithm shm or auto runs zero-copy: every rank
   /// must pass the same offset into its own buffer.
@@ -94,6 +105,7 @@ class MpiCommunicator : public Communicator {
   std::unique_ptr<ShmNode> shm_;
   std::uint64_t shm_first_epoch_ = 1;
   std::vector<std::unique_ptr<ShmBuffer>> shared_;
+  std::unique_ptr<MpiCommunicator> node_, cross_;
 };
 
 }  // namespace partrain::coll

@@ -18,7 +18,7 @@ namespace partrain::coll {
 enum class DataType { Float, Double };
 enum class ReduceOp { Sum, Max };
 enum class Op { Allreduce, ReduceScatter, Allgather, Broadcast, Alltoall, Barrier, SendRecv };
-enum class Algo { Auto, Ring, RecDbl, Tree, Vendor, Shm };
+enum class Algo { Auto, Ring, RecDbl, Tree, Vendor, Shm, Hier };
 
 constexpr int kNumOps = 7;
 

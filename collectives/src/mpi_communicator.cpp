@@ -162,7 +162,7 @@ class HierarchicalAllreduce : public RequestState {
                         std::int64_t count, DataType dt, ReduceOp op)
       : node_(node), cross_(cross), recv_(static_cast<char*>(recv)), count_(count), dt_(dt), op_(op),
         es_(std::int64_t(size_of(dt))) {
-    if (send != recv) std::memcpy(recv, send, std::size_t(count * es_));
+    if (send != recv && count > 0) std::memcpy(recv, send, std::size_t(count * es_));
     cur_ = node_.reduce_scatter(recv_, recv_, count_, dt_, op_, Algo::Shm);
   }
   bool test() override {
@@ -257,7 +257,7 @@ Request MpiCommunicator::reduce_scatter(const void* send, void* recv, std::int64
     auto st = std::make_unique<VendorRequest>();
     for (int i = 0; i < size_; ++i) st->counts.push_back(int(block_count(count, size_, i)));
     const void* input = send;
-    if (in_place) {  // MPI's in-place result lands at the start of the buffer; ours at the rank's offset
+    if (in_place && bytes > 0) {  // MPI's in-place result lands at the start of the buffer; ours at the offset
       st->lease = pool_->acquire(bytes);
       std::memcpy(st->lease.data(), send, std::size_t(bytes));
       input = st->lease.data();

@@ -131,16 +131,16 @@ class ShmRequest : public RequestState {
   void stage(int s, std::int64_t lo, std::int64_t hi) {
     const int me = node_.rank();
     char* slot = node_.staged_data(me, s);
-    std::int64_t a = lo, b = hi;
+    std::int64_t a = lo, b = hi, first = 0;  // `first`: global index of src's first element
     const char* src = send_;
     if (op_ == ShmOp::Allgather) {
       part(me, lo, hi, a, b);
-      src = send_ - block_offset(count_, node_.size(), me) * es_;  // send holds only this rank's block
+      first = block_offset(count_, node_.size(), me);  // send holds only this rank's block
     } else if (op_ == ShmOp::Broadcast) {
       if (me != root_) return;
       src = recv_;
     }
-    if (b > a) copy_bytes(slot + (a - lo) * es_, src + a * es_, (b - a) * es_);
+    if (b > a) copy_bytes(slot + (a - lo) * es_, src + (a - first) * es_, (b - a) * es_);
     ctr_.bytes_sent += (b - a) * es_;
   }
 

@@ -106,7 +106,7 @@ void Deck::declare(Entry e) {
 
 void Deck::declare_int(const std::string& key, std::int64_t def, const std::string& doc, std::int64_t min,
                        std::int64_t max) {
-  Entry e{key, doc, def};
+  Entry e{key, doc, def, Source::Default, 0, 0, false, 0, 0, {}};
   e.imin = min;
   e.imax = max;
   declare(std::move(e));
@@ -114,24 +114,24 @@ void Deck::declare_int(const std::string& key, std::int64_t def, const std::stri
 
 void Deck::declare_float(const std::string& key, double def, const std::string& doc, double min, double max,
                          bool min_exclusive) {
-  Entry e{key, doc, def};
+  Entry e{key, doc, def, Source::Default, 0, 0, false, 0, 0, {}};
   e.min = min;
   e.max = max;
   e.min_exclusive = min_exclusive;
   declare(std::move(e));
 }
 
-void Deck::declare_bool(const std::string& key, bool def, const std::string& doc) { declare(Entry{key, doc, def}); }
+void Deck::declare_bool(const std::string& key, bool def, const std::string& doc) { declare(Entry{key, doc, def, Source::Default, 0, 0, false, 0, 0, {}}); }
 
 void Deck::declare_string(const std::string& key, const std::string& def, const std::string& doc,
                           std::vector<std::string> choices) {
-  Entry e{key, doc, def};
+  Entry e{key, doc, def, Source::Default, 0, 0, false, 0, 0, {}};
   e.choices = std::move(choices);
   declare(std::move(e));
 }
 
 void Deck::declare_int_list(const std::string& key, IntList def, const std::string& doc, std::int64_t min_each) {
-  Entry e{key, doc, std::move(def)};
+  Entry e{key, doc, std::move(def), Source::Default, 0, 0, false, 0, 0, {}};
   e.imin = min_each;
   e.imax = INT64_MAX;
   declare(std::move(e));

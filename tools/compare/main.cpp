@@ -191,10 +191,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const partrain::InputError& e) {
-    std::fprintf(stderr, "partrain-compare: error: %s\n", e.what());
-    return 2;
-  }
+  return partrain::run_tool("partrain-compare", [&] { return run(argc, argv); });
 }

@@ -34,6 +34,15 @@ int parse_command_line(CLI::App& app, int argc, char** argv) {
   return -1;
 }
 
+int run_tool(const char* app, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const InputError& e) {
+    std::fprintf(stderr, "%s: error: %s\n", app, e.what());
+    return 2;
+  }
+}
+
 void load_deck(Deck& deck, const CommonOptions& opts) {
   if (!opts.input.empty()) deck.load_file(opts.input);
   for (const auto& s : opts.sets) deck.apply_override(s);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,10 @@ void add_common_options(CLI::App& app, CommonOptions& opts);
 /// Parses argv. Returns -1 to go on, or an exit code: 0 after --help (printed on rank 0), 2 after a command-line
 /// error (one line on every rank).
 int parse_command_line(CLI::App& app, int argc, char** argv);
+
+/// The main of a tool that runs without MPI (partrain-sweep, partrain-compare): calls body, turning an
+/// InputError into "app: error: …" on stderr and exit code 2.
+int run_tool(const char* app, const std::function<int()>& body);
 
 /// Loads opts.input (if any) into `deck`, then applies the --set overrides in order; validates output paths.
 void load_deck(Deck& deck, const CommonOptions& opts);

@@ -51,24 +51,42 @@ inline void reduce(DataType dt, ReduceOp op, void* dst, const void* a, const voi
 
 namespace partrain::coll {
 
-/// dst = srcs[0] ⊕ srcs[1] ⊕ … in that order (the same bits on every rank), reading each source once and writing
-/// dst once; dst may be one of the sources. Blocks of 1024 elements are combined in a stack buffer.
+/// dsts[k] = srcs[0] ⊕ srcs[1] ⊕ … in that order (the same bits on every rank) for every k: one pass that reads each
+/// source once and writes each destination once; a destination may be one of the sources. Works on blocks of four
+/// vectors held in registers. (An earlier version accumulated 4 KiB blocks in a stack buffer, and wrote a second
+/// destination in a second pass, which read the sum back after it had left the L2 cache.)
 template <class T>
-inline void reduce_many_loop(ReduceOp op, T* dst, const std::vector<const void*>& srcs, std::int64_t n) {
-  constexpr std::int64_t kBlock = 1024;
-  T acc[kBlock];
-  for (std::int64_t lo = 0; lo < n; lo += kBlock) {
-    const std::int64_t m = n - lo < kBlock ? n - lo : kBlock;
-    const T* s0 = static_cast<const T*>(srcs[0]) + lo;
-    for (std::int64_t i = 0; i < m; ++i) acc[i] = s0[i];
-    for (std::size_t r = 1; r < srcs.size(); ++r) reduce_loop(op, acc, acc, static_cast<const T*>(srcs[r]) + lo, m);
-    for (std::int64_t i = 0; i < m; ++i) dst[lo + i] = acc[i];
+inline void reduce_many_loop(ReduceOp op, const std::vector<void*>& dsts, const std::vector<const void*>& srcs,
+                             std::int64_t n) {
+  constexpr std::int64_t kBlock = 4 * 32 / std::int64_t(sizeof(T));
+  const std::size_t ns = srcs.size(), nd = dsts.size();
+  const T* const* s = reinterpret_cast<const T* const*>(srcs.data());
+  T* const* d = reinterpret_cast<T* const*>(dsts.data());
+  std::int64_t lo = 0;
+  for (; lo + kBlock <= n; lo += kBlock) {
+    T acc[kBlock];
+    for (std::int64_t i = 0; i < kBlock; ++i) acc[i] = s[0][lo + i];
+    for (std::size_t r = 1; r < ns; ++r) {
+      const T* src = s[r] + lo;
+      if (op == ReduceOp::Sum)
+        for (std::int64_t i = 0; i < kBlock; ++i) acc[i] += src[i];
+      else
+        for (std::int64_t i = 0; i < kBlock; ++i) acc[i] = acc[i] > src[i] ? acc[i] : src[i];
+    }
+    for (std::size_t k = 0; k < nd; ++k)
+      for (std::int64_t i = 0; i < kBlock; ++i) d[k][lo + i] = acc[i];
+  }
+  for (; lo < n; ++lo) {
+    T acc = s[0][lo];
+    for (std::size_t r = 1; r < ns; ++r) acc = op == ReduceOp::Sum ? acc + s[r][lo] : (acc > s[r][lo] ? acc : s[r][lo]);
+    for (std::size_t k = 0; k < nd; ++k) d[k][lo] = acc;
   }
 }
 
-inline void reduce_many(DataType dt, ReduceOp op, void* dst, const std::vector<const void*>& srcs, std::int64_t n) {
-  if (dt == DataType::Float) reduce_many_loop(op, static_cast<float*>(dst), srcs, n);
-  else reduce_many_loop(op, static_cast<double*>(dst), srcs, n);
+inline void reduce_many(DataType dt, ReduceOp op, const std::vector<void*>& dsts, const std::vector<const void*>& srcs,
+                        std::int64_t n) {
+  if (dt == DataType::Float) reduce_many_loop<float>(op, dsts, srcs, n);
+  else reduce_many_loop<double>(op, dsts, srcs, n);
 }
 
 }  // namespace partrain::coll

@@ -44,15 +44,6 @@ namespace {
 std::uint64_t load(ShmFlag& f) { return f.v.load(std::memory_order_acquire); }
 void publish(ShmFlag& f, std::uint64_t e) { f.v.store(e, std::memory_order_release); }
 
-/// dst = Σ_r src(r) over ranks 0 … n−1, in that order (the same bits on every rank); dst may be a source.
-void reduce_all(DataType dt, ReduceOp op, char* dst, const std::vector<const char*>& srcs, std::int64_t n) {
-  if (srcs.size() == 1) {
-    if (dst != srcs[0]) copy_bytes(dst, srcs[0], n * std::int64_t(size_of(dt)));
-    return;
-  }
-  reduce_many(dt, op, dst, std::vector<const void*>(srcs.begin(), srcs.end()), n);
-}
-
 class ShmRequest : public RequestState {
  public:
   ShmRequest(ShmNode& node, ShmOp op, const void* send, void* recv, std::int64_t count, DataType dt, ReduceOp rop,
@@ -128,36 +119,55 @@ class ShmRequest : public RequestState {
     }
   }
 
+  /// Copies into this rank's staged slot what the others will read of its input for the chunk [lo, hi): the
+  /// parts they reduce (allreduce, reduce_scatter; this rank reads its own part straight from its input), its
+  /// block (allgather) or the whole chunk (the broadcast root).
   void stage(int s, std::int64_t lo, std::int64_t hi) {
     const int me = node_.rank();
     char* slot = node_.staged_data(me, s);
+    if (op_ == ShmOp::Allreduce || op_ == ShmOp::ReduceScatter) {
+      std::int64_t a, b;
+      part(me, lo, hi, a, b);
+      if (b <= a) a = b = hi;
+      if (a > lo) copy_bytes(slot, send_ + lo * es_, (a - lo) * es_);
+      if (hi > b) copy_bytes(slot + (b - lo) * es_, send_ + b * es_, (hi - b) * es_);
+      ctr_.bytes_sent += (hi - lo - (b - a)) * es_;
+      return;
+    }
     std::int64_t a = lo, b = hi, first = 0;  // `first`: global index of src's first element
-    const char* src = send_;
+    const char* src = recv_;                 // broadcast: the root's data is in recv
     if (op_ == ShmOp::Allgather) {
       part(me, lo, hi, a, b);
-      first = block_offset(count_, node_.size(), me);  // send holds only this rank's block
-    } else if (op_ == ShmOp::Broadcast) {
-      if (me != root_) return;
-      src = recv_;
+      src = send_;  // which holds only this rank's block
+      first = block_offset(count_, node_.size(), me);
+    } else if (me != root_) {
+      return;
     }
     if (b > a) copy_bytes(slot + (a - lo) * es_, src + (a - first) * es_, (b - a) * es_);
     ctr_.bytes_sent += (b - a) * es_;
   }
 
+  /// Reduces this rank's part of the chunk over all ranks in rank order — its own input read in place, the
+  /// others' from their staged slots — into its output and, for allreduce, into its result slot for the others.
   void reduce_share(int s, std::int64_t lo, std::int64_t hi) {
     const int n = node_.size(), me = node_.rank();
     std::int64_t a, b;
     part(me, lo, hi, a, b);
     if (b <= a) return;
-    std::vector<const char*>& srcs = srcs_;
-    srcs.clear();
-    for (int r = 0; r < n; ++r) srcs.push_back(node_.staged_data(r, s) + (a - lo) * es_);
-    char* dst = op_ == ShmOp::Allreduce
-                    ? node_.result_data(me, s) + (a - lo) * es_
-                    : recv_ + (a - block_offset(count_, n, me)) * es_ +
-                          (send_ == recv_ ? block_offset(count_, n, me) * es_ : 0);
-    reduce_all(dt_, rop_, dst, srcs, b - a);
+    srcs_.clear();
+    for (int r = 0; r < n; ++r)
+      srcs_.push_back(r == me ? send_ + a * es_ : node_.staged_data(r, s) + (a - lo) * es_);
+    dsts_.clear();
+    if (op_ == ShmOp::Allreduce) {
+      dsts_.push_back(recv_ + a * es_);
+      if (n > 1) dsts_.push_back(node_.result_data(me, s) + (a - lo) * es_);
+    } else {  // reduce_scatter: recv holds this rank's block (or, in place, the whole vector)
+      const std::int64_t first = block_offset(count_, n, me);
+      dsts_.push_back(recv_ + (a - first) * es_ + (send_ == recv_ ? first * es_ : 0));
+    }
+    reduce_many(dt_, rop_, dsts_, srcs_, b - a);
     ctr_.bytes_received += (b - a) * es_ * (n - 1);
+    if (op_ == ShmOp::Allreduce) ctr_.bytes_sent += (b - a) * es_;
   }
 
   /// Copies owner r's part of the chunk into the output once r has published it; false if not yet.
@@ -165,15 +175,20 @@ class ShmRequest : public RequestState {
     const int me = node_.rank();
     if (op_ == ShmOp::ReduceScatter) return true;
     std::int64_t a = lo, b = hi;
-    const char* src = nullptr;
+    const char* src = nullptr;  // where element lo of the chunk would be
     if (op_ == ShmOp::Allreduce) {
+      if (r == me) return true;  // reduce_share wrote it
       if (!epoch_reached(load(node_.reduced(r, s)), e)) return false;
       part(r, lo, hi, a, b);
       src = node_.result_data(r, s);
     } else if (op_ == ShmOp::Allgather) {
-      if (!epoch_reached(load(node_.staged(r, s)), e)) return false;
       part(r, lo, hi, a, b);
-      if (r == me && (send_ == recv_ + block_offset(count_, node_.size(), me) * es_)) return true;  // in place
+      if (r == me) {  // straight from the input, unless in place
+        const std::int64_t first = block_offset(count_, node_.size(), me);
+        if (send_ != recv_ + first * es_ && b > a) copy_bytes(recv_ + a * es_, send_ + (a - first) * es_, (b - a) * es_);
+        return true;
+      }
+      if (!epoch_reached(load(node_.staged(r, s)), e)) return false;
       src = node_.staged_data(r, s);
     } else {  // broadcast: only from the root, only to the others
       if (r != root_ || me == root_) return true;
@@ -181,7 +196,7 @@ class ShmRequest : public RequestState {
       src = node_.staged_data(r, s);
     }
     if (b > a) copy_bytes(recv_ + a * es_, src + (a - lo) * es_, (b - a) * es_);
-    if (r != me) ctr_.bytes_received += (b - a) * es_;
+    ctr_.bytes_received += (b - a) * es_;
     return true;
   }
 
@@ -198,7 +213,8 @@ class ShmRequest : public RequestState {
   std::uint64_t e0_;
   std::int64_t ks_ = 0, kr_ = 0, kg_ = 0;  ///< next chunk to stage, to reduce, to gather
   int next_owner_ = 0;
-  std::vector<const char*> srcs_;
+  std::vector<const void*> srcs_;
+  std::vector<void*> dsts_;
 };
 
 class ZeroCopyAllreduce : public RequestState {
@@ -219,12 +235,13 @@ class ZeroCopyAllreduce : public RequestState {
         if (!epoch_reached(load(node_.zc_arrived(r)), z_)) return false;
       const std::int64_t a = block_offset(count_, n, me), m = block_count(count_, n, me);
       if (m > 0) {
-        std::vector<const char*> srcs;
-        for (int r = 0; r < n; ++r) srcs.push_back(parts_[std::size_t(r)] + a * es);
-        char* mine = parts_[std::size_t(me)] + a * es;
-        reduce_all(dt_, rop_, mine, srcs, m);  // into this rank's buffer, which the others do not read here
-        for (int r = 0; r < n; ++r)
-          if (r != me) copy_bytes(parts_[std::size_t(r)] + a * es, mine, m * es);
+        std::vector<const void*> srcs;
+        std::vector<void*> dsts;
+        for (int r = 0; r < n; ++r) {
+          srcs.push_back(parts_[std::size_t(r)] + a * es);
+          dsts.push_back(parts_[std::size_t(r)] + a * es);
+        }
+        reduce_many(dt_, rop_, dsts, srcs, m);  // one pass: the sum goes into every rank's buffer
       }
       ctr_.bytes_received += m * es * (n - 1);
       ctr_.bytes_sent += m * es * (n - 1);

@@ -1,6 +1,9 @@
 #include "shm.hpp"
 
+#include <unistd.h>
+
 #include <cstring>
+#include <fstream>
 
 #include "partrain/core/error.hpp"
 #include "partrain/core/memory.hpp"
@@ -8,11 +11,26 @@
 
 namespace partrain::coll {
 
+namespace {
+/// The last-level cache this core shares, from sysfs (glibc's sysconf reports the whole package's L3 on AMD
+/// EPYC guests: 256 MiB where sysfs says 32 MiB); 32 MiB if neither says.
+std::int64_t last_level_cache_bytes() {
+  std::ifstream f("/sys/devices/system/cpu/cpu0/cache/index3/size");
+  std::int64_t v = 0;
+  char unit = 0;
+  if (f >> v >> unit && v > 0) return unit == 'M' ? v << 20 : unit == 'K' ? v << 10 : v;
+  v = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  return v > 0 ? v : std::int64_t(32) << 20;
+}
+}  // namespace
+
 ShmNode::ShmNode(MPI_Comm comm, std::int64_t chunk_bytes, std::uint64_t first_epoch)
-    : chunk_((chunk_bytes + 63) / 64 * 64), next_epoch_(first_epoch) {
+    : chunk_(std::max<std::int64_t>(1, (chunk_bytes + kPage - 1) / kPage) * kPage),
+      llc_bytes_(last_level_cache_bytes()), next_epoch_(first_epoch) {
   PARTRAIN_MPI_CHECK(MPI_Comm_rank(comm, &rank_));
   PARTRAIN_MPI_CHECK(MPI_Comm_size(comm, &size_));
-  const MPI_Aint bytes = MPI_Aint(sizeof(Area)) + MPI_Aint(2 * kSlots) * MPI_Aint(chunk_);
+  // kPage more than needed: each rank's part is used from its first page boundary on.
+  const MPI_Aint bytes = MPI_Aint(kPage + kFlagBytes) + MPI_Aint(2 * kSlots) * MPI_Aint(chunk_);
   MPI_Info info;
   MPI_Info_create(&info);
   MPI_Info_set(info, "alloc_shared_noncontig", "true");  // each rank's part on its own pages (NUMA locality)
@@ -23,11 +41,14 @@ ShmNode::ShmNode(MPI_Comm comm, std::int64_t chunk_bytes, std::uint64_t first_ep
   for (int r = 0; r < size_; ++r) {
     MPI_Aint sz = 0;
     int disp = 0;
-    PARTRAIN_MPI_CHECK(MPI_Win_shared_query(win_, r, &sz, &disp, &base_[std::size_t(r)]));
+    char* p = nullptr;
+    PARTRAIN_MPI_CHECK(MPI_Win_shared_query(win_, r, &sz, &disp, &p));
+    base_[std::size_t(r)] = p + (kPage - reinterpret_cast<std::uintptr_t>(p) % kPage) % kPage;
   }
   // Every flag starts one before the first epoch: "nothing staged, reduced or consumed yet".
   for (auto& f : area(rank_).flags) new (&f.v) std::atomic<std::uint64_t>(first_epoch - 1);
   std::memset(staged_data(rank_, 0), 0, std::size_t(2 * kSlots) * std::size_t(chunk_));  // pre-touch
+  mine_ = mine;
   memory_track_external("comm/shm_slots", mine, std::int64_t(bytes));
   PARTRAIN_MPI_CHECK(MPI_Barrier(comm));  // once, at construction: every rank's flags initialised
 }
@@ -35,7 +56,7 @@ ShmNode::ShmNode(MPI_Comm comm, std::int64_t chunk_bytes, std::uint64_t first_ep
 ShmNode::~ShmNode() {
   int finalized = 0;
   MPI_Finalized(&finalized);
-  if (base_.size() > std::size_t(rank_)) memory_untrack_external(base_[std::size_t(rank_)]);
+  if (mine_) memory_untrack_external(mine_);
   if (!finalized && win_ != MPI_WIN_NULL) MPI_Win_free(&win_);
 }
 
@@ -51,7 +72,7 @@ class ShmRequest : public RequestState {
       : node_(node), op_(op), send_(static_cast<const char*>(send)), recv_(static_cast<char*>(recv)), count_(count),
         dt_(dt), rop_(rop), root_(root), ctr_(ctr), es_(std::int64_t(size_of(dt))),
         ce_(node.chunk_bytes() / es_), chunks_(count == 0 ? 0 : (count + ce_ - 1) / ce_),
-        e0_(node.reserve(chunks_)) {}
+        e0_(node.reserve(chunks_)), stream_(node.streams(count * es_)) {}
 
   // Three cursors, each chunk passing stage → reduce → gather in order, but different chunks at different
   // steps: a rank stages up to kStageAhead chunks ahead of what it has gathered, so it waits less for a peer.
@@ -102,7 +123,9 @@ class ShmRequest : public RequestState {
         moved = true;
       }
     }
-    return kg_ == chunks_;
+    if (kg_ < chunks_) return false;
+    if (stream_) stream_fence();  // the non-temporal stores into recv land before the caller reads it
+    return true;
   }
 
  private:
@@ -165,7 +188,7 @@ class ShmRequest : public RequestState {
       const std::int64_t first = block_offset(count_, n, me);
       dsts_.push_back(recv_ + (a - first) * es_ + (send_ == recv_ ? first * es_ : 0));
     }
-    reduce_many(dt_, rop_, dsts_, srcs_, b - a);
+    reduce_many(dt_, rop_, dsts_, srcs_, b - a, stream_);
     ctr_.bytes_received += (b - a) * es_ * (n - 1);
     if (op_ == ShmOp::Allreduce) ctr_.bytes_sent += (b - a) * es_;
   }
@@ -195,7 +218,7 @@ class ShmRequest : public RequestState {
       if (!epoch_reached(load(node_.staged(r, s)), e)) return false;
       src = node_.staged_data(r, s);
     }
-    if (b > a) copy_bytes(recv_ + a * es_, src + (a - lo) * es_, (b - a) * es_);
+    if (b > a) (stream_ ? stream_copy : copy_bytes)(recv_ + a * es_, src + (a - lo) * es_, (b - a) * es_);
     ctr_.bytes_received += (b - a) * es_;
     return true;
   }
@@ -211,6 +234,7 @@ class ShmRequest : public RequestState {
   OpCounters& ctr_;
   std::int64_t es_, ce_, chunks_;
   std::uint64_t e0_;
+  bool stream_;  ///< write the output with non-temporal stores
   std::int64_t ks_ = 0, kr_ = 0, kg_ = 0;  ///< next chunk to stage, to reduce, to gather
   int next_owner_ = 0;
   std::vector<const void*> srcs_;

@@ -5,11 +5,13 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 
 #include "partrain/collectives/wait.hpp"
 #include "partrain/core/error.hpp"
 #include "partrain/core/log.hpp"
 #include "partrain/core/timer.hpp"
+#include "../src/reduce.hpp"  // the copy and reduction loops the algorithms use
 
 namespace partrain::coll::bench {
 
@@ -88,6 +90,29 @@ double measure_copy_bandwidth(MpiCommunicator& comm) {
   return min_rate;
 }
 
+double allreduce_mem_busbw(MpiCommunicator& comm, char* send, char* recv, std::int64_t bytes, bool in_place,
+                             int iters) {
+  if (bytes == 0) return 0;
+  auto timed = [&](const std::function<void()>& pass) {
+    pass();  // warm-up
+    barrier(comm.comm());
+    const double t0 = fenced_time_s();
+    for (int i = 0; i < iters; ++i) pass();
+    double t = (fenced_time_s() - t0) / iters, slowest = 0;
+    allreduce(&t, &slowest, 1, MPI_DOUBLE, MPI_MAX, comm.comm());
+    return slowest;
+  };
+  double t = 0;
+  if (in_place) {
+    const std::vector<void*> x{recv};
+    const std::vector<const void*> cx{recv};
+    t = timed([&] { reduce_many(DataType::Float, ReduceOp::Sum, x, cx, bytes / 4); });  // x = x: one read, one write
+  } else {
+    t = std::min(timed([&] { copy_bytes(recv, send, bytes); }), timed([&] { stream_copy(recv, send, bytes); stream_fence(); }));
+  }
+  return t > 0 ? double(bytes) / t / 1e9 * busbw_factor(Op::Allreduce, comm.size()) : 0;
+}
+
 namespace {
 
 void print_header(const Plan& p, int n) {
@@ -99,21 +124,27 @@ void print_header(const Plan& p, int n) {
   log0("#  time: mean per call on each rank, min/avg/max over ranks; algbw = size/max time; busbw = algbw x " +
        std::string(p.op == Op::Allreduce ? "2(n-1)/n" : p.op == Op::Broadcast ? "1" : "(n-1)/n"));
   log0("#");
-  log0("#        size      count    type    algo     time_min     time_avg     time_max    algbw    busbw  vs_vendor  #wrong");
-  log0("#         (B)   (elems)                        (us)         (us)         (us)   (GB/s)   (GB/s)                  ");
+  if (p.op == Op::Allreduce)
+    log0("#  mem: a local pass moving each rank's unavoidable bytes (copy send -> recv; in place: read and write the\n"
+         "#       buffer once), all ranks at once, timed at each size, as busbw: the memory-bandwidth limit");
+  log0("#");
+  log0("#        size      count    type    algo     time_min     time_avg     time_max    algbw    busbw      mem    %mem  vs_vendor  #wrong");
+  log0("#         (B)   (elems)                        (us)         (us)         (us)   (GB/s)   (GB/s)   (GB/s)                            ");
 }
 
 std::string format_row(const Row& r, DataType dt, double vendor_busbw) {
   char ratio[32] = "        -";
   if (vendor_busbw > 0 && r.resolved != Algo::Vendor) std::snprintf(ratio, sizeof ratio, "%9.2f", r.busbw / vendor_busbw);
+  char mem[32] = "       -       -";
+  if (r.mem_busbw > 0) std::snprintf(mem, sizeof mem, "%8.3f %6.1f%%", r.mem_busbw, 100.0 * r.busbw / r.mem_busbw);
   char wrong[32] = "     -";
   if (r.wrong >= 0) std::snprintf(wrong, sizeof wrong, "%6lld", (long long)r.wrong);
   std::string algo = name(r.algo);
   if (r.algo == Algo::Auto) algo += std::string("/") + name(r.resolved);
   char buf[256];
-  std::snprintf(buf, sizeof buf, "%13lld %10lld %7s %11s %12.2f %12.2f %12.2f %8.3f %8.3f  %s  %s", (long long)r.bytes,
-                (long long)r.count, name(dt), algo.c_str(), r.t_min * 1e6, r.t_avg * 1e6, r.t_max * 1e6, r.algbw,
-                r.busbw, ratio, wrong);
+  std::snprintf(buf, sizeof buf, "%13lld %10lld %7s %11s %12.2f %12.2f %12.2f %8.3f %8.3f %s  %s  %s",
+                (long long)r.bytes, (long long)r.count, name(dt), algo.c_str(), r.t_min * 1e6, r.t_avg * 1e6,
+                r.t_max * 1e6, r.algbw, r.busbw, mem, ratio, wrong);
   return buf;
 }
 
@@ -139,7 +170,12 @@ std::vector<Row> run(MpiCommunicator& comm, const Plan& p) {
   for (const std::int64_t bytes : p.sizes) {
     const std::int64_t count = bop->count_for(bytes, es, n);
     std::vector<Row> at_size;
-    double vendor_busbw = 0;
+    double vendor_busbw = 0, mem = 0;
+    if (p.op == Op::Allreduce) {
+      bop->init(send.data(), recv.data(), count, p.dt, n, r, p.in_place);
+      mem = allreduce_mem_busbw(comm, send.data(), p.in_place ? send.data() : recv.data(), count * std::int64_t(es),
+                                    p.in_place, p.iters);
+    }
     for (const Algo a : p.algos) {
       Row row;
       row.bytes = count * std::int64_t(es);
@@ -163,6 +199,7 @@ std::vector<Row> run(MpiCommunicator& comm, const Plan& p) {
       coll::wait(req);
       row.algbw = row.t_max > 0 ? double(row.bytes) / row.t_max / 1e9 : 0;
       row.busbw = row.algbw * busbw_factor(p.op, n);
+      row.mem_busbw = mem;
       row.wrong = -1;
       if (p.check) {
         bop->init(send.data(), recv.data(), count, p.dt, n, r, p.in_place);

@@ -43,11 +43,21 @@ struct Row {
   Algo algo = Algo::Auto, resolved = Algo::Auto;
   double t_min = 0, t_avg = 0, t_max = 0, algbw = 0, busbw = 0;  ///< seconds, GB/s (1e9)
   std::vector<double> t_rank;  ///< per-rank mean time per call (rank 0 only)
+  double mem_busbw = 0;        ///< allreduce: allreduce_mem_busbw at this size (GB/s); 0 otherwise
   std::int64_t wrong = 0;      ///< summed over ranks; −1 when not checked
 };
 
 /// Single-core copy rate (bytes copied per second) of a 64 MiB memcpy, every rank at once; the minimum over ranks.
 double measure_copy_bandwidth(MpiCommunicator& comm);
+
+/// The memory traffic every allreduce of `bytes` on these buffers must do, as a local pass timed on the spot with
+/// every rank at once, returned as a busbw (GB/s): out of place, each rank reads its input and writes its output
+/// (the faster of a cached and a non-temporal copy of `bytes` from send to recv); in place, each rank reads and
+/// writes `bytes` of its buffer once. No traffic between ranks is counted: the memory-bandwidth limit of the
+/// private-buffer modes. (The zero-copy allreduce does the in-place traffic as two streams per rank, one in each
+/// of two buffers, and may run a little faster than this one-stream pass.)
+double allreduce_mem_busbw(MpiCommunicator& comm, char* send, char* recv, std::int64_t bytes, bool in_place,
+                             int iters);
 
 /// Runs the plan; prints rows on rank 0 as they complete.
 std::vector<Row> run(MpiCommunicator& comm, const Plan& plan);

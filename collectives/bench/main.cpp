@@ -47,7 +47,7 @@ void write_result(const std::string& path, bool overwrite, const io::Provenance&
   const hid_t g = w.group("collectives");
   for (const Algo a : p.algos) {
     std::vector<std::int64_t> bytes, wrong;
-    std::vector<double> tmin, tavg, tmax, algbw, busbw, trank;
+    std::vector<double> tmin, tavg, tmax, algbw, busbw, mem, trank;
     std::string resolved;
     for (const auto& r : rows) {
       if (r.algo != a) continue;
@@ -58,6 +58,7 @@ void write_result(const std::string& path, bool overwrite, const io::Provenance&
       tmax.push_back(r.t_max);
       algbw.push_back(r.algbw);
       busbw.push_back(r.busbw);
+      mem.push_back(r.mem_busbw);
       trank.insert(trank.end(), r.t_rank.begin(), r.t_rank.end());
       resolved += (resolved.empty() ? "" : ",") + std::string(name(r.resolved));
     }
@@ -70,6 +71,7 @@ void write_result(const std::string& path, bool overwrite, const io::Provenance&
     w.dataset<double>(ga, "time_s", trank.data(), {S, R});
     w.dataset<double>(ga, "algbw_GBps", algbw.data(), {S});
     w.dataset<double>(ga, "busbw_GBps", busbw.data(), {S});
+    w.dataset<double>(ga, "mem_busbw_GBps", mem.data(), {S});
     w.dataset<std::int64_t>(ga, "wrong", wrong.data(), {S});
     w.attr(ga, "resolved_algorithms", resolved);
     w.attr(ga, "busbw_factor", busbw_factor(p.op, prov.nranks));

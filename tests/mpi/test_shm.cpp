@@ -81,3 +81,38 @@ TEST(Shm, TwoCommunicatorsAtOnce) {
     for (std::int64_t i = 0; i < 30000; ++i) ASSERT_EQ(y[i], float(max_value(n, i)));
   }
 }
+
+// Outputs larger than the last-level cache (2 · ranks · bytes > LLC, 32 MiB on the build machine) are written
+// with non-temporal stores: a destination that is not 32-byte aligned (the head element by element), an odd
+// tail, in and out of place, for each operation.
+TEST(Shm, LargeMessagesWithStreamingStores) {
+  MpiCommunicator c(MPI_COMM_WORLD);
+  const int n = c.size(), r = c.rank();
+  if (!c.single_node()) GTEST_SKIP() << "ranks on several nodes";
+  const std::int64_t count = (std::int64_t(64) << 20) / 4 + 5;  // 64 MiB + 20 B: past any 2-rank LLC up to 256 MiB
+  auto x = inputs<float>(r, count);
+  std::vector<float> y(static_cast<std::size_t>(count + 1));
+  c.allreduce(x.data(), y.data() + 1, count, ReduceOp::Sum, Algo::Shm).wait();  // recv 4 bytes past alignment
+  std::int64_t bad = 0;
+  for (std::int64_t i = 0; i < count; ++i) bad += y[std::size_t(i) + 1] != float(sum_value(n, i));
+  EXPECT_EQ(bad, 0) << "allreduce out of place";
+  c.allreduce(x.data(), x.data(), count, ReduceOp::Max, Algo::Shm).wait();
+  bad = 0;
+  for (std::int64_t i = 0; i < count; ++i) bad += x[std::size_t(i)] != float(max_value(n, i));
+  EXPECT_EQ(bad, 0) << "allreduce in place";
+  x = inputs<float>(r, count);
+  c.reduce_scatter(x.data(), y.data(), count, ReduceOp::Sum, Algo::Shm).wait();
+  bad = 0;
+  const std::int64_t first = block_offset(count, n, r);
+  for (std::int64_t i = 0; i < block_count(count, n, r); ++i) bad += y[std::size_t(i)] != float(sum_value(n, first + i));
+  EXPECT_EQ(bad, 0) << "reduce_scatter";
+  auto mine = inputs<float>(r, block_count(count, n, r), first);
+  c.allgather(mine.data(), y.data() + 1, count, Algo::Shm).wait();
+  bad = 0;
+  for (int q = 0; q < n; ++q) {
+    const auto theirs = inputs<float>(q, block_count(count, n, q), block_offset(count, n, q));
+    for (std::size_t i = 0; i < theirs.size(); ++i)
+      bad += y[std::size_t(block_offset(count, n, q)) + i + 1] != theirs[i];
+  }
+  EXPECT_EQ(bad, 0) << "allgather";
+}

@@ -9,23 +9,22 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
+
+from peer_run import run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 
 
 def partrain_ms(build, ranks):
-    out = subprocess.run(["mpiexec", "-n", str(ranks), os.path.join(build, "miniapps", "partrain-dp"), "-i",
-                          os.path.join(ROOT, "inputs", "dp_mlp.toml"), "--set", f"train.batch={64 * ranks}"],
-                         check=True, capture_output=True, text=True).stdout
+    out = run(["mpiexec", "-n", str(ranks), os.path.join(build, "miniapps", "partrain-dp"), "-i",
+               os.path.join(ROOT, "inputs", "dp_mlp.toml"), "--set", f"train.batch={64 * ranks}"])
     return float(re.search(r"step_time_median_ms=([0-9.]+)", out).group(1))
 
 
 def torch_ms(ranks):
-    out = subprocess.run([sys.executable, os.path.join(HERE, "torch_ddp.py"), "--ranks", str(ranks), "--json"],
-                         check=True, capture_output=True, text=True).stdout
+    out = run([sys.executable, os.path.join(HERE, "torch_ddp.py"), "--ranks", str(ranks), "--json"])
     return json.loads(out.strip().splitlines()[-1])["step_time_median_ms"]
 
 

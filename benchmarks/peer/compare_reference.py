@@ -9,23 +9,24 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
+
+from peer_run import run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def partrain_ms(build, name):
-    out = subprocess.run([os.path.join(build, "benchmarks", "bench_kernels"), f"--benchmark_filter=BM_Step{name}/",
-                          "--benchmark_format=json"], check=True, capture_output=True, text=True).stdout
+    out = run([os.path.join(build, "benchmarks", "bench_kernels"), f"--benchmark_filter=BM_Step{name}/",
+               "--benchmark_format=json"])
     bench = json.loads(out)["benchmarks"][0]
     assert bench["time_unit"] == "ms"
     return bench["real_time"]
 
 
 def torch_ms(model, steps):
-    out = subprocess.run([sys.executable, os.path.join(HERE, "torch_reference.py"), "--model", model, "--steps",
-                          str(steps), "--json"], check=True, capture_output=True, text=True).stdout
+    out = run([sys.executable, os.path.join(HERE, "torch_reference.py"), "--model", model, "--steps",
+               str(steps), "--json"])
     return json.loads(out.strip().splitlines()[-1])["step_time_median_ms"]
 
 

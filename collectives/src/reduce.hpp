@@ -45,19 +45,9 @@ inline void copy_bytes(void* dst, const void* src, std::int64_t bytes) {
 }
 
 /// Non-temporal stores, for outputs too large to stay in the last-level cache: they skip the read-for-ownership
-/// of every destination line, a third of the memory traffic of a copy. `stream_block` stores 128 bytes at a
-/// 32-byte aligned address; stream_fence() must precede any flag that publishes the data (the stores are weakly
-/// ordered). Without AVX the stores are plain.
-inline void stream_block(void* dst, const void* src) {
-#if defined(__AVX__)
-  auto* d = static_cast<__m256i*>(dst);
-  const auto* s = static_cast<const __m256i_u*>(src);
-  for (int k = 0; k < 4; ++k) _mm256_stream_si256(d + k, _mm256_loadu_si256(s + k));
-#else
-  std::memcpy(dst, src, 128);
-#endif
-}
-/// Four 32-byte vectors to a 32-byte aligned address with non-temporal stores.
+/// of every destination line, a third of the memory traffic of a copy. stream_vectors stores four 32-byte vectors
+/// (128 bytes) at a 32-byte aligned address; stream_fence() must precede any flag that publishes the data (the
+/// stores are weakly ordered). Without AVX the stores are plain.
 template <class V>
 inline void stream_vectors(void* dst, V a0, V a1, V a2, V a3) {
   static_assert(sizeof(V) == 32);
@@ -89,10 +79,18 @@ inline void stream_fence() {
 inline void stream_copy(void* dst, const void* src, std::int64_t bytes) {
   auto* d = static_cast<char*>(dst);
   const auto* s = static_cast<const char*>(src);
-  const std::int64_t head = std::min<std::int64_t>(bytes, std::int64_t((32 - reinterpret_cast<std::uintptr_t>(d) % 32) % 32));
+  const auto to_aligned = std::int64_t((32 - reinterpret_cast<std::uintptr_t>(d) % 32) % 32);
+  const std::int64_t head = std::min(bytes, to_aligned);
   copy_bytes(d, s, head);
+  typedef char V __attribute__((vector_size(32)));
+  auto load = [](const char* p) {
+    V v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  };
   std::int64_t i = head;
-  for (; i + 128 <= bytes; i += 128) stream_block(d + i, s + i);
+  for (; i + 128 <= bytes; i += 128)
+    stream_vectors(d + i, load(s + i), load(s + i + 32), load(s + i + 64), load(s + i + 96));
   copy_bytes(d + i, s + i, bytes - i);
 }
 
@@ -107,12 +105,12 @@ inline void reduce(DataType dt, ReduceOp op, void* dst, const void* a, const voi
 
 namespace partrain::coll {
 
-/// dsts[k] = srcs[0] ⊕ srcs[1] ⊕ … in that order (the same bits on every rank) for every k: one pass that reads each
-/// source once and writes each destination once; a destination may be one of the sources. Works on blocks of four
-/// 32-byte vectors (GCC/Clang vector extensions) held in registers, every source's block loaded before any
+/// dsts[k] = srcs[0] ⊕ srcs[1] ⊕ … in that order (the same bits on every rank) for every k: one pass that reads
+/// each source once and writes each destination once; a destination may be one of the sources. Works on blocks of
+/// four 32-byte vectors (GCC/Clang vector extensions) held in registers, every source's block loaded before any
 /// destination's is stored. (An earlier version accumulated 4 KiB blocks in a stack buffer — 3× slower in L2 —
 /// and wrote a second destination in a second pass, which read the sum back after it had left the L2 cache.)
-/// With `stream_first`, dsts[0] is written with non-temporal stores (see stream_block).
+/// With `stream_first`, dsts[0] is written with non-temporal stores (see stream_vectors).
 template <class T, bool kSum>
 inline void reduce_many_op(const std::vector<void*>& dsts, const std::vector<const void*>& srcs, std::int64_t n,
                            bool stream_first) {
@@ -146,9 +144,7 @@ inline void reduce_many_op(const std::vector<void*>& dsts, const std::vector<con
       a3 = combine(a3, load(q + 3 * kLanes));
     }
     std::size_t k = 0;
-    if (stream_first) {
-      stream_vectors(d[k++] + lo, a0, a1, a2, a3);
-    }
+    if (stream_first) stream_vectors(d[k++] + lo, a0, a1, a2, a3);
     for (; k < nd; ++k) {
       T* p = d[k] + lo;
       store(p, a0);

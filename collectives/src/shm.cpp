@@ -208,7 +208,8 @@ class ShmRequest : public RequestState {
       part(r, lo, hi, a, b);
       if (r == me) {  // straight from the input, unless in place
         const std::int64_t first = block_offset(count_, node_.size(), me);
-        if (send_ != recv_ + first * es_ && b > a) copy_bytes(recv_ + a * es_, send_ + (a - first) * es_, (b - a) * es_);
+        if (send_ != recv_ + first * es_ && b > a)
+          copy_bytes(recv_ + a * es_, send_ + (a - first) * es_, (b - a) * es_);
         return true;
       }
       if (!epoch_reached(load(node_.staged(r, s)), e)) return false;

@@ -104,7 +104,8 @@ TEST(Shm, LargeMessagesWithStreamingStores) {
   c.reduce_scatter(x.data(), y.data(), count, ReduceOp::Sum, Algo::Shm).wait();
   bad = 0;
   const std::int64_t first = block_offset(count, n, r);
-  for (std::int64_t i = 0; i < block_count(count, n, r); ++i) bad += y[std::size_t(i)] != float(sum_value(n, first + i));
+  for (std::int64_t i = 0; i < block_count(count, n, r); ++i)
+    bad += y[std::size_t(i)] != float(sum_value(n, first + i));
   EXPECT_EQ(bad, 0) << "reduce_scatter";
   auto mine = inputs<float>(r, block_count(count, n, r), first);
   c.allgather(mine.data(), y.data() + 1, count, Algo::Shm).wait();

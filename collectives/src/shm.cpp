@@ -70,14 +70,14 @@ class ShmRequest : public RequestState {
   ShmRequest(ShmNode& node, ShmOp op, const void* send, void* recv, std::int64_t count, DataType dt, ReduceOp rop,
              int root, OpCounters& ctr)
       : node_(node), op_(op), send_(static_cast<const char*>(send)), recv_(static_cast<char*>(recv)), count_(count),
-        dt_(dt), rop_(rop), root_(root), ctr_(ctr), es_(std::int64_t(size_of(dt))),
-        ce_(node.chunk_bytes() / es_), chunks_(count == 0 ? 0 : (count + ce_ - 1) / ce_),
-        e0_(node.reserve(chunks_)), stream_(node.streams(count * es_)) {}
+        dt_(dt), rop_(rop), root_(root), ctr_(ctr), es_(std::int64_t(size_of(dt))), ce_(node.chunk_bytes() / es_),
+        q_(std::max<std::int64_t>(1, ce_ / node.size())), chunks_(chunk_count()), e0_(node.reserve(chunks_)),
+        stream_(node.streams(count * es_)) {}
 
   // Three cursors, each chunk passing stage → reduce → gather in order, but different chunks at different
   // steps: a rank stages up to kStageAhead chunks ahead of what it has gathered, so it waits less for a peer.
   // Staging all 8 slots ahead evicted staged chunks before they were reduced (2.5 GB/s at every size, 2 ranks);
-  // between 1, 2 and 3 ahead this VM's run-to-run noise (±50% that hour) hid any difference: 2 is a guess.
+  // 1 ahead ran at half speed; between 2, 3 and 4 this VM's run-to-run noise hid any difference.
   static constexpr std::int64_t kStageAhead = 2;
   bool test() override {
     const int n = node_.size(), me = node_.rank();
@@ -90,32 +90,29 @@ class ShmRequest : public RequestState {
         bool free = true;
         for (int r = 0; r < n && free; ++r) free = epoch_reached(load(node_.consumed(r, s)), e - ShmNode::kSlots);
         if (!free) break;
-        const std::int64_t lo = ks_ * ce_;
-        stage(s, lo, std::min(count_, lo + ce_));
+        stage(s, ks_);
         publish(node_.staged(me, s), e);
         ++ks_;
         moved = true;
       }
-      while (kr_ < ks_) {  // reduce this rank's share
+      while (kr_ < ks_) {  // reduce this rank's piece
         if (reduces) {
           const std::uint64_t e = e0_ + std::uint64_t(kr_);
           const int s = int(e % ShmNode::kSlots);
           bool ready = true;
           for (int r = 0; r < n && ready; ++r) ready = epoch_reached(load(node_.staged(r, s)), e);
           if (!ready) break;
-          const std::int64_t lo = kr_ * ce_;
-          reduce_share(s, lo, std::min(count_, lo + ce_));
+          reduce_piece(s, kr_);
           publish(node_.reduced(me, s), e);
         }
         ++kr_;
         moved = true;
       }
-      while (kg_ < kr_) {  // gather the others' parts, then mark the chunk consumed
+      while (kg_ < kr_) {  // gather the others' pieces, then mark the chunk consumed
         const std::uint64_t e = e0_ + std::uint64_t(kg_);
         const int s = int(e % ShmNode::kSlots);
-        const std::int64_t lo = kg_ * ce_, hi = std::min(count_, lo + ce_);
         for (; next_owner_ < n; ++next_owner_)
-          if (!gather_from(next_owner_, s, e, lo, hi)) break;
+          if (!gather_from(next_owner_, s, e, kg_)) break;
         if (next_owner_ < n) break;
         publish(node_.consumed(me, s), e);
         next_owner_ = 0;
@@ -129,98 +126,95 @@ class ShmRequest : public RequestState {
   }
 
  private:
-  /// [a, b) of the chunk [lo, hi) that rank r owns: balanced split (allreduce) or its block (the others).
-  void part(int r, std::int64_t lo, std::int64_t hi, std::int64_t& a, std::int64_t& b) const {
+  /// Rank r's piece of chunk k: `len` elements from global index `first`, at element `slot` of the chunk's slot.
+  /// allreduce and broadcast cut the vector into chunks of ce elements, and allreduce each chunk into balanced
+  /// pieces; reduce_scatter and allgather take the k-th q = ce/n elements of every rank's block, so that every
+  /// rank has a piece in every chunk (cutting the vector itself would leave all ranks but one idle per chunk:
+  /// allgather ran below MPI_Allgather at 16 MiB that way).
+  struct Piece {
+    std::int64_t first, len, slot;
+  };
+  Piece piece(int r, std::int64_t k) const {
     const int n = node_.size();
-    if (op_ == ShmOp::Allreduce) {
-      a = lo + block_offset(hi - lo, n, r);
-      b = a + block_count(hi - lo, n, r);
-    } else {
-      a = std::max(lo, block_offset(count_, n, r));
-      b = std::min(hi, block_offset(count_, n, r) + block_count(count_, n, r));
-      if (b < a) b = a;
+    if (op_ == ShmOp::Allreduce || op_ == ShmOp::Broadcast) {
+      const std::int64_t lo = k * ce_, m = std::min(count_, lo + ce_) - lo;
+      if (op_ == ShmOp::Broadcast) return {lo, m, 0};
+      return {lo + block_offset(m, n, r), block_count(m, n, r), block_offset(m, n, r)};
     }
+    const std::int64_t bc = block_count(count_, n, r), at = std::min(bc, k * q_);
+    return {block_offset(count_, n, r) + at, std::min(bc, at + q_) - at, r * q_};
+  }
+  std::int64_t chunk_count() const {
+    if (count_ == 0) return 0;
+    if (op_ == ShmOp::Allreduce || op_ == ShmOp::Broadcast) return (count_ + ce_ - 1) / ce_;
+    return (block_count(count_, node_.size(), 0) + q_ - 1) / q_;  // block 0 is the largest
+  }
+  /// Element i of this rank's input: send holds the whole vector, except for allgather (this rank's block).
+  const char* input(std::int64_t i) const {
+    return send_ + (op_ == ShmOp::Allgather ? i - block_offset(count_, node_.size(), node_.rank()) : i) * es_;
   }
 
-  /// Copies into this rank's staged slot what the others will read of its input for the chunk [lo, hi): the
-  /// parts they reduce (allreduce, reduce_scatter; this rank reads its own part straight from its input), its
-  /// block (allgather) or the whole chunk (the broadcast root).
-  void stage(int s, std::int64_t lo, std::int64_t hi) {
-    const int me = node_.rank();
-    char* slot = node_.staged_data(me, s);
-    if (op_ == ShmOp::Allreduce || op_ == ShmOp::ReduceScatter) {
-      std::int64_t a, b;
-      part(me, lo, hi, a, b);
-      if (b <= a) a = b = hi;
-      if (a > lo) copy_bytes(slot, send_ + lo * es_, (a - lo) * es_);
-      if (hi > b) copy_bytes(slot + (b - lo) * es_, send_ + b * es_, (hi - b) * es_);
-      ctr_.bytes_sent += (hi - lo - (b - a)) * es_;
-      return;
-    }
-    std::int64_t a = lo, b = hi, first = 0;  // `first`: global index of src's first element
-    const char* src = recv_;                 // broadcast: the root's data is in recv
-    if (op_ == ShmOp::Allgather) {
-      part(me, lo, hi, a, b);
-      src = send_;  // which holds only this rank's block
-      first = block_offset(count_, node_.size(), me);
-    } else if (me != root_) {
-      return;
-    }
-    if (b > a) copy_bytes(slot + (a - lo) * es_, src + (a - first) * es_, (b - a) * es_);
-    ctr_.bytes_sent += (b - a) * es_;
-  }
-
-  /// Reduces this rank's part of the chunk over all ranks in rank order — its own input read in place, the
-  /// others' from their staged slots — into its output and, for allreduce, into its result slot for the others.
-  void reduce_share(int s, std::int64_t lo, std::int64_t hi) {
+  /// Copies into this rank's staged slot what the others will read of its input for chunk k: the pieces they
+  /// reduce (allreduce, reduce_scatter; this rank reads its own piece straight from its input), its piece
+  /// (allgather) or the whole chunk (the broadcast root).
+  void stage(int s, std::int64_t k) {
     const int n = node_.size(), me = node_.rank();
-    std::int64_t a, b;
-    part(me, lo, hi, a, b);
-    if (b <= a) return;
+    char* slot = node_.staged_data(me, s);
+    auto put = [&](const Piece& p, const char* src) {
+      if (p.len > 0) copy_bytes(slot + p.slot * es_, src, p.len * es_);
+      ctr_.bytes_sent += p.len * es_;
+    };
+    if (op_ == ShmOp::Allreduce || op_ == ShmOp::ReduceScatter) {
+      for (int r = 0; r < n; ++r)
+        if (r != me) put(piece(r, k), input(piece(r, k).first));
+    } else if (op_ == ShmOp::Allgather) {
+      put(piece(me, k), input(piece(me, k).first));
+    } else if (me == root_) {
+      put(piece(me, k), recv_ + piece(me, k).first * es_);  // broadcast: the root's data is in recv
+    }
+  }
+
+  /// Reduces this rank's piece of chunk k over all ranks in rank order — its own input read in place, the
+  /// others' from their staged slots — into its output and, for allreduce, into its result slot for the others.
+  void reduce_piece(int s, std::int64_t k) {
+    const int n = node_.size(), me = node_.rank();
+    const Piece p = piece(me, k);
+    if (p.len <= 0) return;
     srcs_.clear();
-    for (int r = 0; r < n; ++r)
-      srcs_.push_back(r == me ? send_ + a * es_ : node_.staged_data(r, s) + (a - lo) * es_);
+    for (int r = 0; r < n; ++r) srcs_.push_back(r == me ? input(p.first) : node_.staged_data(r, s) + p.slot * es_);
     dsts_.clear();
     if (op_ == ShmOp::Allreduce) {
-      dsts_.push_back(recv_ + a * es_);
-      if (n > 1) dsts_.push_back(node_.result_data(me, s) + (a - lo) * es_);
+      dsts_.push_back(recv_ + p.first * es_);
+      if (n > 1) dsts_.push_back(node_.result_data(me, s) + p.slot * es_);
     } else {  // reduce_scatter: recv holds this rank's block (or, in place, the whole vector)
-      const std::int64_t first = block_offset(count_, n, me);
-      dsts_.push_back(recv_ + (a - first) * es_ + (send_ == recv_ ? first * es_ : 0));
+      dsts_.push_back(recv_ + (p.first - (send_ == recv_ ? 0 : block_offset(count_, n, me))) * es_);
     }
-    reduce_many(dt_, rop_, dsts_, srcs_, b - a, stream_);
-    ctr_.bytes_received += (b - a) * es_ * (n - 1);
-    if (op_ == ShmOp::Allreduce) ctr_.bytes_sent += (b - a) * es_;
+    reduce_many(dt_, rop_, dsts_, srcs_, p.len, stream_);
+    ctr_.bytes_received += p.len * es_ * (n - 1);
+    if (op_ == ShmOp::Allreduce) ctr_.bytes_sent += p.len * es_;
   }
 
-  /// Copies owner r's part of the chunk into the output once r has published it; false if not yet.
-  bool gather_from(int r, int s, std::uint64_t e, std::int64_t lo, std::int64_t hi) {
+  /// Copies owner r's piece of chunk k into the output once r has published it; false if not yet.
+  bool gather_from(int r, int s, std::uint64_t e, std::int64_t k) {
     const int me = node_.rank();
+    const Piece p = piece(r, k);
+    const char* src = nullptr;
     if (op_ == ShmOp::ReduceScatter) return true;
-    std::int64_t a = lo, b = hi;
-    const char* src = nullptr;  // where element lo of the chunk would be
     if (op_ == ShmOp::Allreduce) {
-      if (r == me) return true;  // reduce_share wrote it
+      if (r == me) return true;  // reduce_piece wrote it
       if (!epoch_reached(load(node_.reduced(r, s)), e)) return false;
-      part(r, lo, hi, a, b);
-      src = node_.result_data(r, s);
-    } else if (op_ == ShmOp::Allgather) {
-      part(r, lo, hi, a, b);
-      if (r == me) {  // straight from the input, unless in place
-        const std::int64_t first = block_offset(count_, node_.size(), me);
-        if (send_ != recv_ + first * es_ && b > a)
-          copy_bytes(recv_ + a * es_, send_ + (a - first) * es_, (b - a) * es_);
-        return true;
-      }
+      src = node_.result_data(r, s) + p.slot * es_;
+    } else if (r == me) {  // allgather: straight from the input unless in place; broadcast: nothing to do
+      if (op_ == ShmOp::Allgather && input(p.first) != recv_ + p.first * es_ && p.len > 0)
+        (stream_ ? stream_copy : copy_bytes)(recv_ + p.first * es_, input(p.first), p.len * es_);
+      return true;
+    } else {
+      if (op_ == ShmOp::Broadcast && r != root_) return true;
       if (!epoch_reached(load(node_.staged(r, s)), e)) return false;
-      src = node_.staged_data(r, s);
-    } else {  // broadcast: only from the root, only to the others
-      if (r != root_ || me == root_) return true;
-      if (!epoch_reached(load(node_.staged(r, s)), e)) return false;
-      src = node_.staged_data(r, s);
+      src = node_.staged_data(r, s) + p.slot * es_;
     }
-    if (b > a) (stream_ ? stream_copy : copy_bytes)(recv_ + a * es_, src + (a - lo) * es_, (b - a) * es_);
-    ctr_.bytes_received += (b - a) * es_;
+    if (p.len > 0) (stream_ ? stream_copy : copy_bytes)(recv_ + p.first * es_, src, p.len * es_);
+    ctr_.bytes_received += p.len * es_;
     return true;
   }
 
@@ -233,7 +227,7 @@ class ShmRequest : public RequestState {
   ReduceOp rop_;
   int root_;
   OpCounters& ctr_;
-  std::int64_t es_, ce_, chunks_;
+  std::int64_t es_, ce_, q_, chunks_;  ///< element size; elements per chunk, per rank's piece of one; chunks
   std::uint64_t e0_;
   bool stream_;  ///< write the output with non-temporal stores
   std::int64_t ks_ = 0, kr_ = 0, kg_ = 0;  ///< next chunk to stage, to reduce, to gather

@@ -77,7 +77,8 @@ class ShmRequest : public RequestState {
   // Three cursors, each chunk passing stage → reduce → gather in order, but different chunks at different
   // steps: a rank stages up to kStageAhead chunks ahead of what it has gathered, so it waits less for a peer.
   // Staging all 8 slots ahead evicted staged chunks before they were reduced (2.5 GB/s at every size, 2 ranks);
-  // 1 ahead ran at half speed; between 2, 3 and 4 this VM's run-to-run noise hid any difference.
+  // 1 ahead was slower in most runs (median 4.3 vs 8.0 GB/s at 1 MiB); between 2, 3 and 4 the noise hid any
+  // difference.
   static constexpr std::int64_t kStageAhead = 2;
   bool test() override {
     const int n = node_.size(), me = node_.rank();

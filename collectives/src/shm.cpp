@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <string>
 
 #include "partrain/core/error.hpp"
 #include "partrain/core/memory.hpp"
@@ -12,15 +13,24 @@
 namespace partrain::coll {
 
 namespace {
-/// The last-level cache this core shares, from sysfs (glibc's sysconf reports the whole package's L3 on AMD
-/// EPYC guests: 256 MiB where sysfs says 32 MiB); 32 MiB if neither says.
+/// The last-level cache this core shares: the highest-level cache sysfs lists for cpu0 (glibc's sysconf reports
+/// the whole package's L3 on AMD EPYC guests: 256 MiB where sysfs says 32 MiB); else sysconf; else 32 MiB.
 std::int64_t last_level_cache_bytes() {
-  std::ifstream f("/sys/devices/system/cpu/cpu0/cache/index3/size");
-  std::int64_t v = 0;
-  char unit = 0;
-  if (f >> v >> unit && v > 0) return unit == 'M' ? v << 20 : unit == 'K' ? v << 10 : v;
-  v = sysconf(_SC_LEVEL3_CACHE_SIZE);
-  return v > 0 ? v : std::int64_t(32) << 20;
+  int best_level = 0;
+  std::int64_t best = 0;
+  for (int i = 0; i < 10; ++i) {
+    const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
+    std::ifstream level_file(dir + "level"), size_file(dir + "size");
+    int level = 0;
+    std::int64_t v = 0;
+    char unit = 0;
+    if (!(level_file >> level) || !(size_file >> v >> unit) || v <= 0 || level <= best_level) continue;
+    best_level = level;
+    best = unit == 'M' ? v << 20 : unit == 'K' ? v << 10 : v;
+  }
+  if (best > 0) return best;
+  const long v = sysconf(_SC_LEVEL3_CACHE_SIZE);
+  return v > 0 ? std::int64_t(v) : std::int64_t(32) << 20;
 }
 }  // namespace
 

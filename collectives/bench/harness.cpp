@@ -137,19 +137,27 @@ void print_header(const Plan& p, int n) {
   log0("#         (B)   (elems)                        (us)         (us)         (us)   (GB/s)   (GB/s)   (GB/s)");
 }
 
+// The optional columns are built as std::string, never as a char array initialised from a shorter string literal:
+// GCC 12.2 with -mavx512f (-march=native on AVX-512 CPUs), even at -O0, fills such an array by broadcasting the
+// literal's first 8 bytes over the whole array and drops the terminating NUL, which corrupted this table.
 std::string format_row(const Row& r, DataType dt, double vendor_busbw) {
-  char ratio[32] = "        -";
-  if (vendor_busbw > 0 && r.resolved != Algo::Vendor) std::snprintf(ratio, sizeof ratio, "%9.2f", r.busbw / vendor_busbw);
-  char mem[32] = "       -       -";
-  if (r.mem_busbw > 0) std::snprintf(mem, sizeof mem, "%8.3f %6.1f%%", r.mem_busbw, 100.0 * r.busbw / r.mem_busbw);
-  char wrong[32] = "     -";
-  if (r.wrong >= 0) std::snprintf(wrong, sizeof wrong, "%6lld", (long long)r.wrong);
+  auto printf_str = [](const char* f, auto... v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, f, v...);
+    return std::string(buf);
+  };
+  const std::string ratio = vendor_busbw > 0 && r.resolved != Algo::Vendor
+                                ? printf_str("%9.2f", r.busbw / vendor_busbw)
+                                : std::string(8, ' ') + "-";
+  const std::string mem = r.mem_busbw > 0 ? printf_str("%8.3f %6.1f%%", r.mem_busbw, 100.0 * r.busbw / r.mem_busbw)
+                                          : std::string(7, ' ') + "-" + std::string(7, ' ') + "-";
+  const std::string wrong = r.wrong >= 0 ? printf_str("%6lld", (long long)r.wrong) : std::string(5, ' ') + "-";
   std::string algo = name(r.algo);
   if (r.algo == Algo::Auto) algo += std::string("/") + name(r.resolved);
   char buf[256];
   std::snprintf(buf, sizeof buf, "%13lld %10lld %7s %11s %12.2f %12.2f %12.2f %8.3f %8.3f %s  %s  %s",
                 (long long)r.bytes, (long long)r.count, name(dt), algo.c_str(), r.t_min * 1e6, r.t_avg * 1e6,
-                r.t_max * 1e6, r.algbw, r.busbw, mem, ratio, wrong);
+                r.t_max * 1e6, r.algbw, r.busbw, mem.c_str(), ratio.c_str(), wrong.c_str());
   return buf;
 }
 

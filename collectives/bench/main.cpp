@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
     bench::Options o;
     int check = 1;
     app.add_option("-o,--op", o.op, "allreduce | reduce_scatter | allgather | broadcast | alltoall")->capture_default_str();
-    app.add_option("-a,--algo", o.algo, "ring | recdbl | tree | vendor | shm | auto | all")->capture_default_str();
+    app.add_option("-a,--algo", o.algo, "ring | recdbl | tree | vendor | shm | hier | auto | all")->capture_default_str();
     app.add_option("-b,--minbytes", o.min_bytes, "smallest message (K, M, G suffixes)")->capture_default_str();
     app.add_option("-e,--maxbytes", o.max_bytes, "largest message")->capture_default_str();
     app.add_option("-f,--stepfactor", o.step_factor, "size multiplier between rows")->capture_default_str();
@@ -104,6 +104,7 @@ int main(int argc, char** argv) {
     app.add_option("--output", o.output, "HDF5 result file");
     app.add_flag("--overwrite", o.overwrite, "replace an existing result file");
     if (int rc = parse_command_line(app, argc, argv); rc >= 0) return rc;
+    if (check != 0 && check != 1) input_error("--check", std::to_string(check), "must be 0 or 1");
     o.check = check != 0;
     bench::Plan plan = bench::make_plan(o);
     if (!o.output.empty()) io::check_output_path("--output", o.output, o.overwrite);

@@ -64,15 +64,16 @@ void write_result(const std::string& path, bool overwrite, const io::Provenance&
     }
     const hid_t ga = w.group(std::string("collectives/") + name(a));
     const hsize_t S = bytes.size(), R = hsize_t(prov.nranks);
-    w.dataset<std::int64_t>(ga, "size_bytes", bytes.data(), {S});
-    w.dataset<double>(ga, "time_min_s", tmin.data(), {S});
-    w.dataset<double>(ga, "time_avg_s", tavg.data(), {S});
-    w.dataset<double>(ga, "time_max_s", tmax.data(), {S});
-    w.dataset<double>(ga, "time_s", trank.data(), {S, R});
-    w.dataset<double>(ga, "algbw_GBps", algbw.data(), {S});
-    w.dataset<double>(ga, "busbw_GBps", busbw.data(), {S});
-    w.dataset<double>(ga, "mem_busbw_GBps", mem.data(), {S});
-    w.dataset<std::int64_t>(ga, "wrong", wrong.data(), {S});
+    w.dataset<std::int64_t>(ga, "size_bytes", bytes.data(), {S}, {"B", "message size (the whole vector)"});
+    w.dataset<double>(ga, "time_min_s", tmin.data(), {S}, {"s", "mean time per call on each rank, minimum over ranks"});
+    w.dataset<double>(ga, "time_avg_s", tavg.data(), {S}, {"s", "mean time per call on each rank, average over ranks"});
+    w.dataset<double>(ga, "time_max_s", tmax.data(), {S}, {"s", "mean time per call on each rank, maximum over ranks"});
+    w.dataset<double>(ga, "time_s", trank.data(), {S, R}, {"s", "mean time per call of every rank [size, rank]"});
+    w.dataset<double>(ga, "algbw_GBps", algbw.data(), {S}, {"GB/s", "size / time_max (1 GB = 1e9 B)"});
+    w.dataset<double>(ga, "busbw_GBps", busbw.data(), {S}, {"GB/s", "algbw times the nccl-tests bus factor (busbw_factor)"});
+    w.dataset<double>(ga, "mem_busbw_GBps", mem.data(), {S},
+                      {"GB/s", "allreduce: memory-bandwidth limit, each rank's unavoidable bytes moved locally, as busbw"});
+    w.dataset<std::int64_t>(ga, "wrong", wrong.data(), {S}, {"1", "wrong output elements over all ranks (-1: not checked)"});
     w.attr(ga, "resolved_algorithms", resolved);
     w.attr(ga, "busbw_factor", busbw_factor(p.op, prov.nranks));
   }
@@ -103,15 +104,15 @@ int main(int argc, char** argv) {
     app.add_option("--chunk", o.chunk, "pipeline chunk of the ring algorithms")->capture_default_str();
     app.add_option("--output", o.output, "HDF5 result file");
     app.add_flag("--overwrite", o.overwrite, "replace an existing result file");
+    app.footer(kKokkosFooter);
     if (int rc = parse_command_line(app, argc, argv); rc >= 0) return rc;
     if (check != 0 && check != 1) input_error("--check", std::to_string(check), "must be 0 or 1");
     o.check = check != 0;
     bench::Plan plan = bench::make_plan(o);
     if (!o.output.empty()) io::check_output_path("--output", o.output, o.overwrite);
-
-    const auto prov = io::collect_provenance(MPI_COMM_WORLD, argc, argv);
     if (o.pretend_node_size < 0)
       input_error("--pretend-node-size", std::to_string(o.pretend_node_size), "must be >= 0");
+    rt.check_inputs();
     MpiCommunicator comm(MPI_COMM_WORLD, o.pretend_node_size);
     // Algorithms this communicator cannot run: dropped from --algo all, an error (on every rank) if named.
     auto unavailable = [&](Algo a) {
@@ -121,6 +122,8 @@ int main(int argc, char** argv) {
     else if (unavailable(plan.algos.front()))
       input_error("--algo", o.algo, plan.algos.front() == Algo::Shm ? "needs every rank on one node"
                                                                    : "needs several nodes of equal size with more than one rank each");
+    rt.inputs_done();
+    const auto prov = io::collect_provenance(MPI_COMM_WORLD, argc, argv);
     const double copy_bw = bench::measure_copy_bandwidth(comm);
     log0("# partrain-collectives, " + std::to_string(rt.size()) + " ranks on " + prov.hostnames);
     char line[256];

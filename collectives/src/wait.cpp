@@ -1,5 +1,7 @@
 #include "partrain/collectives/wait.hpp"
 
+#include <algorithm>
+
 #include <sched.h>
 #include <unistd.h>
 
@@ -77,6 +79,18 @@ void allreduce(const void* send, void* recv, int count, MPI_Datatype type, MPI_O
   MPI_Request req;
   PARTRAIN_MPI_CHECK(MPI_Iallreduce(send, recv, count, type, op, comm, &req));
   wait(req, MPI_STATUS_IGNORE, policy);
+}
+
+std::array<double, 3> over_ranks(MPI_Comm comm, double value, WaitPolicy policy) {
+  int n = 1;
+  PARTRAIN_MPI_CHECK(MPI_Comm_size(comm, &n));
+  std::vector<double> all(static_cast<std::size_t>(n));
+  MPI_Request req;
+  PARTRAIN_MPI_CHECK(MPI_Iallgather(&value, 1, MPI_DOUBLE, all.data(), 1, MPI_DOUBLE, comm, &req));
+  wait(req, MPI_STATUS_IGNORE, policy);
+  std::sort(all.begin(), all.end());
+  const std::size_t m = all.size() / 2;
+  return {all.front(), all.size() % 2 ? all[m] : 0.5 * (all[m - 1] + all[m]), all.back()};
 }
 
 }  // namespace partrain::coll

@@ -3,7 +3,7 @@
 
 #include "partrain/core/config.hpp"
 #include "partrain/models/model_config.hpp"
-#include "partrain/parallel/data_parallel.hpp"
+#include "partrain/parallel/dp/data_parallel.hpp"
 
 namespace partrain::dp_app {
 

@@ -2,55 +2,50 @@
 // the backward pass. Prints one line per step (rank 0), a self-check and a figure of merit, and writes the
 // HDF5 result file.
 //   mpiexec -n 2 partrain-dp --input inputs/dp_gpt_small.toml --output dp.h5
-#include <cmath>
-#include <cstdio>
-
+#include "../common/driver.hpp"
 #include "dp_config.hpp"
-#include "partrain/collectives/wait.hpp"
-#include "partrain/core/cli.hpp"
-#include "partrain/core/log.hpp"
-#include "partrain/core/runtime.hpp"
-#include "partrain/io/h5.hpp"
-#include "partrain/io/result_writer.hpp"
-#include "partrain/io/state_dump.hpp"
-#include "../common/run_training.hpp"
+
+namespace {
+using namespace partrain;
+
+template <class T>
+int train(const app::DriverSetup& su, const dp_app::Config& cfg, coll::MpiCommunicator& world,
+          const io::Provenance& prov) {
+  auto model = models::make_model<T>(cfg.model);
+  auto data = models::make_dataset<T>(cfg.model);
+  parallel::DataParallelTrainer<T> trainer(*model, *data, cfg.train, world, cfg.dp);
+  return app::run_driver<T>(su, trainer, prov);
+}
+}  // namespace
 
 int main(int argc, char** argv) {
-  using namespace partrain;
   return run_app("partrain-dp", argc, argv, [&](Runtime& rt) {
-    CLI::App app{"partrain-dp: data-parallel training with bucketed, overlapped gradient allreduce", "partrain-dp"};
+    CLI::App cli{"partrain-dp: data-parallel training with bucketed, overlapped gradient allreduce", "partrain-dp"};
     CommonOptions opts;
-    add_common_options(app, opts);
-    if (int rc = parse_command_line(app, argc, argv); rc >= 0) return rc;
+    add_common_options(cli, opts);
+    if (int rc = parse_command_line(cli, argc, argv); rc >= 0) return rc;
     Deck deck;
     dp_app::declare_keys(deck);
     load_deck(deck, opts);
-    const auto cfg = dp_app::read_config(deck, rt.size());
-    if (!opts.output.empty()) io::check_output_path("--output", opts.output, opts.overwrite);
-    if (!opts.dump_state.empty()) io::check_output_path("--dump-state", opts.dump_state, opts.overwrite);
     if (opts.print_deck) {
       log0(deck.to_toml());
       return 0;
     }
+    const auto cfg = dp_app::read_config(deck, rt.size());
+    app::check_outputs(opts);
+    rt.inputs_done();
     log0("# partrain-dp, " + std::to_string(rt.size()) + " ranks\n" + deck.table());
     const auto prov = io::collect_provenance(MPI_COMM_WORLD, argc, argv);
     coll::MpiCommunicator world(MPI_COMM_WORLD);
-    app::RunSetup su;
+    app::DriverSetup su;
     su.app = "partrain-dp";
     su.strategy = "dp";
     su.deck = &deck;
     su.opts = &opts;
     su.model = cfg.model;
     su.train = cfg.train;
-    su.dp = cfg.dp;
+    su.dp = rt.size();
     su.pure_comm_reps = cfg.pure_comm_reps;
-    su.world = &world;
-    su.dp_comm = &world;
-    if (cfg.model.dtype == "fp64") {
-      auto model = models::make_model<double>(cfg.model);
-      return app::run_training<double>(su, *model, prov);
-    }
-    auto model = models::make_model<float>(cfg.model);
-    return app::run_training<float>(su, *model, prov);
+    return cfg.model.dtype == "fp64" ? train<double>(su, cfg, world, prov) : train<float>(su, cfg, world, prov);
   });
 }

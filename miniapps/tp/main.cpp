@@ -1,58 +1,62 @@
 // partrain-tp: Megatron-style tensor parallelism of the reference GPT (t ranks per replica), combined with data
 // parallelism over ranks / t replicas, optionally with sequence parallelism.
 //   mpiexec -n 2 partrain-tp --input inputs/tp_gpt_small.toml [--set tp.sequence_parallel=true] --output tp.h5
-#include "../common/run_training.hpp"
+#include "../common/driver.hpp"
 #include "partrain/collectives/process_grid.hpp"
-#include "partrain/core/cli.hpp"
-#include "partrain/core/log.hpp"
-#include "partrain/core/runtime.hpp"
-#include "partrain/io/h5.hpp"
+#include "partrain/parallel/tp/gpt.hpp"
 #include "tp_config.hpp"
 
+namespace {
+using namespace partrain;
+
+template <class T>
+int train(const app::DriverSetup& su, const tp_app::Config& cfg, coll::ProcessGrid& grid, parallel::TpContext& tp,
+          const io::Provenance& prov) {
+  parallel::TpGpt<T> model(cfg.base.model.gpt, tp);
+  model.build(cfg.base.model.seed);
+  auto data = models::make_dataset<T>(cfg.base.model);
+  parallel::DataParallelTrainer<T> trainer(model, *data, cfg.base.train, grid.dp(), cfg.base.dp, &tp);
+  return app::run_driver<T>(su, trainer, prov);
+}
+}  // namespace
+
 int main(int argc, char** argv) {
-  using namespace partrain;
   return run_app("partrain-tp", argc, argv, [&](Runtime& rt) {
-    CLI::App app{"partrain-tp: tensor-parallel (Megatron) GPT training, with data parallelism over replicas",
+    CLI::App cli{"partrain-tp: tensor-parallel (Megatron) GPT training, with data parallelism over replicas",
                  "partrain-tp"};
     CommonOptions opts;
-    add_common_options(app, opts);
-    if (int rc = parse_command_line(app, argc, argv); rc >= 0) return rc;
+    add_common_options(cli, opts);
+    if (int rc = parse_command_line(cli, argc, argv); rc >= 0) return rc;
     Deck deck;
     tp_app::declare_keys(deck);
     load_deck(deck, opts);
-    const auto cfg = tp_app::read_config(deck, rt.size());
-    if (!opts.output.empty()) io::check_output_path("--output", opts.output, opts.overwrite);
-    if (!opts.dump_state.empty()) io::check_output_path("--dump-state", opts.dump_state, opts.overwrite);
     if (opts.print_deck) {
       log0(deck.to_toml());
       return 0;
     }
+    const auto cfg = tp_app::read_config(deck, rt.size());
+    app::check_outputs(opts);
+    rt.check_inputs();
+    coll::ProcessGrid grid(MPI_COMM_WORLD, GridShape{1, rt.size() / cfg.degree, cfg.degree});
+    if (cfg.algo == coll::Algo::Shm && !grid.tp().single_node())
+      input_error("tp.algorithm", "\"shm\"", "needs every tensor-parallel group on one node");
+    rt.inputs_done();
     log0("# partrain-tp, " + std::to_string(rt.size()) + " ranks\n" + deck.table());
     const auto prov = io::collect_provenance(MPI_COMM_WORLD, argc, argv);
-    coll::ProcessGrid grid(MPI_COMM_WORLD, GridShape{1, rt.size() / cfg.degree, cfg.degree});
     parallel::TpContext tp{&grid.tp(), cfg.algo, cfg.sequence_parallel};
-    app::RunSetup su;
+    app::DriverSetup su;
     su.app = "partrain-tp";
     su.strategy = cfg.sequence_parallel ? "tp+sp" : "tp";
     su.deck = &deck;
     su.opts = &opts;
     su.model = cfg.base.model;
     su.train = cfg.base.train;
-    su.dp = cfg.base.dp;
+    su.dp = rt.size() / cfg.degree;
+    su.tp = cfg.degree;
     su.pure_comm_reps = cfg.base.pure_comm_reps;
-    su.world = &grid.world();
-    su.dp_comm = &grid.dp();
-    su.tp = &tp;
     su.attrs = {{"layout", grid.grid().describe() + " (tp fastest)"},
                 {"sequence_parallel", cfg.sequence_parallel ? "true" : "false"},
                 {"tp_algorithm", coll::name(cfg.algo)}};
-    if (cfg.base.model.dtype == "fp64") {
-      parallel::TpGpt<double> model(cfg.base.model.gpt, tp);
-      model.build(cfg.base.model.seed);
-      return app::run_training<double>(su, model, prov);
-    }
-    parallel::TpGpt<float> model(cfg.base.model.gpt, tp);
-    model.build(cfg.base.model.seed);
-    return app::run_training<float>(su, model, prov);
+    return cfg.base.model.dtype == "fp64" ? train<double>(su, cfg, grid, tp, prov) : train<float>(su, cfg, grid, tp, prov);
   });
 }

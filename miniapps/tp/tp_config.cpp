@@ -1,6 +1,7 @@
 #include "tp_config.hpp"
 
 #include "partrain/core/error.hpp"
+#include "partrain/parallel/tp/gpt.hpp"
 
 namespace partrain::tp_app {
 
@@ -8,7 +9,7 @@ void declare_keys(Deck& d) {
   dp_app::declare_keys(d);
   d.declare_int("tp.degree", 2, "tensor-parallel degree t (ranks = t x data-parallel degree)", 1, 4096);
   d.declare_bool("tp.sequence_parallel", false, "shard LayerNorm regions by rows; reduce-scatter + allgather");
-  d.declare_string("tp.algorithm", "ring", "tensor-parallel collectives' algorithm", {"ring", "recdbl", "vendor", "auto"});
+  d.declare_string("tp.algorithm", "ring", "tensor-parallel collectives' algorithm", {"ring", "recdbl", "vendor", "shm", "auto"});
 }
 
 Config read_config(const Deck& d, int world) {
@@ -21,6 +22,7 @@ Config read_config(const Deck& d, int world) {
                 "the rank count " + std::to_string(world) + " is not a multiple of it");
   c.base = dp_app::read_config(d, world / c.degree);
   if (c.base.model.kind != "gpt") input_error("model.kind", "\"" + c.base.model.kind + "\"", "partrain-tp trains the GPT");
+  parallel::check_tp_shapes(c.base.model.gpt, c.degree);
   const auto local_rows = c.base.train.global_batch / (world / c.degree) * c.base.model.gpt.seq_len;
   if (c.sequence_parallel && local_rows % c.degree != 0)
     input_error("tp.sequence_parallel", "true",

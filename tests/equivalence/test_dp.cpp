@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "equivalence_util.hpp"
-#include "partrain/parallel/data_parallel.hpp"
+#include "partrain/parallel/dp/data_parallel.hpp"
 
 using namespace partrain;
 using namespace partrain::test;

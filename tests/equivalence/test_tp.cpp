@@ -7,8 +7,8 @@
 #include "equivalence_util.hpp"
 #include "partrain/collectives/process_grid.hpp"
 #include "partrain/core/error.hpp"
-#include "partrain/parallel/data_parallel.hpp"
-#include "partrain/parallel/tp_gpt.hpp"
+#include "partrain/parallel/dp/data_parallel.hpp"
+#include "partrain/parallel/tp/gpt.hpp"
 
 using namespace partrain;
 using namespace partrain::test;

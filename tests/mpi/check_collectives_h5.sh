@@ -17,10 +17,10 @@ for algo in ring recdbl tree vendor; do
   done
 done
 # sizes 1K, 8K, 64K → three rows, none wrong
-h5dump -d /collectives/ring/size_bytes "$d/c.h5" | grep -q "1024, 8192, 65536" || { echo "wrong sizes"; exit 1; }
-h5dump -d /collectives/ring/wrong "$d/c.h5" | grep -q "0, 0, 0" || { echo "wrong elements"; exit 1; }
+h5dump -A 0 -d /collectives/ring/size_bytes "$d/c.h5" | grep -q "1024, 8192, 65536" || { echo "wrong sizes"; exit 1; }
+h5dump -A 0 -d /collectives/ring/wrong "$d/c.h5" | grep -q "0, 0, 0" || { echo "wrong elements"; exit 1; }
 # the memory-bandwidth limit of allreduce: positive at every size
-mem=$(h5dump -y -w 0 -d /collectives/ring/mem_busbw_GBps "$d/c.h5" | sed -n '/DATA {/,/}/p' | grep -v '[{}]' | tr ',' '\n' | tr -d ' ')
+mem=$(h5dump -A 0 -y -w 0 -d /collectives/ring/mem_busbw_GBps "$d/c.h5" | sed -n '/DATA {/,/}/p' | grep -v '[{}]' | tr ',' '\n' | tr -d ' ')
 [ "$(echo "$mem" | awk '$1 > 0' | wc -l)" = 3 ] || { echo "mem_busbw_GBps not positive: $mem"; exit 1; }
 # and it refuses to overwrite
 if "$mpiexec" -n 2 "$bin" -b 1K -e 1K --output "$d/c.h5" >/dev/null 2>&1; then echo "overwrote"; exit 1; fi

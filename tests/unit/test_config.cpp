@@ -82,6 +82,10 @@ TEST(ModelSpec, CrossChecks) {
   d.apply_override("model.gpt.heads=3");
   EXPECT_EQ(error_of([&] { partrain::models::read_model_spec(d); }),
             "model.gpt.heads = 3: must divide model.gpt.channels = 256");
-  d.apply_override("train.warmup=20");
-  EXPECT_NE(error_of([&] { partrain::models::read_train_spec(d); }).find("train.warmup = 20"), std::string::npos);
+  d.apply_override("train.warmup=20");  // at least one step is timed: the warm-up is clamped to steps − 1
+  const auto ts = partrain::models::read_train_spec(d);
+  EXPECT_EQ(ts.warmup, ts.steps - 1);
+  EXPECT_EQ(ts.warmup_requested, 20);
+  d.apply_override("train.steps=1");
+  EXPECT_EQ(partrain::models::read_train_spec(d).warmup, 0);
 }

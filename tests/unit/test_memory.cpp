@@ -3,6 +3,7 @@
 
 #include "partrain/core/memory.hpp"
 #include "partrain/core/types.hpp"
+#include "../../collectives/src/scratch.hpp"
 
 using namespace partrain;
 
@@ -33,4 +34,41 @@ TEST(Memory, CountsViewsWhileTheyLive) {
   EXPECT_EQ(after.live[int(MemCategory::Params)], before.live[int(MemCategory::Params)]);
   EXPECT_GE(after.peak[int(MemCategory::Params)], 4000);
   EXPECT_GT(peak_rss_bytes(), 0);
+}
+
+TEST(Memory, EveryCategorySubtractsItsFrees) {
+  const char* labels[] = {"params/t", "grads/t", "optim/t", "act/t", "comm/t", "other-t"};
+  for (int c = 0; c < kMemCategories; ++c) {
+    memory_reset_peaks();
+    const auto before = memory_snapshot();
+    {
+      View1<double> v(std::string(labels[c]), 1000 + 100 * c);
+      const auto during = memory_snapshot();
+      for (int k = 0; k < kMemCategories; ++k)
+        EXPECT_EQ(during.live[k] - before.live[k], k == c ? 8 * (1000 + 100 * c) : 0) << labels[c] << " in " << k;
+    }
+    const auto after = memory_snapshot();
+    for (int k = 0; k < kMemCategories; ++k) {
+      EXPECT_EQ(after.live[k], before.live[k]) << labels[c] << ": freed bytes subtracted from category " << k;
+      EXPECT_EQ(after.peak[k], before.live[k] + (k == c ? 8 * (1000 + 100 * c) : 0)) << labels[c] << " peak";
+    }
+    EXPECT_EQ(after.total_live, before.total_live) << labels[c];
+  }
+}
+
+TEST(Memory, GrowingAPooledBufferPeaksAtTheLargest) {
+  // The collectives' scratch pool frees a buffer before allocating its larger replacement: the comm-buffer peak is
+  // the largest buffer, not the sum of the sizes it went through.
+  const int c = int(MemCategory::CommBuffers);
+  memory_reset_peaks();
+  const auto before = memory_snapshot();
+  {
+    coll::ScratchPool pool;
+    for (std::int64_t bytes : {4096, 65536, 1 << 20}) {
+      auto lease = pool.acquire(bytes);
+      EXPECT_EQ(memory_snapshot().live[c] - before.live[c], bytes);
+    }
+    EXPECT_EQ(memory_snapshot().peak[c] - before.live[c], 1 << 20);
+  }
+  EXPECT_EQ(memory_snapshot().live[c], before.live[c]);
 }

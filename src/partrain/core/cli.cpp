@@ -4,6 +4,7 @@
 
 #include "partrain/core/error.hpp"
 #include "partrain/core/log.hpp"
+#include "partrain/core/runtime.hpp"
 
 namespace partrain {
 
@@ -15,9 +16,12 @@ void add_common_options(CLI::App& app, CommonOptions& opts) {
                  "write loss, batch, parameters and gradients after the last backward to this HDF5 file");
   app.add_flag("--overwrite", opts.overwrite, "replace existing output files");
   app.add_flag("--print-deck", opts.print_deck, "print the resolved deck as TOML and exit");
+  app.footer(kKokkosFooter);
 }
 
 int parse_command_line(CLI::App& app, int argc, char** argv) {
+  const std::string name = app.get_name();
+  app.set_version_flag("--version", [name] { return version_text(name); });
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -26,9 +30,15 @@ int parse_command_line(CLI::App& app, int argc, char** argv) {
   } catch (const CLI::CallForAllHelp&) {
     log0(app.help("", CLI::AppFormatMode::All));
     return 0;
+  } catch (const CLI::CallForVersion& v) {
+    log0(v.what());
+    return 0;
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "%s: error: %s\n", app.get_name().c_str(), e.what());
-    std::fflush(stderr);
+    // the command line is the same on every rank: one rank says what is wrong
+    if (world_rank_or_minus_one() <= 0) {
+      std::fprintf(stderr, "%s: error: %s\n", name.c_str(), e.what());
+      std::fflush(stderr);
+    }
     return 2;
   }
   return -1;

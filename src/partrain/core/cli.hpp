@@ -20,11 +20,15 @@ struct CommonOptions {
   bool print_deck = false;         ///< print the resolved deck as TOML and exit
 };
 
+/// The footer of every MPI program's --help: where Kokkos' own options are.
+inline constexpr const char* kKokkosFooter =
+    "Kokkos options (--kokkos-threads=N, --kokkos-device-id=N, ...): run with --kokkos-help to list them.";
+
 /// Adds the common flags to `app`.
 void add_common_options(CLI::App& app, CommonOptions& opts);
 
-/// Parses argv. Returns -1 to go on, or an exit code: 0 after --help (printed on rank 0), 2 after a command-line
-/// error (one line on every rank).
+/// Parses argv (adding --version). Returns -1 to go on, or an exit code: 0 after --help or --version (printed on
+/// rank 0), 2 after a command-line error (one line, from rank 0; the command line is the same on every rank).
 int parse_command_line(CLI::App& app, int argc, char** argv);
 
 /// The main of a tool that runs without MPI (partrain-sweep, partrain-compare): calls body, turning an

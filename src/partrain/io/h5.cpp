@@ -94,7 +94,8 @@ void H5Writer::attr(hid_t loc, const std::string& name, double value) { numeric_
 void H5Writer::attr(hid_t loc, const std::string& name, std::int64_t value) { numeric_attr(loc, name, value); }
 
 template <class T>
-void H5Writer::dataset(hid_t loc, const std::string& name, const T* data, const std::vector<hsize_t>& dims) {
+void H5Writer::dataset(hid_t loc, const std::string& name, const T* data, const std::vector<hsize_t>& dims,
+                       const Meta& meta) {
   hid_t space = dims.empty() ? PARTRAIN_H5_CHECK(H5Screate(H5S_SCALAR))
                              : PARTRAIN_H5_CHECK(H5Screate_simple(int(dims.size()), dims.data(), nullptr));
   hid_t d = PARTRAIN_H5_CHECK(
@@ -102,15 +103,17 @@ void H5Writer::dataset(hid_t loc, const std::string& name, const T* data, const 
   hsize_t n = 1;
   for (auto x : dims) n *= x;
   if (n > 0) PARTRAIN_H5_CHECK(H5Dwrite(d, h5_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data));
+  attr(d, "units", meta.units);
+  attr(d, "description", meta.description);
   H5Dclose(d);
   H5Sclose(space);
 }
 
-template void H5Writer::dataset<float>(hid_t, const std::string&, const float*, const std::vector<hsize_t>&);
-template void H5Writer::dataset<double>(hid_t, const std::string&, const double*, const std::vector<hsize_t>&);
-template void H5Writer::dataset<int>(hid_t, const std::string&, const int*, const std::vector<hsize_t>&);
+template void H5Writer::dataset<float>(hid_t, const std::string&, const float*, const std::vector<hsize_t>&, const Meta&);
+template void H5Writer::dataset<double>(hid_t, const std::string&, const double*, const std::vector<hsize_t>&, const Meta&);
+template void H5Writer::dataset<int>(hid_t, const std::string&, const int*, const std::vector<hsize_t>&, const Meta&);
 template void H5Writer::dataset<std::int64_t>(hid_t, const std::string&, const std::int64_t*,
-                                              const std::vector<hsize_t>&);
+                                              const std::vector<hsize_t>&, const Meta&);
 
 void H5Writer::commit() {
   for (auto g : groups_) H5Gclose(g);

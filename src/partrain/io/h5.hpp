@@ -17,6 +17,12 @@ void check_output_path(const std::string& key, const std::string& path, bool ove
 template <class T>
 hid_t h5_type();
 
+/// What every dataset says about itself (as CF and NeXus files do), so that `h5dump -A` alone explains a file:
+/// the `units` attribute ("s", "B", "1" for a count or ratio, "nats") and a one-line `description`.
+struct Meta {
+  std::string units, description;
+};
+
 /// An HDF5 file being written to "<path>.tmp-<pid>"; commit() closes and renames it to <path>. Destroyed without
 /// commit(), it removes the temporary file.
 class H5Writer {
@@ -34,11 +40,12 @@ class H5Writer {
   void attr(hid_t loc, const std::string& name, double value);
   void attr(hid_t loc, const std::string& name, std::int64_t value);
 
+  /// A dataset with its `units` and `description` attributes.
   template <class T>
-  void dataset(hid_t loc, const std::string& name, const T* data, const std::vector<hsize_t>& dims);
+  void dataset(hid_t loc, const std::string& name, const T* data, const std::vector<hsize_t>& dims, const Meta& meta);
   template <class T>
-  void scalar(hid_t loc, const std::string& name, T value) {
-    dataset<T>(loc, name, &value, {});
+  void scalar(hid_t loc, const std::string& name, T value, const Meta& meta) {
+    dataset<T>(loc, name, &value, {}, meta);
   }
 
   void commit();

@@ -1,6 +1,7 @@
 #include "partrain/io/result_writer.hpp"
 
 #include <algorithm>
+#include <map>
 
 #include "partrain/collectives/wait.hpp"
 #include "partrain/core/error.hpp"
@@ -37,6 +38,22 @@ std::vector<double> transpose(const std::vector<double>& rm, std::size_t R, std:
 }
 
 }  // namespace
+
+std::string phase_description(const std::string& p) {
+  static const std::map<std::string, std::string> known = {
+      {"forward", "forward pass and loss, compute only"},
+      {"backward", "backward pass, less the communication calls made between layers"},
+      {"comm", "span from the first gradient bucket's launch to the last one's completion"},
+      {"comm_exposed", "time inside data-parallel communication calls (launches, progress, final wait)"},
+      {"optimizer", "optimizer update"},
+      {"tp_comm", "time in the tensor-parallel collectives inside forward and backward"},
+      {"bubble", "pipeline: time idle waiting for a neighbouring stage"},
+      {"p2p", "pipeline: time in point-to-point activation and gradient transfers"},
+      {"embedding_sync", "pipeline: the tied embedding's gradient summed between first and last stage"},
+  };
+  auto it = known.find(p);
+  return it != known.end() ? it->second : "phase " + p + " of each step";
+}
 
 void write_result(MPI_Comm comm, const Provenance& prov, const RunInfo& info, const RankRecord& mine) {
   int rank = 0, n = 1;
@@ -75,11 +92,14 @@ void write_result(MPI_Comm comm, const Provenance& prov, const RunInfo& info, co
   for (const auto& [k, v] : info.attrs) w.attr(root, k, v);
 
   const hid_t steps = w.group("steps");
-  w.dataset<double>(steps, "loss", info.loss.data(), {hsize_t(info.loss.size())});
-  w.dataset<double>(steps, "time_s", transpose(times, R, S).data(), {hsize_t(S), hsize_t(R)});
+  w.dataset<double>(steps, "loss", info.loss.data(), {hsize_t(info.loss.size())},
+                    {"nats", "mean cross-entropy over the global batch per step, before that step's update"});
+  w.dataset<double>(steps, "time_s", transpose(times, R, S).data(), {hsize_t(S), hsize_t(R)},
+                    {"s", "wall time of every step [step, rank]; the first warmup_steps are excluded from /summary"});
   const hid_t ph = w.group("steps/phases");
   for (const auto& [name, rm] : phases)
-    w.dataset<double>(ph, name + "_s", transpose(rm, R, S).data(), {hsize_t(S), hsize_t(R)});
+    w.dataset<double>(ph, name + "_s", transpose(rm, R, S).data(), {hsize_t(S), hsize_t(R)},
+                      {"s", phase_description(name) + " [step, rank]"});
 
   const hid_t memg = w.group("memory");
   const std::size_t per = std::size_t(kMemCategories) + 1;
@@ -87,7 +107,10 @@ void write_result(MPI_Comm comm, const Provenance& prov, const RunInfo& info, co
     std::vector<std::int64_t> col(R);
     for (std::size_t r = 0; r < R; ++r) col[r] = mems[r * per + std::size_t(c)];
     const std::string name = c < kMemCategories ? std::string(category_name(MemCategory(c))) + "_bytes" : "rss_peak_bytes";
-    w.dataset<std::int64_t>(memg, name, col.data(), {hsize_t(R)});
+    w.dataset<std::int64_t>(memg, name, col.data(), {hsize_t(R)},
+                            {"B", c < kMemCategories ? "peak live bytes of the " + std::string(category_name(MemCategory(c))) +
+                                                           " allocations of every rank (memory tracker)"
+                                                     : std::string("peak resident set size (VmHWM) of every rank")});
   }
 
   for (int op = 0; op < coll::kNumOps; ++op) {
@@ -102,11 +125,18 @@ void write_result(MPI_Comm comm, const Provenance& prov, const RunInfo& info, co
     }
     if (total_calls == 0) continue;
     const hid_t g = w.group(std::string("comm/") + coll::name(coll::Op(op)));
-    w.dataset<std::int64_t>(g, "bytes_sent", sent.data(), {hsize_t(R)});
-    w.dataset<std::int64_t>(g, "bytes_received", recv.data(), {hsize_t(R)});
-    w.dataset<std::int64_t>(g, "calls", calls.data(), {hsize_t(R)});
+    const std::string op_name = coll::name(coll::Op(op));
+    w.dataset<std::int64_t>(g, "bytes_sent", sent.data(), {hsize_t(R)}, {"B", "bytes every rank sent in " + op_name});
+    w.dataset<std::int64_t>(g, "bytes_received", recv.data(), {hsize_t(R)},
+                            {"B", "bytes every rank received in " + op_name});
+    w.dataset<std::int64_t>(g, "calls", calls.data(), {hsize_t(R)}, {"1", op_name + " calls of every rank"});
   }
 
+  for (const auto& x : info.extra) {
+    const auto slash = x.path.rfind('/');
+    const hid_t g = w.group(x.path.substr(0, slash));
+    w.dataset<double>(g, x.path.substr(slash + 1), x.values.data(), x.dims, x.meta);
+  }
   const hid_t sum = w.group("summary");
   for (const auto& [k, v] : info.summary) w.attr(sum, k, v);
   w.commit();

@@ -18,6 +18,7 @@
 
 #include "partrain/collectives/counters.hpp"
 #include "partrain/core/memory.hpp"
+#include "partrain/io/h5.hpp"
 #include "partrain/io/provenance.hpp"
 
 namespace partrain::io {
@@ -31,6 +32,14 @@ struct RankRecord {
   coll::Counters comm;
 };
 
+/// A strategy's own dataset (a pipeline timeline, a staleness histogram), written as given by rank 0.
+struct ExtraDataset {
+  std::string path;  ///< "/timeline/start_s"
+  std::vector<hsize_t> dims;
+  std::vector<double> values;
+  Meta meta;
+};
+
 /// What is the same on every rank.
 struct RunInfo {
   std::string path;
@@ -41,7 +50,11 @@ struct RunInfo {
   std::vector<double> loss;                                   ///< [S]
   std::vector<std::pair<std::string, std::string>> attrs;     ///< extra root attributes
   std::vector<std::pair<std::string, double>> summary;        ///< /summary attributes
+  std::vector<ExtraDataset> extra;                            ///< used on rank 0 only
 };
+
+/// Description of a step phase for its dataset's attributes (known phases; a generic line otherwise).
+std::string phase_description(const std::string& phase);
 
 /// Median of v (0 for an empty v).
 double median(std::vector<double> v);

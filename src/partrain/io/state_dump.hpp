@@ -36,6 +36,10 @@ void write_state_dump(const StateDumpInfo& info, const std::vector<NamedTensor>&
                       const std::vector<NamedTensor>& grads, const models::Batch<T>& global_batch,
                       std::int64_t rows_per_sample, double loss);
 
+/// Every parameter (or gradient) of an unsharded store as a whole tensor.
+template <class T>
+std::vector<NamedTensor> named_tensors(const models::ParamStore<T>& ps, bool grads);
+
 /// The same from an unsharded parameter store.
 template <class T>
 void write_state_dump(const StateDumpInfo& info, const models::ParamStore<T>& params,

@@ -2,6 +2,8 @@
 
 #include "partrain/core/error.hpp"
 
+#include <algorithm>
+
 namespace partrain::models {
 
 void declare_model_keys(Deck& d) {
@@ -22,7 +24,7 @@ void declare_model_keys(Deck& d) {
 void declare_train_keys(Deck& d) {
   d.declare_int("train.batch", 8, "global batch in samples (sequences for GPT)", 1, 1 << 30);
   d.declare_int("train.steps", 20, "training steps", 1, 1 << 30);
-  d.declare_int("train.warmup", 2, "steps excluded from timing", 0, 1 << 30);
+  d.declare_int("train.warmup", 2, "steps excluded from timing (clamped to train.steps - 1)", 0, 1 << 30);
   d.declare_string("train.optimizer", "adamw", "optimizer", {"sgd", "adam", "adamw"});
   d.declare_float("train.lr", 1e-3, "learning rate", 0.0, 1e6);
   d.declare_float("train.momentum", 0.0, "SGD momentum", 0.0, 1.0);
@@ -61,9 +63,8 @@ TrainSpec read_train_spec(const Deck& d) {
   t.global_batch = d.get_int("train.batch");
   t.steps = d.get_int("train.steps");
   t.warmup = d.get_int("train.warmup");
-  if (t.warmup >= t.steps)
-    input_error("train.warmup", std::to_string(t.warmup),
-                "must be less than train.steps = " + std::to_string(t.steps) + " (no step would be timed)");
+  t.warmup_requested = t.warmup;
+  t.warmup = std::min(t.warmup, t.steps - 1);  // at least one timed step (the driver prints a notice)
   t.optimizer.kind = d.get_string("train.optimizer");
   t.optimizer.lr = d.get_float("train.lr");
   t.optimizer.momentum = d.get_float("train.momentum");
@@ -87,6 +88,11 @@ template <class T>
 std::unique_ptr<Dataset<T>> make_dataset(const ModelSpec& s) {
   if (s.kind == "gpt") return std::make_unique<MarkovDataset<T>>(s.data_seed, s.gpt.vocab, s.gpt.seq_len);
   return std::make_unique<TeacherDataset<T>>(s.data_seed, s.mlp.widths.front(), s.mlp.widths.back());
+}
+
+double forward_flops(const ModelSpec& s, std::int64_t samples) {
+  if (s.kind == "gpt") return Gpt<double>(s.gpt).forward_flops(samples);  // layers only: nothing is allocated
+  return Mlp<double>(s.mlp).forward_flops(samples);
 }
 
 std::int64_t rows_per_sample(const ModelSpec& s) { return s.kind == "gpt" ? s.gpt.seq_len : 1; }

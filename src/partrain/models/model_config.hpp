@@ -24,6 +24,7 @@ struct ModelSpec {
 struct TrainSpec {
   std::int64_t global_batch = 8;  ///< samples per step, over all data-parallel ranks
   std::int64_t steps = 20, warmup = 2;
+  std::int64_t warmup_requested = 2;  ///< train.warmup as given; warmup is clamped to steps − 1
   OptimizerConfig optimizer;
 };
 
@@ -37,6 +38,9 @@ template <class T>
 std::unique_ptr<Model<T>> make_model(const ModelSpec& spec);
 template <class T>
 std::unique_ptr<Dataset<T>> make_dataset(const ModelSpec& spec);
+
+/// Forward FLOPs of the whole model for `samples` samples, counted from the shapes (no parameters allocated).
+double forward_flops(const ModelSpec& spec, std::int64_t samples);
 
 /// Input rows per sample: T for GPT, 1 for the MLP. Used for tokens/s.
 std::int64_t rows_per_sample(const ModelSpec& spec);

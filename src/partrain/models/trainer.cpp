@@ -11,7 +11,10 @@ StepRecord ReferenceTrainer<T>::step(std::int64_t step, const BeforeUpdate& befo
   const double t0 = fenced_time_s();
   model_.params().zero_grad();
   const double rows = double(batch_.samples * model_.rows_per_sample());
-  rec.loss = model_.forward_backward(batch_, ws_, 1.0 / rows) / rows;
+  double t_fwd = t0;
+  typename Model<T>::Hooks hooks;
+  hooks.forward_done = [&] { t_fwd = fenced_time_s(); };
+  rec.loss = model_.forward_backward(batch_, ws_, 1.0 / rows, hooks) / rows;
   model_.finalize_grads();
   const double t1 = fenced_time_s();
   if (before_update) before_update(batch_, rec.loss);
@@ -19,6 +22,7 @@ StepRecord ReferenceTrainer<T>::step(std::int64_t step, const BeforeUpdate& befo
   opt_.step(model_.params().params(), model_.params().grads());
   const double t3 = fenced_time_s();
   rec.fwd_bwd_s = t1 - t0;
+  rec.forward_s = t_fwd - t0;
   rec.optimizer_s = t3 - t2;
   rec.time_s = rec.fwd_bwd_s + rec.optimizer_s;
   return rec;

@@ -17,6 +17,7 @@ struct StepRecord {
   double loss = 0;            ///< mean over the global batch
   double time_s = 0;          ///< compute time of the step (forward, backward, optimizer)
   double fwd_bwd_s = 0;       ///< forward + loss + backward
+  double forward_s = 0;       ///< forward + loss (part of fwd_bwd_s)
   double optimizer_s = 0;
 };
 
@@ -37,6 +38,8 @@ class ReferenceTrainer {
   StepRecord step(std::int64_t step, const BeforeUpdate& before_update = {});
 
   Optimizer<T>& optimizer() { return opt_; }
+  const Optimizer<T>& optimizer() const { return opt_; }
+  const Batch<T>& batch() const { return batch_; }
 
  private:
   Model<T>& model_;

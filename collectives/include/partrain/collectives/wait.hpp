@@ -9,6 +9,7 @@
 
 #include <mpi.h>
 
+#include <array>
 #include <vector>
 
 namespace partrain::coll {
@@ -32,5 +33,9 @@ void barrier(MPI_Comm comm, WaitPolicy policy = wait_policy());
 /// Allreduce through MPI_Iallreduce + the helper (for small control messages: verdicts, timings).
 void allreduce(const void* send, void* recv, int count, MPI_Datatype type, MPI_Op op, MPI_Comm comm,
                WaitPolicy policy = wait_policy());
+
+/// Min, median and max over the ranks of `comm` of one value per rank (every rank gets them; the median of an
+/// even count is the mean of the two middle values).
+std::array<double, 3> over_ranks(MPI_Comm comm, double value, WaitPolicy policy = wait_policy());
 
 }  // namespace partrain::coll

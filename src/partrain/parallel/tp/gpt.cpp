@@ -1,4 +1,4 @@
-#include "partrain/parallel/tp_gpt.hpp"
+#include "partrain/parallel/tp/gpt.hpp"
 
 #include <cmath>
 
@@ -6,7 +6,7 @@
 #include "partrain/kernels/activation.hpp"
 #include "partrain/kernels/elementwise.hpp"
 #include "partrain/kernels/layernorm.hpp"
-#include "partrain/parallel/tp_gpt_layers.hpp"
+#include "partrain/parallel/tp/gpt_layers.hpp"
 
 namespace partrain::parallel {
 namespace {
@@ -289,15 +289,7 @@ void TpHead<T>::backward(const models::Batch<T>&, const View2<T>& x, const View2
 
 template <class T>
 TpGpt<T>::TpGpt(const models::GptConfig& cfg, TpContext& tp) : models::Model<T>("gpt", cfg.seq_len), cfg_(cfg), tp_(tp) {
-  const int t = tp.size();
-  if (cfg.heads % t != 0)
-    input_error("model.gpt.heads", std::to_string(cfg.heads), "must be divisible by tp.degree = " + std::to_string(t));
-  if (cfg.channels % t != 0)
-    input_error("model.gpt.channels", std::to_string(cfg.channels), "must be divisible by tp.degree = " + std::to_string(t));
-  if (cfg.vocab % t != 0)
-    input_error("model.gpt.vocab", std::to_string(cfg.vocab), "must be divisible by tp.degree = " + std::to_string(t));
-  if (cfg.channels % cfg.heads != 0)
-    input_error("model.gpt.heads", std::to_string(cfg.heads), "must divide model.gpt.channels = " + std::to_string(cfg.channels));
+  check_tp_shapes(cfg, tp.size());
   this->layers_.push_back(std::make_unique<TpEmbedding<T>>(cfg, tp));
   for (int l = 0; l < cfg.layers; ++l) this->layers_.push_back(std::make_unique<TpBlock<T>>(cfg, l, tp));
   this->layers_.push_back(std::make_unique<TpHead<T>>(cfg, tp));
@@ -396,6 +388,17 @@ std::vector<std::pair<models::ParamInfo, std::vector<double>>> gather_full(const
     out.emplace_back(g, std::move(full));
   }
   return out;
+}
+
+void check_tp_shapes(const models::GptConfig& cfg, int t) {
+  if (cfg.channels % cfg.heads != 0)
+    input_error("model.gpt.heads", std::to_string(cfg.heads), "must divide model.gpt.channels = " + std::to_string(cfg.channels));
+  if (cfg.heads % t != 0)
+    input_error("model.gpt.heads", std::to_string(cfg.heads), "must be divisible by tp.degree = " + std::to_string(t));
+  if (cfg.channels % t != 0)
+    input_error("model.gpt.channels", std::to_string(cfg.channels), "must be divisible by tp.degree = " + std::to_string(t));
+  if (cfg.vocab % t != 0)
+    input_error("model.gpt.vocab", std::to_string(cfg.vocab), "must be divisible by tp.degree = " + std::to_string(t));
 }
 
 template class TpGpt<float>;

@@ -5,7 +5,7 @@
 
 #include "partrain/kernels/linear.hpp"
 #include "partrain/models/param_store.hpp"
-#include "partrain/parallel/tp_mappings.hpp"
+#include "partrain/parallel/tp/mappings.hpp"
 
 namespace partrain::parallel {
 

@@ -1,4 +1,4 @@
-#include "partrain/parallel/dp_buckets.hpp"
+#include "partrain/parallel/dp/buckets.hpp"
 
 #include "partrain/core/error.hpp"
 

@@ -13,9 +13,12 @@
 
 #include "partrain/models/gpt.hpp"
 #include "partrain/collectives/wait.hpp"
-#include "partrain/parallel/tp_mappings.hpp"
+#include "partrain/parallel/tp/mappings.hpp"
 
 namespace partrain::parallel {
+
+/// InputError when heads, channels or vocabulary do not divide by t (or heads do not divide channels).
+void check_tp_shapes(const models::GptConfig& cfg, int t);
 
 template <class T>
 class TpGpt : public models::Model<T> {
@@ -27,6 +30,7 @@ class TpGpt : public models::Model<T> {
                        const View2<T>& dlogits) override;
   void finalize_grads() override;
   TpContext& tp() { return tp_; }
+  const models::GptConfig& config() const { return cfg_; }
 
  private:
   double parallel_cross_entropy(const View2<T>& logits, const IndexView1& targets, T scale, const View1<T>& losses,

@@ -1,9 +1,9 @@
-// The layers of TpGpt (see tp_gpt.hpp): vocabulary-parallel embedding, tensor-parallel block, tied head.
+// The layers of TpGpt (see gpt.hpp): vocabulary-parallel embedding, tensor-parallel block, tied head.
 #pragma once
 
 #include "partrain/kernels/attention.hpp"
 #include "partrain/models/gpt.hpp"
-#include "partrain/parallel/tp_linear.hpp"
+#include "partrain/parallel/tp/linear.hpp"
 
 namespace partrain::parallel {
 

@@ -1,0 +1,191 @@
+// The driver every mini-app runs (DESIGN.md, "One driver, many trainers"): any parallel::Trainer, stepped
+// train.steps times with one progress line per step (rank 0), then the summary: step time min/median/max over ranks
+// (per-rank median over the timed steps first), t_pure, memory by category, a self-check, the figure-of-merit line,
+// --dump-state (gathered whole tensors + the regenerated global batch) and the HDF5 result file.
+#pragma once
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+
+#include "partrain/collectives/wait.hpp"
+#include "partrain/core/cli.hpp"
+#include "partrain/core/config.hpp"
+#include "partrain/core/log.hpp"
+#include "partrain/core/memory.hpp"
+#include "partrain/core/runtime.hpp"
+#include "partrain/io/h5.hpp"
+#include "partrain/io/result_writer.hpp"
+#include "partrain/io/state_dump.hpp"
+#include "partrain/models/model_config.hpp"
+#include "partrain/parallel/trainer.hpp"
+
+namespace partrain::app {
+
+/// What a run is, besides the trainer.
+struct DriverSetup {
+  std::string app, strategy;
+  const Deck* deck = nullptr;
+  const CommonOptions* opts = nullptr;
+  models::ModelSpec model;
+  models::TrainSpec train;
+  int dp = 1, tp = 1, pp = 1;
+  int pure_comm_reps = 0;  ///< repetitions of the communication-only replay (0: none)
+  MPI_Comm world = MPI_COMM_WORLD;
+  parallel::NamedStrings attrs;  ///< extra root attributes of the result file
+};
+
+/// Rejects --output / --dump-state paths that cannot be written (InputError naming the flag).
+inline void check_outputs(const CommonOptions& opts) {
+  if (!opts.output.empty()) io::check_output_path("--output", opts.output, opts.overwrite);
+  if (!opts.dump_state.empty()) io::check_output_path("--dump-state", opts.dump_state, opts.overwrite);
+}
+
+/// Median of the timed steps (the first `warmup` excluded) of one series.
+inline double timed_median(const std::vector<double>& v, std::int64_t warmup) {
+  const auto skip = std::min<std::int64_t>(warmup, std::int64_t(v.size()));
+  return io::median(std::vector<double>(v.begin() + skip, v.end()));
+}
+
+template <class T>
+int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::Provenance& prov) {
+  const Deck& deck = *su.deck;
+  const CommonOptions& opts = *su.opts;
+  int n = 1, rank = 0;
+  MPI_Comm_size(su.world, &n);
+  MPI_Comm_rank(su.world, &rank);
+  const auto& ts = su.train;
+  const bool gpt = su.model.kind == "gpt";
+  const std::int64_t rows_global = ts.global_batch * models::rows_per_sample(su.model);
+  const double work_per_step = double(gpt ? rows_global : ts.global_batch);
+  const double flops_per_step = 3.0 * models::forward_flops(su.model, ts.global_batch);
+  log0("# model " + models::describe(su.model) + ", " + trainer.describe() + ", wait " +
+       coll::wait_policy_name(coll::wait_policy()));
+  log0("# BLAS: " + blas_info());
+  if (ts.warmup != ts.warmup_requested)
+    log0("# note: train.warmup = " + std::to_string(ts.warmup_requested) + " clamped to " + std::to_string(ts.warmup) +
+         " so that a step is timed (train.steps = " + std::to_string(ts.steps) + ")");
+
+  std::vector<double> losses, times;
+  std::map<std::string, std::vector<double>> phases;
+  ProgressLine progress(int(ts.steps), gpt ? "tok" : "samples");
+  auto data = models::make_dataset<T>(su.model);
+  auto dump = [&](std::int64_t step, double loss) {
+    const auto params = trainer.gather_full(false), grads = trainer.gather_full(true);  // collective
+    if (rank != 0) return;
+    auto global = data->allocate(ts.global_batch);
+    data->fill(std::uint64_t(step), 0, global);
+    const io::StateDumpInfo info{opts.dump_state, opts.overwrite, models::describe(su.model), deck.to_toml()};
+    io::write_state_dump(info, params, grads, global, models::rows_per_sample(su.model), loss);
+  };
+  for (std::int64_t s = 0; s < ts.steps; ++s) {
+    const bool dump_here = s + 1 == ts.steps && !opts.dump_state.empty();
+    const auto r = trainer.step(s, dump_here ? typename parallel::Trainer<T>::BeforeUpdate(
+                                                   [&](double loss) { dump(s, loss); })
+                                             : nullptr);
+    losses.push_back(r.loss);
+    times.push_back(r.time_s);
+    for (const auto& [name, v] : r.phases) phases[name].push_back(v);
+    const auto t = coll::over_ranks(su.world, r.time_s);
+    log0(progress.format(int(s + 1), r.loss, t[1], work_per_step / t[1], trainer.step_note(r)));
+  }
+  const coll::Counters counters = trainer.counters();  // before any communication-only replay
+  if (su.pure_comm_reps > 0) trainer.measure_pure_comm(su.pure_comm_reps);
+
+  // Summary over the timed steps: per-rank medians, then min/median/max over ranks.
+  parallel::RunMedians med;
+  med.steps = ts.steps;
+  med.timed_steps = ts.steps - std::min(ts.warmup, ts.steps);
+  const auto step_t = coll::over_ranks(su.world, timed_median(times, ts.warmup));
+  med.step_time_s = step_t[1];
+  for (const auto& [name, v] : phases) med.phase_s[name] = coll::over_ranks(su.world, timed_median(v, ts.warmup))[1];
+  double exposed = 0;
+  for (const auto& p : trainer.exposed_comm_phases()) exposed += med.phase(p);
+
+  bool finite = true;
+  for (double l : losses) finite = finite && std::isfinite(l);
+  std::vector<std::pair<std::string, bool>> checks = {{"losses finite", finite}};
+  for (auto& c : trainer.self_check()) checks.push_back(c);
+  bool pass = true;
+  std::string verdicts;
+  for (const auto& [what, ok] : checks) {
+    pass = pass && ok;
+    verdicts += (verdicts.empty() ? "" : "; ") + what + ": " + (ok ? "yes" : "no");
+  }
+  auto strategy_summary = trainer.summary(med);  // collective
+  auto extra = trainer.datasets();               // collective
+
+  const auto mem = memory_snapshot();
+  char line[640];
+  std::snprintf(line, sizeof line, "# step time %.2f / %.2f / %.2f ms (min/median/max over ranks, %lld timed steps)",
+                step_t[0] * 1e3, step_t[1] * 1e3, step_t[2] * 1e3, (long long)med.timed_steps);
+  log0(line);
+  for (const auto& [name, v] : strategy_summary)
+    if (name == "comm_pure_s") {
+      std::snprintf(line, sizeof line, "# comm alone (t_pure) %.2f ms, exposed %.2f ms per step", v * 1e3, exposed * 1e3);
+      log0(line);
+    }
+  log0("# memory peak per rank: params " + format_bytes(double(mem.peak[0])) + ", grads " +
+       format_bytes(double(mem.peak[1])) + ", optimizer " + format_bytes(double(mem.peak[2])) + ", activations " +
+       format_bytes(double(mem.peak[3])) + ", comm buffers " + format_bytes(double(mem.peak[4])) + ", rss " +
+       format_bytes(double(peak_rss_bytes())));
+  std::snprintf(line, sizeof line, "# self-check: %s (%s; loss %.4f -> %.4f)", pass ? "PASS" : "FAIL",
+                verdicts.c_str(), losses.front(), losses.back());
+  log0(line);
+  const double throughput = work_per_step / step_t[1];
+  std::snprintf(line, sizeof line,
+                "FOM %s %s ranks=%d dp=%d tp=%d pp=%d step_time_median_ms=%.3f %s_per_s=%.1f gflops_per_s=%.2f "
+                "comm_pct=%.1f",
+                su.app.c_str(), models::describe(su.model).c_str(), n, su.dp, su.tp, su.pp, step_t[1] * 1e3,
+                gpt ? "tokens" : "samples", throughput, flops_per_step / step_t[1] / 1e9, 100.0 * exposed / step_t[1]);
+  log0(line);
+
+  if (!opts.output.empty()) {
+    io::RankRecord rec;
+    rec.time_s = times;
+    rec.phases = phases;
+    rec.memory = mem;
+    rec.rss_peak_bytes = peak_rss_bytes();
+    rec.comm = counters;
+    io::RunInfo info;
+    info.path = opts.output;
+    info.overwrite = opts.overwrite;
+    info.app = su.app;
+    info.strategy = su.strategy;
+    info.model = models::describe(su.model);
+    info.config_toml = deck.to_toml();
+    info.dp = su.dp;
+    info.tp = su.tp;
+    info.pp = su.pp;
+    info.warmup_steps = std::min(ts.warmup, ts.steps);
+    info.loss = losses;
+    info.attrs = {{"dtype", su.model.dtype}, {"wait_policy", coll::wait_policy_name(coll::wait_policy())}};
+    for (const auto& a : trainer.attributes()) info.attrs.push_back(a);
+    for (const auto& a : su.attrs) info.attrs.push_back(a);
+    const auto predicted = trainer.predicted_state_bytes();
+    info.summary = {{"step_time_median_s", step_t[1]},
+                    {"step_time_min_s", step_t[0]},
+                    {"step_time_max_s", step_t[2]},
+                    {"samples_per_s", double(ts.global_batch) / step_t[1]},
+                    {"tokens_per_s", gpt ? double(rows_global) / step_t[1] : 0.0},
+                    {"flops_per_step", flops_per_step},
+                    {"flops_per_s", flops_per_step / step_t[1]},
+                    {"comm_exposed_share", exposed / step_t[1]},
+                    {"params_bytes", double(mem.peak[0])},
+                    {"grads_bytes", double(mem.peak[1])},
+                    {"optimizer_bytes", double(mem.peak[2])},
+                    {"activations_bytes", double(mem.peak[3])},
+                    {"comm_buffers_bytes", double(mem.peak[4])}};
+    const char* state_names[] = {"params", "grads", "optimizer"};
+    for (int c = 0; c < 3; ++c)
+      if (predicted[std::size_t(c)] >= 0)
+        info.summary.push_back({std::string("predicted_") + state_names[c] + "_bytes", predicted[std::size_t(c)]});
+    for (const auto& f : strategy_summary) info.summary.push_back(f);
+    info.extra = std::move(extra);
+    io::write_result(su.world, prov, info, rec);
+    log0("# result written to " + opts.output);
+  }
+  return pass ? 0 : 1;
+}
+
+}  // namespace partrain::app

@@ -1,0 +1,184 @@
+#include "partrain/parallel/dp/data_parallel.hpp"
+
+#include <cstdio>
+
+#include "partrain/core/error.hpp"
+#include "partrain/core/log.hpp"
+#include "partrain/core/timer.hpp"
+#include "partrain/parallel/tp/gpt.hpp"
+
+namespace partrain::parallel {
+namespace {
+void add_counters(coll::Counters& into, const coll::Counters& c) {
+  for (int op = 0; op < coll::kNumOps; ++op) {
+    into[coll::Op(op)].bytes_sent += c[coll::Op(op)].bytes_sent;
+    into[coll::Op(op)].bytes_received += c[coll::Op(op)].bytes_received;
+    into[coll::Op(op)].calls += c[coll::Op(op)].calls;
+  }
+}
+}  // namespace
+
+template <class T>
+DataParallelTrainer<T>::DataParallelTrainer(models::Model<T>& model, const models::Dataset<T>& data,
+                                            const models::TrainSpec& spec, coll::MpiCommunicator& dp,
+                                            const DpOptions& opts, TpContext* tp)
+    : model_(model),
+      data_(data),
+      spec_(spec),
+      dp_(dp),
+      opts_(opts),
+      tp_(tp),
+      opt_(spec.optimizer, model.params().numel()),
+      local_(spec.global_batch / dp.size()),
+      first_(local_ * dp.rank()),
+      batch_(data.allocate(local_)),
+      ws_(model.make_workspace(local_)),
+      reducer_(model, dp, opts) {
+  PARTRAIN_REQUIRE(spec.global_batch % dp.size() == 0, "global batch must divide by the data-parallel degree");
+}
+
+template <class T>
+StepRecord DataParallelTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_update) {
+  data_.fill(std::uint64_t(s), first_, batch_);
+  coll::barrier(dp_.comm());
+  const double tp0 = tp_ ? tp_->comm_s : 0.0;
+  reducer_.begin_step();
+  const double t0 = fenced_time_s();
+  double t_fwd = t0;
+  model_.params().zero_grad();
+  typename models::Model<T>::Hooks hooks;
+  hooks.forward_done = [&] { t_fwd = fenced_time_s(); };
+  hooks.backward_done = [&](std::size_t layer) { reducer_.backward_done(layer); };
+  const double rows = double(spec_.global_batch * model_.rows_per_sample());
+  const double local_loss = model_.forward_backward(batch_, ws_, 1.0 / rows, hooks);
+  const double t_bwd = fenced_time_s();
+  const double in_hooks = reducer_.exposed_s();
+  reducer_.finish();
+  model_.finalize_grads();  // e.g. sequence-parallel replicated parameters: sum over the tensor-parallel group
+  const double t_comm = fenced_time_s();
+  double global_loss = 0;
+  coll::allreduce(&local_loss, &global_loss, 1, MPI_DOUBLE, MPI_SUM, dp_.comm());
+  StepRecord rec;
+  rec.loss = global_loss / rows;
+  if (before_update) before_update(rec.loss);
+  const double t_opt0 = fenced_time_s();
+  opt_.step(model_.params().params(), model_.params().grads());
+  const double t_end = fenced_time_s();
+  rec.time_s = (t_comm - t0) + (t_end - t_opt0);
+  rec.phase("forward", t_fwd - t0);
+  rec.phase("backward", (t_bwd - t_fwd) - in_hooks);
+  rec.phase("comm_exposed", reducer_.exposed_s());
+  rec.phase("comm", reducer_.span_s());
+  rec.phase("optimizer", t_end - t_opt0);
+  if (tp_) rec.phase("tp_comm", tp_->comm_s - tp0);
+  ++steps_;
+  counters_ = dp_.counters();
+  dp_bytes_sent_ = counters_[coll::Op::Allreduce].bytes_sent;
+  if (tp_) {
+    add_counters(counters_, tp_->comm->counters());
+    tp_block_bytes_ = tp_->block_bytes_sent;
+  }
+  return rec;
+}
+
+template <class T>
+std::string DataParallelTrainer<T>::describe() const {
+  const int t = tp_ ? tp_->size() : 1;
+  return "dp " + std::to_string(dp_.size()) + " x tp " + std::to_string(t) +
+         (tp_ && tp_->sequence_parallel ? " (sequence parallel)" : "") + ": " +
+         std::to_string(model_.params().numel()) + " parameters per rank (" +
+         format_bytes(double(model_.params().numel() * std::int64_t(sizeof(T)))) + "), " +
+         std::to_string(buckets().buckets().size()) + " buckets, algorithm " + coll::name(opts_.algo) +
+         (opts_.algo == coll::Algo::Auto ? std::string(" (") + coll::name(reducer_.resolved_algo()) + ")" : "") +
+         ", overlap " + (opts_.overlap ? "on" : "off") + ", " + std::to_string(local_) + " samples per rank";
+}
+
+template <class T>
+std::vector<io::NamedTensor> DataParallelTrainer<T>::gather_full(bool grads) {
+  if (!tp_) return io::named_tensors(model_.params(), grads);
+  std::vector<io::NamedTensor> out;  // tensor-parallel shards gathered over the group; replicas hold the same
+  for (auto& [info, v] : parallel::gather_full(model_.params(), *tp_, grads)) out.push_back({info.name, info.shape, std::move(v)});
+  return out;
+}
+
+template <class T>
+double DataParallelTrainer<T>::measure_pure_comm(int reps) {
+  pure_s_ = reducer_.measure_pure_comm(reps);
+  return pure_s_;
+}
+
+template <class T>
+std::vector<std::pair<std::string, bool>> DataParallelTrainer<T>::self_check() {
+  // Replicas bit-identical: a position-weighted checksum of the parameters is equal on every rank of the group.
+  auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model_.params().params());
+  double checksum = 0;
+  for (std::size_t i = 0; i < hp.size(); ++i) checksum += double(hp.data()[i]) * double(i % 13 + 1);
+  const auto cs = coll::over_ranks(dp_.comm(), checksum);
+  return {{"replicas identical", cs[0] == cs[2]}};
+}
+
+template <class T>
+std::vector<std::string> DataParallelTrainer<T>::exposed_comm_phases() const {
+  if (tp_) return {"comm_exposed", "tp_comm"};
+  return {"comm_exposed"};
+}
+
+template <class T>
+std::string DataParallelTrainer<T>::step_note(const StepRecord& rec) const {
+  auto ph = [&](const char* n) {
+    for (const auto& [k, v] : rec.phases)
+      if (k == n) return v;
+    return 0.0;
+  };
+  char buf[96];
+  if (tp_)
+    std::snprintf(buf, sizeof buf, "tp comm %4.1f%% | dp exposed %4.1f%%", 100.0 * ph("tp_comm") / rec.time_s,
+                  100.0 * ph("comm_exposed") / rec.time_s);
+  else
+    std::snprintf(buf, sizeof buf, "exposed comm %4.1f%%", 100.0 * ph("comm_exposed") / rec.time_s);
+  return buf;
+}
+
+template <class T>
+NamedFigures DataParallelTrainer<T>::summary(const RunMedians& m) {
+  const auto pure = coll::over_ranks(dp_.comm(), pure_s_);
+  const double exposed = m.phase("comm_exposed");
+  NamedFigures f = {
+      {"comm_pure_s", pure[1]},
+      {"comm_exposed_s", exposed},
+      {"overlap_pct", pure[1] > 0 ? std::clamp(100.0 * (1.0 - exposed / pure[1]), 0.0, 100.0) : 0.0},
+      {"buckets", double(buckets().buckets().size())},
+      {"allreduce_bytes_sent_per_step",
+       steps_ ? double(dp_bytes_sent_) / double(steps_) : 0.0},
+      {"predicted_allreduce_bytes_sent_per_step", double(reducer_.predicted_bytes_per_step())}};
+  if (tp_) {
+    const auto* gpt = dynamic_cast<const TpGpt<T>*>(&model_);
+    const double layers = gpt ? double(gpt->config().layers) : 1.0;
+    const double b = double(local_), sq = gpt ? double(gpt->config().seq_len) : 1.0,
+                 h = gpt ? double(gpt->config().channels) : 1.0, t = double(tp_->size());
+    f.push_back({"tp_comm_s", m.phase("tp_comm")});
+    f.push_back({"tp_comm_share", m.phase("tp_comm") / m.step_time_s});
+    f.push_back({"tp_block_bytes_sent_per_layer_per_microbatch",
+                 steps_ ? double(tp_block_bytes_) / double(steps_) / layers : 0.0});
+    f.push_back({"predicted_tp_block_bytes_sent_per_layer_per_microbatch", 8.0 * b * sq * h * (t - 1) / t * double(sizeof(T))});
+  }
+  return f;
+}
+
+template <class T>
+NamedStrings DataParallelTrainer<T>::attributes() const {
+  return {{"algorithm", coll::name(opts_.algo)},
+          {"algorithm_resolved", coll::name(reducer_.resolved_algo())},
+          {"overlap", opts_.overlap ? "true" : "false"}};
+}
+
+template <class T>
+std::array<double, 3> DataParallelTrainer<T>::predicted_state_bytes() const {
+  const double psi = double(model_.params().numel()) * double(sizeof(T));
+  return {psi, psi, double(opt_.state_bytes())};
+}
+
+template class DataParallelTrainer<float>;
+template class DataParallelTrainer<double>;
+
+}  // namespace partrain::parallel

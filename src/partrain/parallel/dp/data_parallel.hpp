@@ -1,0 +1,62 @@
+// Data parallelism: every rank of the data-parallel group holds the whole model (or, with tensor parallelism inside
+// the model's layers, the same shard as its group peers) and trains on its slice of the global batch: rank r of the
+// group takes global samples [r·b, (r+1)·b), b = B/dp. The loss is scaled by 1/(global rows) so that the SUM of
+// the ranks' gradients is the gradient of the global mean loss; the sum is the GradientReducer's bucketed allreduce,
+// overlapped with the backward pass. Every rank ends the step with bit-identical gradients, so the replicated
+// optimizer keeps the replicas equal (self_check verifies it).
+#pragma once
+
+#include "partrain/models/trainer.hpp"
+#include "partrain/parallel/dp/gradient_reducer.hpp"
+#include "partrain/parallel/tp/mappings.hpp"
+#include "partrain/parallel/trainer.hpp"
+
+namespace partrain::parallel {
+
+template <class T>
+class DataParallelTrainer : public Trainer<T> {
+ public:
+  using BeforeUpdate = typename Trainer<T>::BeforeUpdate;
+
+  /// `tp`: the model's tensor-parallel context when its layers are sharded (partrain-tp), else null.
+  DataParallelTrainer(models::Model<T>& model, const models::Dataset<T>& data, const models::TrainSpec& spec,
+                      coll::MpiCommunicator& dp, const DpOptions& opts, TpContext* tp = nullptr);
+
+  StepRecord step(std::int64_t step, const BeforeUpdate& before_update = {}) override;
+  std::string describe() const override;
+  std::vector<io::NamedTensor> gather_full(bool grads) override;
+  double measure_pure_comm(int reps) override;
+  std::vector<std::pair<std::string, bool>> self_check() override;
+  coll::Counters counters() const override { return counters_; }
+  std::vector<std::string> exposed_comm_phases() const override;
+  std::string step_note(const StepRecord& rec) const override;
+  NamedFigures summary(const RunMedians& m) override;
+  NamedStrings attributes() const override;
+  std::array<double, 3> predicted_state_bytes() const override;
+
+  const GradientBuckets& buckets() const { return reducer_.buckets(); }
+  std::int64_t local_samples() const { return local_; }
+  std::int64_t predicted_bytes_per_step() const { return reducer_.predicted_bytes_per_step(); }
+  models::Optimizer<T>& optimizer() { return opt_; }
+
+ private:
+  models::Model<T>& model_;
+  const models::Dataset<T>& data_;
+  models::TrainSpec spec_;
+  coll::MpiCommunicator& dp_;
+  DpOptions opts_;
+  TpContext* tp_;
+  models::Optimizer<T> opt_;
+  std::int64_t local_ = 0, first_ = 0;
+  models::Batch<T> batch_;
+  typename models::Model<T>::Workspace ws_;
+  GradientReducer<T> reducer_;
+  coll::Counters counters_;  ///< training traffic (frozen before the t_pure replay)
+  double pure_s_ = 0;
+  std::int64_t steps_ = 0, tp_block_bytes_ = 0, dp_bytes_sent_ = 0;
+};
+
+extern template class DataParallelTrainer<float>;
+extern template class DataParallelTrainer<double>;
+
+}  // namespace partrain::parallel

@@ -1,0 +1,123 @@
+#include "partrain/parallel/dp/gradient_reducer.hpp"
+
+#include <algorithm>
+
+#include "partrain/core/error.hpp"
+#include "partrain/core/memory.hpp"
+#include "partrain/core/timer.hpp"
+
+namespace partrain::parallel {
+namespace {
+template <class T>
+std::vector<std::pair<std::int64_t, std::int64_t>> layer_ranges(const models::Model<T>& m) {
+  std::vector<std::pair<std::int64_t, std::int64_t>> r;
+  for (std::size_t i = 0; i < m.layers().size(); ++i) r.push_back(m.declared_range(i));
+  return r;
+}
+}  // namespace
+
+template <class T>
+GradientReducer<T>::GradientReducer(models::Model<T>& model, coll::MpiCommunicator& group, const DpOptions& opts)
+    : model_(model),
+      group_(group),
+      opts_(opts),
+      buckets_(layer_ranges(model),
+               std::max<std::int64_t>(1, std::int64_t(opts.bucket_mib * 1024 * 1024 / double(sizeof(T))))),
+      resolved_(group.resolve(coll::Op::Allreduce, opts.algo, std::int64_t(opts.bucket_mib * 1048576))),
+      launched_(buckets_.buckets().size(), false) {
+  const bool shm = group.resolve(coll::Op::Allreduce, opts.algo, 1 << 20) == coll::Algo::Shm;
+  if (shm && group.size() > 1) {  // zero-copy buckets: the gradient buffer moves into a window shared by the node
+    const std::int64_t bytes = model.params().numel() * std::int64_t(sizeof(T));
+    T* shared = static_cast<T*>(group.shared_buffer(bytes));
+    model.params().adopt_grads(shared);
+    model.rebind();  // drops the layers' views of the old buffer, which frees it
+    memory_track_external("grads/shared_window", shared, bytes);
+    shared_grads_ = shared;
+  }
+}
+
+template <class T>
+GradientReducer<T>::~GradientReducer() {
+  if (shared_grads_) memory_untrack_external(shared_grads_);
+}
+
+template <class T>
+void GradientReducer<T>::begin_step() {
+  exposed_s_ = 0;
+  first_launch_s_ = -1;
+  last_done_s_ = 0;
+  std::fill(launched_.begin(), launched_.end(), false);
+}
+
+template <class T>
+void GradientReducer<T>::launch(std::size_t k) {
+  const auto& b = buckets_.buckets()[k];
+  if (first_launch_s_ < 0) first_launch_s_ = wall_time_s();
+  launched_[k] = true;
+  T* g = model_.params().grads().data() + b.begin;
+  inflight_.push_back(group_.allreduce(g, g, b.size(), coll::ReduceOp::Sum, opts_.algo));
+}
+
+template <class T>
+void GradientReducer<T>::backward_done(std::size_t layer) {
+  if (!opts_.overlap) return;
+  const double t0 = fenced_time_s();
+  for (std::size_t k : buckets_.ready_after(layer)) launch(k);
+  for (auto& r : inflight_) r.test();
+  exposed_s_ += wall_time_s() - t0;
+}
+
+template <class T>
+void GradientReducer<T>::progress() {
+  if (inflight_.empty()) return;
+  const double t0 = wall_time_s();
+  for (auto& r : inflight_) r.test();
+  exposed_s_ += wall_time_s() - t0;
+}
+
+template <class T>
+void GradientReducer<T>::finish() {
+  const double t0 = fenced_time_s();
+  for (std::size_t k = 0; k < launched_.size(); ++k)
+    if (!launched_[k]) launch(k);
+  coll::wait_all(inflight_);
+  inflight_.clear();
+  last_done_s_ = wall_time_s();
+  exposed_s_ += last_done_s_ - t0;
+}
+
+template <class T>
+double GradientReducer<T>::measure_pure_comm(int reps) {
+  std::vector<double> times;
+  for (int i = 0; i <= reps; ++i) {
+    coll::barrier(group_.comm());
+    begin_step();
+    const double t0 = fenced_time_s();
+    finish();
+    if (i > 0) times.push_back(fenced_time_s() - t0);
+  }
+  std::sort(times.begin(), times.end());
+  return times.empty() ? 0.0 : times[times.size() / 2];
+}
+
+template <class T>
+std::int64_t GradientReducer<T>::predicted_bytes_per_step() const {
+  const int n = group_.size(), r = group_.rank();
+  if (n == 1) return 0;
+  std::int64_t elems = 0;
+  for (const auto& b : buckets_.buckets()) {
+    const auto algo = group_.resolve(coll::Op::Allreduce, opts_.algo, b.size() * std::int64_t(sizeof(T)));
+    if (algo == coll::Algo::Ring)
+      elems += (b.size() - coll::block_count(b.size(), n, r)) + (b.size() - coll::block_count(b.size(), n, (r + 1) % n));
+    else if (algo == coll::Algo::Shm && shared_grads_)
+      elems += coll::block_count(b.size(), n, r) * (n - 1);
+    else
+      return -1;
+  }
+  return elems * std::int64_t(sizeof(T));
+}
+
+template class GradientReducer<float>;
+template class GradientReducer<double>;
+
+}  // namespace partrain::parallel

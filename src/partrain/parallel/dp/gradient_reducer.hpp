@@ -1,0 +1,74 @@
+// The engine of data parallelism, shared by every strategy that has a data-parallel group (partrain-dp, the tensor-
+// and pipeline-parallel replicas): the model's flat gradient buffer cut into buckets of whole layers (buckets.hpp),
+// each summed IN PLACE over the group by one nonblocking allreduce. With overlap, a bucket is launched as soon as the
+// backward of its lowest layer has run (backward_done) and progressed with test() at every later layer boundary;
+// finish() waits for the rest. Every rank ends with bit-identical sums.
+//
+// With algorithm shm (or auto on one node) the gradient buffer moves into a window shared by the node's ranks, so
+// every bucket is reduced in one pass with no staging (zero-copy; counted as gradients by the memory tracker).
+#pragma once
+
+#include <vector>
+
+#include "partrain/collectives/mpi_communicator.hpp"
+#include "partrain/models/model.hpp"
+#include "partrain/parallel/dp/buckets.hpp"
+
+namespace partrain::parallel {
+
+struct DpOptions {
+  coll::Algo algo = coll::Algo::Auto;
+  double bucket_mib = 25.0;
+  bool overlap = true;
+};
+
+template <class T>
+class GradientReducer {
+ public:
+  /// Collective over `group` (the shared window is allocated here when shm runs the buckets).
+  GradientReducer(models::Model<T>& model, coll::MpiCommunicator& group, const DpOptions& opts);
+  ~GradientReducer();
+  GradientReducer(const GradientReducer&) = delete;
+  GradientReducer& operator=(const GradientReducer&) = delete;
+
+  /// Starts a step's accounting (exposed time, span).
+  void begin_step();
+  /// Layer `layer`'s backward has run for the last time this step: launch the buckets it completes and progress
+  /// those in flight (with overlap; without it, nothing happens until finish()).
+  void backward_done(std::size_t layer);
+  /// Progresses the buckets in flight (a strategy calls it between its own compute).
+  void progress();
+  /// Launches what is not yet launched and waits for every bucket.
+  void finish();
+
+  double exposed_s() const { return exposed_s_; }  ///< time inside launches, progress and the final wait
+  double span_s() const { return first_launch_s_ < 0 ? 0.0 : last_done_s_ - first_launch_s_; }
+  /// t_pure: the step's bucket allreduces alone, median of `reps` after one warm-up. Changes the gradients.
+  double measure_pure_comm(int reps);
+  /// Bytes one rank sends per step by the closed form of the algorithm the buckets run (ring: (N − b_r) +
+  /// (N − b_{r+1}) elements per bucket of N; shm zero-copy: b_r·(n − 1)); −1 where none is kept.
+  std::int64_t predicted_bytes_per_step() const;
+
+  const GradientBuckets& buckets() const { return buckets_; }
+  coll::Algo resolved_algo() const { return resolved_; }
+  coll::MpiCommunicator& group() { return group_; }
+  bool overlap() const { return opts_.overlap; }
+
+ private:
+  void launch(std::size_t bucket);
+
+  models::Model<T>& model_;
+  coll::MpiCommunicator& group_;
+  DpOptions opts_;
+  GradientBuckets buckets_;
+  coll::Algo resolved_;
+  std::vector<coll::Request> inflight_;
+  std::vector<bool> launched_;
+  double exposed_s_ = 0, first_launch_s_ = -1, last_done_s_ = 0;
+  void* shared_grads_ = nullptr;
+};
+
+extern template class GradientReducer<float>;
+extern template class GradientReducer<double>;
+
+}  // namespace partrain::parallel

@@ -1,0 +1,42 @@
+// The single-process reference (models::ReferenceTrainer) behind the Trainer interface, so that partrain-ref runs
+// through the same driver as every strategy and writes the same result file: the baseline of every speedup.
+#pragma once
+
+#include "partrain/models/trainer.hpp"
+#include "partrain/parallel/trainer.hpp"
+
+namespace partrain::parallel {
+
+template <class T>
+class SerialTrainer : public Trainer<T> {
+ public:
+  SerialTrainer(models::Model<T>& model, const models::Dataset<T>& data, const models::TrainSpec& spec)
+      : model_(model), ref_(model, data, spec) {}
+
+  StepRecord step(std::int64_t s, const typename Trainer<T>::BeforeUpdate& before_update) override {
+    const auto r = ref_.step(s, [&](const models::Batch<T>&, double loss) {
+      if (before_update) before_update(loss);
+    });
+    StepRecord rec;
+    rec.loss = r.loss;
+    rec.time_s = r.time_s;
+    rec.phase("forward", r.forward_s);
+    rec.phase("backward", r.fwd_bwd_s - r.forward_s);
+    rec.phase("optimizer", r.optimizer_s);
+    return rec;
+  }
+  std::string describe() const override {
+    return std::to_string(model_.params().numel()) + " parameters, one process";
+  }
+  std::vector<io::NamedTensor> gather_full(bool grads) override { return io::named_tensors(model_.params(), grads); }
+  std::array<double, 3> predicted_state_bytes() const override {
+    const double psi = double(model_.params().numel()) * double(sizeof(T));
+    return {psi, psi, double(ref_.optimizer().state_bytes())};
+  }
+
+ private:
+  models::Model<T>& model_;
+  models::ReferenceTrainer<T> ref_;
+};
+
+}  // namespace partrain::parallel

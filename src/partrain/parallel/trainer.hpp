@@ -1,0 +1,81 @@
+// The shape every strategy has (DESIGN.md, "One driver, many trainers"): a trainer is built from a model, the data,
+// the train spec, its communicators and its options; step(k) trains step k and returns what this rank measured;
+// the driver in miniapps/common/ (step line, self-check, figure of merit, state dump, result file) runs any trainer.
+//
+// Contract of step(k): every rank of the job calls it; the data is keyed by k; `before_update` is called on every
+// rank once the step's gradients are final and before the optimizer changes anything (--dump-state gathers there,
+// collectively); the returned loss is the mean over the global batch and is the same on every rank.
+#pragma once
+
+#include <array>
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "partrain/collectives/counters.hpp"
+#include "partrain/io/result_writer.hpp"
+#include "partrain/io/state_dump.hpp"
+
+namespace partrain::parallel {
+
+/// One step as this rank saw it.
+struct StepRecord {
+  double loss = 0;    ///< mean over the global batch (identical on every rank)
+  double time_s = 0;  ///< this rank's whole step (fenced; data generation excluded)
+  /// Named phases in seconds (/steps/phases/<name>_s): the same names in every step of a run.
+  std::vector<std::pair<std::string, double>> phases;
+  void phase(const std::string& name, double seconds) { phases.emplace_back(name, seconds); }
+};
+
+/// What the driver measured, for a trainer's own summary figures.
+struct RunMedians {
+  double step_time_s = 0;  ///< median over timed steps per rank, then median over ranks
+  std::map<std::string, double> phase_s;  ///< the same for every phase
+  std::int64_t steps = 0, timed_steps = 0;
+  double phase(const std::string& name) const {
+    auto it = phase_s.find(name);
+    return it == phase_s.end() ? 0.0 : it->second;
+  }
+};
+
+using NamedFigures = std::vector<std::pair<std::string, double>>;
+using NamedStrings = std::vector<std::pair<std::string, std::string>>;
+
+template <class T>
+class Trainer {
+ public:
+  using BeforeUpdate = std::function<void(double loss)>;
+  virtual ~Trainer() = default;
+
+  /// Trains step `step` (see the contract above).
+  virtual StepRecord step(std::int64_t step, const BeforeUpdate& before_update = {}) = 0;
+  /// One line for the start-up banner: layout, sizes, algorithms.
+  virtual std::string describe() const = 0;
+  /// Whole parameters (or gradients) under the reference's names and shapes. Collective over every rank of the
+  /// job; complete on world rank 0 (other ranks may return what they hold).
+  virtual std::vector<io::NamedTensor> gather_full(bool grads) = 0;
+  /// IMB's t_pure: the step's communication replayed alone (0 where the strategy has none to replay). Called once
+  /// after training, on every rank.
+  virtual double measure_pure_comm(int /*reps*/) { return 0.0; }
+  /// Strategy-specific checks after training (replicas identical, ...): name → verdict. Collective.
+  virtual std::vector<std::pair<std::string, bool>> self_check() { return {}; }
+  /// Everything this rank sent and received during training, by operation.
+  virtual coll::Counters counters() const { return {}; }
+  /// Phases whose sum is the communication a step waited for (the step line's and FOM's comm share).
+  virtual std::vector<std::string> exposed_comm_phases() const { return {}; }
+  /// Extra text for the step line.
+  virtual std::string step_note(const StepRecord& /*rec*/) const { return ""; }
+  /// Strategy figures for /summary (and predicted_<figure> beside them). Collective.
+  virtual NamedFigures summary(const RunMedians& /*m*/) { return {}; }
+  /// The strategy's own datasets for the result file (a timeline, a histogram). Collective; used from rank 0.
+  virtual std::vector<io::ExtraDataset> datasets() { return {}; }
+  /// Root attributes of the result file.
+  virtual NamedStrings attributes() const { return {}; }
+  /// Bytes of parameters, gradients and optimizer state the strategy's formula predicts on this rank
+  /// (predicted_params_bytes, … in /summary); negative where it has no formula.
+  virtual std::array<double, 3> predicted_state_bytes() const { return {-1, -1, -1}; }
+};
+
+}  // namespace partrain::parallel

@@ -1,0 +1,60 @@
+"""Checks every training mini-app's result file must pass (results/README.md), shared by the check_*_result.py
+scripts: the root attributes, the [S, R] series, that /summary's step times are recomputed exactly from
+/steps/time_s without the warm-up steps (per-rank median over the timed steps, then min/median/max over ranks), and
+that every dataset describes itself with `units` and `description` attributes.
+
+    problems = check_training_result(h5py_file, app, strategy, nranks)    # a list of strings, empty when all is well
+"""
+import h5py
+import numpy as np
+
+ROOT_ATTRS = ["schema", "schema_version", "app", "strategy", "model", "nranks", "dp", "tp", "pp", "created_utc",
+              "git_commit", "hostnames", "mpi_version", "hdf5_version", "kokkos_version", "blas", "compiler",
+              "command_line", "config_toml", "job_id", "warmup_steps"]
+
+
+def median(v):
+    v = np.sort(np.asarray(v, dtype=float))
+    n = len(v)
+    return float(v[n // 2]) if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+
+def check_training_result(f, app, strategy, nranks):
+    bad = []
+    a = f.attrs
+    for k in ROOT_ATTRS:
+        if k not in a:
+            bad.append(f"root attribute {k} missing")
+    if bad:
+        return bad
+    if a["schema"] != "partrain.result" or int(a["schema_version"]) != 1:
+        bad.append("schema name/version")
+    if a["app"] != app or a["strategy"] != strategy:
+        bad.append(f"app/strategy {a['app']}/{a['strategy']}, wanted {app}/{strategy}")
+    if int(a["nranks"]) != nranks or int(a["dp"]) * int(a["tp"]) * int(a["pp"]) != nranks:
+        bad.append("nranks = dp·tp·pp")
+    t = f["steps/time_s"][()]
+    steps = f["steps/loss"].shape[0]
+    if t.shape != (steps, nranks) or not np.all(t > 0):
+        bad.append(f"steps/time_s is not [S={steps}, R={nranks}] positive: {t.shape}")
+    for name, ds in f["steps/phases"].items():
+        if ds.shape != (steps, nranks):
+            bad.append(f"steps/phases/{name} is not [S, R]")
+    # /summary recomputed from the series: warm-up excluded, median per rank, then over ranks.
+    w = int(a["warmup_steps"])
+    if not 0 <= w < steps:
+        bad.append(f"warmup_steps {w} outside [0, {steps})")
+    per_rank = [median(t[w:, r]) for r in range(nranks)]
+    s = f["summary"].attrs
+    for key, want in [("step_time_median_s", median(per_rank)), ("step_time_min_s", min(per_rank)),
+                      ("step_time_max_s", max(per_rank))]:
+        if abs(s[key] - want) > 1e-12 * max(1.0, abs(want)):
+            bad.append(f"summary {key} = {s[key]} but the timed steps of /steps/time_s give {want}")
+    # every dataset says what it is
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            for attr in ("units", "description"):
+                if attr not in obj.attrs or not str(obj.attrs[attr]):
+                    bad.append(f"/{name} has no {attr} attribute")
+    f.visititems(visit)
+    return bad

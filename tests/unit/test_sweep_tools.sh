@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # partrain-sweep and partrain-compare end to end, without a scheduler: script generation for SLURM and PBS (checked
-# for their directives), a local sweep, compare in its three formats, and every bad input giving one clear line.
+# for their directives), a local sweep (from another directory, into a new nested --out), --resume, a sweep of every
+# mini-app that is built, compare in its three formats, and every bad input giving one clear line. Every sweep runs
+# the build under test (--build).
 #   test_sweep_tools.sh REPO BUILD
 set -uo pipefail
 repo=$1; build=$2
@@ -17,13 +19,13 @@ expect_err() {  # expect_err REGEX cmd... : exit 2 and one line matching REGEX
 }
 
 # SLURM and PBS scripts from the same sweep
-"$sweep" inputs/sweeps/dp_gpt_weak.toml --scheduler slurm --out "$d/s" >/dev/null || no "slurm generation"
+"$sweep" inputs/sweeps/dp_gpt_weak.toml --scheduler slurm --out "$d/s" --build "$build" >/dev/null || no "slurm generation"
 s=$d/s/jobs/dp_gpt_weak_r2_k0.sh
 grep -q "^#SBATCH --ntasks=2$" "$s" && grep -q "^#SBATCH --nodes=1$" "$s" && grep -q "^#SBATCH --time=00:10:00$" "$s" \
   && grep -q "^##SBATCH --partition=CHANGE_ME_partition .*CHANGE ME" "$s" && grep -q "source .*scripts/env.sh" "$s" \
   && grep -q "mpiexec -n 2 .*partrain-dp --input inputs/dp_gpt_small.toml .*--set train.batch=16 --output $d/s/results/dp_gpt_weak_r2_k0.h5" "$s" \
   && ok "slurm directives" || { no "slurm directives"; cat "$s"; }
-"$sweep" inputs/sweeps/dp_gpt_weak.toml --scheduler pbs --out "$d/p" >/dev/null || no "pbs generation"
+"$sweep" inputs/sweeps/dp_gpt_weak.toml --scheduler pbs --out "$d/p" --build "$build" >/dev/null || no "pbs generation"
 p=$d/p/jobs/dp_gpt_weak_r1_k0.sh
 grep -q "^#PBS -l select=1:ncpus=1:mpiprocs=1$" "$p" && grep -q "^#PBS -l walltime=00:10:00$" "$p" \
   && grep -q "^##PBS -q CHANGE_ME_queue" "$p" && grep -q "^#PBS -N dp_gpt_weak_r1_k0$" "$p" \
@@ -47,24 +49,51 @@ repetitions = 2
 [points.2]
 "dp.overlap" = false
 T
-"$sweep" "$d/tiny.toml" --scheduler local --out "$d/l" >/dev/null && [ "$(ls "$d"/l/results/*.h5 | wc -l)" -eq 4 ] \
-  && ok "local sweep, 4 results" || no "local sweep"
-out=$("$compare" "$d/l/results" "$d/l/results")
+# the sweep file lives outside the repository: its deck is found relative to the current directory's repository
+# only because --build and cwd say nothing about it -> give it an absolute deck; run from /, into a nested new --out
+sed -i "s#^deck = .*#deck = \"$repo/inputs/dp_gpt_small.toml\"#" "$d/tiny.toml"
+(cd / && "$sweep" "$d/tiny.toml" --scheduler local --out "$d/l/nested" --build "$build" >/dev/null) \
+  && [ "$(ls "$d"/l/nested/results/*.h5 | wc -l)" -eq 4 ] && ok "local sweep from /, nested --out, 4 results" || no "local sweep"
+L=$d/l/nested
+# a repository sweep file run from elsewhere: its relative deck resolves against the repository
+(cd /tmp && "$sweep" "$repo/inputs/sweeps/dp_gpt_strong.toml" --scheduler slurm --out "$d/elsewhere" --build "$build" >/dev/null) \
+  && grep -q "^cd $repo$" "$d/elsewhere/jobs/dp_gpt_strong_r1_k0.sh" && ok "sweep file resolved against its repository" \
+  || { no "sweep from another directory"; cat "$d/elsewhere/jobs/dp_gpt_strong_r1_k0.sh"; }
+# --resume: only the point without a result runs again; a user's edit to a script is kept
+rm "$L/results/tiny_r2_k1.h5"; echo "# edited" >> "$L/jobs/tiny_r1_k0.sh"
+out=$("$sweep" "$d/tiny.toml" --scheduler local --out "$L" --build "$build" --resume)
+[ $? -eq 0 ] && grep -q "4 points, 1 without a result" <<<"$out" && [ -f "$L/results/tiny_r2_k1.h5" ] \
+  && grep -q "# edited" "$L/jobs/tiny_r1_k0.sh" && ok "--resume runs what has no result" || { no "--resume"; echo "$out"; cat "$L"/logs/tiny_r2_k1.log; }
+
+# Every mini-app that is built can be swept (a one-point local sweep each, on its own small deck)
+for exe in "$build"/miniapps/partrain-*; do
+  app=$(basename "$exe"); short=${app#partrain-}
+  deck=$(ls inputs/${short}_gpt_small.toml inputs/${short}_*.toml 2>/dev/null | head -1)
+  [ -n "$deck" ] || { no "$app has no input deck inputs/${short}_*.toml"; continue; }
+  r=2; [ "$app" = partrain-ref ] && r=1
+  printf 'app = "%s"\ndeck = "%s"\nranks = [%d]\nranks_per_node = 2\n[set]\n"train.steps" = 2\n"train.warmup" = 1\n' \
+    "$app" "$repo/$deck" "$r" > "$d/every_$short.toml"
+  if "$sweep" "$d/every_$short.toml" --scheduler local --out "$d/every/$short" --build "$build" >/dev/null \
+     && ls "$d/every/$short"/results/*.h5 >/dev/null 2>&1; then ok "sweep of $app"; else no "sweep of $app"; cat "$d/every/$short"/logs/*.log; fi
+done
+out=$("$compare" "$L/results" "$L/results")
 grep -qE "partrain-dp +dp +gpt.* 2 \[2\] .* 1\.00 .*2 repetitions" <<<"$out" && ok "compare text" || { no "compare text"; echo "$out"; }
-"$compare" "$d/l/results" --csv | head -1 | grep -q "^app,strategy,model,ranks,source,step_time_ms" && ok "compare csv" || no "compare csv"
-"$compare" "$d/l/results" --markdown | grep -q "^| app | strategy" && ok "compare markdown" || no "compare markdown"
+"$compare" "$L/results" --csv | head -1 | grep -q "^app,strategy,model,ranks,source,step_time_ms" && ok "compare csv" || no "compare csv"
+"$compare" "$L/results" --markdown | grep -q "^| app | strategy" && ok "compare markdown" || no "compare markdown"
 # decks that differ are not compared: a run with another learning rate
 mpiexec -n 1 "$build/miniapps/partrain-dp" -i inputs/dp_gpt_small.toml --set train.steps=3 --set train.warmup=1 \
   --set train.batch=2 --set model.gpt.layers=1 --set model.gpt.seq_len=16 --set train.lr=0.5 --output "$d/other.h5" >/dev/null
-"$compare" "$d/l/results" "$d/other.h5" | grep -q "config differs" && ok "config differs" || no "config differs"
+"$compare" "$L/results" "$d/other.h5" | grep -q "config differs" && ok "config differs" || no "config differs"
 
 # Bad input
-expect_err "^partrain-sweep: error: .*bad.toml: colour = \"red\": unknown key" bash -c "printf 'app = \"partrain-dp\"\ndeck = \"inputs/dp_gpt_small.toml\"\nranks = [1]\ncolour = \"red\"\n' > $d/bad.toml; $sweep $d/bad.toml --out $d/x"
+expect_err "^partrain-sweep: error: .*bad.toml: colour = \"red\": unknown key" bash -c "printf 'app = \"partrain-dp\"\ndeck = \"inputs/dp_gpt_small.toml\"\nranks = [1]\ncolour = \"red\"\n' > $d/bad.toml; $sweep $d/bad.toml --out $d/x --build $build"
 expect_err "error: ranks = 3: cannot be spread evenly over nodes of ranks_per_node = 2" bash -c "printf 'app = \"partrain-dp\"\ndeck = \"inputs/dp_gpt_small.toml\"\nranks = [3]\nranks_per_node = 2\n' > $d/r.toml; $sweep $d/r.toml --scheduler slurm --out $d/y"
 expect_err "error: ranks = 4: needs 2 nodes; the local scheduler" bash -c "printf 'app = \"partrain-dp\"\ndeck = \"inputs/dp_gpt_small.toml\"\nranks = [4]\nranks_per_node = 2\n' > $d/r2.toml; $sweep $d/r2.toml --scheduler local --out $d/y2"
 expect_err "error: --scheduler = lsf: must be slurm, pbs or local" "$sweep" inputs/sweeps/dp_gpt_weak.toml --scheduler lsf --out "$d/z"
-expect_err "error: template = .*jobscripts/pbs.sh.tmpl: missing" bash -c "mkdir -p $d/repo/jobscripts $d/repo/inputs && cp inputs/dp_gpt_small.toml $d/repo/inputs/ && cd $d/repo && $sweep $repo/inputs/sweeps/dp_gpt_weak.toml --scheduler pbs --out $d/t --build $build"
-expect_err "error: --out = .*: holds the job scripts of an earlier sweep" "$sweep" inputs/sweeps/dp_gpt_weak.toml --scheduler slurm --out "$d/s"
+expect_err "error: template = .*jobscripts/pbs.sh.tmpl: missing" bash -c "mkdir -p $d/repo/jobscripts $d/repo/inputs/sweeps && cp inputs/dp_gpt_small.toml $d/repo/inputs/ && cp inputs/sweeps/dp_gpt_weak.toml $d/repo/inputs/sweeps/ && $sweep $d/repo/inputs/sweeps/dp_gpt_weak.toml --scheduler pbs --out $d/t --build $build"
+expect_err "error: --out = .*: holds the job scripts of an earlier sweep \(--resume continues it" "$sweep" inputs/sweeps/dp_gpt_weak.toml --scheduler slurm --out "$d/s" --build "$build"
+expect_err "error: app = partrain-nosuch: partrain-nosuch is not built" bash -c "printf 'app = \"partrain-nosuch\"\ndeck = \"inputs/dp_gpt_small.toml\"\nranks = [1]\n' > $d/nosuch.toml; $sweep $d/nosuch.toml --out $d/ns"
+expect_err "error: .*app = \"mpirun\": must name a partrain mini-app" bash -c "printf 'app = \"mpirun\"\nranks = [1]\n' > $d/app.toml; $sweep $d/app.toml --out $d/ap"
 expect_err "error: .*time_limit = \"1 hour\": must be HH:MM:SS" bash -c "printf 'app = \"partrain-dp\"\ndeck = \"inputs/dp_gpt_small.toml\"\nranks = [1]\ntime_limit = \"1 hour\"\n' > $d/t.toml; $sweep $d/t.toml --out $d/t2"
 echo "not hdf5" > "$d/foreign.h5"
 expect_err "^partrain-compare: error: $d/foreign.h5: not an HDF5 file" "$compare" "$d/foreign.h5"

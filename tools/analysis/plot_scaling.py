@@ -46,7 +46,14 @@ def load(path):
         return {"app": a["app"], "strategy": a["strategy"], "model": a["model"], "ranks": int(a["nranks"]),
                 "step": float(f["summary"].attrs["step_time_median_s"]), "batch": batch_of(a["config_toml"]),
                 "config": re.sub(r"^batch = \d+$", "", a["config_toml"], flags=re.M), "phases": phases,
-                "time": [statistics.median(f["steps/time_s"][()][warm:, r]) for r in range(int(a["nranks"]))]}
+                "time": [statistics.median(f["steps/time_s"][()][warm:, r]) for r in range(int(a["nranks"]))],
+                "hosts": str(a.get("hostnames", "?"))}
+
+
+def source_label(index, src, hosts):
+    """Legend text for a source: its number (as partrain-compare numbers them), the machine, the path's tail."""
+    tail = os.path.join(*os.path.normpath(os.path.abspath(src)).split(os.sep)[-2:])
+    return f"[{index}] {hosts}: {tail}"
 
 
 def slug(s):
@@ -79,7 +86,7 @@ def main():
     for (app, strategy, model), rs in groups.items():
         name = slug(f"{app}_{model}")
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-        for src in sorted({r["source"] for r in rs}):
+        for src in [x for x in args.sources if any(r["source"] == x for r in rs)]:
             mine = sorted((r for r in rs if r["source"] == src), key=lambda r: r["ranks"])
             base = mine[0]
             pts = []
@@ -98,7 +105,7 @@ def main():
                 pts.append((r["ranks"], speedup, eff, kind))
             if len(pts) < 2:
                 continue
-            label = f"{os.path.basename(os.path.normpath(src))} ({pts[-1][3]})"
+            label = f"{source_label(args.sources.index(src) + 1, src, mine[0]['hosts'])} ({pts[-1][3]})"
             ax1.plot([q[0] for q in pts], [q[1] for q in pts], "o-", label=label)
             ax2.plot([q[0] for q in pts], [100 * q[2] for q in pts], "o-", label=label)
         if ax1.lines:

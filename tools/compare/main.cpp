@@ -74,7 +74,9 @@ std::vector<Entry> entries_for(const Source& s, const Key& k) {
         tp.push_back(r.samples_per_s);
         e.unit = "samples/s";
       }
-      ex.push_back(r.step_time_s > 0 ? 100.0 * r.comm_exposed_s / r.step_time_s : NAN);
+      ex.push_back(!std::isnan(r.comm_exposed_share) ? 100.0 * r.comm_exposed_share
+                   : r.step_time_s > 0                ? 100.0 * r.comm_exposed_s / r.step_time_s
+                                                      : NAN);
     }
     e.step_s = med(t);
     e.throughput = med(tp);
@@ -102,6 +104,15 @@ void efficiency(const Source& s, const Key& k, Entry& e) {
     if (!std::isnan(e.efficiency)) e.note += std::string(e.note.empty() ? "" : ", ") + kind;
     return;
   }
+}
+
+/// A library string for the header: MPICH's configure line dropped, cut at a word boundary (never mid-word).
+std::string short_text(std::string s, std::size_t limit = 110) {
+  const auto conf = s.find(" MPICH configure:");
+  if (conf != std::string::npos) s.resize(conf);
+  if (s.size() <= limit) return s;
+  const auto space = s.rfind(' ', limit);
+  return s.substr(0, space == std::string::npos ? limit : space) + " ...";
 }
 
 std::string fmt(double v, const char* f) {
@@ -140,9 +151,11 @@ int run(int argc, char** argv) {
           break;
         }
       const auto& r = *pick;
-      std::printf("%s [%zu] %s: %zu runs; hosts %s; commit %s; %s; BLAS %s\n", markdown ? ">" : "#", i + 1,
-                  sources[i].label.c_str(), sources[i].runs.size(), r.hostnames.c_str(), r.git_commit.c_str(),
-                  r.mpi_version.substr(0, 40).c_str(), r.blas.substr(0, 60).c_str());
+      const char* m = markdown ? ">" : "#";
+      const std::size_t nr = sources[i].runs.size();
+      std::printf("%s [%zu] %s: %zu run%s; hosts %s; commit %s\n", m, i + 1, sources[i].label.c_str(), nr,
+                  nr == 1 ? "" : "s", r.hostnames.c_str(), r.git_commit.c_str());
+      std::printf("%s     MPI: %s\n%s     BLAS: %s\n", m, short_text(r.mpi_version).c_str(), m, short_text(r.blas).c_str());
     }
     if (markdown) std::printf("\n| app | strategy | model | ranks | source | ms/step | throughput | efficiency | exposed comm | ratio to [1] | note |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
     else std::printf("%-22s %-11s %-36s %5s %4s %11s %22s %6s %8s %9s  %s\n", "# app", "strategy", "model", "ranks", "src",
@@ -185,6 +198,11 @@ int run(int argc, char** argv) {
       }
     }
   }
+  if (!csv)
+    std::printf("%s ms/step: median step time over the timed steps (collectives rows: one call at the largest message "
+                "size, best algorithm); eff: parallel efficiency against the source's smallest rank count; exposed: "
+                "communication the step waited for, share of the step\n",
+                markdown ? "\n>" : "#");
   return 0;
 }
 

@@ -141,11 +141,12 @@ Run read_run(const std::string& path) {
     r.samples_per_s = num_attr(path, g, "samples_per_s", false);
     r.tokens_per_s = num_attr(path, g, "tokens_per_s", false);
     r.comm_exposed_s = num_attr(path, g, "comm_exposed_s", false);
+    r.comm_exposed_share = num_attr(path, g, "comm_exposed_share", false);
   }
   if (r.strategy == "collectives") {
     const std::string op = str_attr(path, f, "op", false);
     if (!op.empty()) r.model = op;
-    for (const char* algo : {"ring", "recdbl", "tree", "vendor", "shm", "auto"}) {
+    for (const char* algo : {"ring", "recdbl", "tree", "vendor", "shm", "hier", "auto"}) {
       const auto bw = dataset(path, f, std::string("collectives/") + algo + "/busbw_GBps");
       const auto t = dataset(path, f, std::string("collectives/") + algo + "/time_max_s");
       if (bw.empty()) continue;

@@ -13,7 +13,7 @@ struct Run {
   std::string path, app, strategy, model, hostnames, git_commit, created_utc, mpi_version, blas, config_toml;
   int nranks = 1, dp = 1, tp = 1, pp = 1;
   std::map<std::string, std::string> config;  ///< config_toml flattened: "train.batch" → "16"
-  double step_time_s = NAN, samples_per_s = NAN, tokens_per_s = NAN, comm_exposed_s = NAN;
+  double step_time_s = NAN, samples_per_s = NAN, tokens_per_s = NAN, comm_exposed_s = NAN, comm_exposed_share = NAN;
   double busbw_GBps = NAN;  ///< collectives: best algorithm's busbw at the largest size
   std::string busbw_algo;
 };

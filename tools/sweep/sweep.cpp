@@ -1,6 +1,7 @@
 #include "sweep.hpp"
 
 #include <toml++/toml.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -121,8 +122,13 @@ Sweep load_sweep(const std::string& path) {
   s.name = path.substr(slash == std::string::npos ? 0 : slash + 1);
   s.name = s.name.substr(0, s.name.rfind(".toml"));
   s.app = get_string(path, root, "app", true);
-  if (s.app != "partrain-dp" && s.app != "partrain-collectives" && s.app != "partrain-ref")
-    bad(path, "app", "\"" + s.app + "\"", "must be partrain-dp, partrain-collectives or partrain-ref");
+  // Any mini-app can be swept (partrain-ref, -dp, -tp, ... and those to come): a name partrain-<word> whose binary is
+  // built (checked by the caller); partrain-collectives takes arguments instead of a deck.
+  if (s.app.rfind("partrain-", 0) != 0 || s.app.size() == 9 ||
+      s.app.find_first_not_of("abcdefghijklmnopqrstuvwxyz-", 9) != std::string::npos || s.app == "partrain-sweep" ||
+      s.app == "partrain-compare")
+    bad(path, "app", "\"" + s.app + "\"", "must name a partrain mini-app (partrain-ref, partrain-dp, partrain-tp, ..., "
+                                         "or partrain-collectives)");
   s.deck = get_string(path, root, "deck", s.app != "partrain-collectives");
   s.kind = get_string(path, root, "kind", false, "strong");
   if (s.kind != "strong" && s.kind != "weak") bad(path, "kind", "\"" + s.kind + "\"", "must be strong or weak");
@@ -205,6 +211,13 @@ std::vector<Point> expand(const Sweep& s, const std::string& scheduler, const st
 
 std::string binary_path(const std::string& build_dir, const std::string& app) {
   return build_dir + (app == "partrain-collectives" ? "/collectives/" : "/miniapps/") + app;
+}
+
+std::string find_binary(const std::string& exe_dir, const std::string& app) {
+  const auto slash = exe_dir.find_last_of('/');
+  const std::string up = slash == std::string::npos ? "." : exe_dir.substr(0, slash);
+  const std::string installed = exe_dir + "/" + app, in_tree = binary_path(up, app);
+  return access(in_tree.c_str(), X_OK) == 0 ? in_tree : installed;
 }
 
 namespace {

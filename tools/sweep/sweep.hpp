@@ -2,7 +2,7 @@
 // counts and the overrides; partrain-sweep turns it into one job script per (rank count, repetition) from the
 // templates in jobscripts/, for SLURM, PBS or this machine.
 //
-// Sweep keys: app, deck, kind ("strong" | "weak"), ranks [list], ranks_per_node, repetitions, time_limit
+// Sweep keys: app (any partrain mini-app), deck, kind ("strong" | "weak"), ranks [list], ranks_per_node, repetitions, time_limit
 // ("HH:MM:SS"), args [list of extra arguments], [set] (deck overrides for every point), [weak] (per-rank values,
 // multiplied by the rank count at each point; kind = "weak"), [points.<ranks>] (overrides for one rank count),
 // [slurm] (partition, account, launcher = "mpiexec" | "srun", directives = [...]),
@@ -51,5 +51,8 @@ std::string render_job(const std::string& template_path, const Sweep& s, const P
 
 /// The mini-app binary under a build directory (miniapps/… or collectives/…).
 std::string binary_path(const std::string& build_dir, const std::string& app);
+/// The mini-app beside partrain-sweep (in directory exe_dir): in its build tree (exe_dir/../miniapps/…) or, installed,
+/// in the same bin/ directory.
+std::string find_binary(const std::string& exe_dir, const std::string& app);
 
 }  // namespace partrain::sweep

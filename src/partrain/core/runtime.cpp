@@ -56,6 +56,8 @@ std::string version_text(const std::string& app) {
   std::string m(mpi, std::size_t(len));
   const auto eol = m.find('\n');
   if (eol != std::string::npos) m.resize(eol);
+  for (auto& c : m)
+    if (c == '\t') c = ' ';
   unsigned maj = 0, min = 0, rel = 0;
   H5get_libversion(&maj, &min, &rel);
   std::string s = app + " (partrain " PARTRAIN_VERSION ", commit " PARTRAIN_GIT_COMMIT ")\n";

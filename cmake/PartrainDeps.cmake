@@ -8,8 +8,20 @@ macro(partrain_require found what package)
   endif()
 endmacro()
 
+set(MPI_DETERMINE_LIBRARY_VERSION TRUE)
 find_package(MPI COMPONENTS CXX)
 partrain_require(MPI_CXX_FOUND "MPI (C++)" "libmpich-dev mpich")
+# Which MPI this is (MPICH or Open MPI): Debian keeps a parallel HDF5 and an mpiexec per MPI, and the three must
+# match. Select Open MPI with -DMPI_CXX_COMPILER=mpicxx.openmpi; the matching HDF5 and mpiexec follow.
+if(MPI_CXX_LIBRARY_VERSION_STRING MATCHES "Open MPI" OR MPI_CXX_INCLUDE_DIRS MATCHES "openmpi")
+  set(PARTRAIN_MPI_FLAVOUR openmpi)
+else()
+  set(PARTRAIN_MPI_FLAVOUR mpich)
+endif()
+# FindMPI takes /usr/bin/mpiexec, which Debian's alternatives may point at the other MPI.
+if(MPIEXEC_EXECUTABLE STREQUAL "/usr/bin/mpiexec" AND EXISTS /usr/bin/mpiexec.${PARTRAIN_MPI_FLAVOUR})
+  set(MPIEXEC_EXECUTABLE /usr/bin/mpiexec.${PARTRAIN_MPI_FLAVOUR} CACHE FILEPATH "mpiexec of the MPI found" FORCE)
+endif()
 
 find_package(Kokkos QUIET)
 partrain_require(Kokkos_FOUND "Kokkos" "libtrilinos-kokkos-dev")
@@ -33,8 +45,8 @@ endif()
 
 # Parallel HDF5 (the MPICH build on Debian). A serial HDF5 is refused: result files are written collectively.
 set(HDF5_PREFER_PARALLEL TRUE)
-if(NOT HDF5_ROOT AND EXISTS /usr/lib/x86_64-linux-gnu/hdf5/mpich)
-  set(HDF5_ROOT /usr/lib/x86_64-linux-gnu/hdf5/mpich)
+if(NOT HDF5_ROOT AND EXISTS /usr/lib/x86_64-linux-gnu/hdf5/${PARTRAIN_MPI_FLAVOUR})
+  set(HDF5_ROOT /usr/lib/x86_64-linux-gnu/hdf5/${PARTRAIN_MPI_FLAVOUR})
 endif()
 find_package(HDF5 COMPONENTS C)
 partrain_require(HDF5_FOUND "HDF5" "libhdf5-mpich-dev")
@@ -90,5 +102,5 @@ if(PARTRAIN_NCCL)
     endif()
   endif()
 endif()
-message(STATUS "partrain: MPI ${MPI_CXX_VERSION}, Kokkos ${Kokkos_VERSION}, HDF5 ${HDF5_VERSION} (parallel), "
+message(STATUS "partrain: MPI ${MPI_CXX_VERSION} (${PARTRAIN_MPI_FLAVOUR}, ${MPIEXEC_EXECUTABLE}), Kokkos ${Kokkos_VERSION}, HDF5 ${HDF5_VERSION} (parallel), "
                "BLAS ${BLAS_LIBRARIES}, NCCL ${PARTRAIN_HAVE_NCCL}")

@@ -3,9 +3,9 @@
 # for their directives), a local sweep (from another directory, into a new nested --out), --resume, a sweep of every
 # mini-app that is built, compare in its three formats, and every bad input giving one clear line. Every sweep runs
 # the build under test (--build).
-#   test_sweep_tools.sh REPO BUILD
+#   test_sweep_tools.sh REPO BUILD MPIEXEC
 set -uo pipefail
-repo=$1; build=$2
+repo=$1; build=$2; mpiexec=${3:-mpiexec}
 sweep=$build/tools/partrain-sweep; compare=$build/tools/partrain-compare
 d=$(mktemp -d); trap 'rm -rf "$d"' EXIT
 cd "$repo"
@@ -23,7 +23,7 @@ expect_err() {  # expect_err REGEX cmd... : exit 2 and one line matching REGEX
 s=$d/s/jobs/dp_gpt_weak_r2_k0.sh
 grep -q "^#SBATCH --ntasks=2$" "$s" && grep -q "^#SBATCH --nodes=1$" "$s" && grep -q "^#SBATCH --time=00:10:00$" "$s" \
   && grep -q "^##SBATCH --partition=CHANGE_ME_partition .*CHANGE ME" "$s" && grep -q "source .*scripts/env.sh" "$s" \
-  && grep -q "mpiexec -n 2 .*partrain-dp --input inputs/dp_gpt_small.toml .*--set train.batch=16 --output $d/s/results/dp_gpt_weak_r2_k0.h5" "$s" \
+  && grep -q "mpiexec[.a-z]* -n 2 .*partrain-dp --input inputs/dp_gpt_small.toml .*--set train.batch=16 --output $d/s/results/dp_gpt_weak_r2_k0.h5" "$s" \
   && ok "slurm directives" || { no "slurm directives"; cat "$s"; }
 "$sweep" inputs/sweeps/dp_gpt_weak.toml --scheduler pbs --out "$d/p" --build "$build" >/dev/null || no "pbs generation"
 p=$d/p/jobs/dp_gpt_weak_r1_k0.sh
@@ -81,7 +81,7 @@ grep -qE "partrain-dp +dp +gpt.* 2 \[2\] .* 1\.00 .*2 repetitions" <<<"$out" && 
 "$compare" "$L/results" --csv | head -1 | grep -q "^app,strategy,model,ranks,source,step_time_ms" && ok "compare csv" || no "compare csv"
 "$compare" "$L/results" --markdown | grep -q "^| app | strategy" && ok "compare markdown" || no "compare markdown"
 # decks that differ are not compared: a run with another learning rate
-mpiexec -n 1 "$build/miniapps/partrain-dp" -i inputs/dp_gpt_small.toml --set train.steps=3 --set train.warmup=1 \
+"$mpiexec" -n 1 "$build/miniapps/partrain-dp" -i inputs/dp_gpt_small.toml --set train.steps=3 --set train.warmup=1 \
   --set train.batch=2 --set model.gpt.layers=1 --set model.gpt.seq_len=16 --set train.lr=0.5 --output "$d/other.h5" >/dev/null
 "$compare" "$L/results" "$d/other.h5" | grep -q "config differs" && ok "config differs" || no "config differs"
 

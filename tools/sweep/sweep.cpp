@@ -116,7 +116,7 @@ Sweep load_sweep(const std::string& path) {
                                         std::string(e.description()));
   }
   only_keys(path, root, "", {"app", "deck", "kind", "ranks", "ranks_per_node", "repetitions", "time_limit", "args",
-                             "set", "weak", "points", "slurm", "pbs"});
+                             "set", "weak", "points", "slurm", "pbs", "mpiexec"});
   Sweep s;
   auto slash = path.find_last_of('/');
   s.name = path.substr(slash == std::string::npos ? 0 : slash + 1);
@@ -130,6 +130,7 @@ Sweep load_sweep(const std::string& path) {
     bad(path, "app", "\"" + s.app + "\"", "must name a partrain mini-app (partrain-ref, partrain-dp, partrain-tp, ..., "
                                          "or partrain-collectives)");
   s.deck = get_string(path, root, "deck", s.app != "partrain-collectives");
+  s.mpiexec = get_string(path, root, "mpiexec", false, PARTRAIN_MPIEXEC);
   s.kind = get_string(path, root, "kind", false, "strong");
   if (s.kind != "strong" && s.kind != "weak") bad(path, "kind", "\"" + s.kind + "\"", "must be strong or weak");
   auto rn = root.get("ranks");
@@ -256,7 +257,7 @@ std::string render_job(const std::string& template_path, const Sweep& s, const P
   if (!site_lines.empty() && site_lines.back() == '\n') site_lines.pop_back();
   std::string launch = scheduler == "slurm" && s.slurm.launcher == "srun"
                            ? "srun -n " + std::to_string(p.ranks)
-                           : "mpiexec -n " + std::to_string(p.ranks);
+                           : quote(s.mpiexec) + " -n " + std::to_string(p.ranks);
   launch += " " + quote(binary);
   for (const auto& a : p.argv) launch += " " + quote(a);
   const std::map<std::string, std::string> values = {

@@ -2,7 +2,7 @@
 // counts and the overrides; partrain-sweep turns it into one job script per (rank count, repetition) from the
 // templates in jobscripts/, for SLURM, PBS or this machine.
 //
-// Sweep keys: app (any partrain mini-app), deck, kind ("strong" | "weak"), ranks [list], ranks_per_node, repetitions, time_limit
+// Sweep keys: app (any partrain mini-app), deck, mpiexec (the launcher; default: the configured one), kind ("strong" | "weak"), ranks [list], ranks_per_node, repetitions, time_limit
 // ("HH:MM:SS"), args [list of extra arguments], [set] (deck overrides for every point), [weak] (per-rank values,
 // multiplied by the rank count at each point; kind = "weak"), [points.<ranks>] (overrides for one rank count),
 // [slurm] (partition, account, launcher = "mpiexec" | "srun", directives = [...]),
@@ -23,6 +23,9 @@ struct SiteOptions {
 
 struct Sweep {
   std::string name, app, deck, kind = "strong", time_limit = "00:30:00";
+  /// The launcher of the jobs (unless [slurm] launcher = "srun"): by default the mpiexec partrain was configured with
+  /// (CMake's MPIEXEC_EXECUTABLE), which matches the MPI the mini-apps are built against; "mpiexec" takes PATH's.
+  std::string mpiexec;
   std::vector<int> ranks;
   int ranks_per_node = 1, repetitions = 1;
   std::vector<std::string> args;

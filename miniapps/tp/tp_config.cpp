@@ -5,9 +5,9 @@
 
 namespace partrain::tp_app {
 
-void declare_keys(Deck& d) {
+void declare_keys(Deck& d, int default_degree) {
   dp_app::declare_keys(d);
-  d.declare_int("tp.degree", 2, "tensor-parallel degree t (ranks = t x data-parallel degree)", 1, 4096);
+  d.declare_int("tp.degree", default_degree, "tensor-parallel degree t", 1, 4096);
   d.declare_bool("tp.sequence_parallel", false, "shard LayerNorm regions by rows; reduce-scatter + allgather");
   d.declare_string("tp.algorithm", "ring", "tensor-parallel collectives' algorithm", {"ring", "recdbl", "vendor", "shm", "auto"});
 }

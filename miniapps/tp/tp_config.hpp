@@ -13,7 +13,7 @@ struct Config {
   coll::Algo algo = coll::Algo::Ring;
 };
 
-void declare_keys(Deck& deck);
+void declare_keys(Deck& deck, int default_degree = 2);
 /// InputError when the rank count is not a multiple of t, the model is not a GPT, or the global batch does not
 /// divide by d (and, with sequence parallelism, the local rows by t).
 Config read_config(const Deck& deck, int world_size);

@@ -89,3 +89,22 @@ TEST(ModelSpec, CrossChecks) {
   d.apply_override("train.steps=1");
   EXPECT_EQ(partrain::models::read_train_spec(d).warmup, 0);
 }
+
+TEST(Deck, ChoiceOrIntList) {
+  Deck d;
+  d.declare_choice_or_int_list("pp.partition", "uniform", "doc", {"uniform", "flops"});
+  EXPECT_EQ(std::get<std::string>(d.get("pp.partition")), "uniform");
+  d.apply_override("pp.partition=flops");
+  EXPECT_EQ(std::get<std::string>(d.get("pp.partition")), "flops");
+  d.apply_override("pp.partition=[3, 1]");
+  EXPECT_EQ(std::get<Deck::IntList>(d.get("pp.partition")), (Deck::IntList{3, 1}));
+  d.load_string("[pp]\npartition = [2, 2]\n", "t");
+  EXPECT_EQ(std::get<Deck::IntList>(d.get("pp.partition")), (Deck::IntList{2, 2}));
+  EXPECT_NE(d.to_toml().find("partition = [2, 2]"), std::string::npos);
+  EXPECT_EQ(error_of([&] { d.apply_override("pp.partition=even"); }),
+            "pp.partition = \"even\": must be one of: uniform, flops, or a list of integers");
+  EXPECT_EQ(error_of([&] { d.apply_override("pp.partition=[2, 0]"); }),
+            "pp.partition = [2, 0]: every element must be >= 1");
+  EXPECT_EQ(error_of([&] { d.load_string("[pp]\npartition = 3\n", "t"); }),
+            "pp.partition = 3: must be one of: uniform, flops, or a list of integers");
+}

@@ -61,6 +61,19 @@ bool convert(const toml::node& n, const Deck::Value& like, Deck::Value& out) {
   }
 }
 
+/// convert() for a key of one type, or, for a choice-or-list key, a string or a list of integers.
+bool convert_any(const toml::node& n, const Deck::Value& like, bool choice_or_list, Deck::Value& out) {
+  if (!choice_or_list) return convert(n, like, out);
+  return convert(n, Deck::Value{std::string()}, out) || convert(n, Deck::Value{Deck::IntList{}}, out);
+}
+
+std::string expected(const Deck::Value& like, bool choice_or_list, const std::vector<std::string>& choices) {
+  if (!choice_or_list) return type_name(like);
+  std::string list;
+  for (const auto& c : choices) list += (list.empty() ? "" : ", ") + c;
+  return "one of: " + list + ", or a list of integers";
+}
+
 void flatten(const toml::table& t, const std::string& prefix, std::vector<std::pair<std::string, const toml::node*>>& out) {
   for (auto&& [k, v] : t) {
     std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
@@ -130,6 +143,16 @@ void Deck::declare_string(const std::string& key, const std::string& def, const 
   declare(std::move(e));
 }
 
+void Deck::declare_choice_or_int_list(const std::string& key, const std::string& def, const std::string& doc,
+                                      std::vector<std::string> choices, std::int64_t min_each) {
+  Entry e{key, doc, def, Source::Default, 0, 0, false, 0, 0, {}};
+  e.choices = std::move(choices);
+  e.imin = min_each;
+  e.imax = INT64_MAX;
+  e.choice_or_list = true;
+  declare(std::move(e));
+}
+
 void Deck::declare_int_list(const std::string& key, IntList def, const std::string& doc, std::int64_t min_each) {
   Entry e{key, doc, std::move(def), Source::Default, 0, 0, false, 0, 0, {}};
   e.imin = min_each;
@@ -170,7 +193,7 @@ void Deck::assign(Entry& e, const Value& v, Source source) {
     if (std::find(e.choices.begin(), e.choices.end(), s) == e.choices.end()) {
       std::string list;
       for (const auto& c : e.choices) list += (list.empty() ? "" : ", ") + c;
-      input_error(e.key, shown, "must be one of: " + list);
+      input_error(e.key, shown, "must be one of: " + list + (e.choice_or_list ? ", or a list of integers" : ""));
     }
   } else if (v.index() == 4) {
     const auto& l = std::get<4>(v);
@@ -204,7 +227,7 @@ void Deck::load_string(const std::string& text, const std::string& origin) {
   for (auto& [key, node] : flat) {
     Entry& e = find(key, render_node(*node));
     Value v;
-    if (!convert(*node, e.value, v)) input_error(key, render_node(*node), "must be " + type_name(e.value));
+    if (!convert_any(*node, e.value, e.choice_or_list, v)) input_error(key, render_node(*node), "must be " + expected(e.value, e.choice_or_list, e.choices));
     assign(e, v, Source::Deck);
   }
 }
@@ -223,15 +246,15 @@ void Deck::apply_override(const std::string& assignment) {
   bool ok = false;
   try {
     auto t = toml::parse("v = " + text);
-    ok = convert(*t.get("v"), e.value, v);
+    ok = convert_any(*t.get("v"), e.value, e.choice_or_list, v);
   } catch (const toml::parse_error&) {
     ok = false;
   }
-  if (!ok && e.value.index() == 3) {  // a bare word for a string key
+  if (!ok && (e.value.index() == 3 || e.choice_or_list)) {  // a bare word for a string key
     v = text;
     ok = true;
   }
-  if (!ok) input_error(key, text, "must be " + type_name(e.value));
+  if (!ok) input_error(key, text, "must be " + expected(e.value, e.choice_or_list, e.choices));
   assign(e, v, Source::Override);
 }
 
@@ -240,6 +263,8 @@ double Deck::get_float(const std::string& key) const { return std::get<1>(find(k
 bool Deck::get_bool(const std::string& key) const { return std::get<2>(find(key).value); }
 const std::string& Deck::get_string(const std::string& key) const { return std::get<3>(find(key).value); }
 const Deck::IntList& Deck::get_int_list(const std::string& key) const { return std::get<4>(find(key).value); }
+const Deck::Value& Deck::get(const std::string& key) const { return find(key).value; }
+
 
 std::string Deck::to_toml() const {
   // Group by section (everything before the last dot), in declaration order of first appearance.

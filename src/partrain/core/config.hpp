@@ -27,6 +27,9 @@ class Deck {
   void declare_string(const std::string& key, const std::string& def, const std::string& doc,
                       std::vector<std::string> choices = {});
   void declare_int_list(const std::string& key, IntList def, const std::string& doc, std::int64_t min_each = 1);
+  /// A key that is either one of `choices` (a string) or a list of integers >= min_each (pp.partition).
+  void declare_choice_or_int_list(const std::string& key, const std::string& def, const std::string& doc,
+                                  std::vector<std::string> choices, std::int64_t min_each = 1);
 
   /// Reads a TOML deck; unreadable file, syntax error, unknown key or bad value: InputError.
   void load_file(const std::string& path);
@@ -40,6 +43,8 @@ class Deck {
   bool get_bool(const std::string& key) const;
   const std::string& get_string(const std::string& key) const;
   const IntList& get_int_list(const std::string& key) const;
+  /// The value of any key, whatever its type (for keys that take more than one).
+  const Value& get(const std::string& key) const;
   bool has(const std::string& key) const;
 
   /// The resolved deck as TOML, sections in declaration order.
@@ -60,6 +65,7 @@ class Deck {
     bool min_exclusive = false;
     std::int64_t imin = 0, imax = 0;
     std::vector<std::string> choices;
+    bool choice_or_list = false;
   };
   Entry& find(const std::string& key, const std::string& value_for_error);
   const Entry& find(const std::string& key) const;

@@ -1,6 +1,8 @@
 #include "partrain/io/state_dump.hpp"
 
 #include "partrain/io/h5.hpp"
+#include "partrain/collectives/wait.hpp"
+#include "partrain/core/error.hpp"
 
 namespace partrain::io {
 
@@ -39,6 +41,50 @@ void write_state_dump(const StateDumpInfo& info, const std::vector<NamedTensor>&
   write_all(w.group("params"), params, "parameter ");
   write_all(w.group("grads"), grads, "gradient of the mean loss with respect to ");
   w.commit();
+}
+
+std::vector<NamedTensor> gather_named_tensors(MPI_Comm comm, const std::vector<NamedTensor>& mine, int root) {
+  int rank = 0, n = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &n);
+  // Packed as doubles: [name length, name characters…, rank of shape, shape…, values…] per tensor.
+  std::vector<double> packed;
+  for (const auto& t : mine) {
+    packed.push_back(double(t.name.size()));
+    for (char ch : t.name) packed.push_back(double(static_cast<unsigned char>(ch)));
+    packed.push_back(double(t.shape.size()));
+    for (auto d : t.shape) packed.push_back(double(d));
+    packed.insert(packed.end(), t.values.begin(), t.values.end());
+  }
+  int count = int(packed.size());
+  std::vector<int> counts(static_cast<std::size_t>(n)), displs(static_cast<std::size_t>(n));
+  MPI_Request req;
+  PARTRAIN_MPI_CHECK(MPI_Igather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, root, comm, &req));
+  coll::wait(req);
+  std::vector<double> all;
+  if (rank == root) {
+    for (int r = 1; r < n; ++r) displs[std::size_t(r)] = displs[std::size_t(r) - 1] + counts[std::size_t(r) - 1];
+    all.resize(std::size_t(displs.back() + counts.back()));
+  }
+  PARTRAIN_MPI_CHECK(MPI_Igatherv(packed.data(), count, MPI_DOUBLE, all.data(), counts.data(), displs.data(), MPI_DOUBLE,
+                                  root, comm, &req));
+  coll::wait(req);
+  std::vector<NamedTensor> out;
+  for (std::size_t i = 0; i < all.size();) {
+    NamedTensor t;
+    const auto len = std::size_t(all[i++]);
+    for (std::size_t k = 0; k < len; ++k) t.name += char(int(all[i++]));
+    const auto dims = std::size_t(all[i++]);
+    std::int64_t size = 1;
+    for (std::size_t k = 0; k < dims; ++k) {
+      t.shape.push_back(std::int64_t(all[i++]));
+      size *= t.shape.back();
+    }
+    t.values.assign(all.begin() + std::ptrdiff_t(i), all.begin() + std::ptrdiff_t(i) + size);
+    i += std::size_t(size);
+    out.push_back(std::move(t));
+  }
+  return out;
 }
 
 template <class T>

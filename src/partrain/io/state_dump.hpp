@@ -8,6 +8,8 @@
 //   root attrs        model, config_toml, dtype
 #pragma once
 
+#include <mpi.h>
+
 #include <string>
 #include <vector>
 
@@ -35,6 +37,9 @@ template <class T>
 void write_state_dump(const StateDumpInfo& info, const std::vector<NamedTensor>& params,
                       const std::vector<NamedTensor>& grads, const models::Batch<T>& global_batch,
                       std::int64_t rows_per_sample, double loss);
+
+/// Gathers every rank's tensors to `root` of `comm` (concatenated in rank order there; others get nothing). Collective.
+std::vector<NamedTensor> gather_named_tensors(MPI_Comm comm, const std::vector<NamedTensor>& mine, int root = 0);
 
 /// Every parameter (or gradient) of an unsharded store as a whole tensor.
 template <class T>

@@ -19,13 +19,28 @@ struct BlockState : LayerState {
   View2<T> ln1, qkv, atty, res1, ln2, fc, fcg;
   View1<T> mean1, rstd1, mean2, rstd2;
   kernels::AttentionState<T> attn;
+  // Split backward only: the output gradients of the four linears, from backward_input to backward_weight.
+  View2<T> dy_proj, d_fc, d_res1, d_qkv;
 };
 
 template <class T>
 struct HeadState : LayerState {
   View2<T> ln;
   View1<T> mean, rstd;
+  View2<T> dlogits;  ///< split backward only: the logits' gradient, kept for backward_weight
 };
+
+template <class T>
+struct EmbeddingState : LayerState {
+  View2<T> dy;  ///< split backward only: the output gradient, kept for backward_weight (the embedding's backward is all weight gradient)
+};
+
+/// `slot`, (re)allocated to [rows, cols] when its shape differs.
+template <class T>
+const View2<T>& sized(View2<T>& slot, const std::string& label, std::int64_t rows, std::int64_t cols) {
+  if (std::int64_t(slot.extent(0)) != rows || std::int64_t(slot.extent(1)) != cols) slot = View2<T>(label, rows, cols);
+  return slot;
+}
 
 }  // namespace
 
@@ -56,6 +71,25 @@ void GptEmbedding<T>::backward(const Batch<T>& batch, const View2<T>&, const Vie
                                LayerState&) {
   kernels::embedding_backward(batch.tokens, dy, dwte_);
   kernels::position_backward(dy, dwpe_);
+}
+
+template <class T>
+std::unique_ptr<LayerState> GptEmbedding<T>::make_state(std::int64_t) const {
+  return std::make_unique<EmbeddingState<T>>();
+}
+
+template <class T>
+void GptEmbedding<T>::backward_input(const Batch<T>&, const View2<T>&, const View2<T>& dy, const View2<T>&,
+                                     LayerState& s) {
+  auto& st = static_cast<EmbeddingState<T>&>(s);
+  Kokkos::deep_copy(sized(st.dy, "act/embedding.dy", dy.extent(0), dy.extent(1)), dy);
+}
+
+template <class T>
+void GptEmbedding<T>::backward_weight(const Batch<T>& batch, const View2<T>&, LayerState& s) {
+  auto& st = static_cast<EmbeddingState<T>&>(s);
+  kernels::embedding_backward(batch.tokens, st.dy, dwte_);
+  kernels::position_backward(st.dy, dwpe_);
 }
 
 // ---- transformer block --------------------------------------------------------------------------------------
@@ -172,6 +206,39 @@ void GptBlock<T>::backward(const Batch<T>&, const View2<T>& x, const View2<T>& d
 }
 
 template <class T>
+void GptBlock<T>::backward_input(const Batch<T>&, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
+                                 LayerState& s) {
+  // backward() with every weight gradient of a linear left for backward_weight; the LayerNorm parameters' gradients
+  // (cheap, fused with their input gradient) are taken here. The output gradient of each linear is kept in `st`.
+  auto& st = static_cast<BlockState<T>&>(s);
+  const std::int64_t Tn = cfg_.seq_len, N = x.extent(0), B = N / Tn, C = cfg_.channels;
+  ensure_scratch(N);
+  const std::string a = "act/" + name();
+  Kokkos::deep_copy(sized(st.dy_proj, a + ".dy_proj", N, C), dy);
+  auto& d_fc = sized(st.d_fc, a + ".d_fc", N, 4 * C);
+  kernels::linear_backward_input(dy, p_.mlp_proj_w, d_fc);
+  kernels::gelu_backward(kernels::flat(st.fc), kernels::flat(d_fc), kernels::flat(d_fc));
+  kernels::linear_backward_input(d_fc, p_.fc_w, d_narrow_);
+  kernels::layernorm_backward(d_narrow_, st.res1, p_.ln2_w, st.mean2, st.rstd2, dy, g_.ln2_w, g_.ln2_b);
+  Kokkos::deep_copy(sized(st.d_res1, a + ".d_res1", N, C), dy);
+  kernels::linear_backward_input(dy, p_.attn_proj_w, d_narrow_);
+  auto& d_qkv = sized(st.d_qkv, a + ".d_qkv", N, 3 * C);
+  kernels::attention_backward(kernels::as_sequences(d_narrow_, B, Tn), kernels::as_sequences(d_qkv, B, Tn), cfg_.heads, st.attn);
+  kernels::linear_backward_input(d_qkv, p_.qkv_w, d_narrow_);
+  Kokkos::deep_copy(dx, dy);
+  kernels::layernorm_backward(d_narrow_, x, p_.ln1_w, st.mean1, st.rstd1, dx, g_.ln1_w, g_.ln1_b);
+}
+
+template <class T>
+void GptBlock<T>::backward_weight(const Batch<T>&, const View2<T>&, LayerState& s) {
+  auto& st = static_cast<BlockState<T>&>(s);
+  kernels::linear_backward_weight(st.dy_proj, st.fcg, g_.mlp_proj_w, g_.mlp_proj_b);
+  kernels::linear_backward_weight(st.d_fc, st.ln2, g_.fc_w, g_.fc_b);
+  kernels::linear_backward_weight(st.d_res1, st.atty, g_.attn_proj_w, g_.attn_proj_b);
+  kernels::linear_backward_weight(st.d_qkv, st.ln1, g_.qkv_w, g_.qkv_b);
+}
+
+template <class T>
 double GptBlock<T>::forward_flops(std::int64_t rows) const {
   const double N = double(rows), C = double(cfg_.channels);
   return 24.0 * N * C * C + 4.0 * N * double(cfg_.seq_len) * C;
@@ -220,6 +287,24 @@ void GptHead<T>::backward(const Batch<T>&, const View2<T>& x, const View2<T>& dy
   kernels::linear_backward(dy, st.ln, wte_, d_ln_, dwte_, View1<T>());
   Kokkos::deep_copy(dx, T(0));
   kernels::layernorm_backward(d_ln_, x, w_, st.mean, st.rstd, dx, dw_, db_);
+}
+
+template <class T>
+void GptHead<T>::backward_input(const Batch<T>&, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
+                                LayerState& s) {
+  auto& st = static_cast<HeadState<T>&>(s);
+  if (std::int64_t(d_ln_.extent(0)) != std::int64_t(x.extent(0)))
+    d_ln_ = View2<T>("act/head.scratch", x.extent(0), cfg_.channels);
+  Kokkos::deep_copy(sized(st.dlogits, "act/head.dlogits", dy.extent(0), dy.extent(1)), dy);
+  kernels::linear_backward_input(dy, wte_, d_ln_);
+  Kokkos::deep_copy(dx, T(0));
+  kernels::layernorm_backward(d_ln_, x, w_, st.mean, st.rstd, dx, dw_, db_);
+}
+
+template <class T>
+void GptHead<T>::backward_weight(const Batch<T>&, const View2<T>&, LayerState& s) {
+  auto& st = static_cast<HeadState<T>&>(s);
+  kernels::linear_backward_weight(st.dlogits, st.ln, dwte_, View1<T>());
 }
 
 // ---- model --------------------------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ class Gpt : public Model<T> {
  public:
   explicit Gpt(const GptConfig& cfg);
   const GptConfig& config() const { return cfg_; }
+  std::vector<std::string> tied_parameters() const override { return {"wte"}; }
+  std::pair<std::size_t, std::size_t> body_layers() const override { return {1, std::size_t(cfg_.layers) + 1}; }
 
  private:
   GptConfig cfg_;

@@ -15,11 +15,15 @@ class GptEmbedding : public Layer<T> {
   void declare(ParamStore<T>& ps) override;
   void bind(const ParamStore<T>& ps) override;
   std::int64_t out_width() const override { return cfg_.channels; }
-  std::unique_ptr<LayerState> make_state(std::int64_t) const override { return std::make_unique<LayerState>(); }
+  std::unique_ptr<LayerState> make_state(std::int64_t) const override;
   void forward(const Batch<T>& batch, const View2<T>& x, const View2<T>& y, LayerState& st) override;
   void backward(const Batch<T>& batch, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
                 LayerState& st) override;
   double forward_flops(std::int64_t) const override { return 0.0; }
+  bool splits_backward() const override { return true; }
+  void backward_input(const Batch<T>& batch, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
+                      LayerState& st) override;
+  void backward_weight(const Batch<T>& batch, const View2<T>& x, LayerState& st) override;
 
  private:
   GptConfig cfg_;
@@ -40,6 +44,10 @@ class GptBlock : public Layer<T> {
   void backward(const Batch<T>& batch, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
                 LayerState& st) override;
   double forward_flops(std::int64_t rows) const override;
+  bool splits_backward() const override { return true; }
+  void backward_input(const Batch<T>& batch, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
+                      LayerState& st) override;
+  void backward_weight(const Batch<T>& batch, const View2<T>& x, LayerState& st) override;
 
  private:
   struct Params {
@@ -70,6 +78,10 @@ class GptHead : public Layer<T> {
   void backward(const Batch<T>& batch, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
                 LayerState& st) override;
   double forward_flops(std::int64_t rows) const override { return 2.0 * rows * cfg_.channels * cfg_.vocab; }
+  bool splits_backward() const override { return true; }
+  void backward_input(const Batch<T>& batch, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
+                      LayerState& st) override;
+  void backward_weight(const Batch<T>& batch, const View2<T>& x, LayerState& st) override;
 
  private:
   GptConfig cfg_;

@@ -49,6 +49,17 @@ class Layer {
                         LayerState& st) = 0;
   /// Forward FLOPs for `rows` rows (backward counts twice this).
   virtual double forward_flops(std::int64_t rows) const = 0;
+
+  // The backward in two halves, for zero-bubble pipeline schedules (Qi et al. 2023): backward_input computes dx
+  // (the part the previous stage waits for) and the cheap parameter gradients, and keeps in `st` what
+  // backward_weight needs to accumulate the expensive ones (the gemm weight gradients) later. Together they equal
+  // backward(). A layer that does not split says so, and a schedule that needs the split refuses it.
+  virtual bool splits_backward() const { return false; }
+  virtual void backward_input(const Batch<T>& batch, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
+                              LayerState& st) {
+    backward(batch, x, dy, dx, st);
+  }
+  virtual void backward_weight(const Batch<T>& /*batch*/, const View2<T>& /*x*/, LayerState& /*st*/) {}
 };
 
 }  // namespace partrain::models

@@ -8,7 +8,8 @@ namespace partrain::models {
 namespace {
 template <class T>
 struct LinearActState : LayerState {
-  View2<T> pre;  ///< [rows, out] pre-activation (empty when there is no activation)
+  View2<T> pre;   ///< [rows, out] pre-activation (empty when there is no activation)
+  View2<T> dpre;  ///< [rows, out] gradient of the pre-activation, kept from backward_input for backward_weight
 };
 }  // namespace
 
@@ -53,6 +54,24 @@ void LinearActLayer<T>::backward(const Batch<T>& batch, const View2<T>& x_in, co
   if (act_ != kernels::Activation::None)  // dy becomes the gradient of the pre-activation, in place
     kernels::activation_backward(act_, kernels::flat(st.pre), kernels::flat(dy), kernels::flat(dy));
   kernels::linear_backward(dy, x, w_, dx, dw_, db_);
+}
+
+template <class T>
+void LinearActLayer<T>::backward_input(const Batch<T>&, const View2<T>&, const View2<T>& dy, const View2<T>& dx,
+                                       LayerState& s) {
+  auto& st = static_cast<LinearActState<T>&>(s);
+  if (st.dpre.extent(0) != dy.extent(0)) st.dpre = View2<T>("act/" + name() + ".dpre", dy.extent(0), out_);
+  if (act_ != kernels::Activation::None)
+    kernels::activation_backward(act_, kernels::flat(st.pre), kernels::flat(dy), kernels::flat(st.dpre));
+  else
+    Kokkos::deep_copy(st.dpre, dy);
+  kernels::linear_backward_input(st.dpre, w_, dx);
+}
+
+template <class T>
+void LinearActLayer<T>::backward_weight(const Batch<T>& batch, const View2<T>& x_in, LayerState& s) {
+  auto& st = static_cast<LinearActState<T>&>(s);
+  kernels::linear_backward_weight(st.dpre, input_layer_ ? batch.features : x_in, dw_, db_);
 }
 
 template <class T>

@@ -31,6 +31,10 @@ class LinearActLayer : public Layer<T> {
   void backward(const Batch<T>& batch, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
                 LayerState& st) override;
   double forward_flops(std::int64_t rows) const override { return 2.0 * rows * in_ * out_; }
+  bool splits_backward() const override { return true; }
+  void backward_input(const Batch<T>& batch, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
+                      LayerState& st) override;
+  void backward_weight(const Batch<T>& batch, const View2<T>& x, LayerState& st) override;
 
  private:
   int index_;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "partrain/core/error.hpp"
 #include "partrain/kernels/cross_entropy.hpp"
 #include "partrain/models/layer.hpp"
 
@@ -41,9 +42,10 @@ class Model {
 
   /// Allocates the parameter store (initialised from `seed`) and binds every layer.
   void build(std::uint64_t seed) {
-    for (auto& l : layers_) {
+    for (std::size_t i = 0; i < layers_.size(); ++i) {
       const auto first = params_.infos().size();
-      l->declare(params_);
+      declare_before(i, params_);
+      layers_[i]->declare(params_);
       declared_.emplace_back(first, params_.infos().size());
     }
     params_.allocate(seed);
@@ -111,7 +113,23 @@ class Model {
   }
   /// Completes gradients that are partial after backward (e.g. replicated parameters that saw only a sequence
   /// shard under sequence parallelism). Trainers call it once per step, after backward.
-  virtual void finalize_grads() {}
+  void finalize_grads() { finalize_grads_in(params_); }
+  /// The same for a store holding some of this model's layers (a pipeline stage's).
+  virtual void finalize_grads_in(ParamStore<T>& /*ps*/) {}
+
+  // ---- for strategies that cut the model apart (pipeline stages) ----
+  /// Parameters declared by the first layer and used again by the last (GPT's tied wte): a stage holding the last
+  /// layer but not the first declares its own copy, and the two copies' gradients are summed between the stages.
+  virtual std::vector<std::string> tied_parameters() const { return {}; }
+  /// Layers [first, last) are the repeated body a pipeline partitions (GPT: the blocks, between embedding and head).
+  virtual std::pair<std::size_t, std::size_t> body_layers() const { return {0, layers_.size()}; }
+  /// Moves layers [first, last) out of a model that is not built (the layer slots are left empty).
+  std::vector<std::unique_ptr<Layer<T>>> take_layers(std::size_t first, std::size_t last) {
+    PARTRAIN_REQUIRE(declared_.empty(), "take_layers on a model that is built");
+    std::vector<std::unique_ptr<Layer<T>>> out;
+    for (std::size_t i = first; i < last; ++i) out.push_back(std::move(layers_[i]));
+    return out;
+  }
 
   /// Forward, loss and backward for one microbatch; gradients of (Σ losses)·loss_scale are ACCUMULATED into
   /// params().grads(). loss_scale = 1/(global rows) makes the loss a mean over the global batch.
@@ -142,6 +160,9 @@ class Model {
   }
 
  protected:
+  /// Called by build() before layer i declares its parameters (a pipeline stage declares a tied copy there).
+  virtual void declare_before(std::size_t /*layer*/, ParamStore<T>& /*ps*/) {}
+
   std::string kind_;
   std::int64_t rows_per_sample_;
   ParamStore<T> params_;

@@ -1,5 +1,7 @@
 #include "partrain/parallel/dp/gradient_reducer.hpp"
 
+#include <sched.h>
+
 #include <algorithm>
 
 #include "partrain/core/error.hpp"
@@ -84,6 +86,26 @@ void GradientReducer<T>::finish() {
   inflight_.clear();
   last_done_s_ = wall_time_s();
   exposed_s_ += last_done_s_ - t0;
+}
+
+template <class T>
+double GradientReducer<T>::finish_all(const std::vector<GradientReducer*>& rs) {
+  const double t0 = fenced_time_s();
+  for (auto* r : rs)
+    for (std::size_t k = 0; k < r->launched_.size(); ++k)
+      if (!r->launched_[k]) r->launch(k);
+  for (bool done = false; !done;) {
+    done = true;
+    for (auto* r : rs)
+      for (auto& q : r->inflight_) done = q.test() && done;
+    if (!done && coll::wait_policy() == coll::WaitPolicy::Yield) sched_yield();
+  }
+  const double t1 = wall_time_s();
+  for (auto* r : rs) {
+    r->inflight_.clear();
+    r->last_done_s_ = t1;
+  }
+  return t1 - t0;
 }
 
 template <class T>

@@ -40,6 +40,11 @@ class GradientReducer {
   void progress();
   /// Launches what is not yet launched and waits for every bucket.
   void finish();
+  /// finish() of several reducers on one group at once (a pipeline stage's chunks): their buckets are launched and
+  /// then progressed together — a zero-copy shm allreduce completes in launch order across buffers, so waiting on
+  /// one reducer while another's earlier buckets sit untested would never end. Returns the time it took (which is
+  /// not added to any reducer's exposed_s()).
+  static double finish_all(const std::vector<GradientReducer*>& reducers);
 
   double exposed_s() const { return exposed_s_; }  ///< time inside launches, progress and the final wait
   double span_s() const { return first_launch_s_ < 0 ? 0.0 : last_done_s_ - first_launch_s_; }

@@ -348,11 +348,11 @@ double TpGpt<T>::loss_and_grad(const View2<T>& logits, const IndexView1& targets
 }
 
 template <class T>
-void TpGpt<T>::finalize_grads() {
+void TpGpt<T>::finalize_grads_in(models::ParamStore<T>& ps) {
   if (!tp_.sequence_parallel || tp_.size() == 1) return;
-  for (const auto& p : this->params_.infos())  // replicated parameters saw only this rank's rows
+  for (const auto& p : ps.infos())  // replicated parameters saw only this rank's rows
     if (!p.shard.sharded()) {
-      View2<T> g(this->params_.grads().data() + p.offset, p.size, 1);
+      View2<T> g(ps.grads().data() + p.offset, p.size, 1);
       tp_allreduce(tp_, g);
     }
 }

@@ -28,7 +28,9 @@ class TpGpt : public models::Model<T> {
   double loss(const View2<T>& logits, const IndexView1& targets, const View1<T>& losses) override;
   double loss_and_grad(const View2<T>& logits, const IndexView1& targets, T scale, const View1<T>& losses,
                        const View2<T>& dlogits) override;
-  void finalize_grads() override;
+  void finalize_grads_in(models::ParamStore<T>& ps) override;
+  std::vector<std::string> tied_parameters() const override { return {"wte"}; }
+  std::pair<std::size_t, std::size_t> body_layers() const override { return {1, std::size_t(cfg_.layers) + 1}; }
   TpContext& tp() { return tp_; }
   const models::GptConfig& config() const { return cfg_; }
 

@@ -1,0 +1,152 @@
+// Pipeline parallelism matches the single-process reference on the same global batch: every schedule, p ∈ {1, 2, 4}
+// (where p divides the rank count; the rest of the ranks are data-parallel replicas), m ∈ {1, p, 4p} where the
+// schedule allows, GPT and MLP, with and without recomputation; at 4 ranks also p2 × t2 (tensor parallelism inside
+// the stages). After the first step: the loss, the global gradient norm and every gathered gradient tensor (the
+// reference's names and shapes, the tied wte's two copies summed); over 20 steps: the loss trajectory.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "equivalence_util.hpp"
+#include "partrain/parallel/pipeline/pipeline_trainer.hpp"
+#include "partrain/parallel/tp/gpt.hpp"
+
+using namespace partrain;
+using namespace partrain::test;
+namespace pl = partrain::parallel::pipeline;
+
+namespace {
+models::ModelSpec pp_gpt() {
+  models::ModelSpec s;
+  s.kind = "gpt";
+  s.gpt = models::GptConfig{32, 8, 8, 16, 2};  // V, T, L = 8 blocks (4 stages × 2 chunks), C, H
+  return s;
+}
+
+models::ModelSpec pp_mlp() {
+  models::ModelSpec s;
+  s.kind = "mlp";
+  s.mlp.widths = {12, 16, 16, 16, 16, 16, 16, 16, 6};  // 8 linear layers
+  return s;
+}
+
+models::TrainSpec pp_train(std::int64_t steps) {
+  auto t = small_train(steps);
+  t.global_batch = 48;  // divisible by d·m for every layout below at 1–4 ranks
+  return t;
+}
+
+const Trajectory& reference(const models::ModelSpec& ms) {
+  static std::map<std::string, Trajectory> cache;
+  auto it = cache.find(ms.kind);
+  if (it == cache.end()) it = cache.emplace(ms.kind, reference_run(ms, pp_train(20))).first;
+  return it->second;
+}
+
+struct Layout {
+  int p = 1, t = 1;
+  pl::ScheduleKind kind = pl::ScheduleKind::OneFOneB;
+  int m = 1, v = 1;
+  bool recompute = false, sp = false;
+  std::string partition = "uniform";
+};
+
+void check(const models::ModelSpec& ms, const Layout& l) {
+  int world = 1, rank = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  const int d = world / (l.p * l.t);
+  const auto ts = pp_train(20);
+  const auto& ref = reference(ms);
+  coll::ProcessGrid grid(MPI_COMM_WORLD, GridShape{l.p, d, l.t});
+  parallel::TpContext tp{&grid.tp(), coll::Algo::Ring, l.sp};
+  auto make = [&]() -> std::unique_ptr<models::Model<float>> {
+    if (l.t > 1) return std::make_unique<parallel::TpGpt<float>>(ms.gpt, tp);
+    return ms.kind == "gpt" ? std::unique_ptr<models::Model<float>>(std::make_unique<models::Gpt<float>>(ms.gpt))
+                            : std::make_unique<models::Mlp<float>>(ms.mlp);
+  };
+  auto data = models::make_dataset<float>(ms);
+  pl::PipelineOptions o;
+  o.schedule = {l.kind, l.p, l.m, l.v};
+  o.recompute = l.recompute;
+  o.partition = l.partition;
+  if (l.partition == "explicit") o.partition_counts = {5, 3};  // 8 body layers over 2 stages, unevenly
+  o.dp.bucket_mib = 0.002;
+  pl::PipelineTrainer<float> tr(make, ms.seed, *data, ts, grid, l.t > 1 ? &tp : nullptr, o);
+  const std::string what = ms.kind + " " + pl::name(l.kind) + " p=" + std::to_string(l.p) + " d=" + std::to_string(d) +
+                           " t=" + std::to_string(l.t) + " m=" + std::to_string(l.m) + " v=" + std::to_string(l.v) +
+                           (l.recompute ? " recompute" : "") + (l.sp ? " sp" : "") + " " + l.partition;
+  std::vector<double> loss;
+  for (std::int64_t s = 0; s < ts.steps; ++s) {
+    auto r = tr.step(s, [&](double) {
+      if (s != 0) return;
+      const auto grads = tr.gather_full(true);
+      if (rank != 0) return;
+      EXPECT_EQ(grads.size(), ref.grads_by_name.size()) << what;
+      double num = 0, den = 0, gnorm = 0, rnorm = 0;
+      for (const auto& g : grads) {
+        ASSERT_TRUE(ref.grads_by_name.count(g.name)) << what << " " << g.name;
+        EXPECT_EQ(g.shape, ref.shapes.at(g.name)) << what << " " << g.name;
+        const auto& rg = ref.grads_by_name.at(g.name);
+        ASSERT_EQ(g.values.size(), rg.size()) << what << " " << g.name;
+        num = den = 0;
+        for (std::size_t i = 0; i < rg.size(); ++i) {
+          num += (g.values[i] - rg[i]) * (g.values[i] - rg[i]);
+          den += rg[i] * rg[i];
+          gnorm += g.values[i] * g.values[i];
+        }
+        rnorm += den;
+        EXPECT_LE(std::sqrt(num) / std::max(std::sqrt(den), 1e-30), kGradTol) << what << " " << g.name;
+      }
+      EXPECT_LE(rel(std::sqrt(gnorm), std::sqrt(rnorm)), kGradTol) << what << ": gradient norm";
+    });
+    loss.push_back(r.loss);
+  }
+  EXPECT_LE(rel(loss[0], ref.loss[0]), kLossTol) << what;
+  for (std::size_t s = 0; s < loss.size(); ++s)
+    EXPECT_LE(rel(loss[s], ref.loss[s]), kTrajectoryTol) << what << " step " << s;
+  for (const auto& [name, ok] : tr.self_check()) EXPECT_TRUE(ok) << what << ": " << name;
+}
+
+/// Every schedule × m ∈ {1, p, 4p} × recompute for the pipeline depths that divide the rank count.
+void every_layout(const models::ModelSpec& ms) {
+  int world = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  for (int p : {1, 2, 4}) {
+    if (world % p != 0) continue;
+    for (auto kind : {pl::ScheduleKind::GPipe, pl::ScheduleKind::OneFOneB, pl::ScheduleKind::Interleaved,
+                      pl::ScheduleKind::ZeroBubble})
+      for (int m : {1, p, 4 * p}) {
+        if (m == p && p == 1) continue;  // the same as m = 1
+        const int v = kind == pl::ScheduleKind::Interleaved ? 2 : 1;
+        if (!pl::why_not({kind, p, m, v}).empty()) continue;
+        for (bool recompute : {false, true}) check(ms, Layout{p, 1, kind, m, v, recompute});
+      }
+  }
+}
+}  // namespace
+
+TEST(PipelineParallel, GptMatchesReferenceForEverySchedule) { every_layout(pp_gpt()); }
+
+TEST(PipelineParallel, MlpMatchesReferenceForEverySchedule) { every_layout(pp_mlp()); }
+
+TEST(PipelineParallel, PartitionsByFlopsAndByList) {
+  int world = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  if (world % 2 != 0) GTEST_SKIP() << "two stages";
+  check(pp_gpt(), Layout{2, 1, pl::ScheduleKind::OneFOneB, 4, 1, false, false, "flops"});
+  check(pp_mlp(), Layout{2, 1, pl::ScheduleKind::OneFOneB, 4, 1, false, false, "flops"});
+  check(pp_gpt(), Layout{2, 1, pl::ScheduleKind::ZeroBubble, 4, 1, false, false, "explicit"});
+  check(pp_mlp(), Layout{2, 1, pl::ScheduleKind::GPipe, 4, 1, true, false, "explicit"});
+}
+
+TEST(PipelineParallel, TensorParallelStagesAtFourRanks) {
+  int world = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  if (world != 4) GTEST_SKIP() << "p2 x t2 needs 4 ranks";
+  for (auto kind : {pl::ScheduleKind::GPipe, pl::ScheduleKind::OneFOneB, pl::ScheduleKind::Interleaved})
+    for (int m : {2, 8})
+      for (bool recompute : {false, true})
+        check(pp_gpt(), Layout{2, 2, kind, m, kind == pl::ScheduleKind::Interleaved ? 2 : 1, recompute});
+  check(pp_gpt(), Layout{2, 2, pl::ScheduleKind::OneFOneB, 4, 1, false, true});  // sequence parallel
+}

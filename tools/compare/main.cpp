@@ -1,7 +1,7 @@
 // partrain-compare: result files from different machines, library versions or strategies, side by side.
 //   partrain-compare results/reference sweeps/strong/results [more files or directories] [--csv | --markdown]
 // Each argument is one source (a machine, a build): a result file or a directory searched for *.h5. Runs are
-// grouped by (app, strategy, model, ranks); each source's cell shows the median step time over its repetitions,
+// grouped by (app, strategy and its variant — a pipeline schedule, ... —, model, ranks); each source's cell shows the median step time over its repetitions,
 // throughput, parallel efficiency against that source's smallest rank count (strong: p1·T1/(p·Tp) when the global
 // batch is unchanged; weak: T1/Tp when it grows with the ranks — inferred from the decks), the exposed
 // communication share, and the step-time ratio to the first source. Runs whose decks differ are never compared:
@@ -41,8 +41,10 @@ double med(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
 }
 
+/// The configuration less what a scaling sweep changes with the rank count: the batch (weak scaling) and the
+/// parallel degrees that follow the ranks (pp.degree, tp.degree).
 std::map<std::string, std::string> without_batch(std::map<std::string, std::string> c) {
-  c.erase("train.batch");
+  for (const char* k : {"train.batch", "pp.degree", "tp.degree"}) c.erase(k);
   return c;
 }
 
@@ -57,7 +59,7 @@ std::vector<Entry> entries_for(const Source& s, const Key& k) {
   for (const auto& r : s.runs) {
     if (Key{r.app, r.strategy, r.model, r.nranks} != k) continue;
     auto it = std::find_if(out.begin(), out.end(), [&](const Entry& e) { return e.runs.front().config == r.config; });
-    if (it == out.end()) out.push_back(Entry{{r}});
+    if (it == out.end()) out.push_back(Entry{{r}, NAN, NAN, NAN, NAN, "", ""});
     else it->runs.push_back(r);
   }
   for (auto& e : out) {
@@ -158,7 +160,7 @@ int run(int argc, char** argv) {
       std::printf("%s     MPI: %s\n%s     BLAS: %s\n", m, short_text(r.mpi_version).c_str(), m, short_text(r.blas).c_str());
     }
     if (markdown) std::printf("\n| app | strategy | model | ranks | source | ms/step | throughput | efficiency | exposed comm | ratio to [1] | note |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
-    else std::printf("%-22s %-11s %-36s %5s %4s %11s %22s %6s %8s %9s  %s\n", "# app", "strategy", "model", "ranks", "src",
+    else std::printf("%-22s %-18s %-36s %5s %4s %11s %22s %6s %8s %9s  %s\n", "# app", "strategy", "model", "ranks", "src",
                      "ms/step", "throughput", "eff", "exposed", "ratio", "note");
   } else {
     std::printf("app,strategy,model,ranks,source,step_time_ms,throughput,throughput_unit,efficiency,exposed_comm_pct,ratio_to_first,note\n");
@@ -192,7 +194,7 @@ int run(int argc, char** argv) {
                       std::get<2>(k).c_str(), std::get<3>(k), i + 1, ms.c_str(), tput.c_str(), eff.c_str(), exp.c_str(),
                       ratio.c_str(), e.note.c_str());
         else
-          std::printf("%-22s %-11s %-36s %5d [%zu] %11s %22s %6s %8s %9s  %s\n", std::get<0>(k).c_str(), std::get<1>(k).c_str(),
+          std::printf("%-22s %-18s %-36s %5d [%zu] %11s %22s %6s %8s %9s  %s\n", std::get<0>(k).c_str(), std::get<1>(k).c_str(),
                       std::get<2>(k).c_str(), std::get<3>(k), i + 1, ms.c_str(), tput.c_str(), eff.c_str(), exp.c_str(),
                       ratio.c_str(), e.note.c_str());
       }

@@ -118,6 +118,8 @@ Run read_run(const std::string& path) {
   r.path = path;
   r.app = str_attr(path, f, "app");
   r.strategy = str_attr(path, f, "strategy");
+  r.variant = str_attr(path, f, "variant", false);
+  if (!r.variant.empty()) r.strategy += " " + r.variant;  // runs of one strategy group by variant: "pp 1f1b m=8"
   r.model = str_attr(path, f, "model");
   r.hostnames = str_attr(path, f, "hostnames");
   r.git_commit = str_attr(path, f, "git_commit");

@@ -10,9 +10,10 @@
 namespace partrain::compare {
 
 struct Run {
-  std::string path, app, strategy, model, hostnames, git_commit, created_utc, mpi_version, blas, config_toml;
+  std::string path, app, strategy, variant, model, hostnames, git_commit, created_utc, mpi_version, blas, config_toml;
   int nranks = 1, dp = 1, tp = 1, pp = 1;
-  std::map<std::string, std::string> config;  ///< config_toml flattened: "train.batch" → "16"
+  std::map<std::string, std::string> config;
+  // strategy holds "<strategy> <variant>" when the file names a variant (a pipeline schedule, a ZeRO stage, ...)  ///< config_toml flattened: "train.batch" → "16"
   double step_time_s = NAN, samples_per_s = NAN, tokens_per_s = NAN, comm_exposed_s = NAN, comm_exposed_share = NAN;
   double busbw_GBps = NAN;  ///< collectives: best algorithm's busbw at the largest size
   std::string busbw_algo;

@@ -30,7 +30,6 @@ Executor<T>::Executor(const ScheduleSpec& s, int stage, std::vector<ModelChunk<T
     send_fwd_pool_.push_back(Pool{"comm/pipeline.send_forward", c->out_rows(), c->out_width(), {}});
     send_bwd_pool_.push_back(Pool{"comm/pipeline.send_backward", c->in_rows(), c->in_width(), {}});
     losses_.emplace_back("act/pipeline.losses", c->holds_last() ? c->out_rows() : 0);
-    scratch_.push_back(recompute ? std::make_unique<Act>(c->make_activations()) : nullptr);
   }
 }
 
@@ -139,21 +138,28 @@ StageStep Executor<T>::run(const std::vector<models::Batch<T>>& mbs, double loss
       }
       case ActionType::Forward: {
         auto& fl = flight_[{a.mb, a.chunk}];
-        Act* act = recompute_ ? scratch_[std::size_t(a.chunk)].get() : acquire(a.chunk);
-        const View2<T> out = chunk.forward(mb, *act, fl.input, between);
+        fl.act = acquire(a.chunk);
+        const View2<T> out = chunk.forward(mb, *fl.act, fl.input, between);
         if (c == last_chunk)  // score the microbatch; dlogits replace the logits in place
           st.loss_sum += chunk.loss_and_grad(out, mb.targets, T(loss_scale), losses_[std::size_t(a.chunk)], out);
-        if (!recompute_) fl.act = act;
+        // Recomputing, the activations go back to the pool once the output is sent; B rebuilds them from the input.
+        if (recompute_ && c == last_chunk) {
+          release(a.chunk, fl.act);
+          fl.act = nullptr;
+        }
         st.peak_inflight = std::max(st.peak_inflight, ++inflight_);
         break;
       }
       case ActionType::SendForward: {
         auto& fl = flight_[{a.mb, a.chunk}];
-        const Act* act = recompute_ ? scratch_[std::size_t(a.chunk)].get() : fl.act;
         auto& pool = send_fwd_pool_[std::size_t(a.chunk)];
         View2<T> buf = pool.get();
-        Kokkos::deep_copy(buf, act->outputs.back());
+        Kokkos::deep_copy(buf, fl.act->outputs.back());
         sends_.push_back(Send{links_.send_forward(buf, a.mb, a.chunk), buf, &pool});
+        if (recompute_) {
+          release(a.chunk, fl.act);
+          fl.act = nullptr;
+        }
         break;
       }
       case ActionType::Backward: {

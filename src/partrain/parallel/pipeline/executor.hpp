@@ -4,7 +4,8 @@
 //   RF / RB   wait for the activation / the output gradient (the receive was posted ahead, as soon as the list
 //             shows it is next of its kind); SF / SB   post the send (from a send buffer, so compute never waits)
 // Every microbatch-chunk between its F and its B (or W) holds its Activations and its input; with recomputation
-// only the input is kept and B reruns the forward first. The time spent waiting on a neighbour is the measured
+// only the input is kept (the Activations return to the pool once the output is sent) and B reruns the forward
+// first, so a chunk holds one set of activations at a time (more only while split backwards wait for their W). The time spent waiting on a neighbour is the measured
 // bubble. Data-parallel buckets of a chunk are launched after the layers of its last microbatch's B (or W),
 // and everything in flight is progressed between layers.
 #pragma once
@@ -90,7 +91,6 @@ class Executor {
   std::vector<int> last_mb_;  ///< per chunk: the microbatch whose B (or W) finishes the chunk's gradients
   std::vector<std::vector<std::unique_ptr<Act>>> act_all_;
   std::vector<std::vector<Act*>> act_free_;
-  std::vector<std::unique_ptr<Act>> scratch_;  ///< per chunk: the forward-only activations when recomputing
   std::vector<Pool> input_pool_, grad_pool_, send_fwd_pool_, send_bwd_pool_;
   std::vector<View1<T>> losses_;
   std::map<std::pair<int, int>, InFlight> flight_;

@@ -369,7 +369,11 @@ std::vector<io::ExtraDataset> PipelineTrainer<T>::datasets() {
 
 template <class T>
 NamedStrings PipelineTrainer<T>::attributes() const {
-  return {{"schedule", name(opts_.schedule.kind)},
+  const auto& s = opts_.schedule;
+  const std::string variant = std::string(name(s.kind)) + " m=" + std::to_string(s.m) +
+                              (s.v > 1 ? " v=" + std::to_string(s.v) : "") + (opts_.recompute ? " recompute" : "");
+  return {{"variant", variant},
+          {"schedule", name(opts_.schedule.kind)},
           {"pipeline_partition", opts_.partition},
           {"pipeline_layout", layout_},
           {"recompute", opts_.recompute ? "true" : "false"},

@@ -3,11 +3,9 @@
 // the gradient of its input to the stage of chunk c−1 (send_backward / recv_backward). All are nonblocking sends
 // and receives through the collectives library (counted as send/recv traffic); a message's tag says its direction,
 // the receiving model chunk and the microbatch, so transfers of different microbatches never match each other.
-// send_forward_recv_backward and send_backward_recv_forward post a send and the receive the stage needs next
-// together, as 1F1B's steady state does.
+// Megatron also pairs a send with the receive the stage needs next (send_forward_recv_backward, ...) so that both
+// are in flight together; the executor gets the same by posting every receive one ahead of its list.
 #pragma once
-
-#include <utility>
 
 #include "partrain/collectives/mpi_communicator.hpp"
 #include "partrain/core/types.hpp"
@@ -37,17 +35,6 @@ class StageLinks {
   coll::Request send_backward(const View2<T>& buf, int mb, int chunk) {
     return pp_.send(buf.data(), std::int64_t(buf.size()), coll::datatype_of<T>(), prev_stage(), tag(1, mb, model_chunk(chunk) - 1));
   }
-  std::pair<coll::Request, coll::Request> send_forward_recv_backward(const View2<T>& out, int mb_out, int chunk_out,
-                                                                     const View2<T>& grad_in, int mb_in, int chunk_in) {
-    auto s = send_forward(out, mb_out, chunk_out);
-    return {std::move(s), recv_backward(grad_in, mb_in, chunk_in)};
-  }
-  std::pair<coll::Request, coll::Request> send_backward_recv_forward(const View2<T>& grad_out, int mb_out, int chunk_out,
-                                                                     const View2<T>& in, int mb_in, int chunk_in) {
-    auto s = send_backward(grad_out, mb_out, chunk_out);
-    return {std::move(s), recv_forward(in, mb_in, chunk_in)};
-  }
-
   /// The largest tag used: 2·p·v·m − 1 (must not exceed MPI_TAG_UB).
   static std::int64_t max_tag(const ScheduleSpec& s) { return 2LL * s.chunks() * s.m - 1; }
 

@@ -22,18 +22,21 @@ struct AdamParams {
   bool decoupled = true;  ///< AdamW (true) or Adam with L2 (false)
 };
 
-/// momentum_buf may be empty when momentum = 0.
-template <class T>
-void sgd_step(const View1<T>& p, const View1<T>& g, const View1<T>& momentum_buf, const SgdParams& hp) {
+/// momentum_buf may be empty when momentum = 0. Views of one memory space (the default one, or the host's for an
+/// optimizer offloaded to host memory); the update runs in that space's execution space.
+template <class V>
+void sgd_step(const V& p, const V& g, const V& momentum_buf, const SgdParams& hp) {
+  using T = typename V::non_const_value_type;
+  using Exec = typename V::execution_space;
   const T lr = T(hp.lr), mu = T(hp.momentum), wd = T(hp.weight_decay);
   if (hp.momentum == 0.0) {
-    pointwise("partrain::sgd::step", p.extent(0), KOKKOS_LAMBDA(std::int64_t i0, std::int64_t i1) {
+    pointwise<Exec>("partrain::sgd::step", p.extent(0), KOKKOS_LAMBDA(std::int64_t i0, std::int64_t i1) {
       T* pp = p.data();
       const T* gp = g.data();
       for (std::int64_t i = i0; i < i1; ++i) pp[i] -= lr * (gp[i] + wd * pp[i]);
     });
   } else {
-    pointwise("partrain::sgd::step_momentum", p.extent(0), KOKKOS_LAMBDA(std::int64_t i0, std::int64_t i1) {
+    pointwise<Exec>("partrain::sgd::step_momentum", p.extent(0), KOKKOS_LAMBDA(std::int64_t i0, std::int64_t i1) {
       T* pp = p.data();
       T* bp = momentum_buf.data();
       const T* gp = g.data();
@@ -47,13 +50,14 @@ void sgd_step(const View1<T>& p, const View1<T>& g, const View1<T>& momentum_buf
 }
 
 /// step: 1-based count of optimizer steps taken including this one.
-template <class T>
-void adam_step(const View1<T>& p, const View1<T>& g, const View1<T>& m, const View1<T>& v, const AdamParams& hp,
-               std::int64_t step) {
+template <class V>
+void adam_step(const V& p, const V& g, const V& m, const V& v, const AdamParams& hp, std::int64_t step) {
+  using T = typename V::non_const_value_type;
+  using Exec = typename V::execution_space;
   const T lr = T(hp.lr), b1 = T(hp.beta1), b2 = T(hp.beta2), eps = T(hp.eps), wd = T(hp.weight_decay);
   const T bc1 = T(1.0 - std::pow(hp.beta1, double(step))), bc2 = T(1.0 - std::pow(hp.beta2, double(step)));
   const bool decoupled = hp.decoupled;
-  pointwise("partrain::adam::step", p.extent(0), KOKKOS_LAMBDA(std::int64_t i0, std::int64_t i1) {
+  pointwise<Exec>("partrain::adam::step", p.extent(0), KOKKOS_LAMBDA(std::int64_t i0, std::int64_t i1) {
     T* pp = p.data();
     T* mp = m.data();
     T* vp = v.data();

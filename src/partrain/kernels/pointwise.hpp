@@ -13,13 +13,14 @@ namespace partrain::kernels {
 
 constexpr std::int64_t kHostChunk = 4096;
 
-template <class F>
+/// `Exec`: the execution space (the default one, or the host's for data kept in host memory).
+template <class Exec = ExecSpace, class F>
 void pointwise(const char* label, std::int64_t n, F body) {
-  constexpr bool host = Kokkos::SpaceAccessibility<Kokkos::HostSpace, MemSpace>::accessible;
+  constexpr bool host = Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename Exec::memory_space>::accessible;
   const std::int64_t chunk = host ? kHostChunk : 1;
   const std::int64_t items = (n + chunk - 1) / chunk;
   Kokkos::parallel_for(
-      label, Kokkos::RangePolicy<ExecSpace>(0, items), KOKKOS_LAMBDA(std::int64_t item) {
+      label, Kokkos::RangePolicy<Exec>(0, items), KOKKOS_LAMBDA(std::int64_t item) {
         const std::int64_t i0 = item * chunk;
         const std::int64_t i1 = i0 + chunk < n ? i0 + chunk : n;
         body(i0, i1);

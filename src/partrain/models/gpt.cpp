@@ -239,6 +239,14 @@ void GptBlock<T>::backward_weight(const Batch<T>&, const View2<T>&, LayerState& 
 }
 
 template <class T>
+double GptBlock<T>::activation_elements(std::int64_t rows) const {
+  // output C; saved ln1, qkv 3C, atty, res1, ln2, fc 4C, fcg 4C; 2 means and 2 rstds; attention's q, k, v, y (4C),
+  // probabilities H·T per row and its T×T and T×d scratch; the backward's scratch 4C + C + 3C
+  const double N = double(rows), C = double(cfg_.channels), T_ = double(cfg_.seq_len), H = double(cfg_.heads);
+  return N * (C + 15 * C + 4 + 4 * C + H * T_ + 8 * C) + T_ * T_ + T_ * (C / H);
+}
+
+template <class T>
 double GptBlock<T>::forward_flops(std::int64_t rows) const {
   const double N = double(rows), C = double(cfg_.channels);
   return 24.0 * N * C * C + 4.0 * N * double(cfg_.seq_len) * C;

@@ -20,6 +20,7 @@ class GptEmbedding : public Layer<T> {
   void backward(const Batch<T>& batch, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
                 LayerState& st) override;
   double forward_flops(std::int64_t) const override { return 0.0; }
+  double activation_elements(std::int64_t rows) const override { return double(rows) * double(cfg_.channels); }
   bool splits_backward() const override { return true; }
   void backward_input(const Batch<T>& batch, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
                       LayerState& st) override;
@@ -44,6 +45,7 @@ class GptBlock : public Layer<T> {
   void backward(const Batch<T>& batch, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
                 LayerState& st) override;
   double forward_flops(std::int64_t rows) const override;
+  double activation_elements(std::int64_t rows) const override;
   bool splits_backward() const override { return true; }
   void backward_input(const Batch<T>& batch, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
                       LayerState& st) override;
@@ -71,6 +73,7 @@ class GptHead : public Layer<T> {
   explicit GptHead(const GptConfig& c) : cfg_(c) {}
   std::string name() const override { return "head"; }
   void declare(ParamStore<T>& ps) override;
+  std::vector<std::string> uses() const override { return {"wte"}; }
   void bind(const ParamStore<T>& ps) override;
   std::int64_t out_width() const override { return cfg_.vocab; }
   std::unique_ptr<LayerState> make_state(std::int64_t rows) const override;
@@ -78,6 +81,10 @@ class GptHead : public Layer<T> {
   void backward(const Batch<T>& batch, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
                 LayerState& st) override;
   double forward_flops(std::int64_t rows) const override { return 2.0 * rows * cfg_.channels * cfg_.vocab; }
+  double activation_elements(std::int64_t rows) const override {
+    // logits [rows, V]; LayerNorm output, mean, rstd; the backward's scratch [rows, C]
+    return double(rows) * (double(cfg_.vocab) + 2.0 * double(cfg_.channels) + 2.0);
+  }
   bool splits_backward() const override { return true; }
   void backward_input(const Batch<T>& batch, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
                       LayerState& st) override;

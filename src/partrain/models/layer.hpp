@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "partrain/core/types.hpp"
 #include "partrain/models/param_store.hpp"
@@ -34,6 +35,8 @@ class Layer {
   virtual std::string name() const = 0;
   /// Registers the layer's parameters (a layer that only uses another's, e.g. a tied head, declares none).
   virtual void declare(ParamStore<T>& ps) = 0;
+  /// Parameters the layer binds that another layer declares (the tied head: wte).
+  virtual std::vector<std::string> uses() const { return {}; }
   /// Takes views of its parameters and gradients once the store is allocated.
   virtual void bind(const ParamStore<T>& ps) = 0;
   /// Width of the layer's output activation.
@@ -49,6 +52,10 @@ class Layer {
                         LayerState& st) = 0;
   /// Forward FLOPs for `rows` rows (backward counts twice this).
   virtual double forward_flops(std::int64_t rows) const = 0;
+  /// Elements of activation memory the layer allocates for a microbatch of `rows` rows: its output, its saved state
+  /// and the scratch its backward keeps (what the memory tracker counts as "act/"); for estimates before a run.
+  /// Negative where the layer does not say.
+  virtual double activation_elements(std::int64_t /*rows*/) const { return -1.0; }
 
   // The backward in two halves, for zero-bubble pipeline schedules (Qi et al. 2023): backward_input computes dx
   // (the part the previous stage waits for) and the cheap parameter gradients, and keeps in `st` what

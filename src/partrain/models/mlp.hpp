@@ -31,6 +31,9 @@ class LinearActLayer : public Layer<T> {
   void backward(const Batch<T>& batch, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
                 LayerState& st) override;
   double forward_flops(std::int64_t rows) const override { return 2.0 * rows * in_ * out_; }
+  double activation_elements(std::int64_t rows) const override {
+    return double(rows) * double(out_) * (act_ == kernels::Activation::None ? 1.0 : 2.0);  // output, pre-activation
+  }
   bool splits_backward() const override { return true; }
   void backward_input(const Batch<T>& batch, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
                       LayerState& st) override;

@@ -24,10 +24,14 @@ class Model {
     View1<T> losses;          ///< [rows]
   };
 
-  /// Strategy hooks at layer boundaries (DP launches a bucket's allreduce when its gradients are final).
+  /// Strategy hooks at layer boundaries (DP launches a bucket's allreduce when its gradients are final; ZeRO-3
+  /// gathers a layer's parameters before it runs and frees them after).
   struct Hooks {
     std::function<void()> forward_done;
-    std::function<void(std::size_t layer)> backward_done;  ///< layer i's backward has finished
+    std::function<void(std::size_t layer)> before_forward;   ///< layer i's forward is next
+    std::function<void(std::size_t layer)> after_forward;    ///< layer i's forward has finished
+    std::function<void(std::size_t layer)> before_backward;  ///< layer i's backward is next
+    std::function<void(std::size_t layer)> backward_done;    ///< layer i's backward has finished
   };
 
   Model(std::string kind, std::int64_t rows_per_sample)
@@ -40,21 +44,32 @@ class Model {
   const ParamStore<T>& params() const { return params_; }
   const std::vector<std::unique_ptr<Layer<T>>>& layers() const { return layers_; }
 
-  /// Allocates the parameter store (initialised from `seed`) and binds every layer.
-  void build(std::uint64_t seed) {
+  /// Allocates the parameter store (initialised from `seed`) and binds every layer. Without a full buffer (ZeRO
+  /// stages 2 and 3) the layers are bound to views without memory until the strategy points them somewhere.
+  void build(std::uint64_t seed, bool param_buffer = true, bool grad_buffer = true) {
     for (std::size_t i = 0; i < layers_.size(); ++i) {
       const auto first = params_.infos().size();
       declare_before(i, params_);
       layers_[i]->declare(params_);
       declared_.emplace_back(first, params_.infos().size());
     }
-    params_.allocate(seed);
+    params_.allocate(seed, param_buffer, grad_buffer);
     for (auto& l : layers_) l->bind(params_);
   }
 
   /// Binds every layer again (after the store's buffers moved, e.g. ParamStore::adopt_grads).
   void rebind() {
     for (auto& l : layers_) l->bind(params_);
+  }
+
+  /// Names of the parameters layer i binds: those it declared and those it uses from another layer (the tied head's
+  /// wte).
+  std::vector<std::string> bound_parameters(std::size_t i) const {
+    std::vector<std::string> out;
+    const auto [a, b] = declared_[i];
+    for (auto k = a; k < b; ++k) out.push_back(params_.infos()[k].name);
+    for (const auto& u : layers_[i]->uses()) out.push_back(u);
+    return out;
   }
 
   /// Elements [begin, end) of the flat parameter/gradient buffers holding the parameters layer i declared
@@ -85,10 +100,12 @@ class Model {
   }
 
   /// Forward through every layer; returns the logits view.
-  View2<T> forward(const Batch<T>& batch, Workspace& ws) {
+  View2<T> forward(const Batch<T>& batch, Workspace& ws, const Hooks& hooks = {}) {
     View2<T> x;
     for (size_t i = 0; i < layers_.size(); ++i) {
+      if (hooks.before_forward) hooks.before_forward(i);
       layers_[i]->forward(batch, x, ws.outputs[i], *ws.states[i]);
+      if (hooks.after_forward) hooks.after_forward(i);
       x = ws.outputs[i];
     }
     return x;
@@ -135,7 +152,7 @@ class Model {
   /// params().grads(). loss_scale = 1/(global rows) makes the loss a mean over the global batch.
   /// Returns the sum of the microbatch's per-row losses.
   double forward_backward(const Batch<T>& batch, Workspace& ws, double loss_scale, const Hooks& hooks = {}) {
-    auto logits = forward(batch, ws);
+    auto logits = forward(batch, ws, hooks);
     if (hooks.forward_done) hooks.forward_done();
     const auto nl = layers_.size();
     View2<T> dlogits(ws.grad_a.data(), ws.outputs[nl - 1].extent(0), layers_[nl - 1]->out_width());
@@ -145,11 +162,28 @@ class Model {
       View2<T> dy(cur.data(), ws.outputs[i].extent(0), layers_[i]->out_width());
       View2<T> x = i > 0 ? ws.outputs[i - 1] : View2<T>();
       View2<T> dx = i > 0 ? View2<T>(other.data(), x.extent(0), x.extent(1)) : View2<T>();
+      if (hooks.before_backward) hooks.before_backward(i);
       layers_[i]->backward(batch, x, dy, dx, *ws.states[i]);
       if (hooks.backward_done) hooks.backward_done(i);
       std::swap(cur, other);
     }
     return loss;
+  }
+
+  /// Bytes of activation memory a step on `samples` samples allocates (every layer's output, state and backward
+  /// scratch, the workspace's two gradient buffers and its losses): what the tracker counts under "act/". Negative
+  /// when a layer cannot say.
+  double activation_bytes(std::int64_t samples) const {
+    const std::int64_t rows = samples * rows_per_sample_;
+    double e = 0, widest = 0, last_rows = double(rows);
+    for (const auto& l : layers_) {
+      const double a = l->activation_elements(rows);
+      if (a < 0) return -1.0;
+      e += a;
+      widest = std::max(widest, double(l->out_rows(rows)) * double(l->out_width()));
+      last_rows = double(l->out_rows(rows));
+    }
+    return double(sizeof(T)) * (e + 2 * widest + last_rows);
   }
 
   /// Forward FLOPs of a microbatch of `samples` samples (a training step is about 3× this).

@@ -14,36 +14,57 @@ struct OptimizerConfig {
   double lr = 1e-3, momentum = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
 };
 
-template <class T>
+/// The state lives in `Space` (the default memory space, or Kokkos::HostSpace for ZeRO-Offload's host optimizer) and
+/// the update runs in that space's execution space. A sharded strategy updates several ranges of one step with
+/// begin_step() and update(p, g, offset): the state of the range is at [offset, offset + len) (one step count).
+template <class T, class Space = MemSpace>
 class Optimizer {
  public:
-  Optimizer(const OptimizerConfig& cfg, std::int64_t numel) : cfg_(cfg) {
+  using StateView = Kokkos::View<T*, Kokkos::LayoutRight, Space>;
+
+  /// `numel` elements of state per buffer; `label` prefixes the allocations ("optim/" counts them as optimizer state).
+  Optimizer(const OptimizerConfig& cfg, std::int64_t numel, const std::string& label = "optim/") : cfg_(cfg) {
     if (cfg.kind == "sgd") {
-      if (cfg.momentum > 0) m_ = View1<T>("optim/sgd.momentum", numel);
+      if (cfg.momentum > 0) m_ = StateView(label + "sgd.momentum", numel);
     } else {
-      m_ = View1<T>("optim/adam.m", numel);
-      v_ = View1<T>("optim/adam.v", numel);
+      m_ = StateView(label + "adam.m", numel);
+      v_ = StateView(label + "adam.v", numel);
     }
   }
 
   /// One update of p from g; p and g are views of `numel` elements.
-  void step(const View1<T>& p, const View1<T>& g) {
-    ++steps_;
+  void step(const StateView& p, const StateView& g) {
+    begin_step();
+    update(p, g, 0);
+  }
+
+  /// Starts a step whose ranges update() then applies (Adam's bias correction counts steps, not ranges).
+  void begin_step() { ++steps_; }
+  /// Updates p from g (n elements each, in Space) with the state's elements [offset, offset + n).
+  void update(const StateView& p, const StateView& g, std::int64_t offset) {
+    const std::int64_t n = std::int64_t(p.extent(0));
+    auto part = [&](const StateView& s) {
+      return s.size() ? StateView(Kokkos::subview(s, Kokkos::make_pair(offset, offset + n))) : s;
+    };
     if (cfg_.kind == "sgd") {
-      kernels::sgd_step(p, g, m_, kernels::SgdParams{cfg_.lr, cfg_.momentum, cfg_.weight_decay});
+      kernels::sgd_step(p, g, part(m_), kernels::SgdParams{cfg_.lr, cfg_.momentum, cfg_.weight_decay});
     } else {
       kernels::AdamParams hp{cfg_.lr, cfg_.beta1, cfg_.beta2, cfg_.eps, cfg_.weight_decay, cfg_.kind == "adamw"};
-      kernels::adam_step(p, g, m_, v_, hp, steps_);
+      kernels::adam_step(p, g, part(m_), part(v_), hp, steps_);
     }
   }
 
   /// Bytes of optimizer state.
   std::int64_t state_bytes() const { return std::int64_t((m_.size() + v_.size()) * sizeof(T)); }
   std::int64_t steps_taken() const { return steps_; }
+  const OptimizerConfig& config() const { return cfg_; }
+  /// The state buffers (Adam's m and v; SGD's momentum in m; empty where the optimizer keeps none).
+  const StateView& m() const { return m_; }
+  const StateView& v() const { return v_; }
 
  private:
   OptimizerConfig cfg_;
-  View1<T> m_, v_;
+  StateView m_, v_;
   std::int64_t steps_ = 0;
 };
 

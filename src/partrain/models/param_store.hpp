@@ -1,8 +1,13 @@
 // Parameters and gradients of a model: two contiguous buffers ("params/<model>", "grads/<model>") split into
 // named views, in declaration order. Names and shapes follow PyTorch (Linear weight [out, in]), so a state dump
 // maps one-to-one onto the same model's state_dict. One buffer means one allreduce (or one shard) covers all.
+//
+// ZeRO keeps less than the whole: a store can be allocated without one or both full buffers, and each parameter's
+// (or gradient's) view can be pointed at memory the strategy owns (a gathered layer, a gradient bucket) before the
+// layers using it bind; init_values() gives any flat range's initial values for a shard.
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -67,12 +72,16 @@ class ParamStore {
     total_ += size;
   }
 
-  /// Allocates both buffers (gradients zeroed) and fills the parameters from `seed`.
-  void allocate(std::uint64_t seed) {
+  /// Allocates the full buffers asked for (gradients zeroed) and fills the parameters from `seed`. Without a full
+  /// buffer, every view of it must be set (set_param_view / set_grad_view) before a layer binds.
+  void allocate(std::uint64_t seed, bool param_buffer = true, bool grad_buffer = true) {
     PARTRAIN_REQUIRE(!allocated_, "allocate twice");
-    params_ = View1<T>("params/" + model_, total_);
-    grads_ = View1<T>("grads/" + model_, total_);
+    if (param_buffer) params_ = View1<T>("params/" + model_, total_);
+    if (grad_buffer) grads_ = View1<T>("grads/" + model_, total_);
     allocated_ = true;
+    pview_.resize(infos_.size());
+    gview_.resize(infos_.size());
+    if (!param_buffer) return;
     for (const auto& p : infos_) {
       auto v = flat_param(p.name);
       if (p.init.kind != Init::Normal) {
@@ -89,7 +98,29 @@ class ParamStore {
     }
   }
 
-  void zero_grad() { Kokkos::deep_copy(grads_, T(0)); }
+  /// The initial values of flat elements [begin, end) (what allocate() puts there), into `out` (host memory).
+  void init_values(std::uint64_t seed, std::int64_t begin, std::int64_t end, T* out) const {
+    for (const auto& p : infos_) {
+      const std::int64_t a = std::max(begin, p.offset), b = std::min(end, p.offset + p.size);
+      if (a >= b) continue;
+      const CounterRng rng(seed, p.name);
+      for (std::int64_t i = a; i < b; ++i) {
+        const std::int64_t local = i - p.offset;
+        out[i - begin] = p.init.kind != Init::Normal
+                             ? T(p.init.value)
+                             : T(p.init.value * rng.normal(std::uint64_t(p.shard.to_global(local, p.shape))));
+      }
+    }
+  }
+
+  void zero_grad() {
+    if (grads_.size() > 0) Kokkos::deep_copy(grads_, T(0));
+  }
+
+  /// Points parameter (gradient) `name` at `v` (numel of the parameter), replacing the full buffer's slice; an
+  /// empty view goes back to the full buffer. Layers see it when they next bind.
+  void set_param_view(const std::string& name, const View1<T>& v) { set_view(pview_, name, v); }
+  void set_grad_view(const std::string& name, const View1<T>& v) { set_view(gview_, name, v); }
 
   /// Moves the gradients into memory the caller owns (e.g. a window shared with the node's other ranks, so that
   /// data parallelism can reduce them in place with one pass); `memory` holds numel() elements and outlives the
@@ -105,10 +136,10 @@ class ParamStore {
   const View1<T>& params() const { return params_; }
   const View1<T>& grads() const { return grads_; }
 
-  View1<T> flat_param(const std::string& name) const { return slice(params_, info(name)); }
-  View1<T> flat_grad(const std::string& name) const { return slice(grads_, info(name)); }
-  View2<T> param2(const std::string& name) const { return as2(params_, info(name)); }
-  View2<T> grad2(const std::string& name) const { return as2(grads_, info(name)); }
+  View1<T> flat_param(const std::string& name) const { return view(params_, pview_, name); }
+  View1<T> flat_grad(const std::string& name) const { return view(grads_, gview_, name); }
+  View2<T> param2(const std::string& name) const { return as2(flat_param(name), info(name)); }
+  View2<T> grad2(const std::string& name) const { return as2(flat_grad(name), info(name)); }
 
   const ParamInfo& info(const std::string& name) const {
     int i = find(name);
@@ -123,12 +154,23 @@ class ParamStore {
       if (infos_[i].name == name) return int(i);
     return -1;
   }
-  static View1<T> slice(const View1<T>& buf, const ParamInfo& p) {
+  View1<T> view(const View1<T>& buf, const std::vector<View1<T>>& over, const std::string& name) const {
+    const ParamInfo& p = info(name);
+    const auto& o = over[std::size_t(find(name))];
+    if (o.data()) return o;
+    // A store without the full buffer and no view set: a view of the right size with no memory, which the strategy
+    // (ZeRO) replaces before the layer touches it.
+    if (buf.size() == 0) return View1<T>(static_cast<T*>(nullptr), p.size);
     return Kokkos::subview(buf, Kokkos::make_pair(p.offset, p.offset + p.size));
   }
-  static View2<T> as2(const View1<T>& buf, const ParamInfo& p) {
+  void set_view(std::vector<View1<T>>& over, const std::string& name, const View1<T>& v) {
+    const ParamInfo& p = info(name);
+    PARTRAIN_REQUIRE(!v.data() || std::int64_t(v.extent(0)) == p.size, "view of the wrong size for " + name);
+    over[std::size_t(find(name))] = v;
+  }
+  static View2<T> as2(const View1<T>& v, const ParamInfo& p) {
     PARTRAIN_REQUIRE(p.shape.size() == 2, "parameter is not 2D: " + p.name);
-    return View2<T>(buf.data() + p.offset, p.shape[0], p.shape[1]);
+    return View2<T>(v.data(), p.shape[0], p.shape[1]);
   }
 
   std::string model_;
@@ -136,6 +178,7 @@ class ParamStore {
   std::int64_t total_ = 0;
   bool allocated_ = false;
   View1<T> params_, grads_;
+  std::vector<View1<T>> pview_, gview_;  ///< per parameter: a view replacing the full buffer's slice, or empty
 };
 
 }  // namespace partrain::models

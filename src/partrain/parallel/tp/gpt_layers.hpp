@@ -68,6 +68,7 @@ class TpHead : public models::Layer<T> {
   TpHead(const models::GptConfig& c, TpContext& tp) : cfg_(c), tp_(tp) {}
   std::string name() const override { return "head"; }
   void declare(models::ParamStore<T>& ps) override;
+  std::vector<std::string> uses() const override { return {"wte"}; }
   void bind(const models::ParamStore<T>& ps) override;
   std::int64_t out_width() const override { return cfg_.vocab / tp_.size(); }
   std::unique_ptr<models::LayerState> make_state(std::int64_t rows) const override;

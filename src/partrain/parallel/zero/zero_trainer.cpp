@@ -1,0 +1,653 @@
+#include "partrain/parallel/zero/zero_trainer.hpp"
+
+#include <sched.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "partrain/collectives/wait.hpp"
+#include "partrain/core/error.hpp"
+#include "partrain/core/log.hpp"
+#include "partrain/core/timer.hpp"
+#include "partrain/kernels/pointwise.hpp"
+
+namespace partrain::parallel::zero {
+namespace {
+template <class T>
+View1<T> sub(const View1<T>& v, std::int64_t a, std::int64_t n) {
+  return View1<T>(v.data() + a, n);
+}
+}  // namespace
+
+template <class T>
+struct ZeroTrainer<T>::Gathered {
+  View1<T> buf;
+  coll::Request req;
+  enum { None, InFlight, Ready } state = None;
+};
+
+template <class T>
+struct ZeroTrainer<T>::Bucket {
+  View1<T> buf;                   ///< being accumulated by the backward
+  std::vector<View1<T>> reducing; ///< handed to reduce-scatters in flight
+};
+
+template <class T>
+ZeroTrainer<T>::ZeroTrainer(models::Model<T>& model, std::uint64_t seed, const models::Dataset<T>& data,
+                            const models::TrainSpec& spec, coll::MpiCommunicator& dp, const ZeroOptions& opts)
+    : model_(model), data_(data), spec_(spec), dp_(dp), opts_(opts), seed_(seed) {
+  const int n = dp.size(), r = dp.rank(), st = opts.stage;
+  PARTRAIN_REQUIRE(spec.global_batch % n == 0, "global batch must divide by the data-parallel degree");
+  local_ = spec.global_batch / n;
+  first_ = local_ * r;
+  model.build(seed, st < 3, st < 2);
+  auto& ps = model.params();
+  tied_ = model.tied_parameters();
+  auto is_tied = [&](const std::string& name) { return std::find(tied_.begin(), tied_.end(), name) != tied_.end(); };
+  std::vector<TensorRange> tensors;
+  for (const auto& p : ps.infos()) tensors.push_back({p.name, p.offset, p.size, is_tied(p.name)});
+  std::vector<Unit> units;
+  if (st == 0) {
+    units.push_back(Unit{0, ps.numel(), {}, false});
+    for (const auto& t : tensors) units.back().tensors.push_back(t.name);
+  } else if (st < 3) {
+    units = tensor_buckets(tensors, std::max<std::int64_t>(1, std::int64_t(opts.bucket_mib * 1048576 / sizeof(T))));
+  } else {
+    std::vector<std::vector<TensorRange>> per_layer;
+    for (std::size_t i = 0; i < model.layers().size(); ++i) {
+      per_layer.emplace_back();
+      const auto [a, b] = model.declared_range(i);
+      for (const auto& t : tensors)
+        if (t.offset >= a && t.offset < b) per_layer.back().push_back(t);
+    }
+    units = layer_units(per_layer);
+  }
+  layout_ = st == 0 ? ShardLayout(units, 1, 0) : ShardLayout(units, n, r);
+  const std::size_t L = model.layers().size();
+  producers_.assign(layout_.units().size(), {});
+  layer_units_.assign(L, {});
+  for (std::size_t i = 0; i < L; ++i)
+    for (const auto& name : model.bound_parameters(i)) {
+      const std::size_t u = layout_.unit_of(ps.info(name).offset);
+      if (std::find(layer_units_[i].begin(), layer_units_[i].end(), u) == layer_units_[i].end())
+        layer_units_[i].push_back(u);
+      if (std::find(producers_[u].begin(), producers_[u].end(), i) == producers_[u].end()) producers_[u].push_back(i);
+    }
+  for (auto& p : producers_) std::sort(p.rbegin(), p.rend());
+  batch_ = data.allocate(local_);
+  ws_ = model.make_workspace(local_);
+  const std::int64_t shard = layout_.shard_size();
+  if (st >= 2) grad_shard_ = View1<T>("grads/shard", shard);
+  for (const auto& u : layout_.units()) slot_elems_ = std::max(slot_elems_, u.size());
+  gathered_.resize(layout_.units().size());
+  buckets_.resize(layout_.units().size());
+  for (auto& g : gathered_) g = std::make_unique<Gathered>();
+  for (auto& b : buckets_) b = std::make_unique<Bucket>();
+  // Optimizer state: in memory, in host memory, or in a file; at stage 3 the parameter shard (from the initial values
+  // of this rank's blocks) in memory or in the file.
+  std::vector<T> init;
+  if (st == 3) {
+    init.resize(std::size_t(shard));
+    for (std::size_t u = 0; u < layout_.units().size(); ++u)
+      ps.init_values(seed, layout_.block_begin(u), layout_.block_begin(u) + layout_.block_size(u),
+                     init.data() + layout_.shard_offset(u));
+  }
+  const auto& oc = spec.optimizer;
+  state_slabs_ = oc.kind == "sgd" ? (oc.momentum > 0 ? 1 : 0) : 2;
+  if (opts.offload == "file") {
+    const int slabs = state_slabs_ + (st == 3 ? 1 : 0);
+    if (slabs > 0) {
+      file_ = std::make_unique<OffloadFile<T>>(opts.offload_dir, dp.rank(), shard, slabs,
+                                               std::int64_t(opts.offload_buffer_mib * 1048576));
+      if (st == 3) file_->write(slabs - 1, 0, shard, init.data());
+      const std::int64_t probe = std::min<std::int64_t>(64 << 20, std::max<std::int64_t>(1 << 20, shard * slabs * std::int64_t(sizeof(T))));
+      dir_rate_ = OffloadFile<T>::sequential_rate(opts.offload_dir, probe);
+    }
+  } else if (opts.offload == "host") {
+    host_opt_ = std::make_unique<models::Optimizer<T, Kokkos::HostSpace>>(oc, shard, "optim/host.");
+  } else {
+    opt_ = std::make_unique<models::Optimizer<T>>(oc, shard);
+  }
+  if (st == 3 && !file_) {
+    param_shard_ = View1<T>("params/shard", shard);
+    auto h = Kokkos::create_mirror_view(param_shard_);
+    std::copy(init.begin(), init.end(), h.data());
+    Kokkos::deep_copy(param_shard_, h);
+  }
+  if (st == 0) reducer_ = std::make_unique<GradientReducer<T>>(model, dp, DpOptions{opts.algo, opts.bucket_mib, opts.overlap});
+}
+
+template <class T>
+ZeroTrainer<T>::~ZeroTrainer() = default;
+
+template <class T>
+View1<T> ZeroTrainer<T>::pool_get(std::int64_t n, const char* label) {
+  // Gathered layers ("params/gathered") and gradient buckets ("grads/bucket") are allocated when needed and freed when
+  // done, so that the memory tracker's peak is what was in use at once; the trainer keeps the same count itself.
+  // (glibc's dynamic mmap threshold serves them from the heap after the first step: no page faults once warm.)
+  const bool params = std::string(label).rfind("params/", 0) == 0;
+  auto& live = params ? live_param_bytes_ : live_grad_bytes_;
+  live += n * std::int64_t(sizeof(T));
+  auto& peak = params ? pool_param_bytes_ : pool_grad_bytes_;
+  peak = std::max(peak, live);
+  return View1<T>(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string(label)), n);
+}
+
+template <class T>
+void ZeroTrainer<T>::pool_put(const View1<T>& v) {
+  (v.label().rfind("params/", 0) == 0 ? live_param_bytes_ : live_grad_bytes_) -= std::int64_t(v.extent(0) * sizeof(T));
+}
+
+template <class T>
+std::vector<std::size_t> ZeroTrainer<T>::units_of_layer(std::size_t layer) const {
+  return layer_units_[layer];
+}
+
+template <class T>
+void ZeroTrainer<T>::bind_layer(std::size_t layer, bool) {
+  model_.layers()[layer]->bind(model_.params());
+}
+
+// ---- stage 3: gathered parameters ---------------------------------------------------------------------------------
+
+template <class T>
+void ZeroTrainer<T>::gather(std::size_t u) {
+  auto& g = *gathered_[u];
+  if (g.state != Gathered::None) return;
+  const auto& unit = layout_.units()[u];
+  g.buf = pool_get(unit.size(), "params/gathered");
+  T* mine = g.buf.data() + layout_.block_offset(u);
+  if (file_) file_->read(state_slabs_, layout_.shard_offset(u), layout_.block_size(u), mine);  // the parameter slab
+  else Kokkos::deep_copy(sub(g.buf, layout_.block_offset(u), layout_.block_size(u)),
+                         sub(param_shard_, layout_.shard_offset(u), layout_.block_size(u)));
+  g.req = dp_.allgather(mine, g.buf.data(), unit.size(), opts_.algo);  // in place: this rank's block is at its offset
+  g.state = Gathered::InFlight;
+}
+
+template <class T>
+void ZeroTrainer<T>::wait_gathered(std::size_t u) {
+  auto& g = *gathered_[u];
+  if (g.state == Gathered::None) gather(u);
+  if (g.state == Gathered::InFlight) {
+    const double t0 = wall_time_s();
+    while (!g.req.done()) {  // every request in flight is progressed: shm completes them in launch order
+      progress();
+      if (!g.req.done() && coll::wait_policy() == coll::WaitPolicy::Yield) sched_yield();
+    }
+    gather_wait_s_ += wall_time_s() - t0;
+    g.state = Gathered::Ready;
+  }
+  const auto& unit = layout_.units()[u];
+  auto& ps = model_.params();
+  for (const auto& name : unit.tensors) {
+    const auto& info = ps.info(name);
+    ps.set_param_view(name, sub(g.buf, info.offset - unit.begin, info.size));
+  }
+}
+
+template <class T>
+void ZeroTrainer<T>::release_params(std::size_t u) {
+  auto& g = *gathered_[u];
+  if (g.state == Gathered::None) return;
+  while (!g.req.done()) progress();
+  for (const auto& name : layout_.units()[u].tensors) model_.params().set_param_view(name, View1<T>());
+  pool_put(g.buf);
+  g.buf = View1<T>();
+  g.state = Gathered::None;
+}
+
+// ---- gradients: buckets and reduce-scatters ------------------------------------------------------------------------
+
+template <class T>
+void ZeroTrainer<T>::ensure_grad_buffer(std::size_t u) {
+  auto& b = *buckets_[u];
+  if (b.buf.data()) return;
+  const auto& unit = layout_.units()[u];
+  b.buf = pool_get(unit.size(), "grads/bucket");
+  Kokkos::deep_copy(b.buf, T(0));
+  auto& ps = model_.params();
+  for (const auto& name : unit.tensors) {
+    const auto& info = ps.info(name);
+    ps.set_grad_view(name, sub(b.buf, info.offset - unit.begin, info.size));
+  }
+}
+
+template <class T>
+void ZeroTrainer<T>::launch_reduce_scatter(std::size_t u) {
+  const auto& unit = layout_.units()[u];
+  if (opts_.stage == 1) {  // in place in the full gradient buffer: the reduced block lands at its offset
+    T* g = model_.params().grads().data() + unit.begin;
+    rs_inflight_.emplace_back(dp_.reduce_scatter(g, g, unit.size(), coll::ReduceOp::Sum, opts_.algo), u);
+    return;
+  }
+  auto& b = *buckets_[u];
+  T* g = b.buf.data();
+  b.reducing.push_back(b.buf);
+  b.buf = View1<T>();
+  for (const auto& name : unit.tensors) model_.params().set_grad_view(name, View1<T>());
+  rs_inflight_.emplace_back(dp_.reduce_scatter(g, g, unit.size(), coll::ReduceOp::Sum, opts_.algo), u);
+}
+
+template <class T>
+void ZeroTrainer<T>::progress() {
+  for (auto& g : gathered_)
+    if (g->state == Gathered::InFlight) g->req.test();
+  for (auto& r : ag_inflight_) r.test();
+  // Completed reduce-scatters, in launch order: (stages 2, 3) add the reduced block to this rank's gradient shard.
+  for (std::size_t i = 0; i < rs_inflight_.size();) {
+    auto& [req, u] = rs_inflight_[i];
+    if (!req.test()) {
+      ++i;
+      continue;
+    }
+    if (opts_.stage >= 2) {
+      auto& b = *buckets_[u];
+      auto buf = b.reducing.front();
+      b.reducing.erase(b.reducing.begin());
+      auto src = sub(buf, layout_.block_offset(u), layout_.block_size(u));
+      auto dst = sub(grad_shard_, layout_.shard_offset(u), layout_.block_size(u));
+      kernels::pointwise("partrain::zero::accumulate", dst.extent(0), KOKKOS_LAMBDA(std::int64_t a, std::int64_t e) {
+        T* d = dst.data();
+        const T* s = src.data();
+        for (std::int64_t k = a; k < e; ++k) d[k] += s[k];
+      });
+      pool_put(buf);
+    }
+    rs_inflight_.erase(rs_inflight_.begin() + std::ptrdiff_t(i));
+  }
+}
+
+template <class T>
+void ZeroTrainer<T>::finish_reduce_scatters() {
+  while (!rs_inflight_.empty()) {
+    progress();
+    if (!rs_inflight_.empty() && coll::wait_policy() == coll::WaitPolicy::Yield) sched_yield();
+  }
+}
+
+// ---- the update -----------------------------------------------------------------------------------------------------
+
+template <class T>
+void ZeroTrainer<T>::optimizer_step() {
+  const int st = opts_.stage;
+  auto& ps = model_.params();
+  // This rank's parameters and gradients of unit u's block: the full buffers (stages 0–2 parameters, 0–1 gradients)
+  // or the shards.
+  auto pblock = [&](std::size_t u) {
+    return st == 3 ? sub(param_shard_, layout_.shard_offset(u), layout_.block_size(u))
+                   : sub(ps.params(), layout_.block_begin(u), layout_.block_size(u));
+  };
+  auto gblock = [&](std::size_t u) {
+    return st >= 2 ? sub(grad_shard_, layout_.shard_offset(u), layout_.block_size(u))
+                   : sub(ps.grads(), layout_.block_begin(u), layout_.block_size(u));
+  };
+  const std::size_t U = layout_.units().size();
+  if (opt_) {
+    opt_->begin_step();
+    for (std::size_t u = 0; u < U; ++u) opt_->update(pblock(u), gblock(u), layout_.shard_offset(u));
+  } else if (host_opt_) {  // ZeRO-Offload: the state and the update in host memory (the same memory on a host build)
+    host_opt_->begin_step();
+    for (std::size_t u = 0; u < U; ++u) {
+      auto p = pblock(u);
+      auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), p);
+      auto hg = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), gblock(u));
+      host_opt_->update(hp, hg, layout_.shard_offset(u));
+      Kokkos::deep_copy(p, hp);
+    }
+  } else if (file_) {  // ZeRO-Infinity: stream the state (and at stage 3 the parameters) through the staging buffer
+    ++file_steps_;
+    const auto& oc = spec_.optimizer;
+    using HV = Kokkos::View<T*, Kokkos::LayoutRight, Kokkos::HostSpace>;
+    const int pslab = state_slabs_;
+    const double io0 = file_->io_wait_s();
+    file_->stream([&](std::int64_t a, std::int64_t b, T* const* slabs) {
+      for (std::size_t u = layout_.unit_at_shard(a); u < U && layout_.shard_offset(u) < b; ++u) {
+        const std::int64_t lo = std::max(a, layout_.shard_offset(u)),
+                           hi = std::min(b, layout_.shard_offset(u) + layout_.block_size(u));
+        if (lo >= hi) continue;
+        const std::int64_t off = lo - layout_.shard_offset(u), len = hi - lo;
+        HV g = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), sub(gblock(u), off, len));
+        HV p = st == 3 ? HV(slabs[pslab] + (lo - a), len)
+                       : Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), sub(pblock(u), off, len));
+        HV m = pslab > 0 ? HV(slabs[0] + (lo - a), len) : HV();
+        HV v = pslab > 1 ? HV(slabs[1] + (lo - a), len) : HV();
+        if (oc.kind == "sgd")
+          kernels::sgd_step(p, g, m, kernels::SgdParams{oc.lr, oc.momentum, oc.weight_decay});
+        else
+          kernels::adam_step(p, g, m, v, kernels::AdamParams{oc.lr, oc.beta1, oc.beta2, oc.eps, oc.weight_decay, oc.kind == "adamw"},
+                             file_steps_);
+        if (st < 3) Kokkos::deep_copy(sub(pblock(u), off, len), p);
+      }
+    });
+    offload_io_s_ += file_->io_wait_s() - io0;
+  } else {  // plain SGD offloaded to a file: no state at all
+    const auto& oc = spec_.optimizer;
+    for (std::size_t u = 0; u < U; ++u)
+      kernels::sgd_step(pblock(u), gblock(u), View1<T>(), kernels::SgdParams{oc.lr, oc.momentum, oc.weight_decay});
+  }
+}
+
+template <class T>
+void ZeroTrainer<T>::allgather_params() {
+  T* p = model_.params().params().data();
+  for (std::size_t u = 0; u < layout_.units().size(); ++u) {
+    const auto& unit = layout_.units()[u];
+    ag_inflight_.push_back(dp_.allgather(p + layout_.block_begin(u), p + unit.begin, unit.size(), opts_.algo));
+  }
+  for (bool done = false; !done;) {
+    progress();
+    done = std::all_of(ag_inflight_.begin(), ag_inflight_.end(), [](const coll::Request& r) { return r.done(); });
+    if (!done && coll::wait_policy() == coll::WaitPolicy::Yield) sched_yield();
+  }
+  ag_inflight_.clear();
+}
+
+// ---- the step -------------------------------------------------------------------------------------------------------
+
+template <class T>
+StepRecord ZeroTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_update) {
+  const int st = opts_.stage;
+  data_.fill(std::uint64_t(s), first_, batch_);
+  coll::barrier(dp_.comm());
+  exposed_s_ = gather_wait_s_ = 0;
+  const double io0 = offload_io_s_;
+  if (reducer_) reducer_->begin_step();
+  const double t0 = fenced_time_s();
+  double t_fwd = t0;
+  model_.params().zero_grad();
+  if (grad_shard_.size()) Kokkos::deep_copy(grad_shard_, T(0));
+  const std::size_t L = model_.layers().size();
+  typename models::Model<T>::Hooks hooks;
+  hooks.forward_done = [&] { t_fwd = fenced_time_s(); };
+  auto timed = [&](auto&& f) {
+    const double h0 = fenced_time_s();
+    f();
+    exposed_s_ += wall_time_s() - h0;
+  };
+  auto needed_by = [&](std::size_t layer, std::size_t u) {
+    return layer < L && std::find(layer_units_[layer].begin(), layer_units_[layer].end(), u) != layer_units_[layer].end();
+  };
+  // A unit's gradient is complete after its last producer's backward; a tied unit's each producer's part goes alone.
+  auto complete_after = [&](std::size_t layer, std::size_t u) { return layout_.units()[u].tied || producers_[u].back() == layer; };
+  if (st == 0) {
+    hooks.backward_done = [&](std::size_t i) { reducer_->backward_done(i); };
+  } else if (st == 1) {
+    hooks.backward_done = [&](std::size_t i) {
+      timed([&] {
+        for (auto u : layer_units_[i])
+          if (producers_[u].back() == i && opts_.overlap) launch_reduce_scatter(u);
+        progress();
+      });
+    };
+  } else {
+    if (st == 3) {
+      hooks.before_forward = [&](std::size_t i) {
+        for (auto u : layer_units_[i]) wait_gathered(u);
+        bind_layer(i, false);
+        if (opts_.prefetch && i + 1 < L)
+          for (auto u : layer_units_[i + 1]) gather(u);
+      };
+      hooks.after_forward = [&](std::size_t i) {
+        if (i + 1 == L) return;  // the last layer's backward comes next: keep it
+        for (auto u : layer_units_[i])
+          if (!needed_by(i + 1, u)) release_params(u);
+        progress();
+      };
+    }
+    hooks.before_backward = [&](std::size_t i) {
+      if (st == 3) {
+        for (auto u : layer_units_[i]) wait_gathered(u);
+        if (opts_.prefetch && i > 0)
+          for (auto u : layer_units_[i - 1]) gather(u);
+      }
+      for (auto u : layer_units_[i]) ensure_grad_buffer(u);
+      bind_layer(i, true);
+    };
+    hooks.backward_done = [&](std::size_t i) {
+      timed([&] {
+        for (auto u : layer_units_[i])
+          if (complete_after(i, u)) launch_reduce_scatter(u);
+        if (st == 3)
+          for (auto u : layer_units_[i])
+            if (!needed_by(i == 0 ? L : i - 1, u)) release_params(u);
+        progress();
+      });
+    };
+  }
+  const double rows = double(spec_.global_batch * model_.rows_per_sample());
+  const double local_loss = model_.forward_backward(batch_, ws_, 1.0 / rows, hooks);
+  const double t_bwd = fenced_time_s();
+  const double in_hooks = st == 0 ? reducer_->exposed_s() : exposed_s_;
+  if (st == 0) {
+    reducer_->finish();
+  } else {
+    const double c0 = fenced_time_s();
+    if (st == 1 && !opts_.overlap)
+      for (std::size_t u = 0; u < layout_.units().size(); ++u) launch_reduce_scatter(u);
+    finish_reduce_scatters();
+    exposed_s_ += wall_time_s() - c0;
+  }
+  model_.finalize_grads();
+  const double t_comm = fenced_time_s();
+  double global_loss = 0;
+  coll::allreduce(&local_loss, &global_loss, 1, MPI_DOUBLE, MPI_SUM, dp_.comm());
+  StepRecord rec;
+  rec.loss = global_loss / rows;
+  if (before_update) before_update(rec.loss);
+  const double t_opt0 = fenced_time_s();
+  optimizer_step();
+  const double t_opt1 = fenced_time_s();
+  if (st == 1 || st == 2) allgather_params();
+  const double t_end = fenced_time_s();
+  const double exposed = (st == 0 ? reducer_->exposed_s() : exposed_s_) + (t_end - t_opt1);
+  rec.time_s = (t_comm - t0) + (t_end - t_opt0);
+  rec.phase("forward", t_fwd - t0);
+  rec.phase("backward", (t_bwd - t_fwd) - in_hooks);
+  rec.phase("comm_exposed", exposed + gather_wait_s_);
+  rec.phase("gather_exposed", gather_wait_s_);
+  rec.phase("allgather", t_end - t_opt1);
+  rec.phase("optimizer", t_opt1 - t_opt0);
+  rec.phase("offload_io", offload_io_s_ - io0);
+  ++steps_;
+  counters_ = dp_.counters();
+  return rec;
+}
+
+// ---- reporting ------------------------------------------------------------------------------------------------------
+
+template <class T>
+std::string ZeroTrainer<T>::describe() const {
+  const auto& ps = model_.params();
+  std::string s = "ZeRO stage " + std::to_string(opts_.stage) + " over " + std::to_string(dp_.size()) + " ranks, " +
+                  std::to_string(ps.numel()) + " parameters (" + std::to_string(layout_.shard_size()) +
+                  " in this rank's shard, " + std::to_string(layout_.units().size()) + " units), offload " + opts_.offload;
+  if (opts_.offload == "host")
+    s += std::is_same<MemSpace, Kokkos::HostSpace>::value
+             ? " (host and device memory are one on this build: the optimizer stays where it was)"
+             : " (optimizer state and update in host memory)";
+  if (file_) s += " (" + file_->path() + ", " + std::to_string(file_->chunk_elements()) + "-element chunks)";
+  if (opts_.stage == 3) s += std::string(", prefetch ") + (opts_.prefetch ? "on" : "off");
+  return s + ", " + std::to_string(local_) + " samples per rank";
+}
+
+template <class T>
+std::vector<io::NamedTensor> ZeroTrainer<T>::gather_full(bool grads) {
+  // Whole tensors from this rank's blocks: every unit allgathered (stages 1–3 hold only their blocks reduced).
+  const int st = opts_.stage;
+  auto& ps = model_.params();
+  if (st == 0 || (!grads && st < 3)) return io::named_tensors(ps, grads);
+  std::vector<T> full(std::size_t(ps.numel()));
+  for (std::size_t u = 0; u < layout_.units().size(); ++u) {
+    const auto& unit = layout_.units()[u];
+    std::vector<T> mine(std::size_t(layout_.block_size(u)));
+    View1<T> src;
+    if (grads) src = st >= 2 ? sub(grad_shard_, layout_.shard_offset(u), layout_.block_size(u))
+                             : sub(ps.grads(), layout_.block_begin(u), layout_.block_size(u));
+    if (!grads && file_) file_->read(state_slabs_, layout_.shard_offset(u), layout_.block_size(u), mine.data());
+    else {
+      if (!grads) src = sub(param_shard_, layout_.shard_offset(u), layout_.block_size(u));
+      auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), src);
+      std::copy(h.data(), h.data() + h.size(), mine.begin());
+    }
+    std::copy(mine.begin(), mine.end(), full.begin() + unit.begin + layout_.block_offset(u));
+    MPI_Request req;
+    std::vector<int> counts, displs;
+    for (int k = 0; k < dp_.size(); ++k) {
+      counts.push_back(int(coll::block_count(unit.size(), dp_.size(), k)));
+      displs.push_back(int(coll::block_offset(unit.size(), dp_.size(), k)));
+    }
+    const MPI_Datatype dt = sizeof(T) == 4 ? MPI_FLOAT : MPI_DOUBLE;
+    PARTRAIN_MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, dt, full.data() + unit.begin, counts.data(), displs.data(), dt,
+                                       dp_.comm(), &req));
+    coll::wait(req);
+  }
+  std::vector<io::NamedTensor> out;
+  for (const auto& p : ps.infos())
+    out.push_back({p.name, p.shape, std::vector<double>(full.begin() + p.offset, full.begin() + p.offset + p.size)});
+  return out;
+}
+
+template <class T>
+double ZeroTrainer<T>::measure_pure_comm(int reps) {
+  // The step's gradient collectives alone (stage 0: the bucket allreduces; 1–3: one reduce-scatter per unit) and the
+  // parameter allgathers (1–3), median of `reps` after a warm-up. Leaves the buffers changed.
+  std::vector<double> times;
+  auto& ps = model_.params();
+  View1<T> scratch;  // stages 2, 3: the collectives of a unit at a time, in a scratch of the largest unit's size
+  if (opts_.stage >= 2) scratch = View1<T>("comm/zero.replay", 2 * slot_elems_);
+  for (int i = 0; i <= reps; ++i) {
+    coll::barrier(dp_.comm());
+    const double t0 = fenced_time_s();
+    if (reducer_) {
+      reducer_->begin_step();
+      reducer_->finish();
+    } else {
+      std::vector<coll::Request> reqs;
+      for (std::size_t u = 0; u < layout_.units().size(); ++u) {
+        const auto& unit = layout_.units()[u];
+        T* g = opts_.stage == 1 ? ps.grads().data() + unit.begin : scratch.data();
+        T* p = opts_.stage < 3 ? ps.params().data() + unit.begin : scratch.data() + slot_elems_;
+        reqs.push_back(dp_.reduce_scatter(g, g, unit.size(), coll::ReduceOp::Sum, opts_.algo));
+        reqs.push_back(dp_.allgather(p + layout_.block_offset(u), p, unit.size(), opts_.algo));
+        if (opts_.stage >= 2) coll::wait_all(reqs);  // the scratch is reused by the next unit
+      }
+      coll::wait_all(reqs);
+    }
+    if (i > 0) times.push_back(fenced_time_s() - t0);
+  }
+  std::sort(times.begin(), times.end());
+  pure_s_ = times.empty() ? 0.0 : times[times.size() / 2];
+  return pure_s_;
+}
+
+template <class T>
+std::vector<std::pair<std::string, bool>> ZeroTrainer<T>::self_check() {
+  bool drained = rs_inflight_.empty() && ag_inflight_.empty();
+  for (const auto& g : gathered_) drained = drained && g->state == Gathered::None;
+  for (const auto& b : buckets_) drained = drained && !b->buf.data() && b->reducing.empty();
+  std::vector<std::pair<std::string, bool>> out = {{"no gathered layer or bucket left behind", drained}};
+  if (opts_.stage < 3) {  // replicas of the parameters bit-identical
+    auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model_.params().params());
+    double checksum = 0;
+    for (std::size_t i = 0; i < hp.size(); ++i) checksum += double(hp.data()[i]) * double(i % 13 + 1);
+    const auto cs = coll::over_ranks(dp_.comm(), checksum);
+    out.push_back({"replicas identical", cs[0] == cs[2]});
+  }
+  return out;
+}
+
+template <class T>
+std::string ZeroTrainer<T>::step_note(const StepRecord& rec) const {
+  double comm = 0, gather = 0;
+  for (const auto& [k, v] : rec.phases) {
+    if (k == "comm_exposed") comm = v;
+    if (k == "gather_exposed") gather = v;
+  }
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "exposed comm %4.1f%%%s", 100.0 * comm / rec.time_s,
+                opts_.stage == 3 ? (" | gathers " + std::to_string(int(100.0 * gather / rec.time_s + 0.5)) + "%").c_str() : "");
+  return buf;
+}
+
+template <class T>
+std::array<double, 3> ZeroTrainer<T>::paper_state_bytes() const {
+  const double psi = double(model_.params().numel()), nd = double(dp_.size()), e = double(sizeof(T));
+  const double opt = spec_.optimizer.kind == "sgd" ? (spec_.optimizer.momentum > 0 ? e : 0.0) : 2 * e;
+  switch (opts_.stage) {
+    case 0: return {e * psi, e * psi, opt * psi};
+    case 1: return {e * psi, e * psi, opt * psi / nd};
+    case 2: return {e * psi, e * psi / nd, opt * psi / nd};
+    default: return {e * psi / nd, e * psi / nd, opt * psi / nd};
+  }
+}
+
+template <class T>
+std::array<double, 3> ZeroTrainer<T>::predicted_state_bytes() const {
+  // The paper's shares with this rank's exact shard, plus the buffers this implementation holds for them (gathered
+  // layers and gradient buckets, pooled: at most what was in use at once per size) and, offloading to a file, the
+  // staging buffer instead of the state.
+  const double e = double(sizeof(T)), psi = double(model_.params().numel()), L = double(layout_.shard_size());
+  const double params = (opts_.stage < 3 ? e * psi : (file_ ? 0.0 : e * L)) + double(pool_param_bytes_);
+  const double grads = (opts_.stage < 2 ? e * psi : e * L) + double(pool_grad_bytes_);
+  double opt = 0;
+  if (opt_) opt = double(opt_->state_bytes());
+  else if (host_opt_) opt = double(host_opt_->state_bytes());
+  else if (file_) opt = double(file_->staging_bytes());
+  return {params, grads, opt};
+}
+
+template <class T>
+NamedFigures ZeroTrainer<T>::summary(const RunMedians& m) {
+  const int n = dp_.size();
+  const double e = double(sizeof(T)), psi = double(model_.params().numel());
+  const auto paper = paper_state_bytes();
+  const auto pure = coll::over_ranks(dp_.comm(), pure_s_);
+  const double per_step = steps_ ? 1.0 / double(steps_) : 0.0;
+  const double rs = double(counters_[coll::Op::ReduceScatter].bytes_sent) * per_step,
+               ag = double(counters_[coll::Op::Allgather].bytes_sent) * per_step,
+               ar = double(counters_[coll::Op::Allreduce].bytes_sent) * per_step;
+  const double dp_bytes = 2.0 * double(n - 1) / double(n) * psi * e;  // partrain-dp's ring allreduce of Ψ
+  NamedFigures f = {{"zero_stage", double(opts_.stage)},
+                    {"paper_params_bytes", paper[0]},
+                    {"paper_grads_bytes", paper[1]},
+                    {"paper_optimizer_bytes", paper[2]},
+                    {"zero_shard_elements", double(layout_.shard_size())},
+                    {"zero_units", double(layout_.units().size())},
+                    {"zero_gathered_params_bytes", double(pool_param_bytes_)},
+                    {"zero_bucket_grads_bytes", double(pool_grad_bytes_)},
+                    {"comm_pure_s", pure[1]},
+                    {"comm_exposed_s", m.phase("comm_exposed")},
+                    {"gather_exposed_s", m.phase("gather_exposed")},
+                    {"reduce_scatter_bytes_sent_per_step", rs},
+                    {"allgather_bytes_sent_per_step", ag},
+                    {"allreduce_bytes_sent_per_step", ar},
+                    {"dp_allreduce_bytes_per_step", dp_bytes},
+                    {"comm_bytes_vs_dp", dp_bytes > 0 ? (rs + ag + ar) / dp_bytes : 0.0},
+                    {"predicted_comm_bytes_vs_dp", n == 1 ? 0.0 : opts_.stage == 3 ? 1.5 : 1.0}};
+  if (file_) {
+    f.push_back({"offload_bytes_read_per_step", double(file_->bytes_read()) * per_step});
+    f.push_back({"offload_bytes_written_per_step", double(file_->bytes_written()) * per_step});
+    f.push_back({"offload_io_wait_s", m.phase("offload_io")});
+    f.push_back({"offload_dir_write_Bps", dir_rate_.first});
+    f.push_back({"offload_dir_read_Bps", dir_rate_.second});
+    const double opt_s = m.phase("optimizer");
+    f.push_back({"offload_rate_Bps", opt_s > 0 ? double(file_->bytes_read() + file_->bytes_written()) * per_step / opt_s : 0.0});
+    f.push_back({"offload_staging_bytes", double(file_->staging_bytes())});
+  }
+  return f;
+}
+
+template <class T>
+NamedStrings ZeroTrainer<T>::attributes() const {
+  return {{"variant", "stage " + std::to_string(opts_.stage) + (opts_.offload == "none" ? "" : " offload " + opts_.offload)},
+          {"zero_stage", std::to_string(opts_.stage)},
+          {"offload", opts_.offload},
+          {"offload_dir", opts_.offload_dir},
+          {"prefetch", opts_.prefetch ? "true" : "false"},
+          {"algorithm", coll::name(opts_.algo)}};
+}
+
+template class ZeroTrainer<float>;
+template class ZeroTrainer<double>;
+
+}  // namespace partrain::parallel::zero

@@ -47,19 +47,23 @@ ZeroTrainer<T>::ZeroTrainer(models::Model<T>& model, std::uint64_t seed, const m
   std::vector<TensorRange> tensors;
   for (const auto& p : ps.infos()) tensors.push_back({p.name, p.offset, p.size, is_tied(p.name)});
   std::vector<Unit> units;
+  const std::int64_t bucket = std::max<std::int64_t>(1, std::int64_t(opts.bucket_mib * 1048576 / sizeof(T)));
+  std::vector<std::vector<TensorRange>> per_layer;  // the tensors each layer declared
+  for (std::size_t i = 0; i < model.layers().size(); ++i) {
+    per_layer.emplace_back();
+    const auto [a, b] = model.declared_range(i);
+    for (const auto& t : tensors)
+      if (t.offset >= a && t.offset < b) per_layer.back().push_back(t);
+  }
   if (st == 0) {
     units.push_back(Unit{0, ps.numel(), {}, false});
     for (const auto& t : tensors) units.back().tensors.push_back(t.name);
-  } else if (st < 3) {
-    units = tensor_buckets(tensors, std::max<std::int64_t>(1, std::int64_t(opts.bucket_mib * 1048576 / sizeof(T))));
+  } else if (st == 1) {  // buckets across layers: the full gradient buffer is there anyway
+    units = tensor_buckets(tensors, bucket);
+  } else if (st == 2) {  // buckets within a layer: its backward writes all of them, and they are freed together
+    for (const auto& lt : per_layer)
+      for (auto& u : tensor_buckets(lt, bucket)) units.push_back(std::move(u));
   } else {
-    std::vector<std::vector<TensorRange>> per_layer;
-    for (std::size_t i = 0; i < model.layers().size(); ++i) {
-      per_layer.emplace_back();
-      const auto [a, b] = model.declared_range(i);
-      for (const auto& t : tensors)
-        if (t.offset >= a && t.offset < b) per_layer.back().push_back(t);
-    }
     units = layer_units(per_layer);
   }
   layout_ = st == 0 ? ShardLayout(units, 1, 0) : ShardLayout(units, n, r);
@@ -217,7 +221,7 @@ void ZeroTrainer<T>::launch_reduce_scatter(std::size_t u) {
   const auto& unit = layout_.units()[u];
   if (opts_.stage == 1) {  // in place in the full gradient buffer: the reduced block lands at its offset
     T* g = model_.params().grads().data() + unit.begin;
-    rs_inflight_.emplace_back(dp_.reduce_scatter(g, g, unit.size(), coll::ReduceOp::Sum, opts_.algo), u);
+    rs_inflight_.push_back({dp_.reduce_scatter(g, g, unit.size(), coll::ReduceOp::Sum, opts_.algo), u, rs_layer_});
     return;
   }
   auto& b = *buckets_[u];
@@ -225,7 +229,7 @@ void ZeroTrainer<T>::launch_reduce_scatter(std::size_t u) {
   b.reducing.push_back(b.buf);
   b.buf = View1<T>();
   for (const auto& name : unit.tensors) model_.params().set_grad_view(name, View1<T>());
-  rs_inflight_.emplace_back(dp_.reduce_scatter(g, g, unit.size(), coll::ReduceOp::Sum, opts_.algo), u);
+  rs_inflight_.push_back({dp_.reduce_scatter(g, g, unit.size(), coll::ReduceOp::Sum, opts_.algo), u, rs_layer_});
 }
 
 template <class T>
@@ -235,7 +239,8 @@ void ZeroTrainer<T>::progress() {
   for (auto& r : ag_inflight_) r.test();
   // Completed reduce-scatters, in launch order: (stages 2, 3) add the reduced block to this rank's gradient shard.
   for (std::size_t i = 0; i < rs_inflight_.size();) {
-    auto& [req, u] = rs_inflight_[i];
+    auto& req = rs_inflight_[i].req;
+    const std::size_t u = rs_inflight_[i].unit;
     if (!req.test()) {
       ++i;
       continue;
@@ -258,7 +263,23 @@ void ZeroTrainer<T>::progress() {
 }
 
 template <class T>
-void ZeroTrainer<T>::finish_reduce_scatters() {
+void ZeroTrainer<T>::finish_reduce_scatters(std::size_t launched_from) {
+  // Waits for the reduce-scatters launched by the backward of a layer >= launched_from (all of them by default).
+  auto pending = [&] {
+    return std::any_of(rs_inflight_.begin(), rs_inflight_.end(),
+                       [&](const InflightRs& r) { return r.layer >= launched_from; });
+  };
+  if (!pending()) return;
+  const double t0 = wall_time_s();
+  while (pending()) {
+    progress();
+    if (pending() && coll::wait_policy() == coll::WaitPolicy::Yield) sched_yield();
+  }
+  exposed_s_ += wall_time_s() - t0;
+}
+
+template <class T>
+void ZeroTrainer<T>::finish_all_reduce_scatters() {
   while (!rs_inflight_.empty()) {
     progress();
     if (!rs_inflight_.empty() && coll::wait_policy() == coll::WaitPolicy::Yield) sched_yield();
@@ -373,6 +394,7 @@ StepRecord ZeroTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_updat
     hooks.backward_done = [&](std::size_t i) { reducer_->backward_done(i); };
   } else if (st == 1) {
     hooks.backward_done = [&](std::size_t i) {
+      rs_layer_ = i;
       timed([&] {
         for (auto u : layer_units_[i])
           if (producers_[u].back() == i && opts_.overlap) launch_reduce_scatter(u);
@@ -395,6 +417,8 @@ StepRecord ZeroTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_updat
       };
     }
     hooks.before_backward = [&](std::size_t i) {
+      // At most two layers of gradient buffers: this layer's, and the previous layer's still reducing.
+      finish_reduce_scatters(i + 2);
       if (st == 3) {
         for (auto u : layer_units_[i]) wait_gathered(u);
         if (opts_.prefetch && i > 0)
@@ -404,6 +428,7 @@ StepRecord ZeroTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_updat
       bind_layer(i, true);
     };
     hooks.backward_done = [&](std::size_t i) {
+      rs_layer_ = i;
       timed([&] {
         for (auto u : layer_units_[i])
           if (complete_after(i, u)) launch_reduce_scatter(u);
@@ -424,7 +449,7 @@ StepRecord ZeroTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_updat
     const double c0 = fenced_time_s();
     if (st == 1 && !opts_.overlap)
       for (std::size_t u = 0; u < layout_.units().size(); ++u) launch_reduce_scatter(u);
-    finish_reduce_scatters();
+    finish_all_reduce_scatters();
     exposed_s_ += wall_time_s() - c0;
   }
   model_.finalize_grads();

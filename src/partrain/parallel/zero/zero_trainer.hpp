@@ -80,7 +80,8 @@ class ZeroTrainer : public Trainer<T> {
   // stages 1–3
   void launch_reduce_scatter(std::size_t unit);
   void progress();
-  void finish_reduce_scatters();
+  void finish_reduce_scatters(std::size_t launched_from);  ///< those launched by layers >= launched_from
+  void finish_all_reduce_scatters();
   void ensure_grad_buffer(std::size_t unit);
   void optimizer_step();
   void allgather_params();  ///< stages 1, 2
@@ -111,7 +112,12 @@ class ZeroTrainer : public Trainer<T> {
   View1<T> block_staging_;             ///< stage 3 with the file offload: a unit's parameter block read from it
   std::vector<std::unique_ptr<Gathered>> gathered_;
   std::vector<std::unique_ptr<Bucket>> buckets_;
-  std::vector<std::pair<coll::Request, std::size_t>> rs_inflight_;  ///< reduce-scatters and their unit
+  struct InflightRs {
+    coll::Request req;
+    std::size_t unit, layer;  ///< the unit, and the layer whose backward launched it
+  };
+  std::vector<InflightRs> rs_inflight_;
+  std::size_t rs_layer_ = 0;
   std::vector<coll::Request> ag_inflight_;
   std::int64_t slot_elems_ = 0;  ///< the largest unit
   std::int64_t live_param_bytes_ = 0, live_grad_bytes_ = 0;

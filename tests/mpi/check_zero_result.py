@@ -1,0 +1,93 @@
+#!/usr/bin/python3
+"""partrain-zero's result files at every stage, at one rank count: the shared checks (result_checks.py); every
+rank's tracked parameters, gradients and optimizer state equal to the prediction (the ZeRO paper's share of this
+rank's exact shard plus the buffers the trainer declares it holds) within 5%, and within 5% of the paper's formula
+itself at stages 0 and 1; the bytes sent per step against partrain-dp's allreduce (1x at stages 1 and 2, ~1.5x at
+stage 3, ring algorithm); --estimate's fp32 figures within 5% of the measurement (model states and activations); the
+file offload keeping the state out of memory and reading and writing it once per step; stage 3 without prefetch.
+
+    check_zero_result.py MPIEXEC NP PARTRAIN_ZERO DECK
+"""
+import csv
+import io
+import os
+import subprocess
+import sys
+import tempfile
+
+import h5py
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from result_checks import check_training_result  # noqa: E402
+
+mpiexec, np_, exe, deck = sys.argv[1:5]
+n = int(np_)
+bad = []
+
+
+def check(cond, what):
+    if not cond:
+        bad.append(what)
+
+
+def close(a, b, tol=0.05):
+    return abs(a - b) <= tol * max(abs(b), 1.0)
+
+
+small = ["--set", "train.steps=3", "--set", "train.warmup=1", "--set", "model.gpt.layers=6", "--set",
+         "model.gpt.seq_len=32", "--set", f"train.batch={4 * n}", "--set", "zero.algorithm=ring"]
+est = subprocess.run([exe, "--estimate", "--csv", "--ranks", str(n), "-i", deck] + small, check=True,
+                     capture_output=True, text=True).stdout
+estimates = {(r["precision"], int(r["stage"])): r for r in csv.DictReader(io.StringIO(est)) if int(r["nd"]) == n}
+with tempfile.TemporaryDirectory() as d:
+    def run(name, *extra):
+        out = os.path.join(d, name + ".h5")
+        subprocess.run([mpiexec, "-n", np_, exe, "-i", deck, "--output", out] + small + list(extra), check=True,
+                       stdout=subprocess.DEVNULL)
+        return h5py.File(out, "r")
+
+    for stage in range(4):
+        with run(f"s{stage}", "--set", f"zero.stage={stage}") as f:
+            bad.extend(f"stage {stage}: {x}" for x in check_training_result(f, "partrain-zero", "zero", n))
+            s = f["summary"].attrs
+            mem = {c: f[f"memory/{c}_bytes"][()] for c in ["params", "grads", "optimizer", "activations"]}
+            for c in ["params", "grads", "optimizer"]:
+                check(close(mem[c][0], s[f"predicted_{c}_bytes"]),
+                      f"stage {stage}: {c} {mem[c][0]} vs predicted {s[f'predicted_{c}_bytes']}")
+                if stage <= 1:
+                    check(close(mem[c][0], s[f"paper_{c}_bytes"]), f"stage {stage}: {c} {mem[c][0]} vs paper {s[f'paper_{c}_bytes']}")
+            if n > 1:
+                ratio, want = s["comm_bytes_vs_dp"], 1.5 if stage == 3 else 1.0
+                check(want - 0.02 <= ratio <= want + (0.25 if stage == 3 else 0.02),
+                      f"stage {stage}: bytes per step {ratio:.3f}x partrain-dp's allreduce, wanted {want}x")
+            e = estimates[("fp32", stage)]
+            states = mem["params"][0] + mem["grads"][0] + mem["optimizer"][0]
+            check(close(float(e["params_bytes"]) + float(e["grads_bytes"]) + float(e["optimizer_bytes"]) +
+                        float(e["buffers_bytes"]), states), f"stage {stage}: --estimate states {e} vs measured {states}")
+            check(close(float(e["activations_bytes"]), mem["activations"][0]),
+                  f"stage {stage}: --estimate activations {e['activations_bytes']} vs measured {mem['activations'][0]}")
+    for stage in (1, 3):  # the optimizer state (and at stage 3 the parameters) in a file
+        with run(f"file{stage}", "--set", f"zero.stage={stage}", "--set", "zero.offload=file", "--set",
+                 f"zero.offload_dir={d}", "--set", "zero.offload_buffer_mib=0.25") as f:
+            bad.extend(f"file {stage}: {x}" for x in check_training_result(f, "partrain-zero", "zero", n))
+            s = f["summary"].attrs
+            opt = f["memory/optimizer_bytes"][()]
+            check(all(opt <= 0.25 * 2**20 + 64) and all(opt > 0), f"file {stage}: optimizer memory is the staging buffer: {opt}")
+            state = 2 * 4 * s["zero_shard_elements"]  # m and v of this rank's shard, read and written once a step
+            check(s["offload_bytes_written_per_step"] >= state * 0.999 and s["offload_bytes_read_per_step"] >= state * 0.999,
+                  f"file {stage}: {s['offload_bytes_read_per_step']} read, {s['offload_bytes_written_per_step']} written per step, state {state}")
+            check(s["offload_dir_write_Bps"] > 0 and s["offload_dir_read_Bps"] > 0 and s["offload_rate_Bps"] > 0,
+                  f"file {stage}: I/O rates recorded")
+            if stage == 3:
+                check(abs(f["memory/params_bytes"][()][0] - s["zero_gathered_params_bytes"]) < 1,
+                      "file 3: no parameter shard in memory, only gathered layers")
+        check(not [x for x in os.listdir(d) if x.endswith(".state")], "offload files removed")
+    with run("noprefetch", "--set", "zero.stage=3", "--set", "zero.prefetch=false") as f:
+        s = f["summary"].attrs
+        check(f.attrs["prefetch"] == "false" and "gather_exposed_s" in s, "stage 3 without prefetch")
+        check(s["zero_gathered_params_bytes"] < s["zero_bucket_grads_bytes"] * 0.75 or n == 1,
+              "without prefetch only the running layer's parameters are gathered")
+for x in bad:
+    print("FAILED:", x)
+print(f"{len(bad)} failed" if bad else "ok")
+sys.exit(1 if bad else 0)

@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "partrain/core/error.hpp"
+#include "partrain/core/memory.hpp"
 #include "partrain/core/timer.hpp"
 
 namespace partrain::parallel::zero {
@@ -44,22 +46,36 @@ OffloadFile<T>::OffloadFile(const std::string& dir, int rank, std::int64_t n, in
     : path_(dir + "/partrain-zero-" + std::to_string(getpid()) + "-r" + std::to_string(rank) + ".state"),
       slabs_(slabs),
       n_(n) {
+  align_ = 4096 / std::int64_t(sizeof(T));  // O_DIRECT: offsets, lengths and buffers in whole 4 KiB blocks
+  n_pad_ = (n + align_ - 1) / align_ * align_;
   chunk_ = std::max<std::int64_t>(1, staging_bytes / (2 * slabs * std::int64_t(sizeof(T))));
-  chunk_ = std::min(chunk_, std::max<std::int64_t>(n, 1));
-  staging_ = HostView("optim/offload.staging", std::size_t(2 * slabs * chunk_));
-  fd_ = open(path_.c_str(), O_CREAT | O_TRUNC | O_RDWR, 0600);
-  if (fd_ < 0) io_failure(path_, "cannot create", errno);
-  std::vector<T> zeros(std::size_t(std::min<std::int64_t>(n_, 1 << 20)), T(0));
+  chunk_ = std::max(align_, chunk_ / align_ * align_);
+  chunk_ = std::min(chunk_, std::max(n_pad_, align_));
+  const std::size_t bytes = std::size_t(2 * slabs * chunk_) * sizeof(T);
+  if (posix_memalign(&staging_mem_, 4096, bytes) != 0) throw RuntimeError("cannot allocate the offload staging buffer");
+  std::memset(staging_mem_, 0, bytes);
+  memory_track_external("optim/offload.staging", staging_mem_, std::int64_t(bytes));
+  staging_ = HostView(static_cast<T*>(staging_mem_), std::size_t(2 * slabs * chunk_));
+  fd_buffered_ = open(path_.c_str(), O_CREAT | O_TRUNC | O_RDWR, 0600);
+  if (fd_buffered_ < 0) io_failure(path_, "cannot create", errno);
+  fd_ = open(path_.c_str(), O_RDWR | O_DIRECT);
+  direct_ = fd_ >= 0;
+  if (!direct_) fd_ = fd_buffered_;  // the filesystem refuses O_DIRECT (tmpfs): buffered I/O
+  std::vector<T> zeros(std::size_t(std::min<std::int64_t>(n_pad_, 1 << 20)), T(0));
   for (int s = 0; s < slabs; ++s)
-    for (std::int64_t a = 0; a < n_; a += std::int64_t(zeros.size()))
-      write(s, a, std::min<std::int64_t>(std::int64_t(zeros.size()), n_ - a), zeros.data());
+    for (std::int64_t a = 0; a < n_pad_; a += std::int64_t(zeros.size()))
+      write(s, a, std::min<std::int64_t>(std::int64_t(zeros.size()), n_pad_ - a), zeros.data());
+  if (fdatasync(fd_buffered_) != 0) io_failure(path_, "fdatasync failed", errno);
   bytes_written_ = 0;
 }
 
 template <class T>
 OffloadFile<T>::~OffloadFile() {
-  if (fd_ >= 0) close(fd_);
+  if (direct_ && fd_ >= 0) close(fd_);
+  if (fd_buffered_ >= 0) close(fd_buffered_);
   unlink(path_.c_str());
+  memory_untrack_external(staging_mem_);
+  std::free(staging_mem_);
 }
 
 template <class T>
@@ -68,7 +84,7 @@ void OffloadFile<T>::write(int slab, std::int64_t a, std::int64_t count, const T
   std::int64_t left = count * std::int64_t(sizeof(T));
   off_t at = offset(slab, a);
   while (left > 0) {
-    const ssize_t w = pwrite(fd_, p, std::size_t(left), at);
+    const ssize_t w = pwrite(fd_buffered_, p, std::size_t(left), at);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) io_failure(path_, "write failed at byte " + std::to_string(at), w < 0 ? errno : ENOSPC);
     p += w;
@@ -84,7 +100,7 @@ void OffloadFile<T>::read(int slab, std::int64_t a, std::int64_t count, T* out) 
   std::int64_t left = count * std::int64_t(sizeof(T));
   off_t at = offset(slab, a);
   while (left > 0) {
-    const ssize_t r = pread(fd_, p, std::size_t(left), at);
+    const ssize_t r = pread(fd_buffered_, p, std::size_t(left), at);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) io_failure(path_, "read failed at byte " + std::to_string(at), errno);
     if (r == 0) io_failure(path_, "short read at byte " + std::to_string(at) + " (the file was truncated?)", 0);
@@ -129,6 +145,7 @@ void OffloadFile<T>::stream(const ChunkFn& fn) {
   std::vector<bool> writing(2, false);
   auto slot_ptr = [&](int slot, int slab) { return staging_.data() + (std::int64_t(slot) * slabs_ + slab) * chunk_; };
   auto bounds = [&](std::int64_t k) { return std::make_pair(k * chunk_, std::min(n_, (k + 1) * chunk_)); };
+  auto io_len = [&](std::int64_t a, std::int64_t b) { return std::min(n_pad_ - a, (b - a + align_ - 1) / align_ * align_); };
   auto start_reads = [&](std::int64_t k) {
     const int slot = int(k % 2);
     if (writing[std::size_t(slot)]) {  // the slot's previous chunk must be on disk before it is refilled
@@ -136,7 +153,7 @@ void OffloadFile<T>::stream(const ChunkFn& fn) {
       writing[std::size_t(slot)] = false;
     }
     const auto [a, b] = bounds(k);
-    for (int s = 0; s < slabs_; ++s) start(reads[std::size_t(slot * slabs_ + s)], false, s, a, b - a, slot_ptr(slot, s));
+    for (int s = 0; s < slabs_; ++s) start(reads[std::size_t(slot * slabs_ + s)], false, s, a, io_len(a, b), slot_ptr(slot, s));
   };
   if (chunks > 0) start_reads(0);
   std::vector<T*> ptrs(static_cast<std::size_t>(slabs_));
@@ -144,11 +161,11 @@ void OffloadFile<T>::stream(const ChunkFn& fn) {
     const int slot = int(k % 2);
     const auto [a, b] = bounds(k);
     for (int s = 0; s < slabs_; ++s)
-      finish(reads[std::size_t(slot * slabs_ + s)], false, (b - a) * std::int64_t(sizeof(T)));
+      finish(reads[std::size_t(slot * slabs_ + s)], false, io_len(a, b) * std::int64_t(sizeof(T)));
     if (k + 1 < chunks) start_reads(k + 1);  // the next chunk arrives while this one is updated
     for (int s = 0; s < slabs_; ++s) ptrs[std::size_t(s)] = slot_ptr(slot, s);
     fn(a, b, ptrs.data());
-    for (int s = 0; s < slabs_; ++s) start(writes[std::size_t(slot * slabs_ + s)], true, s, a, b - a, slot_ptr(slot, s));
+    for (int s = 0; s < slabs_; ++s) start(writes[std::size_t(slot * slabs_ + s)], true, s, a, io_len(a, b), slot_ptr(slot, s));
     writing[std::size_t(slot)] = true;
   }
   for (int slot = 0; slot < 2; ++slot)

@@ -3,6 +3,9 @@
 // and v, then the parameters), slab after slab. stream() walks [0, n) in chunks through a staging buffer of two
 // slots: chunk k+1 is read (POSIX AIO) while chunk k is updated, and every chunk is written back as soon as it is
 // done; the staging buffer (2 · slabs · chunk elements, "optim/offload.staging") is all the memory the state takes.
+// The stream uses O_DIRECT where the filesystem allows it (4 KiB-aligned slabs, chunks and staging buffer), so that
+// the state really goes to the device instead of staying in the page cache; elsewhere (tmpfs) it falls back to
+// buffered I/O and says so (direct()).
 // Every I/O call is checked: a full disk, a failed write or a short read (a file truncated under us) is an error
 // naming the file and what happened — never a silently wrong update.
 #pragma once
@@ -37,6 +40,7 @@ class OffloadFile {
   void stream(const ChunkFn& fn);
 
   const std::string& path() const { return path_; }
+  bool direct() const { return direct_; }
   std::int64_t chunk_elements() const { return chunk_; }
   std::int64_t staging_bytes() const { return std::int64_t(staging_.size() * sizeof(T)); }
   std::int64_t bytes_read() const { return bytes_read_; }
@@ -51,14 +55,16 @@ class OffloadFile {
   static void check_directory(const std::string& key, const std::string& dir, std::int64_t need);
 
  private:
-  off_t offset(int slab, std::int64_t a) const { return off_t((std::int64_t(slab) * n_ + a) * std::int64_t(sizeof(T))); }
+  off_t offset(int slab, std::int64_t a) const { return off_t((std::int64_t(slab) * n_pad_ + a) * std::int64_t(sizeof(T))); }
   void start(aiocb& cb, bool write, int slab, std::int64_t a, std::int64_t count, T* buf);
   void finish(aiocb& cb, bool write, std::int64_t expected_bytes);
 
   std::string path_;
-  int fd_ = -1, slabs_;
-  std::int64_t n_, chunk_;
-  HostView staging_;  ///< [2 slots][slabs][chunk]
+  int fd_ = -1, fd_buffered_ = -1, slabs_;  ///< the stream's descriptor (O_DIRECT where possible), and a buffered one
+  bool direct_ = false;
+  std::int64_t n_, n_pad_, align_, chunk_;  ///< n_pad_: a slab's elements rounded up to the alignment
+  void* staging_mem_ = nullptr;
+  HostView staging_;  ///< [2 slots][slabs][chunk], 4 KiB-aligned
   std::int64_t bytes_read_ = 0, bytes_written_ = 0;
   double io_wait_s_ = 0;
 };

@@ -417,8 +417,9 @@ StepRecord ZeroTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_updat
       };
     }
     hooks.before_backward = [&](std::size_t i) {
-      // At most two layers of gradient buffers: this layer's, and the previous layer's still reducing.
-      finish_reduce_scatters(i + 2);
+      // At most two layers of gradient buffers: this layer's, and the previous layer's still reducing (one without
+      // overlap: a layer's reduce-scatters end before the next layer's backward starts).
+      finish_reduce_scatters(opts_.overlap ? i + 2 : i + 1);
       if (st == 3) {
         for (auto u : layer_units_[i]) wait_gathered(u);
         if (opts_.prefetch && i > 0)
@@ -490,7 +491,9 @@ std::string ZeroTrainer<T>::describe() const {
     s += std::is_same<MemSpace, Kokkos::HostSpace>::value
              ? " (host and device memory are one on this build: the optimizer stays where it was)"
              : " (optimizer state and update in host memory)";
-  if (file_) s += " (" + file_->path() + ", " + std::to_string(file_->chunk_elements()) + "-element chunks)";
+  if (file_)
+    s += " (" + file_->path() + ", " + std::to_string(file_->chunk_elements()) + "-element chunks, " +
+         (file_->direct() ? "O_DIRECT" : "buffered: the filesystem refuses O_DIRECT") + ")";
   if (opts_.stage == 3) s += std::string(", prefetch ") + (opts_.prefetch ? "on" : "off");
   return s + ", " + std::to_string(local_) + " samples per rank";
 }
@@ -668,6 +671,7 @@ NamedStrings ZeroTrainer<T>::attributes() const {
           {"zero_stage", std::to_string(opts_.stage)},
           {"offload", opts_.offload},
           {"offload_dir", opts_.offload_dir},
+          {"offload_direct", file_ && file_->direct() ? "true" : "false"},
           {"prefetch", opts_.prefetch ? "true" : "false"},
           {"algorithm", coll::name(opts_.algo)}};
 }

@@ -129,6 +129,12 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
        format_bytes(double(mem.peak[1])) + ", optimizer " + format_bytes(double(mem.peak[2])) + ", activations " +
        format_bytes(double(mem.peak[3])) + ", comm buffers " + format_bytes(double(mem.peak[4])) + ", rss " +
        format_bytes(double(peak_rss_bytes())));
+  const auto predicted = trainer.predicted_state_bytes();
+  if (predicted[0] >= 0)
+    log0("# model states on rank 0: params " + format_bytes(double(mem.peak[0])) + " (predicted " +
+         format_bytes(predicted[0]) + "), grads " + format_bytes(double(mem.peak[1])) + " (" + format_bytes(predicted[1]) +
+         "), optimizer " + format_bytes(double(mem.peak[2])) + " (" + format_bytes(predicted[2]) + ")");
+  for (const auto& l : trainer.summary_lines()) log0(l);
   std::snprintf(line, sizeof line, "# self-check: %s (%s; loss %.4f -> %.4f)", pass ? "PASS" : "FAIL",
                 verdicts.c_str(), losses.front(), losses.back());
   log0(line);
@@ -162,7 +168,6 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
     info.attrs = {{"dtype", su.model.dtype}, {"wait_policy", coll::wait_policy_name(coll::wait_policy())}};
     for (const auto& a : trainer.attributes()) info.attrs.push_back(a);
     for (const auto& a : su.attrs) info.attrs.push_back(a);
-    const auto predicted = trainer.predicted_state_bytes();
     info.summary = {{"step_time_median_s", step_t[1]},
                     {"step_time_min_s", step_t[0]},
                     {"step_time_max_s", step_t[2]},

@@ -65,6 +65,8 @@ class Trainer {
   virtual coll::Counters counters() const { return {}; }
   /// Phases whose sum is the communication a step waited for (the step line's and FOM's comm share).
   virtual std::vector<std::string> exposed_comm_phases() const { return {}; }
+  /// Lines for the end-of-run summary (after the memory line), e.g. a formula beside the measurement.
+  virtual std::vector<std::string> summary_lines() const { return {}; }
   /// Extra text for the step line.
   virtual std::string step_note(const StepRecord& /*rec*/) const { return ""; }
   /// Strategy figures for /summary (and predicted_<figure> beside them). Collective.

@@ -625,6 +625,15 @@ std::array<double, 3> ZeroTrainer<T>::predicted_state_bytes() const {
 }
 
 template <class T>
+std::vector<std::string> ZeroTrainer<T>::summary_lines() const {
+  const auto p = paper_state_bytes();
+  return {"# ZeRO stage " + std::to_string(opts_.stage) + ", the paper's formula per rank: params " + format_bytes(p[0]) +
+          ", grads " + format_bytes(p[1]) + ", optimizer " + format_bytes(p[2]) + " (the prediction adds gathered layers " +
+          format_bytes(double(pool_param_bytes_)) + " and gradient buckets " + format_bytes(double(pool_grad_bytes_)) +
+          (file_ ? ", and holds the state in " + file_->path() : std::string()) + ")"};
+}
+
+template <class T>
 NamedFigures ZeroTrainer<T>::summary(const RunMedians& m) {
   const int n = dp_.size();
   const double e = double(sizeof(T)), psi = double(model_.params().numel());

@@ -64,6 +64,7 @@ class ZeroTrainer : public Trainer<T> {
   NamedFigures summary(const RunMedians& m) override;
   NamedStrings attributes() const override;
   std::array<double, 3> predicted_state_bytes() const override;
+  std::vector<std::string> summary_lines() const override;
 
   const ShardLayout& layout() const { return layout_; }
   /// The ZeRO paper's bytes per rank of parameters, gradients and optimizer state for this stage (fp32, Adam).

@@ -256,7 +256,9 @@ void ZeroTrainer<T>::progress() {
         const T* s = src.data();
         for (std::int64_t k = a; k < e; ++k) d[k] += s[k];
       });
-      pool_put(buf);
+      // Freed where the backward would have waited for it (finish_reduce_scatters), not as soon as it is done: the
+      // number of layers of buffers is then the same whatever the timing (two with overlap, one without).
+      reduced_.push_back({rs_inflight_[i].layer, buf});
     }
     rs_inflight_.erase(rs_inflight_.begin() + std::ptrdiff_t(i));
   }
@@ -269,13 +271,26 @@ void ZeroTrainer<T>::finish_reduce_scatters(std::size_t launched_from) {
     return std::any_of(rs_inflight_.begin(), rs_inflight_.end(),
                        [&](const InflightRs& r) { return r.layer >= launched_from; });
   };
-  if (!pending()) return;
+  if (!pending()) return free_reduced(launched_from);
   const double t0 = wall_time_s();
   while (pending()) {
     progress();
     if (pending() && coll::wait_policy() == coll::WaitPolicy::Yield) sched_yield();
   }
   exposed_s_ += wall_time_s() - t0;
+  free_reduced(launched_from);
+}
+
+template <class T>
+void ZeroTrainer<T>::free_reduced(std::size_t launched_from) {
+  for (std::size_t i = 0; i < reduced_.size();) {
+    if (reduced_[i].first >= launched_from) {
+      pool_put(reduced_[i].second);
+      reduced_.erase(reduced_.begin() + std::ptrdiff_t(i));
+    } else {
+      ++i;
+    }
+  }
 }
 
 template <class T>
@@ -284,6 +299,7 @@ void ZeroTrainer<T>::finish_all_reduce_scatters() {
     progress();
     if (!rs_inflight_.empty() && coll::wait_policy() == coll::WaitPolicy::Yield) sched_yield();
   }
+  free_reduced(0);
 }
 
 // ---- the update -----------------------------------------------------------------------------------------------------
@@ -573,6 +589,7 @@ std::vector<std::pair<std::string, bool>> ZeroTrainer<T>::self_check() {
   bool drained = rs_inflight_.empty() && ag_inflight_.empty();
   for (const auto& g : gathered_) drained = drained && g->state == Gathered::None;
   for (const auto& b : buckets_) drained = drained && !b->buf.data() && b->reducing.empty();
+  drained = drained && reduced_.empty();
   std::vector<std::pair<std::string, bool>> out = {{"no gathered layer or bucket left behind", drained}};
   if (opts_.stage < 3) {  // replicas of the parameters bit-identical
     auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model_.params().params());

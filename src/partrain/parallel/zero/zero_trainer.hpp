@@ -83,6 +83,7 @@ class ZeroTrainer : public Trainer<T> {
   void progress();
   void finish_reduce_scatters(std::size_t launched_from);  ///< those launched by layers >= launched_from
   void finish_all_reduce_scatters();
+  void free_reduced(std::size_t launched_from);  ///< the reduced buffers of layers >= launched_from
   void ensure_grad_buffer(std::size_t unit);
   void optimizer_step();
   void allgather_params();  ///< stages 1, 2
@@ -119,6 +120,7 @@ class ZeroTrainer : public Trainer<T> {
   };
   std::vector<InflightRs> rs_inflight_;
   std::size_t rs_layer_ = 0;
+  std::vector<std::pair<std::size_t, View1<T>>> reduced_;  ///< reduced buckets not freed yet, by launching layer
   std::vector<coll::Request> ag_inflight_;
   std::int64_t slot_elems_ = 0;  ///< the largest unit
   std::int64_t live_param_bytes_ = 0, live_grad_bytes_ = 0;

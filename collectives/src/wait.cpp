@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -88,6 +89,8 @@ std::array<double, 3> over_ranks(MPI_Comm comm, double value, WaitPolicy policy)
   MPI_Request req;
   PARTRAIN_MPI_CHECK(MPI_Iallgather(&value, 1, MPI_DOUBLE, all.data(), 1, MPI_DOUBLE, comm, &req));
   wait(req, MPI_STATUS_IGNORE, policy);
+  all.erase(std::remove_if(all.begin(), all.end(), [](double x) { return std::isnan(x); }), all.end());
+  if (all.empty()) return {std::nan(""), std::nan(""), std::nan("")};
   std::sort(all.begin(), all.end());
   const std::size_t m = all.size() / 2;
   return {all.front(), all.size() % 2 ? all[m] : 0.5 * (all[m - 1] + all[m]), all.back()};

@@ -41,10 +41,14 @@ inline void check_outputs(const CommonOptions& opts) {
   if (!opts.dump_state.empty()) io::check_output_path("--dump-state", opts.dump_state, opts.overwrite);
 }
 
-/// Median of the timed steps (the first `warmup` excluded) of one series.
+/// Median of the timed steps (the first `warmup` excluded) of one series; NaN entries (a rank with no such step)
+/// are left out, and a series with nothing timed gives NaN (over_ranks leaves the rank out).
 inline double timed_median(const std::vector<double>& v, std::int64_t warmup) {
   const auto skip = std::min<std::int64_t>(warmup, std::int64_t(v.size()));
-  return io::median(std::vector<double>(v.begin() + skip, v.end()));
+  std::vector<double> t;
+  for (auto it = v.begin() + skip; it != v.end(); ++it)
+    if (!std::isnan(*it)) t.push_back(*it);
+  return t.empty() ? std::nan("") : io::median(t);
 }
 
 template <class T>
@@ -78,23 +82,50 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
     const io::StateDumpInfo info{opts.dump_state, opts.overwrite, models::describe(su.model), deck.to_toml()};
     io::write_state_dump(info, params, grads, global, models::rows_per_sample(su.model), loss);
   };
-  for (std::int64_t s = 0; s < ts.steps; ++s) {
-    const bool dump_here = s + 1 == ts.steps && !opts.dump_state.empty();
-    const auto r = trainer.step(s, dump_here ? typename parallel::Trainer<T>::BeforeUpdate(
-                                                   [&](double loss) { dump(s, loss); })
-                                             : nullptr);
-    losses.push_back(r.loss);
-    times.push_back(r.time_s);
-    for (const auto& [name, v] : r.phases) phases[name].push_back(v);
-    const auto t = coll::over_ranks(su.world, r.time_s);
-    log0(progress.format(int(s + 1), r.loss, t[1], work_per_step / t[1], trainer.step_note(r)));
+  std::int64_t first_step = 0;
+  if (trainer.lockstep()) {
+    for (std::int64_t s = 0; s < ts.steps; ++s) {
+      const bool dump_here = s + 1 == ts.steps && !opts.dump_state.empty();
+      const auto r = trainer.step(s, dump_here ? typename parallel::Trainer<T>::BeforeUpdate(
+                                                     [&](double loss) { dump(s, loss); })
+                                               : nullptr);
+      losses.push_back(r.loss);
+      times.push_back(r.time_s);
+      for (const auto& [name, v] : r.phases) phases[name].push_back(v);
+      const auto t = coll::over_ranks(su.world, r.time_s);
+      log0(progress.format(int(s + 1), r.loss, t[1], work_per_step / t[1], trainer.step_note(r)));
+    }
+  } else {
+    // Ranks at their own pace (the parameter server): the whole run, then one line per global step with its loss
+    // and the median over ranks of each rank's k-th unit of work. Series are padded with NaN to the longest.
+    const auto res = trainer.run(ts.steps, opts.dump_state.empty() ? typename parallel::Trainer<T>::BeforeUpdate()
+                                                                   : [&](double loss) { dump(ts.steps - 1, loss); });
+    first_step = res.first_step;
+    losses = res.loss;
+    long long units = (long long)res.mine.size(), longest = 0;
+    coll::allreduce(&units, &longest, 1, MPI_LONG_LONG, MPI_MAX, su.world);
+    for (long long k = 0; k < longest; ++k) {
+      const bool have = k < units;
+      times.push_back(have ? res.mine[std::size_t(k)].time_s : std::nan(""));
+      for (const auto& name : res.phase_names) {
+        double v = std::nan("");
+        if (have)
+          for (const auto& [n2, x] : res.mine[std::size_t(k)].phases)
+            if (n2 == name) v = x;
+        phases[name].push_back(v);
+      }
+    }
+    for (std::size_t k = 0; k < losses.size(); ++k) {
+      const auto t = coll::over_ranks(su.world, k < times.size() ? times[k] : std::nan(""));
+      log0(progress.format(int(first_step + std::int64_t(k) + 1), losses[k], t[1], work_per_step / t[1], ""));
+    }
   }
   const coll::Counters counters = trainer.counters();  // before any communication-only replay
   if (su.pure_comm_reps > 0) trainer.measure_pure_comm(su.pure_comm_reps);
 
   // Summary over the timed steps: per-rank medians, then min/median/max over ranks.
   parallel::RunMedians med;
-  med.steps = ts.steps;
+  med.steps = ts.steps - first_step;
   med.timed_steps = ts.steps - std::min(ts.warmup, ts.steps);
   const auto step_t = coll::over_ranks(su.world, timed_median(times, ts.warmup));
   med.step_time_s = step_t[1];
@@ -114,6 +145,11 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
   }
   auto strategy_summary = trainer.summary(med);  // collective
   auto extra = trainer.datasets();               // collective
+  auto figure = [&](const char* key) {  // a strategy's own figure replaces the driver's (the parameter server's rates)
+    for (const auto& [k, v] : strategy_summary)
+      if (k == key) return v;
+    return std::nan("");
+  };
 
   const auto mem = memory_snapshot();
   char line[640];
@@ -136,14 +172,16 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
          "), optimizer " + format_bytes(double(mem.peak[2])) + " (" + format_bytes(predicted[2]) + ")");
   for (const auto& l : trainer.summary_lines()) log0(l);
   std::snprintf(line, sizeof line, "# self-check: %s (%s; loss %.4f -> %.4f)", pass ? "PASS" : "FAIL",
-                verdicts.c_str(), losses.front(), losses.back());
+                verdicts.c_str(), losses.empty() ? 0.0 : losses.front(), losses.empty() ? 0.0 : losses.back());
   log0(line);
-  const double throughput = work_per_step / step_t[1];
+  const double own_rate = figure(gpt ? "tokens_per_s" : "samples_per_s");
+  const double throughput = std::isnan(own_rate) ? work_per_step / step_t[1] : own_rate;
   std::snprintf(line, sizeof line,
                 "FOM %s %s ranks=%d dp=%d tp=%d pp=%d step_time_median_ms=%.3f %s_per_s=%.1f gflops_per_s=%.2f "
                 "comm_pct=%.1f",
                 su.app.c_str(), models::describe(su.model).c_str(), n, su.dp, su.tp, su.pp, step_t[1] * 1e3,
-                gpt ? "tokens" : "samples", throughput, flops_per_step / step_t[1] / 1e9, 100.0 * exposed / step_t[1]);
+                gpt ? "tokens" : "samples", throughput, flops_per_step * throughput / work_per_step / 1e9,
+                100.0 * exposed / step_t[1]);
   log0(line);
 
   if (!opts.output.empty()) {
@@ -171,10 +209,8 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
     info.summary = {{"step_time_median_s", step_t[1]},
                     {"step_time_min_s", step_t[0]},
                     {"step_time_max_s", step_t[2]},
-                    {"samples_per_s", double(ts.global_batch) / step_t[1]},
-                    {"tokens_per_s", gpt ? double(rows_global) / step_t[1] : 0.0},
                     {"flops_per_step", flops_per_step},
-                    {"flops_per_s", flops_per_step / step_t[1]},
+                    {"flops_per_s", flops_per_step * throughput / work_per_step},
                     {"comm_exposed_share", exposed / step_t[1]},
                     {"params_bytes", double(mem.peak[0])},
                     {"grads_bytes", double(mem.peak[1])},
@@ -185,6 +221,10 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
     for (int c = 0; c < 3; ++c)
       if (predicted[std::size_t(c)] >= 0)
         info.summary.push_back({std::string("predicted_") + state_names[c] + "_bytes", predicted[std::size_t(c)]});
+    if (std::isnan(figure("samples_per_s"))) {
+      info.summary.push_back({"samples_per_s", double(ts.global_batch) / step_t[1]});
+      info.summary.push_back({"tokens_per_s", gpt ? double(rows_global) / step_t[1] : 0.0});
+    }
     for (const auto& f : strategy_summary) info.summary.push_back(f);
     info.extra = std::move(extra);
     io::write_result(su.world, prov, info, rec);

@@ -57,6 +57,8 @@ class Optimizer {
   /// Bytes of optimizer state.
   std::int64_t state_bytes() const { return std::int64_t((m_.size() + v_.size()) * sizeof(T)); }
   std::int64_t steps_taken() const { return steps_; }
+  /// Restores the step count (a checkpoint's).
+  void set_steps(std::int64_t n) { steps_ = n; }
   const OptimizerConfig& config() const { return cfg_; }
   /// The state buffers (Adam's m and v; SGD's momentum in m; empty where the optimizer keeps none).
   const StateView& m() const { return m_; }

@@ -40,6 +40,14 @@ struct RunMedians {
   }
 };
 
+/// What a trainer whose ranks do not step together (lockstep() false: the parameter server) returns from run().
+struct RunResult {
+  std::int64_t first_step = 0;    ///< the first step trained (> 0 after a resume)
+  std::vector<double> loss;       ///< per global step from first_step: the same on every rank
+  std::vector<StepRecord> mine;   ///< this rank's units of work in order (a worker's mini-batches; none on a server)
+  std::vector<std::string> phase_names;  ///< the phases of a unit (the same list on every rank)
+};
+
 using NamedFigures = std::vector<std::pair<std::string, double>>;
 using NamedStrings = std::vector<std::pair<std::string, std::string>>;
 
@@ -51,6 +59,10 @@ class Trainer {
 
   /// Trains step `step` (see the contract above).
   virtual StepRecord step(std::int64_t step, const BeforeUpdate& before_update = {}) = 0;
+  /// False for a strategy whose ranks run at their own pace: the driver calls run() once instead of step().
+  virtual bool lockstep() const { return true; }
+  /// Trains the whole run; `at_end(loss of the last step)` is called collectively at the end (--dump-state).
+  virtual RunResult run(std::int64_t /*steps*/, const BeforeUpdate& /*at_end*/) { return {}; }
   /// One line for the start-up banner: layout, sizes, algorithms.
   virtual std::string describe() const = 0;
   /// Whole parameters (or gradients) under the reference's names and shapes. Collective over every rank of the

@@ -35,7 +35,8 @@ void allreduce(const void* send, void* recv, int count, MPI_Datatype type, MPI_O
                WaitPolicy policy = wait_policy());
 
 /// Min, median and max over the ranks of `comm` of one value per rank (every rank gets them; the median of an
-/// even count is the mean of the two middle values).
+/// even count is the mean of the two middle values). A rank with nothing to report passes NaN and is left out
+/// (all NaN: NaN).
 std::array<double, 3> over_ranks(MPI_Comm comm, double value, WaitPolicy policy = wait_policy());
 
 }  // namespace partrain::coll

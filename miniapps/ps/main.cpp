@@ -1,0 +1,75 @@
+// partrain-ps: a parameter server — S server ranks hold shards of the parameters and run the optimizer, W worker
+// ranks pull, compute and push — with synchronous (bsp), asynchronous (asp), bounded-staleness (ssp),
+// half-synchronous and local-SGD updates, a measured staleness distribution, and the three recoveries from
+// failure: restart from a checkpoint (--resume), membership update (a silent worker is removed), backup promotion.
+//   mpiexec -n 3 partrain-ps --input inputs/ps_mlp_small.toml --set ps.mode=asp --output ps.h5
+//   mpiexec -n 4 partrain-ps --input inputs/ps_mlp_small.toml --set ps.servers=2 --set ps.backup=true
+//     --inject stall:rank=0:step=5   (server 0 goes silent at clock 5; its backup takes over)
+#include <sys/stat.h>
+
+#include "../common/driver.hpp"
+#include "partrain/io/checkpoint.hpp"
+#include "partrain/parallel/ps/ps_trainer.hpp"
+#include "ps_config.hpp"
+
+namespace {
+using namespace partrain;
+
+template <class T>
+int train(const app::DriverSetup& su, const ps_app::Config& cfg, const std::string& config_toml,
+          coll::MpiCommunicator& world, const io::Provenance& prov) {
+  std::unique_ptr<models::Model<T>> model;  // layers only: workers allocate it whole, servers its declarations
+  if (cfg.model.kind == "gpt") model = std::make_unique<models::Gpt<T>>(cfg.model.gpt);
+  else model = std::make_unique<models::Mlp<T>>(cfg.model.mlp);
+  auto data = models::make_dataset<T>(cfg.model);
+  parallel::ps::PsTrainer<T> trainer(*model, cfg.model.seed, *data, cfg.train, world, cfg.ps,
+                                     models::describe(cfg.model), config_toml);
+  return app::run_driver<T>(su, trainer, prov);
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  return run_app("partrain-ps", argc, argv, [&](Runtime& rt) {
+    CLI::App cli{"partrain-ps: parameter server with bsp, asp, ssp, half_sync and local updates, and failure recovery",
+                 "partrain-ps"};
+    CommonOptions opts;
+    add_common_options(cli, opts);
+    bool resume = false;
+    std::vector<std::string> inject;
+    cli.add_flag("--resume", resume, "continue from the newest valid checkpoint in ps.checkpoint_dir");
+    cli.add_option("--inject", inject,
+                   "fault injection, repeatable: kill:rank=R:step=K (SIGKILL), stall:rank=R:step=K (goes silent), "
+                   "slow:rank=R:step=K:ms=D (sleeps D ms per step from K)")
+        ->type_name("KIND:rank=R:step=K[:ms=D]");
+    if (int rc = parse_command_line(cli, argc, argv); rc >= 0) return rc;
+    Deck deck;
+    ps_app::declare_keys(deck);
+    load_deck(deck, opts);
+    if (opts.print_deck) {
+      log0(deck.to_toml());
+      return 0;
+    }
+    const auto cfg = ps_app::read_config(deck, rt.size(), inject, resume, opts.overwrite, !opts.dump_state.empty());
+    app::check_outputs(opts);
+    rt.inputs_done();
+    if (rt.rank() == 0 && !cfg.ps.checkpoint_dir.empty()) {
+      mkdir(cfg.ps.checkpoint_dir.c_str(), 0777);  // the parent exists or the first checkpoint says so
+      if (!resume && opts.overwrite) io::prune_checkpoints(cfg.ps.checkpoint_dir, 0);
+    }
+    log0("# partrain-ps, " + std::to_string(rt.size()) + " ranks\n" + deck.table());
+    if (!cfg.ps.faults.empty()) log0("# fault injection: " + cfg.ps.faults.describe());
+    const auto prov = io::collect_provenance(MPI_COMM_WORLD, argc, argv);
+    coll::MpiCommunicator world(MPI_COMM_WORLD);
+    app::DriverSetup su;
+    su.app = "partrain-ps";
+    su.strategy = "ps";
+    su.deck = &deck;
+    su.opts = &opts;
+    su.model = cfg.model;
+    su.train = cfg.train;
+    su.dp = rt.size() - cfg.ps.servers - (cfg.ps.scheduler ? 1 : 0);
+    const std::string toml = deck.to_toml();
+    return cfg.model.dtype == "fp64" ? train<double>(su, cfg, toml, world, prov)
+                                     : train<float>(su, cfg, toml, world, prov);
+  });
+}

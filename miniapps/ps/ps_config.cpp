@@ -1,0 +1,124 @@
+#include "ps_config.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "partrain/core/error.hpp"
+#include "partrain/io/checkpoint.hpp"
+
+namespace partrain::ps_app {
+
+void declare_keys(Deck& d) {
+  models::declare_model_keys(d);
+  models::declare_train_keys(d);
+  d.declare_int("ps.servers", 1, "server ranks (ranks 0 .. servers-1), each the primary of one shard", 1, 4096);
+  d.declare_int("ps.workers", 0, "worker ranks; 0: every rank that is not a server or the scheduler", 0, 1 << 20);
+  d.declare_bool("ps.scheduler", false, "a scheduler rank (rank ps.servers) keeps membership and heartbeats; "
+                                        "else server 0 does");
+  d.declare_string("ps.mode", "bsp", "update rule", {"bsp", "asp", "ssp", "half_sync", "local"});
+  d.declare_int("ps.staleness", 0, "ssp: a worker at clock c waits until every worker has pushed clock c-s-1", 0,
+                1 << 30);
+  d.declare_float("ps.jitter_ms", 0.0, "half_sync: each push waits a random 0..jitter_ms first", 0.0, 1e7);
+  d.declare_int("ps.local_steps", 1, "local: mini-batches a worker trains before pushing its change", 1, 1 << 20);
+  d.declare_string("ps.straggler", "", "\"rank:delay_ms\": that worker sleeps delay_ms before every push");
+  d.declare_bool("ps.backup", false, "replicate every shard on the next server (chain replication)");
+  d.declare_float("ps.heartbeat_timeout_ms", 5000.0, "silence after which a rank counts as failed", 0.0, 1e9, true);
+  d.declare_int("ps.checkpoint_every", 0, "servers checkpoint every this many clocks (0: never)", 0, 1 << 30);
+  d.declare_string("ps.checkpoint_dir", "", "directory of the checkpoints (ckpt-<step>.h5)");
+  d.declare_int("ps.checkpoint_keep", 2, "newest checkpoints kept", 1, 1 << 20);
+}
+
+namespace {
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+}  // namespace
+
+Config read_config(const Deck& d, int world, const std::vector<std::string>& inject, bool resume, bool overwrite,
+                   bool dump_state) {
+  namespace pps = parallel::ps;
+  Config c;
+  c.model = models::read_model_spec(d);
+  c.train = models::read_train_spec(d);
+  auto& o = c.ps;
+  o.servers = int(d.get_int("ps.servers"));
+  o.scheduler = d.get_bool("ps.scheduler");
+  const std::string mode = d.get_string("ps.mode");
+  o.mode = mode == "asp" ? pps::Mode::Asp
+           : mode == "ssp" ? pps::Mode::Ssp
+           : mode == "half_sync" ? pps::Mode::HalfSync
+           : mode == "local" ? pps::Mode::Local
+                             : pps::Mode::Bsp;
+  o.staleness = int(d.get_int("ps.staleness"));
+  o.jitter_ms = d.get_float("ps.jitter_ms");
+  o.local_steps = int(d.get_int("ps.local_steps"));
+  o.backup = d.get_bool("ps.backup");
+  o.heartbeat_timeout_s = d.get_float("ps.heartbeat_timeout_ms") * 1e-3;
+  o.checkpoint_every = int(d.get_int("ps.checkpoint_every"));
+  o.checkpoint_dir = d.get_string("ps.checkpoint_dir");
+  o.checkpoint_keep = int(d.get_int("ps.checkpoint_keep"));
+  o.resume = resume;
+  o.overwrite = overwrite;
+  o.dump_state = dump_state;
+
+  const int sched = o.scheduler ? 1 : 0;
+  const int workers = world - o.servers - sched;
+  if (workers < 1)
+    input_error("ps.servers", std::to_string(o.servers),
+                "leaves no worker: " + std::to_string(world) + " ranks = " + std::to_string(o.servers) + " servers" +
+                    (o.scheduler ? " + 1 scheduler" : "") + " + at least 1 worker needs " +
+                    std::to_string(o.servers + sched + 1) + " ranks");
+  const auto W = d.get_int("ps.workers");
+  if (W != 0 && W != workers)
+    input_error("ps.workers", std::to_string(W),
+                "does not match the ranks: " + std::to_string(o.servers) + " servers" + (o.scheduler ? " + 1 scheduler" : "") +
+                    " + " + std::to_string(W) + " workers = " + std::to_string(o.servers + sched + W) + ", but the job has " +
+                    std::to_string(world) + " ranks");
+  if (o.mode != pps::Mode::Ssp && o.staleness != 0)
+    input_error("ps.staleness", std::to_string(o.staleness), "is only used with ps.mode = \"ssp\" (ps.mode is " + quoted(mode) + ")");
+  if (o.mode != pps::Mode::HalfSync && o.jitter_ms != 0)
+    input_error("ps.jitter_ms", std::to_string(o.jitter_ms), "is only used with ps.mode = \"half_sync\" (ps.mode is " + quoted(mode) + ")");
+  if (o.mode != pps::Mode::Local && o.local_steps != 1)
+    input_error("ps.local_steps", std::to_string(o.local_steps), "is only used with ps.mode = \"local\" (ps.mode is " + quoted(mode) + ")");
+  if (o.backup && o.servers < 2)
+    input_error("ps.backup", "true", "needs at least 2 servers (a shard's backup lives on the next server)");
+  if (c.train.global_batch < workers)
+    input_error("train.batch", std::to_string(c.train.global_batch),
+                "is smaller than the " + std::to_string(workers) + " workers: every worker needs a sample per step");
+  const std::string straggler = d.get_string("ps.straggler");
+  if (!straggler.empty()) {
+    int rank = -1;
+    double ms = 0;
+    char tail = 0;
+    if (std::sscanf(straggler.c_str(), "%d:%lf%c", &rank, &ms, &tail) != 2 || ms <= 0)
+      input_error("ps.straggler", quoted(straggler), "must be \"rank:delay_ms\" with delay_ms > 0");
+    if (rank < o.servers + sched || rank >= world)
+      input_error("ps.straggler", quoted(straggler),
+                  "rank " + std::to_string(rank) + " is not a worker (workers are ranks " + std::to_string(o.servers + sched) +
+                      ".." + std::to_string(world - 1) + ")");
+    o.straggler = rank;
+    o.straggler_ms = ms;
+  }
+  o.faults = FaultPlan(inject, world);
+  if (dump_state && !pps::synchronous(o.mode))
+    input_error("--dump-state", "", std::string("needs ps.mode = \"bsp\" or \"half_sync\": after an asynchronous run (") +
+                                        mode + ") the state depends on timing");
+  if (dump_state && o.mode == pps::Mode::Local)
+    input_error("--dump-state", "", "needs ps.mode = \"bsp\" or \"half_sync\": local mode pushes parameter changes, not gradients");
+  if (o.checkpoint_every > 0 && o.checkpoint_dir.empty())
+    input_error("ps.checkpoint_every", std::to_string(o.checkpoint_every), "needs ps.checkpoint_dir");
+  if (resume && o.checkpoint_dir.empty()) input_error("--resume", "", "needs ps.checkpoint_dir (where the checkpoints are)");
+  if (!o.checkpoint_dir.empty()) {
+    struct stat st {};
+    if (stat(o.checkpoint_dir.c_str(), &st) == 0) {
+      if (!S_ISDIR(st.st_mode)) input_error("ps.checkpoint_dir", quoted(o.checkpoint_dir), "is not a directory");
+      if (access(o.checkpoint_dir.c_str(), W_OK) != 0) input_error("ps.checkpoint_dir", quoted(o.checkpoint_dir), "is not writable");
+      if (!resume && !overwrite && !io::checkpoint_files(o.checkpoint_dir).empty())
+        input_error("ps.checkpoint_dir", quoted(o.checkpoint_dir),
+                    "holds checkpoints of an earlier run: --resume continues it, --overwrite replaces them");
+    } else if (resume) {
+      input_error("ps.checkpoint_dir", quoted(o.checkpoint_dir), "does not exist (nothing to resume)");
+    }
+  }
+  return c;
+}
+
+}  // namespace partrain::ps_app

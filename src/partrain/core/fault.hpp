@@ -1,0 +1,46 @@
+// Fault injection: `--inject KIND:rank=R:step=K[:ms=D]` (repeatable), the same grammar in every mini-app that takes it.
+//   kill    the rank sends itself SIGKILL at the start of step K (a node that dies: MPI takes the job down)
+//   stall   the rank stops responding at step K without exiting (a hung node): it sends and answers nothing until it
+//           is told the run is over
+//   slow    the rank sleeps D ms at the start of every step from K on (a straggler)
+// A plan is parsed identically on every rank (InputError naming the flag and value otherwise); each rank asks it
+// what applies to itself.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace partrain {
+
+struct Fault {
+  enum Kind { Kill, Stall, Slow } kind = Kill;
+  int rank = 0;
+  std::int64_t step = 0;
+  double ms = 0;  ///< slow: delay per step
+};
+
+class FaultPlan {
+ public:
+  FaultPlan() = default;
+  /// Parses every --inject value; InputError ("--inject = …: why") on anything malformed or a rank ≥ world.
+  FaultPlan(const std::vector<std::string>& specs, int world_size);
+
+  const std::vector<Fault>& faults() const { return faults_; }
+  bool empty() const { return faults_.empty(); }
+  /// Whether `rank` is to be killed / to stall at `step`.
+  bool kills(int rank, std::int64_t step) const { return match(Fault::Kill, rank, step); }
+  bool stalls(int rank, std::int64_t step) const { return match(Fault::Stall, rank, step); }
+  /// The delay `rank` adds at `step` (0 when none).
+  double slow_ms(int rank, std::int64_t step) const;
+  /// Sends SIGKILL to this process when the plan kills `rank` at `step`.
+  void kill_if_planned(int rank, std::int64_t step) const;
+  /// "stall:rank=1:step=5, slow:rank=2:step=0:ms=30"
+  std::string describe() const;
+
+ private:
+  bool match(Fault::Kind k, int rank, std::int64_t step) const;
+  std::vector<Fault> faults_;
+};
+
+}  // namespace partrain

@@ -1,0 +1,61 @@
+#include "partrain/parallel/ps/layout.hpp"
+
+#include <algorithm>
+
+#include "partrain/core/error.hpp"
+
+namespace partrain::parallel::ps {
+
+const char* name(Mode m) {
+  switch (m) {
+    case Mode::Bsp: return "bsp";
+    case Mode::Asp: return "asp";
+    case Mode::Ssp: return "ssp";
+    case Mode::HalfSync: return "half_sync";
+    case Mode::Local: return "local";
+  }
+  return "?";
+}
+
+Layout::Layout(int world, const Options& opt, std::int64_t numel,
+               const std::vector<std::pair<std::int64_t, std::int64_t>>& layer_ranges)
+    : world_(world),
+      servers_(opt.servers),
+      scheduler_(opt.scheduler ? opt.servers : -1),
+      workers_(world - opt.servers - (opt.scheduler ? 1 : 0)),
+      numel_(numel) {
+  PARTRAIN_REQUIRE(servers_ >= 1 && workers_ >= 1, "a parameter-server layout needs a server and a worker");
+  for (int j = 0; j < servers_; ++j) shards_.emplace_back(numel * j / servers_, numel * (j + 1) / servers_);
+  by_layer_.resize(layer_ranges.size());
+  by_shard_.resize(std::size_t(servers_));
+  for (std::size_t l = 0; l < layer_ranges.size(); ++l)
+    for (int j = 0; j < servers_; ++j) {
+      const auto a = std::max(layer_ranges[l].first, shards_[std::size_t(j)].first);
+      const auto b = std::min(layer_ranges[l].second, shards_[std::size_t(j)].second);
+      if (a >= b) continue;
+      by_layer_[l].push_back(int(pieces_.size()));
+      by_shard_[std::size_t(j)].push_back(int(pieces_.size()));
+      pieces_.push_back({int(l), j, a, b});
+    }
+}
+
+Role Layout::role(int rank) const {
+  if (rank < servers_) return Role::Server;
+  if (rank == scheduler_) return Role::Scheduler;
+  return Role::Worker;
+}
+
+std::vector<int> Layout::coordinator_candidates() const {
+  std::vector<int> c;
+  if (scheduler_ >= 0) c.push_back(scheduler_);
+  for (int j = 0; j < servers_; ++j) c.push_back(j);
+  return c;
+}
+
+std::pair<std::int64_t, std::int64_t> slice(std::int64_t batch, int members, int index) {
+  const std::int64_t base = batch / members, extra = batch % members;
+  const std::int64_t first = index * base + std::min<std::int64_t>(index, extra);
+  return {first, base + (index < extra ? 1 : 0)};
+}
+
+}  // namespace partrain::parallel::ps

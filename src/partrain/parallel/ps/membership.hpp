@@ -1,0 +1,67 @@
+// What every rank of a parameter-server job knows about the others, kept current by the coordinator's messages:
+// which server holds each shard, which workers were removed (and from which clock their data slice is
+// redistributed), which workers are done, who coordinates. Also the run's events and per-rank statistics.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "partrain/parallel/ps/layout.hpp"
+#include "partrain/parallel/ps/mailbox.hpp"
+
+namespace partrain::parallel::ps {
+
+/// Events recorded in the result file (/ps/events: time, kind, rank, clock) and printed when they happen.
+enum class EventKind { WorkerRemoved = 1, ServerPromoted, CoordinatorTakeover, Checkpoint, Resumed, Stalled };
+const char* event_name(EventKind k);
+
+struct Event {
+  double t = 0;
+  EventKind kind = EventKind::Checkpoint;
+  int rank = -1;
+  std::int64_t clock = 0;
+  std::string text;
+};
+
+class Membership {
+ public:
+  explicit Membership(const Layout& layout);
+
+  int owner(int shard) const { return owner_[std::size_t(shard)]; }
+  int coordinator() const { return coordinator_; }
+  bool removed(int worker_rank) const { return removed_.count(worker_rank) > 0; }
+  /// The clock from which a removed worker's slice is redistributed (its pushes before that count).
+  std::int64_t removed_from(int worker_rank) const;
+  bool done(int worker_rank) const { return done_.count(worker_rank) > 0; }
+  bool server_dead(int rank) const { return dead_servers_.count(rank) > 0; }
+  /// Workers whose data slice is in the partition of clock c (removed from c' > c still are), in rank order.
+  std::vector<int> members_at(std::int64_t c) const;
+  /// Workers not removed and not done.
+  std::vector<int> active() const;
+  const std::map<int, std::int64_t>& removals() const { return removed_; }
+
+  /// Updates the view from a coordinator message (remove, promote, coordinator, done); false for other types.
+  bool apply(int from, const Header& h);
+  void set_owner(int shard, int rank) { owner_[std::size_t(shard)] = rank; }
+  void set_coordinator(int rank) { coordinator_ = rank; }
+  void mark_dead(int rank) { dead_servers_.insert(rank); }
+  void mark_removed(int worker, std::int64_t from) { removed_[worker] = from; }
+  void mark_done(int worker) { done_.insert(worker); }
+  /// The next coordinator after `dead` (scheduler, then servers, skipping dead ones).
+  int successor(int dead) const;
+
+ private:
+  const Layout& layout_;
+  std::vector<int> owner_;
+  int coordinator_;
+  std::map<int, std::int64_t> removed_;
+  std::set<int> done_, dead_servers_;
+};
+
+/// Prints an event line on this rank (whoever decided it) and returns the event for the record.
+Event log_event(double t, EventKind kind, int rank, std::int64_t clock, const std::string& text);
+
+}  // namespace partrain::parallel::ps

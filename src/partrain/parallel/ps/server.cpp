@@ -1,0 +1,558 @@
+#include "partrain/parallel/ps/server.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <tuple>
+
+#include "partrain/core/error.hpp"
+#include "partrain/core/timer.hpp"
+#include "partrain/io/checkpoint.hpp"
+
+namespace partrain::parallel::ps {
+
+using Key = std::tuple<std::int64_t, int, int>;  // sync: (clock, worker, kind); async: (arrival, worker, kind)
+
+template <class T>
+struct Server<T>::Contribution {
+  int worker = 0;  ///< world rank
+  int kind = 0;    ///< 0: its own slice; d + 1: its part of removed worker d's slice
+  std::int64_t clock = 0, version_read = 0, step = 0, first = 0, count = 0;
+  HostView data;
+  std::vector<int> ids;
+  bool discard = false;
+};
+
+template <class T>
+struct Server<T>::Shard {
+  int j = 0;
+  bool primary = false;
+  std::int64_t begin = 0, size = 0;
+  HostView params, acc;
+  std::unique_ptr<models::Optimizer<T, Kokkos::HostSpace>> opt;
+  std::int64_t version = 0, tickets = 0, arrivals = 0;
+  std::vector<std::int64_t> applied;  ///< per worker index: pushes applied
+  std::map<Key, Contribution> pending;
+  std::vector<HostView> free_buffers;
+  struct Pull {
+    int worker;
+    std::int64_t clock, pushes;
+    bool ticket, held = false;
+  };
+  std::deque<Pull> pulls;
+  struct Snap {
+    std::int64_t version;
+    HostView data;
+    std::vector<int> dests;
+  };
+  std::deque<Snap> snaps;
+  int unacked = 0;
+  struct Repl {
+    Header h;
+    int from;
+    HostView data;
+    int id;
+  };
+  std::deque<Repl> repl_in;
+  std::vector<HostView> repl_out;
+  HostView dump_params, dump_grad;
+};
+
+namespace {
+template <class V>
+V host_buffer(const std::string& label, std::int64_t n) {
+  return V(Kokkos::view_alloc(Kokkos::WithoutInitializing, label), n);
+}
+}  // namespace
+
+template <class T>
+Server<T>::Server(Context& cx, const models::ParamStore<T>& store, std::uint64_t seed, coll::MpiCommunicator& servers)
+    : cx_(cx), store_(store), servers_(servers) {
+  const auto& L = cx.layout;
+  const int me = cx.rank();
+  auto make = [&](int j, bool primary) {
+    auto s = std::make_unique<Shard>();
+    s->j = j;
+    s->primary = primary;
+    s->begin = L.shard(j).first;
+    s->size = L.shard_size(j);
+    s->params = host_buffer<HostView>("params/ps.shard" + std::to_string(j), s->size);
+    store.init_values(seed, s->begin, s->begin + s->size, s->params.data());
+    if (cx.opt.mode != Mode::Local)
+      s->opt = std::make_unique<models::Optimizer<T, Kokkos::HostSpace>>(cx.train.optimizer, s->size,
+                                                                         "optim/ps.shard" + std::to_string(j) + ".");
+    s->applied.assign(std::size_t(L.workers()), 0);
+    shards_.push_back(std::move(s));
+  };
+  make(me, true);
+  if (cx.opt.backup && L.servers() > 1) make((me - 1 + L.servers()) % L.servers(), false);
+}
+
+template <class T>
+Server<T>::~Server() = default;
+
+template <class T>
+typename Server<T>::Shard* Server<T>::shard(int j) {
+  for (auto& s : shards_)
+    if (s->j == j) return s.get();
+  return nullptr;
+}
+
+template <class T>
+std::int64_t Server<T>::version() const {
+  return shards_.front()->version;
+}
+
+template <class T>
+std::vector<std::pair<int, std::int64_t>> Server<T>::primary_versions() const {
+  std::vector<std::pair<int, std::int64_t>> out;
+  if (stalled_) return out;
+  for (const auto& s : shards_)
+    if (s->primary) out.emplace_back(s->j, s->version);
+  return out;
+}
+
+template <class T>
+std::int64_t Server<T>::clock_of(const Shard& s) const {
+  return synchronous(cx_.opt.mode) ? s.version : s.version / cx_.layout.workers();
+}
+
+template <class T>
+void Server<T>::load(const std::string& path) {
+  std::vector<io::TensorPart> parts;
+  std::vector<std::pair<Shard*, std::string>> where;  // which part goes where
+  for (auto& s : shards_) {
+    std::vector<double> zeros(std::size_t(s->size), 0.0);
+    auto add = [&](const std::string& group) {
+      for (auto& p : io::flat_range_parts(store_, group, s->begin, s->begin + s->size, zeros.data())) {
+        parts.push_back(std::move(p));
+        where.emplace_back(s.get(), group);
+      }
+    };
+    add("params");
+    if (s->opt && s->opt->m().size()) add("optim/m");
+    if (s->opt && s->opt->v().size()) add("optim/v");
+  }
+  io::CheckpointMeta meta;
+  io::read_checkpoint(servers_.comm(), path, parts, &meta);
+  std::map<std::pair<Shard*, std::string>, std::int64_t> cursor;
+  for (std::size_t k = 0; k < parts.size(); ++k) {
+    Shard* s = where[k].first;
+    const std::string& g = where[k].second;
+    auto& at = cursor[where[k]];
+    T* dst = g == "params" ? s->params.data() : g == "optim/m" ? s->opt->m().data() : s->opt->v().data();
+    for (double v : parts[k].values) dst[at++] = T(v);
+  }
+  for (auto& s : shards_) {
+    s->version = std::int64_t(meta.numbers["version"]);
+    s->tickets = s->version;  // async: tickets of pushes not applied are handed out again
+    if (s->opt) s->opt->set_steps(std::int64_t(meta.numbers["optimizer_steps"]));
+    const std::int64_t per = synchronous(cx_.opt.mode) ? s->version : s->version / cx_.layout.workers();
+    s->applied.assign(std::size_t(cx_.layout.workers()), per);
+  }
+}
+
+template <class T>
+void Server<T>::checkpoint(std::int64_t v) {
+  const auto& o = cx_.opt;
+  Shard& s = *shards_.front();
+  std::vector<io::CheckpointTensor> tensors = io::store_tensors(store_, "params");
+  std::vector<io::TensorPart> parts;
+  auto add = [&](const std::string& group, const T* data) {
+    std::vector<double> vals(data, data + s.size);
+    for (auto& p : io::flat_range_parts(store_, group, s.begin, s.begin + s.size, vals.data())) parts.push_back(std::move(p));
+  };
+  add("params", s.params.data());
+  if (s.opt && s.opt->m().size()) {
+    for (auto& t : io::store_tensors(store_, "optim/m")) tensors.push_back(t);
+    add("optim/m", s.opt->m().data());
+  }
+  if (s.opt && s.opt->v().size()) {
+    for (auto& t : io::store_tensors(store_, "optim/v")) tensors.push_back(t);
+    add("optim/v", s.opt->v().data());
+  }
+  io::CheckpointMeta meta;
+  const std::int64_t W = cx_.layout.workers();
+  meta.step = o.mode == Mode::Local ? std::min(v * o.local_steps, cx_.train.steps)
+              : synchronous(o.mode) ? v
+                                    : v / W;
+  meta.numbers["version"] = double(v);
+  meta.numbers["optimizer_steps"] = s.opt ? double(s.opt->steps_taken()) : 0.0;
+  meta.strings["strategy"] = "ps";
+  meta.strings["ps_mode"] = name(o.mode);
+  const std::string path = io::checkpoint_path(o.checkpoint_dir, meta.step);
+  io::write_checkpoint(servers_.comm(), path, meta, tensors, parts, sizeof(T) == 4);
+  if (servers_.rank() == 0) io::prune_checkpoints(o.checkpoint_dir, o.checkpoint_keep);
+  ++stats_.checkpoints;
+  if (servers_.rank() == 0)
+    cx_.events.push_back(log_event(cx_.now(), EventKind::Checkpoint, cx_.rank(), meta.step, path));
+}
+
+template <class T>
+void Server<T>::on_push(int from, const Header& h) {
+  const auto& L = cx_.layout;
+  const int j = int(h.i(1));
+  Shard* s = shard(j);
+  Contribution c;
+  c.worker = from;
+  c.clock = h.i(2);
+  c.version_read = h.i(3);
+  c.step = h.i(4);
+  c.first = h.i(5);
+  c.count = h.i(6);
+  c.kind = int(h.i(7));
+  const int wi = L.worker_index(from);
+  bool drop = !s || !s->primary;
+  if (!drop && cx_.members.removed(from) && c.clock >= cx_.members.removed_from(from)) drop = true;
+  if (!drop && synchronous(cx_.opt.mode) && c.clock < s->version) drop = true;  // already applied (re-sent)
+  if (!drop && !synchronous(cx_.opt.mode) && c.clock < s->applied[std::size_t(wi)]) drop = true;
+  const std::int64_t size = L.shard_size(j);
+  if (s && !s->free_buffers.empty()) {
+    c.data = s->free_buffers.back();
+    s->free_buffers.pop_back();
+  } else {
+    c.data = host_buffer<HostView>("comm/ps.push", size);
+  }
+  for (int p : L.shard_pieces(j)) {
+    const auto& pc = L.pieces()[std::size_t(p)];
+    c.ids.push_back(cx_.mb.recv_data(from, L.push_tag(p), c.data.data() + (pc.begin - L.shard(j).first), pc.size(),
+                                     coll::datatype_of<T>()));
+  }
+  c.discard = drop;
+  if (drop) ++stats_.discarded;
+  if (!s) {  // not a shard of this server: received and dropped
+    orphans_.emplace_back(c.data, c.ids);
+    return;
+  }
+  const Key key = synchronous(cx_.opt.mode) ? Key{c.clock, from, c.kind} : Key{s->arrivals++, from, c.kind};
+  if (s->pending.count(key)) {  // the same push again (re-sent after a promotion): keep the first
+    c.discard = true;
+    ++stats_.discarded;
+    s->pending.emplace(Key{-1 - s->arrivals++, from, c.kind}, std::move(c));
+    return;
+  }
+  s->pending.emplace(key, std::move(c));
+}
+
+template <class T>
+void Server<T>::on_header(int from, const Header& h) {
+  const auto& L = cx_.layout;
+  switch (h.type()) {
+    case kPush: on_push(from, h); break;
+    case kPull: {
+      Shard* s = shard(int(h.i(1)));
+      if (s) s->pulls.push_back({from, h.i(2), h.i(3), h.i(4) != 0});
+      break;
+    }
+    case kRepl: {
+      Shard* s = shard(int(h.i(1)));
+      PARTRAIN_REQUIRE(s && !s->primary, "a replicated update for a shard this server does not back up");
+      auto buf = host_buffer<HostView>("comm/ps.replica", s->size);
+      const int id = cx_.mb.recv_data(from, L.repl_tag(s->j), buf.data(), s->size, coll::datatype_of<T>());
+      s->repl_in.push_back({h, from, buf, id});
+      break;
+    }
+    case kAck: {
+      Shard* s = shard(int(h.i(1)));
+      if (s) --s->unacked;
+      break;
+    }
+    default: break;
+  }
+}
+
+template <class T>
+void Server<T>::update(Shard& s, const HostView& grad, int worker_index, std::int64_t samples, std::int64_t clock) {
+  const auto& o = cx_.opt;
+  const int b = cx_.layout.backup_of(s.j);
+  if (s.primary && o.backup && b != cx_.rank() && !cx_.members.server_dead(b)) {
+    auto copy = host_buffer<HostView>("comm/ps.replica", s.size);
+    Kokkos::deep_copy(copy, grad);
+    const double steps = s.opt ? double(s.opt->steps_taken() + 1) : 0.0;
+    cx_.mb.send(b, Header(kRepl, {double(s.j), double(s.version + 1), steps, double(worker_index),
+                                  double(s.tickets), double(clock)}));
+    cx_.mb.send_data(b, cx_.layout.repl_tag(s.j), copy.data(), s.size, coll::datatype_of<T>());
+    s.repl_out.push_back(copy);
+    ++s.unacked;
+  }
+  if (o.mode == Mode::Local) {
+    T* p = s.params.data();
+    const T* d = grad.data();
+    for (std::int64_t i = 0; i < s.size; ++i) p[i] += d[i];
+  } else {
+    s.opt->begin_step();
+    s.opt->update(s.params, grad, 0);
+  }
+  ++s.version;
+  if (worker_index >= 0) ++s.applied[std::size_t(worker_index)];
+  if (s.primary) {
+    ++stats_.updates;
+    stats_.samples += samples;
+    stats_.last_update_s = cx_.now();
+  }
+}
+
+template <class T>
+void Server<T>::apply_sync(Shard& s) {
+  const auto& o = cx_.opt;
+  const auto& M = cx_.members;
+  const std::int64_t total = o.mode == Mode::Local ? (cx_.train.steps + o.local_steps - 1) / o.local_steps : cx_.train.steps;
+  for (;;) {
+    const std::int64_t c = s.version;
+    if (c >= total) return;
+    std::vector<int> members = M.members_at(c), survivors;
+    for (int w : members)
+      if (!(M.removed(w) && M.removed_from(w) <= c)) survivors.push_back(w);
+    if (survivors.empty()) return;
+    std::vector<Key> keys;
+    for (int w : survivors) keys.emplace_back(c, w, 0);
+    if (o.mode != Mode::Local)
+      for (int d : members)
+        if (M.removed(d) && M.removed_from(d) == c)
+          for (int w : survivors) keys.emplace_back(c, w, d + 1);
+    std::sort(keys.begin(), keys.end());
+    for (const auto& k : keys) {
+      auto it = s.pending.find(k);
+      if (it == s.pending.end()) return;
+      for (int id : it->second.ids)
+        if (!cx_.mb.received(id)) return;
+    }
+    // Every contribution of clock c is in: their sum (local: the sample-weighted mean) in worker order.
+    if (s.acc.size() == 0) s.acc = host_buffer<HostView>("comm/ps.sum", s.size);
+    HostView acc = s.acc;
+    std::int64_t samples = 0, oldest = s.version;
+    for (const auto& k : keys) samples += s.pending.at(k).count;
+    bool first = true;
+    for (const auto& k : keys) {
+      const auto& ct = s.pending.at(k);
+      oldest = std::min(oldest, ct.version_read);
+      const T* d = ct.data.data();
+      T* a = acc.data();
+      if (o.mode == Mode::Local) {
+        const T wgt = T(double(ct.count) / double(samples));
+        for (std::int64_t i = 0; i < s.size; ++i) a[i] = (first ? T(0) : a[i]) + wgt * d[i];
+      } else if (first) {
+        for (std::int64_t i = 0; i < s.size; ++i) a[i] = d[i];
+      } else {
+        for (std::int64_t i = 0; i < s.size; ++i) a[i] += d[i];
+      }
+      first = false;
+    }
+    if (cx_.dump && c + 1 == total && s.primary) {
+      s.dump_params = host_buffer<HostView>("params/ps.dump", s.size);
+      s.dump_grad = host_buffer<HostView>("grads/ps.dump", s.size);
+      Kokkos::deep_copy(s.dump_params, s.params);
+      Kokkos::deep_copy(s.dump_grad, acc);
+    }
+    if (s.primary) ++stats_.staleness[s.version - oldest];
+    update(s, acc, -1, samples, c);
+    for (const auto& k : keys) {
+      s.free_buffers.push_back(s.pending.at(k).data);
+      s.pending.erase(k);
+    }
+  }
+}
+
+template <class T>
+void Server<T>::apply_async(Shard& s) {
+  const auto& M = cx_.members;
+  for (auto it = s.pending.begin(); it != s.pending.end();) {
+    auto& ct = it->second;
+    bool complete = true;
+    for (int id : ct.ids) complete = complete && cx_.mb.received(id);
+    if (!complete) {
+      ++it;
+      continue;
+    }
+    if (!ct.discard && M.removed(ct.worker) && ct.clock >= M.removed_from(ct.worker)) ct.discard = true;
+    if (!ct.discard) {
+      ++stats_.staleness[s.version - ct.version_read];
+      update(s, ct.data, cx_.layout.worker_index(ct.worker), ct.count, ct.clock);
+    }
+    s.free_buffers.push_back(ct.data);
+    it = s.pending.erase(it);
+  }
+}
+
+template <class T>
+void Server<T>::answer_pulls(Shard& s) {
+  if (!s.primary || s.unacked > 0) return;
+  const auto& o = cx_.opt;
+  const auto& L = cx_.layout;
+  const auto& M = cx_.members;
+  std::int64_t slowest = std::numeric_limits<std::int64_t>::max();
+  for (int w : M.active()) slowest = std::min(slowest, s.applied[std::size_t(L.worker_index(w))]);
+  for (auto it = s.pulls.begin(); it != s.pulls.end();) {
+    auto& p = *it;
+    if (M.removed(p.worker)) {
+      it = s.pulls.erase(it);
+      continue;
+    }
+    const std::int64_t own = s.applied[std::size_t(L.worker_index(p.worker))];
+    bool ok = synchronous(o.mode) ? s.version >= p.clock : own >= p.pushes;
+    if (ok && o.mode == Mode::Ssp && slowest != std::numeric_limits<std::int64_t>::max() &&
+        slowest < p.clock - o.staleness) {
+      if (!p.held) ++stats_.bound_waits;
+      p.held = true;
+      ok = false;
+    }
+    if (!ok) {
+      ++it;
+      continue;
+    }
+    std::int64_t gap = 0;
+    if (!synchronous(o.mode) && slowest != std::numeric_limits<std::int64_t>::max()) gap = std::max<std::int64_t>(0, p.clock - slowest);
+    stats_.max_gap = std::max(stats_.max_gap, gap);
+    double ticket = -1;
+    if (p.ticket) {
+      const std::int64_t budget = cx_.train.steps * L.workers();
+      if (s.tickets < budget) ticket = double(s.tickets++);
+    }
+    if (s.snaps.empty() || s.snaps.back().version != s.version) {
+      typename Shard::Snap sn{s.version, host_buffer<HostView>("comm/ps.snapshot", s.size), {}};
+      Kokkos::deep_copy(sn.data, s.params);
+      s.snaps.push_back(std::move(sn));
+    }
+    auto& sn = s.snaps.back();
+    sn.dests.push_back(p.worker);
+    cx_.mb.send(p.worker, Header(kPullReply, {double(s.j), double(s.version), ticket, double(gap)}));
+    for (int k : L.shard_pieces(s.j)) {
+      const auto& pc = L.pieces()[std::size_t(k)];
+      cx_.mb.send_data(p.worker, L.pull_tag(k), sn.data.data() + (pc.begin - s.begin), pc.size(), coll::datatype_of<T>());
+    }
+    it = s.pulls.erase(it);
+  }
+  while (s.snaps.size() > 1) {  // older snapshots go once their sends are complete
+    bool busy = false;
+    for (int d : s.snaps.front().dests) busy = busy || cx_.mb.sends_to(d) > 0;
+    if (busy) break;
+    s.snaps.pop_front();
+  }
+}
+
+template <class T>
+void Server<T>::replicate_in(Shard& s) {
+  while (!s.repl_in.empty() && cx_.mb.received(s.repl_in.front().id)) {
+    auto& r = s.repl_in.front();
+    if (cx_.opt.mode == Mode::Local) {
+      for (std::int64_t i = 0; i < s.size; ++i) s.params.data()[i] += r.data.data()[i];
+    } else {
+      s.opt->begin_step();
+      s.opt->update(s.params, r.data, 0);
+    }
+    s.version = r.h.i(2);
+    s.tickets = r.h.i(5);
+    if (r.h.i(4) >= 0) ++s.applied[std::size_t(r.h.i(4))];
+    else std::fill(s.applied.begin(), s.applied.end(), s.version);
+    cx_.mb.send(r.from, Header(kAck, {double(s.j), double(s.version)}));
+    s.repl_in.pop_front();
+  }
+}
+
+template <class T>
+void Server<T>::progress(Shard& s) {
+  if (!s.primary) {
+    replicate_in(s);
+    if (cx_.members.owner(s.j) == cx_.rank() && s.repl_in.empty()) {  // promoted
+      s.primary = true;
+      checkpoints_off_ = true;
+    }
+    return;
+  }
+  if (synchronous(cx_.opt.mode)) apply_sync(s);
+  else apply_async(s);
+  // Contributions that will never be applied (a removed worker's, duplicates) go once received.
+  for (auto it = s.pending.begin(); it != s.pending.end();) {
+    auto& ct = it->second;
+    if (cx_.members.removed(ct.worker) && ct.clock >= cx_.members.removed_from(ct.worker)) ct.discard = true;
+    bool complete = true;
+    for (int id : ct.ids) complete = complete && cx_.mb.received(id);
+    if (ct.discard && complete) {
+      s.free_buffers.push_back(ct.data);
+      it = s.pending.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  answer_pulls(s);
+  if (s.unacked == 0 && cx_.mb.sends_to(cx_.layout.backup_of(s.j)) == 0) s.repl_out.clear();
+}
+
+template <class T>
+void Server<T>::run() {
+  const auto& o = cx_.opt;
+  auto& mb = cx_.mb;
+  std::vector<std::pair<int, Header>> in;
+  const std::int64_t unit = synchronous(o.mode) ? 1 : cx_.layout.workers();
+  std::int64_t next_ckpt = o.checkpoint_every > 0 ? (version() / (o.checkpoint_every * unit) + 1) * o.checkpoint_every * unit : -1;
+  MPI_Request agree = MPI_REQUEST_NULL;
+  for (;;) {
+    in.clear();
+    mb.poll(in);
+    for (const auto& [from, h] : in) {
+      cx_.coord.on_message(from, h);
+      if (h.type() == kExit) cx_.exit_seen = true;
+      cx_.members.apply(from, h);
+      on_header(from, h);
+    }
+    for (auto& s : shards_) progress(*s);
+    for (auto it = orphans_.begin(); it != orphans_.end();) {
+      bool complete = true;
+      for (int id : it->second) complete = complete && mb.received(id);
+      it = complete ? orphans_.erase(it) : std::next(it);
+    }
+    for (int j = 0; j < cx_.layout.servers(); ++j)
+      if (cx_.members.server_dead(j)) checkpoints_off_ = true;  // a checkpoint needs every server
+    // Checkpoints: the servers first agree (a nonblocking barrier, serving meanwhile) that all reached the clock.
+    if (next_ckpt > 0 && !checkpoints_off_ && agree == MPI_REQUEST_NULL && version() >= next_ckpt &&
+        shards_.front()->unacked == 0) {
+      PARTRAIN_REQUIRE(version() == next_ckpt, "checkpoint clock skipped");
+      PARTRAIN_MPI_CHECK(MPI_Ibarrier(servers_.comm(), &agree));
+    }
+    if (agree != MPI_REQUEST_NULL && !checkpoints_off_) {
+      int flag = 0;
+      PARTRAIN_MPI_CHECK(MPI_Test(&agree, &flag, MPI_STATUS_IGNORE));
+      if (flag) {
+        checkpoint(next_ckpt);
+        next_ckpt += o.checkpoint_every * unit;
+      }
+    }
+    const std::int64_t clock = clock_of(*shards_.front());
+    if (clock != last_fault_clock_) {
+      last_fault_clock_ = clock;
+      o.faults.kill_if_planned(cx_.rank(), clock);
+      if (o.faults.stalls(cx_.rank(), clock)) {
+        stalled_ = true;
+        cx_.events.push_back(log_event(cx_.now(), EventKind::Stalled, cx_.rank(), clock, "server goes silent"));
+        cx_.stall_until_exit();
+        break;
+      }
+    }
+    if (cx_.exit_seen || cx_.coord.exit_sent()) {
+      bool idle = true;
+      for (auto& s : shards_) idle = idle && s->pending.empty() && s->unacked == 0 && s->repl_in.empty();
+      idle = idle && orphans_.empty();
+      if (idle) break;
+    } else {
+      cx_.coord.tick();
+    }
+    Mailbox::pause();
+  }
+}
+
+template <class T>
+std::vector<std::pair<std::int64_t, std::vector<double>>> Server<T>::primary_values(bool grads) const {
+  std::vector<std::pair<std::int64_t, std::vector<double>>> out;
+  if (stalled_) return out;
+  for (const auto& s : shards_) {
+    if (!s->primary) continue;
+    const HostView& v = grads ? s->dump_grad : (s->dump_params.size() ? s->dump_params : s->params);
+    if (!v.size()) continue;
+    out.emplace_back(s->begin, std::vector<double>(v.data(), v.data() + v.size()));
+  }
+  return out;
+}
+
+template class Server<float>;
+template class Server<double>;
+
+}  // namespace partrain::parallel::ps

@@ -1,0 +1,92 @@
+// A parameter server: the primary of one shard of the flat parameter buffer (and, with ps.backup, the replica of the
+// previous server's shard), running an event loop until the coordinator ends the run.
+//
+//   push    a worker's header announces its gradient (or, in local mode, its parameter change) for the shard; the
+//           server posts a receive per piece into the worker's buffer. Complete contributions are applied by the
+//           mode's rule: bsp/half_sync sum clock c's contributions in worker order (own slices, then the slices of
+//           a worker removed at c, which the others computed) and take one optimizer step; asp/ssp take one
+//           optimizer step per push on arrival; local averages the round's changes weighted by samples.
+//   pull    answered once the mode allows it — bsp: the shard has applied clock c; asp: the worker's own pushes
+//           are applied (read-your-writes); ssp: that, and every active worker has pushed clock c − s − 1 —
+//           from a snapshot of the shard, piece by piece in layer order.
+//   replicas with ps.backup, every applied update is forwarded to the backup (server j+1), which applies the same
+//           update with the same code (bit-identical state); a pull is answered only once the backup has
+//           acknowledged every update the reply contains, so a promoted backup never lags what a worker has seen.
+//   checkpoints every ps.checkpoint_every clocks the servers write their shards, optimizer state and clocks
+//           collectively (io/checkpoint.hpp).
+// Staleness of an update: the shard's update count when it is applied minus the count the worker's pull returned.
+#pragma once
+
+#include <deque>
+#include <map>
+#include <memory>
+
+#include "partrain/collectives/mpi_communicator.hpp"
+#include "partrain/models/optimizer.hpp"
+#include "partrain/models/param_store.hpp"
+#include "partrain/parallel/ps/context.hpp"
+
+namespace partrain::parallel::ps {
+
+struct ServerStats {
+  std::map<std::int64_t, std::int64_t> staleness;  ///< staleness → applied updates (primary shards)
+  std::int64_t updates = 0;                        ///< updates applied as primary
+  std::int64_t samples = 0;                        ///< samples whose gradient those updates contain
+  std::int64_t discarded = 0;                      ///< pushes dropped (removed worker, duplicate after promotion)
+  std::int64_t max_gap = 0, bound_waits = 0;       ///< ssp: largest clock gap at a pull, pulls held by the bound
+  std::int64_t checkpoints = 0;
+  double last_update_s = 0;
+};
+
+template <class T>
+class Server {
+ public:
+  using HostView = Kokkos::View<T*, Kokkos::HostSpace>;
+
+  /// `store`: the model's declarations (shapes, initial values); `servers`: the servers' communicator (checkpoints).
+  Server(Context& cx, const models::ParamStore<T>& store, std::uint64_t seed, coll::MpiCommunicator& servers);
+  ~Server();
+
+  /// Collective over the servers: state from a checkpoint (its meta already read).
+  void load(const std::string& path);
+  /// The event loop; returns once the coordinator ended the run and nothing is left to apply.
+  void run();
+
+  /// Elements of the shards this server is primary of (begin, values), for the gathered parameters; with --dump-state
+  /// the parameters before the last update (grads: the gradient that update applied).
+  std::vector<std::pair<std::int64_t, std::vector<double>>> primary_values(bool grads) const;
+  const ServerStats& stats() const { return stats_; }
+  std::int64_t version() const;
+  /// (shard, update count) of every shard this server is primary of (none once it went silent).
+  std::vector<std::pair<int, std::int64_t>> primary_versions() const;
+  bool stalled() const { return stalled_; }
+
+ private:
+  struct Contribution;
+  struct Shard;
+  void on_header(int from, const Header& h);
+  void on_push(int from, const Header& h);
+  void progress(Shard& s);
+  void apply_sync(Shard& s);
+  void apply_async(Shard& s);
+  void update(Shard& s, const HostView& grad, int worker_index, std::int64_t samples, std::int64_t clock);
+  void answer_pulls(Shard& s);
+  void replicate_in(Shard& s);
+  void checkpoint(std::int64_t version);
+  Shard* shard(int j);
+  std::int64_t clock_of(const Shard& s) const;
+
+  Context& cx_;
+  const models::ParamStore<T>& store_;
+  coll::MpiCommunicator& servers_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::vector<std::pair<HostView, std::vector<int>>> orphans_;  ///< pushes for a shard this server does not hold
+  ServerStats stats_;
+  bool stalled_ = false, checkpoints_off_ = false;
+  std::int64_t last_fault_clock_ = -1;
+};
+
+extern template class Server<float>;
+extern template class Server<double>;
+
+}  // namespace partrain::parallel::ps

@@ -49,8 +49,10 @@ int main(int argc, char** argv) {
       log0(deck.to_toml());
       return 0;
     }
-    const auto cfg = ps_app::read_config(deck, rt.size(), inject, resume, opts.overwrite, !opts.dump_state.empty());
+    auto cfg = ps_app::read_config(deck, rt.size(), inject, resume, opts.overwrite, !opts.dump_state.empty());
     app::check_outputs(opts);
+    rt.check_inputs();
+    if (resume) cfg.ps.resume_path = ps_app::find_checkpoint(cfg);  // collective; the same verdict on every rank
     rt.inputs_done();
     if (rt.rank() == 0 && !cfg.ps.checkpoint_dir.empty()) {
       mkdir(cfg.ps.checkpoint_dir.c_str(), 0777);  // the parent exists or the first checkpoint says so

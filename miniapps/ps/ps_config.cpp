@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "partrain/core/error.hpp"
+#include "partrain/core/log.hpp"
 #include "partrain/io/checkpoint.hpp"
 
 namespace partrain::ps_app {
@@ -119,6 +120,30 @@ Config read_config(const Deck& d, int world, const std::vector<std::string>& inj
     }
   }
   return c;
+}
+
+std::string find_checkpoint(const Config& c) {
+  std::vector<std::string> skipped;
+  const std::string path = io::newest_valid_checkpoint(MPI_COMM_WORLD, c.ps.checkpoint_dir, &skipped);
+  for (const auto& s : skipped) log0("# resume: skipped " + s);
+  if (path.empty()) {
+    log0("# resume: no valid checkpoint in " + c.ps.checkpoint_dir + "; starting at step 0");
+    return path;
+  }
+  std::vector<io::TensorPart> none;
+  io::CheckpointMeta meta;
+  io::read_checkpoint(MPI_COMM_WORLD, path, none, &meta);
+  const std::string model = models::describe(c.model), mode = parallel::ps::name(c.ps.mode);
+  if (meta.model != model) input_error("--resume", path, "is a checkpoint of " + meta.model + ", this run trains " + model);
+  if (meta.strings["strategy"] != "ps")
+    input_error("--resume", path, "was written by strategy " + meta.strings["strategy"] + ", not by partrain-ps");
+  if (meta.strings["ps_mode"] != mode)
+    input_error("--resume", path, "was written with ps.mode = \"" + meta.strings["ps_mode"] + "\", this run has \"" + mode + "\"");
+  if (meta.step >= c.train.steps)
+    input_error("--resume", path, "is at step " + std::to_string(meta.step) + ": nothing left of train.steps = " +
+                                      std::to_string(c.train.steps));
+  log0("# resume: " + path + " (step " + std::to_string(meta.step) + ")");
+  return path;
 }
 
 }  // namespace partrain::ps_app

@@ -21,4 +21,8 @@ void declare_keys(Deck& deck);
 Config read_config(const Deck& deck, int world_size, const std::vector<std::string>& inject, bool resume,
                    bool overwrite, bool dump_state);
 
+/// --resume: the newest valid checkpoint of ps.checkpoint_dir (collective over MPI_COMM_WORLD; the ones skipped are
+/// reported), "" when there is none; InputError when it is another model's or another mode's.
+std::string find_checkpoint(const Config& cfg);
+
 }  // namespace partrain::ps_app

@@ -1,5 +1,5 @@
 """Checks every training mini-app's result file must pass (results/README.md), shared by the check_*_result.py
-scripts: the root attributes, the [S, R] series, that /summary's step times are recomputed exactly from
+scripts: the root attributes, the [S, R] series (partrain-ps: [units, R], NaN where a rank has no k-th unit), that /summary's step times are recomputed exactly from
 /steps/time_s without the warm-up steps (per-rank median over the timed steps, then min/median/max over ranks), and
 that every dataset describes itself with `units` and `description` attributes.
 
@@ -31,20 +31,33 @@ def check_training_result(f, app, strategy, nranks):
         bad.append("schema name/version")
     if a["app"] != app or a["strategy"] != strategy:
         bad.append(f"app/strategy {a['app']}/{a['strategy']}, wanted {app}/{strategy}")
-    if int(a["nranks"]) != nranks or int(a["dp"]) * int(a["tp"]) * int(a["pp"]) != nranks:
+    ps = a["strategy"] == "ps"  # ranks at their own pace: rows are each rank's k-th unit of work, NaN-padded
+    if ps:
+        servers = int(a["ps_servers"]) + (1 if a["ps_scheduler"] == "true" else 0)
+        if int(a["nranks"]) != nranks or int(a["dp"]) + servers != nranks:
+            bad.append("nranks = dp (workers) + servers + scheduler")
+    elif int(a["nranks"]) != nranks or int(a["dp"]) * int(a["tp"]) * int(a["pp"]) != nranks:
         bad.append("nranks = dp·tp·pp")
     t = f["steps/time_s"][()]
     steps = f["steps/loss"].shape[0]
-    if t.shape != (steps, nranks) or not np.all(t > 0):
-        bad.append(f"steps/time_s is not [S={steps}, R={nranks}] positive: {t.shape}")
+    rows = t.shape[0] if ps else steps
+    finite = np.isfinite(t)
+    if t.shape != (rows, nranks) or not np.all(t[finite] > 0) or (not ps and not np.all(finite)):
+        bad.append(f"steps/time_s is not [S={rows}, R={nranks}] positive: {t.shape}")
     for name, ds in f["steps/phases"].items():
-        if ds.shape != (steps, nranks):
+        if ds.shape != (rows, nranks):
             bad.append(f"steps/phases/{name} is not [S, R]")
-    # /summary recomputed from the series: warm-up excluded, median per rank, then over ranks.
+    # /summary recomputed from the series: warm-up excluded, median per rank, then over ranks (ranks with no
+    # timed unit, NaN, are left out).
     w = int(a["warmup_steps"])
-    if not 0 <= w < steps:
+    if not 0 <= w < max(steps, 1) and not ps:
         bad.append(f"warmup_steps {w} outside [0, {steps})")
-    per_rank = [median(t[w:, r]) for r in range(nranks)]
+    per_rank = []
+    for r in range(nranks):
+        col = t[w:, r]
+        col = col[np.isfinite(col)]
+        if len(col):
+            per_rank.append(median(col))
     s = f["summary"].attrs
     for key, want in [("step_time_median_s", median(per_rank)), ("step_time_min_s", min(per_rank)),
                       ("step_time_max_s", max(per_rank))]:

@@ -325,6 +325,16 @@ std::string newest_valid_checkpoint(MPI_Comm comm, const std::string& dir, std::
 void prune_checkpoints(const std::string& dir, int keep) {
   const auto files = checkpoint_files(dir);
   for (std::size_t i = std::size_t(std::max(keep, 0)); i < files.size(); ++i) std::remove(files[i].c_str());
+  // Temporaries of writes that never finished (a job killed while writing).
+  if (DIR* d = opendir(dir.c_str())) {
+    std::vector<std::string> stale;
+    while (auto* e = readdir(d)) {
+      const std::string n = e->d_name;
+      if (n.rfind("ckpt-", 0) == 0 && n.find(".h5.tmp-") != std::string::npos) stale.push_back(dir + "/" + n);
+    }
+    closedir(d);
+    for (const auto& s : stale) std::remove(s.c_str());
+  }
 }
 
 template <class T>

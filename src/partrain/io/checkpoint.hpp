@@ -55,7 +55,8 @@ std::vector<std::string> checkpoint_files(const std::string& dir);
 /// Collective: the newest checkpoint in `dir` that opens, has the schema and every tensor's checksum right; the
 /// ones skipped are described in `skipped` ("ckpt-40.h5: tensor params/wte: checksum mismatch"). Empty when none.
 std::string newest_valid_checkpoint(MPI_Comm comm, const std::string& dir, std::vector<std::string>* skipped);
-/// Removes all but the newest `keep` checkpoint files of `dir` (call on one rank).
+/// Removes all but the newest `keep` checkpoint files of `dir`, and the temporaries of writes that never finished
+/// (call on one rank, when no write is under way).
 void prune_checkpoints(const std::string& dir, int keep);
 /// "<dir>/ckpt-<step>.h5"
 std::string checkpoint_path(const std::string& dir, std::int64_t step);

@@ -19,6 +19,7 @@ struct Context {
   std::int64_t first_step = 0;  ///< the first step of this run (after --resume)
   std::int64_t first_version = 0;  ///< the servers' update count when the run started
   bool dump = false;            ///< keep the last synchronous update's inputs for --dump-state
+  std::string model_name, config_toml;  ///< recorded in checkpoints
   int rank() const { return mb.rank(); }
   double now() const;
   /// Loops poll → handler until `done()` or an exit; for the silent (stalled) state: nothing but exit matters.

@@ -67,7 +67,7 @@ void Coordinator::server_lost(int r) {
                          (opt_.backup ? "true" : "false") + "): restart the job with --resume");
     members_.set_owner(j, b);
     send_all(Header(kPromote, {double(j), double(b)}));
-    events_.push_back(log_event(wall_time_s() - t0_, EventKind::ServerPromoted, r, 0,
+    events_.push_back(log_event(wall_time_s() - t0_, EventKind::ServerPromoted, r, slowest_pushes(),
                              "server " + std::to_string(r) + " silent; shard " + std::to_string(j) +
                                  " served by its backup, server " + std::to_string(b)));
   }
@@ -82,7 +82,7 @@ void Coordinator::take_over(int dead) {
   for (auto& t : last_heard_) t = now;
   if (next != mb_.rank()) return;
   send_all(Header(kCoordinator, {double(next)}));
-  events_.push_back(log_event(now - t0_, EventKind::CoordinatorTakeover, dead, clock_,
+  events_.push_back(log_event(now - t0_, EventKind::CoordinatorTakeover, dead, slowest_pushes(),
                            "coordinator " + std::to_string(dead) + " silent; rank " + std::to_string(next) +
                                " coordinates"));
   if (layout_.role(dead) == Role::Server) server_lost(dead);

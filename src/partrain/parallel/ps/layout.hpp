@@ -44,6 +44,7 @@ struct Options {
   std::string checkpoint_dir;
   int checkpoint_keep = 2;
   bool resume = false;        ///< continue from the newest valid checkpoint of checkpoint_dir
+  std::string resume_path;    ///< that checkpoint (found and checked before the run; empty: none, start at 0)
   bool overwrite = false;     ///< replace an earlier run's checkpoints
   bool dump_state = false;    ///< --dump-state: servers keep the last synchronous update's inputs
   FaultPlan faults;

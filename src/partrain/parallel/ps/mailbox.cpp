@@ -2,12 +2,25 @@
 
 #include <sched.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "partrain/core/error.hpp"
 #include "partrain/core/timer.hpp"
 
 namespace partrain::parallel::ps {
+namespace {
+// PARTRAIN_PS_TRACE=1: every control message sent and received, on stderr (for debugging the protocol).
+const bool g_trace = [] {
+  const char* e = std::getenv("PARTRAIN_PS_TRACE");
+  return e && *e == '1';
+}();
+void trace(const char* dir, int me, int peer, const Header& h) {
+  std::fprintf(stderr, "[ps %d] %s %d %s %g %g %g %g %g %g %g\n", me, dir, peer, msg_name(h.type()), h[1], h[2], h[3],
+               h[4], h[5], h[6], h[7]);
+}
+}  // namespace
 
 const char* msg_name(int t) {
   static const char* names[] = {"?",     "pull", "pull-reply", "push",  "heartbeat", "remove", "promote",
@@ -30,6 +43,7 @@ Mailbox::Mailbox(coll::MpiCommunicator& comm)
 
 void Mailbox::send(int to, const Header& h) {
   PARTRAIN_REQUIRE(to != rank() && to >= 0 && to < size(), std::string("a control message to rank ") + std::to_string(to));
+  if (g_trace) trace("->", rank(), to, h);
   auto buf = std::make_unique<Header>(h);
   coll::Request r = comm_.send(buf->f.data(), 8, coll::DataType::Double, to, 0);
   out_.push_back({std::move(r), to, std::move(buf)});
@@ -54,6 +68,7 @@ void Mailbox::poll(std::vector<std::pair<int, Header>>& in) {
     if (!ctrl_open_[k] || !ctrl_[k].test()) continue;
     const Header h = ctrl_buf_[k];
     ctrl_open_[k] = false;
+    if (g_trace) trace("<-", rank(), r, h);
     if (h.type() == kBye) {
       bye_[k] = true;  // the peer sends nothing after its BYE
     } else {

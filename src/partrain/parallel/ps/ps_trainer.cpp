@@ -54,6 +54,8 @@ PsTrainer<T>::PsTrainer(models::Model<T>& model, std::uint64_t seed, const model
   coord_ = std::make_unique<Coordinator>(*layout_, opt_, *mb_, *members_, events_, 0.0);
   cx_ = std::make_unique<Context>(Context{*layout_, opt_, *mb_, *members_, *coord_, events_, spec});
   cx_->dump = opt.dump_state;
+  cx_->model_name = model_name_;
+  cx_->config_toml = config_toml_;
   if (role_ == Role::Server) server_ = std::make_unique<Server<T>>(*cx_, model.params(), seed, *servers_);
   if (role_ == Role::Worker) worker_ = std::make_unique<Worker<T>>(*cx_, model, data);
 }
@@ -68,19 +70,11 @@ StepRecord PsTrainer<T>::step(std::int64_t, const BeforeUpdate&) {
 
 template <class T>
 void PsTrainer<T>::resume() {
-  std::vector<std::string> skipped;
-  const std::string path = io::newest_valid_checkpoint(world_.comm(), opt_.checkpoint_dir, &skipped);
-  for (const auto& s : skipped) log0("# resume: skipped " + s);
-  if (path.empty()) {
-    log0("# resume: no valid checkpoint in " + opt_.checkpoint_dir + "; starting at step 0");
-    return;
-  }
+  const std::string& path = opt_.resume_path;
+  if (path.empty()) return;
   std::vector<io::TensorPart> none;
   io::CheckpointMeta meta;
   io::read_checkpoint(world_.comm(), path, none, &meta);
-  if (meta.model != model_name_) input_error("--resume", path, "is a checkpoint of " + meta.model + ", not of " + model_name_);
-  if (meta.strings["ps_mode"] != name(opt_.mode))
-    input_error("--resume", path, "was written in ps.mode = " + meta.strings["ps_mode"] + ", this run is " + name(opt_.mode));
   if (server_) server_->load(path);
   first_step_ = meta.step;
   first_version_ = std::int64_t(meta.numbers["version"]);

@@ -177,6 +177,8 @@ void Server<T>::checkpoint(std::int64_t v) {
                                     : v / W;
   meta.numbers["version"] = double(v);
   meta.numbers["optimizer_steps"] = s.opt ? double(s.opt->steps_taken()) : 0.0;
+  meta.model = cx_.model_name;
+  meta.config_toml = cx_.config_toml;
   meta.strings["strategy"] = "ps";
   meta.strings["ps_mode"] = name(o.mode);
   const std::string path = io::checkpoint_path(o.checkpoint_dir, meta.step);
@@ -458,8 +460,11 @@ void Server<T>::progress(Shard& s) {
     }
     return;
   }
-  if (synchronous(cx_.opt.mode)) apply_sync(s);
-  else apply_async(s);
+  if (s.unacked > 0 && cx_.members.server_dead(cx_.layout.backup_of(s.j))) s.unacked = 0;  // no backup to wait for
+  if (!hold_) {  // held while the servers agree on a checkpoint: what it stores is the clock it names
+    if (synchronous(cx_.opt.mode)) apply_sync(s);
+    else apply_async(s);
+  }
   // Contributions that will never be applied (a removed worker's, duplicates) go once received.
   for (auto it = s.pending.begin(); it != s.pending.end();) {
     auto& ct = it->second;
@@ -502,11 +507,13 @@ void Server<T>::run() {
     }
     for (int j = 0; j < cx_.layout.servers(); ++j)
       if (cx_.members.server_dead(j)) checkpoints_off_ = true;  // a checkpoint needs every server
+    if (checkpoints_off_) hold_ = false;  // an agreement a lost server will never join is abandoned
     // Checkpoints: the servers first agree (a nonblocking barrier, serving meanwhile) that all reached the clock.
     if (next_ckpt > 0 && !checkpoints_off_ && agree == MPI_REQUEST_NULL && version() >= next_ckpt &&
         shards_.front()->unacked == 0) {
       PARTRAIN_REQUIRE(version() == next_ckpt, "checkpoint clock skipped");
       PARTRAIN_MPI_CHECK(MPI_Ibarrier(servers_.comm(), &agree));
+      hold_ = true;
     }
     if (agree != MPI_REQUEST_NULL && !checkpoints_off_) {
       int flag = 0;
@@ -514,6 +521,7 @@ void Server<T>::run() {
       if (flag) {
         checkpoint(next_ckpt);
         next_ckpt += o.checkpoint_every * unit;
+        hold_ = false;
       }
     }
     const std::int64_t clock = clock_of(*shards_.front());

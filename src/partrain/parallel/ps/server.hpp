@@ -82,7 +82,7 @@ class Server {
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::pair<HostView, std::vector<int>>> orphans_;  ///< pushes for a shard this server does not hold
   ServerStats stats_;
-  bool stalled_ = false, checkpoints_off_ = false;
+  bool stalled_ = false, checkpoints_off_ = false, hold_ = false;
   std::int64_t last_fault_clock_ = -1;
 };
 

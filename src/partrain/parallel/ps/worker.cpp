@@ -46,6 +46,11 @@ void Worker<T>::pump() {
   if (!in_backward_)
     for (int j = 0; j < cx_.layout.servers(); ++j)
       if (resend_[std::size_t(j)]) resend(j);
+  for (auto it = retired_.begin(); it != retired_.end();) {
+    bool busy = false;
+    for (int d : it->dests) busy = busy || cx_.mb.sends_to(d) > 0;
+    it = busy ? std::next(it) : retired_.erase(it);
+  }
   cx_.coord.tick();
 }
 
@@ -71,8 +76,10 @@ void Worker<T>::handle(int from, const Header& h) {
       // Pushes this reply contains are no longer needed for a resend.
       auto& u = unseen_[std::size_t(j)];
       const std::int64_t seen = synchronous(cx_.opt.mode) ? p.version : p.pushes;
-      while (!u.empty() && (synchronous(cx_.opt.mode) ? u.front().h.i(2) < seen : u.front().h.i(2) < seen))
+      while (!u.empty() && u.front().h.i(2) < seen) {
+        retired_.push_back(std::move(u.front()));
         u.pop_front();
+      }
       break;
     }
     case kPromote: {
@@ -177,7 +184,8 @@ void Worker<T>::send_push_header(int j, std::int64_t clock, std::int64_t step, s
                          double(count), double(kind)});
   cx_.mb.send(target, h);
   push_target_[std::size_t(j)] = target;
-  if (cx_.opt.backup) unseen_[std::size_t(j)].push_back({j, h, std::vector<T>(std::size_t(cx_.layout.shard_size(j)))});
+  if (cx_.opt.backup)
+    unseen_[std::size_t(j)].push_back({j, h, std::vector<T>(std::size_t(cx_.layout.shard_size(j))), {target}});
 }
 
 template <class T>
@@ -199,7 +207,8 @@ void Worker<T>::resend(int j) {
   const auto& L = cx_.layout;
   resend_[std::size_t(j)] = 0;
   const int target = cx_.members.owner(j);
-  for (const auto& s : unseen_[std::size_t(j)]) {
+  for (auto& s : unseen_[std::size_t(j)]) {
+    s.dests.push_back(target);
     cx_.mb.send(target, s.h);
     for (int k : L.shard_pieces(j)) {
       const auto& pc = L.pieces()[std::size_t(k)];
@@ -278,7 +287,7 @@ double Worker<T>::compute(std::int64_t step, std::int64_t first, std::int64_t co
     data_.fill(std::uint64_t(step), first, batch);
     typename models::Model<T>::Hooks hooks;
     hooks.before_forward = [&](std::size_t l) {
-      if (!local) wait_layer(l);
+      if (!local && kind == 0) wait_layer(l);  // a supplement computes on the parameters of its clock, held already
     };
     hooks.before_backward = [&](std::size_t l) {
       if (l + 1 == model_.layers().size()) start_push();

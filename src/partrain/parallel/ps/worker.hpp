@@ -60,6 +60,7 @@ class Worker {
     int shard;
     Header h;
     std::vector<T> data;
+    std::vector<int> dests;  ///< where it went: the memory stays until those sends are complete
   };
   void pump();
   void handle(int from, const Header& h);
@@ -94,6 +95,7 @@ class Worker {
   std::vector<int> piece_id_;
   std::vector<char> piece_ready_;
   std::vector<std::deque<Sent>> unseen_;
+  std::deque<Sent> retired_;  ///< seen, but still being sent (to a server that went silent: until the drain)
   std::vector<char> resend_;
   std::vector<std::int64_t> push_target_;
   std::vector<std::pair<int, std::int64_t>> supp_pending_;  ///< (removed worker, clock) still to supplement

@@ -1,0 +1,283 @@
+#!/usr/bin/python3
+"""partrain-ps against what the README promises, one case per ctest:
+
+  exact       bsp (and half_sync) equal partrain-dp on the same work: bit for bit at 1 and 2 workers (the server sums
+              two gradients as the allreduce does), within 1e-5 at 3; at 1-3 servers, with and without a scheduler
+  result      every mode's result file on the MLP and the GPT: the shared checks, /ps/*, every update applied
+              (none lost), the loss below a threshold within the step budget (asynchronous modes statistically)
+  ssp         s = 0 synchronizes as bsp (clock gap 0, bsp's losses with one worker, close with two); a large s is
+              never held by its bound;
+              with a straggler, ssp's gap stays within s while asp's fast worker runs ahead
+  restart     a worker killed (SIGKILL: MPICH takes the job down) and the job relaunched with --resume: the dump
+              equals an uninterrupted run's; a corrupt newest checkpoint is skipped
+  membership  a worker that stalls is removed: the run completes with its data redistributed (fp64 losses equal the
+              unfailed run's within 1e-9), the event in the result file
+  backup      a server that stalls: its backup is promoted and the dump equals the unfailed run's exactly
+  takeover    the scheduler stalls, or server 0 coordinating without one: the next rank coordinates; dump exact
+
+    check_ps.py MPIEXEC PARTRAIN_PS PARTRAIN_DP DECK CASE
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import tomllib
+
+import h5py
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from result_checks import check_training_result  # noqa: E402
+
+mpiexec, ps, dp, deck, case = sys.argv[1:6]
+bad = []
+tmp = tempfile.mkdtemp(prefix="check_ps_")
+SMALL = ["--set", "model.kind=mlp", "--set", "model.mlp.widths=[64,64,64,10]", "--set", "train.batch=24",
+         "--set", "train.steps=8", "--set", "train.warmup=1"]
+FAST = ["--set", "ps.heartbeat_timeout_ms=800"]
+
+
+def check(cond, what):
+    if not cond:
+        bad.append(what)
+        print("FAILED:", what, flush=True)
+
+
+def run(np_, app, args, expect_rc=0, label=""):
+    cmd = [mpiexec, "-n", str(np_), app, "-i", deck] + args
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    if expect_rc is not None and r.returncode != expect_rc:
+        check(False, f"{label or ' '.join(args)}: exit code {r.returncode}, wanted {expect_rc}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    elif expect_rc == 0:
+        check("self-check: PASS" in r.stdout, f"{label}: no self-check PASS\n{r.stdout[-2000:]}")
+    return r
+
+
+def path(name):
+    return os.path.join(tmp, name)
+
+
+def dp_deck(args):
+    """partrain-ps's resolved deck without [ps] (and with --set args applied), for partrain-dp."""
+    r = subprocess.run([ps, "-i", deck] + args + ["--print-deck"], check=True, capture_output=True, text=True)
+    resolved = tomllib.loads(r.stdout)
+
+    def toml(t, prefix=""):
+        out = []
+        for k, v in t.items():
+            if isinstance(v, dict):
+                out += toml(v, prefix + k + ".")
+            else:
+                out.append(f'"{prefix}{k}" = ' + (f'"{v}"' if isinstance(v, str) else str(v).lower()))
+        return out
+    p = path(f"dp{len(os.listdir(tmp))}.toml")
+    with open(p, "w") as f:
+        f.write("\n".join(toml({k: resolved[k] for k in ("model", "data", "train")})) + "\n")
+    return p
+
+
+def dumps_equal(a, b, rtol, what):
+    with h5py.File(a) as x, h5py.File(b) as y:
+        for g in ("params", "grads"):
+            check(sorted(x[g]) == sorted(y[g]), f"{what}: {g} names differ")
+            for name in y[g]:
+                u, v = x[g][name][()], y[g][name][()]
+                if rtol == 0:
+                    check(np.array_equal(u, v), f"{what}: {g}/{name} not bit-identical "
+                          f"(max |diff| {np.max(np.abs(u - v)):.3e})")
+                else:
+                    e = np.linalg.norm(u - v) / max(np.linalg.norm(v), 1e-30)
+                    check(e <= rtol, f"{what}: {g}/{name} relative error {e:.2e} > {rtol}")
+        check(abs(x["loss"][()] - y["loss"][()]) <= max(rtol, 1e-12) * abs(y["loss"][()]), f"{what}: loss differs")
+
+
+def losses(h5):
+    with h5py.File(h5) as f:
+        return f["steps/loss"][()]
+
+
+def events(h5):
+    with h5py.File(h5) as f:
+        return f["ps/events"][()].reshape(-1, 4), str(f.attrs["ps_events"])
+
+
+if case == "exact":
+    for s, w, sched, extra in [(1, 1, False, []), (1, 2, False, []), (2, 2, False, []), (2, 2, True, []),
+                               (3, 2, False, []), (1, 3, False, []),
+                               (1, 2, False, ["--set", "ps.mode=half_sync", "--set", "ps.jitter_ms=5"])]:
+        args = SMALL + ["--set", f"ps.servers={s}", "--set", f"ps.scheduler={str(sched).lower()}"] + extra
+        label = f"S={s} W={w}{' +scheduler' if sched else ''} {' '.join(extra[1::2])}"
+        a, b = path(f"ps_{s}_{w}_{sched}_{len(extra)}.h5"), path(f"dp_{s}_{w}_{sched}_{len(extra)}.h5")
+        run(s + w + sched, ps, args + ["--dump-state", a], label=label)
+        subprocess.run([mpiexec, "-n", str(w), dp, "-i", dp_deck(args), "--dump-state", b], check=True,
+                       capture_output=True)
+        dumps_equal(a, b, 0.0 if w <= 2 else 1e-5, f"bsp {label} vs partrain-dp -n {w}")
+
+elif case == "result":
+    gpt = ["--set", "model.kind=gpt", "--set", "model.gpt.layers=2", "--set", "model.gpt.seq_len=16",
+           "--set", "model.gpt.channels=64", "--set", "model.gpt.vocab=64", "--set", "train.batch=8",
+           "--set", "train.steps=32", "--set", "train.warmup=1", "--set", "train.lr=3e-3",
+           "--set", "train.optimizer=adamw"]
+    mlp = SMALL[:-4] + ["--set", "train.steps=16", "--set", "train.warmup=1", "--set", "train.optimizer=sgd",
+                        "--set", "train.lr=0.2", "--set", "train.momentum=0.5"]
+    for task, base in [("mlp", mlp), ("gpt", gpt)]:
+        for mode, extra, W in [("bsp", [], 2), ("asp", [], 2), ("ssp", ["--set", "ps.staleness=1"], 3),
+                               ("half_sync", ["--set", "ps.jitter_ms=3"], 2), ("local", ["--set", "ps.local_steps=2"], 2)]:
+            out = path(f"{task}_{mode}.h5")
+            S = 2 if mode == "asp" else 1
+            r = run(S + W, ps, base + ["--set", f"ps.mode={mode}", "--set", f"ps.servers={S}", "--output", out] + extra,
+                    label=f"{task} {mode}")
+            if r.returncode != 0:
+                continue
+            with h5py.File(out) as f:
+                for p in check_training_result(f, "partrain-ps", "ps", S + W):
+                    check(False, f"{task} {mode}: {p}")
+                a, s = f.attrs, f["summary"].attrs
+                check(a["variant"] == mode and a["ps_mode"] == mode, f"{task} {mode}: variant attribute")
+                steps = 32 if task == "gpt" else 16
+                want = {"bsp": steps, "half_sync": steps, "local": steps // 2}.get(mode, W * steps)
+                check(s["updates_applied"] == want, f"{task} {mode}: {s['updates_applied']} updates, wanted {want}")
+                hist = f["ps/staleness_histogram"][()]
+                check(hist.sum() == want * S, f"{task} {mode}: staleness histogram holds {hist.sum()} shard updates, "
+                      f"not {want} on each of {S} shards")
+                if mode in ("bsp", "half_sync", "local"):
+                    check(len(hist) == 1, f"{task} {mode}: synchronous updates with staleness > 0")
+                check(np.all(f["ps/shard_updates"][()] == want), f"{task} {mode}: a shard missed updates")
+                check(f["ps/worker_minibatches"][()].sum() == W * steps, f"{task} {mode}: mini-batches computed "
+                      f"{f['ps/worker_minibatches'][()]} (every step's slices once)")
+                check(f["ps/worker_samples"][()].sum() == steps * int(f.attrs["config_toml"].split("batch = ")[1].split()[0]),
+                      f"{task} {mode}: samples applied {f['ps/worker_samples'][()].sum()}")
+                loss = f["steps/loss"][()]
+                t = f["ps/loss_wall_time_s"][()]
+                check(len(loss) == steps and np.all(np.isfinite(loss)), f"{task} {mode}: losses")
+                check(np.all(t > 0) and t[-1] <= s["train_wall_s"] + 1.0, f"{task} {mode}: loss wall times")
+                threshold = 0.75 if task == "mlp" else 0.85  # the last 4 steps' mean against the first 4's
+                check(loss[-4:].mean() < threshold * loss[:4].mean(),
+                      f"{task} {mode}: loss {loss[:4].mean():.3f} -> {loss[-4:].mean():.3f}, not below {threshold} of it")
+                check(s["samples_per_s"] > 0 and s["updates_per_s"] > 0, f"{task} {mode}: rates")
+
+elif case == "ssp":
+    f64 = SMALL + ["--set", "model.dtype=fp64", "--set", "train.optimizer=sgd", "--set", "train.lr=0.1",
+                   "--set", "train.steps=10"]
+    run(3, ps, f64 + ["--output", path("bsp.h5")], label="bsp fp64")
+    run(3, ps, f64 + ["--set", "ps.mode=ssp", "--output", path("ssp0.h5")], label="ssp s=0")
+    # s = 0 synchronizes as bsp does (no worker starts clock c before every worker pushed clock c - 1: a clock gap
+    # of 0, staleness below one round of W pushes); a read may be fresher than bsp's (SSP bounds staleness from
+    # above only: a worker that pulls late sees the others' pushes of its own clock), so the losses are bsp's
+    # when no read is fresher and close otherwise.
+    a, b = losses(path("bsp.h5")), losses(path("ssp0.h5"))
+    check(abs(a[-1] - b[-1]) < 0.02 * a[-1], f"ssp s=0 ends at loss {b[-1]}, bsp at {a[-1]}")
+    with h5py.File(path("ssp0.h5")) as f:
+        check(f["summary"].attrs["max_clock_gap"] == 0, "ssp s=0: clock gap above 0")
+        check(len(f["ps/staleness_histogram"][()]) <= 2, "ssp s=0 with 2 workers: staleness above 1")
+    run(2, ps, f64 + ["--set", "ps.mode=ssp", "--output", path("ssp0w1.h5")], label="ssp s=0, one worker")
+    run(2, ps, f64 + ["--output", path("bspw1.h5")], label="bsp, one worker")
+    check(np.array_equal(losses(path("ssp0w1.h5")), losses(path("bspw1.h5"))), "ssp with one worker is not bsp")
+    run(3, ps, f64 + ["--set", "ps.mode=ssp", "--set", "ps.staleness=10", "--output", path("sspbig.h5")], label="ssp s=10")
+    with h5py.File(path("sspbig.h5")) as f:
+        check(f["summary"].attrs["bound_waits"] == 0, "ssp s=10 (= steps): a pull was held by the bound")
+    slow = ["--set", "ps.straggler=2:40", "--set", "train.steps=12"]
+    run(3, ps, f64 + slow + ["--set", "ps.mode=ssp", "--set", "ps.staleness=1", "--output", path("sspslow.h5")],
+        label="ssp s=1 straggler")
+    run(3, ps, f64 + slow + ["--set", "ps.mode=asp", "--output", path("aspslow.h5")], label="asp straggler")
+    with h5py.File(path("sspslow.h5")) as f:
+        s = f["summary"].attrs
+        check(s["max_clock_gap"] <= 1, f"ssp s=1: clock gap {s['max_clock_gap']} above the bound")
+        check(s["bound_waits"] > 0, "ssp s=1 with a straggler: the bound never held a pull")
+    with h5py.File(path("aspslow.h5")) as f:
+        mb = f["ps/worker_minibatches"][()]
+        check(mb[0] > mb[1] + 2, f"asp with worker 2 slow: mini-batches {mb} (the fast worker should run ahead)")
+        check(f["summary"].attrs["max_clock_gap"] > 1, "asp with a straggler: clock gap not above 1")
+
+elif case == "restart":
+    ck = path("ck")
+    base = SMALL + ["--set", "ps.servers=2", "--set", "train.steps=10", "--set", "ps.checkpoint_every=2",
+                    "--set", f"ps.checkpoint_dir={ck}"]
+    run(4, ps, SMALL + ["--set", "ps.servers=2", "--set", "train.steps=10", "--dump-state", path("ref.h5")],
+        label="uninterrupted")
+    r = run(4, ps, base + ["--inject", "kill:rank=3:step=7"], expect_rc=None, label="killed")
+    check(r.returncode != 0, "the killed job exited 0")
+    def ckpts(d):  # finished checkpoints, oldest first (a write the kill interrupted leaves a .tmp-<pid>)
+        return sorted((n for n in os.listdir(d) if n.endswith(".h5")), key=lambda n: int(n[5:-3]))
+    files = ckpts(ck)
+    check(files and all(n.startswith("ckpt-") and int(n[5:-3]) <= 6 for n in files),
+          f"checkpoints after a kill at clock 7: {files}")
+    run(4, ps, base + ["--resume", "--dump-state", path("resumed.h5"), "--output", path("resumed_result.h5")],
+        label="resumed")
+    dumps_equal(path("resumed.h5"), path("ref.h5"), 0.0, "resumed after kill -9 vs uninterrupted")
+    ev, text = events(path("resumed_result.h5"))
+    check(5 in ev[:, 1] and files[-1] in text, f"resume event: {text}")
+    # A run without --resume does not overwrite them; another model's run refuses them.
+    r = run(4, ps, base, expect_rc=2, label="checkpoints of an earlier run")
+    check("holds checkpoints of an earlier run" in r.stderr + r.stdout, "earlier checkpoints not refused")
+    r = run(4, ps, base + ["--resume", "--set", "model.mlp.widths=[64,32,10]"], expect_rc=2, label="another model")
+    check("is a checkpoint of mlp(64-64-64-10), this run trains mlp(64-32-10)" in r.stderr + r.stdout,
+          f"another model's checkpoint not refused: {r.stderr}")
+    # A corrupt newest checkpoint is reported and skipped.
+    ck2 = path("ck2")
+    base2 = [a.replace(ck, ck2) for a in base]
+    run(4, ps, base2 + ["--inject", "kill:rank=2:step=7"], expect_rc=None, label="killed again")
+    files = ckpts(ck2)
+    check(len(files) == 2, f"checkpoint_keep = 2 but {files}")
+    newest = os.path.join(ck2, files[-1])
+    with open(newest, "r+b") as f:
+        f.seek(os.path.getsize(newest) // 2)
+        f.write(b"\0" * 4096)
+    r = run(4, ps, base2 + ["--resume", "--dump-state", path("resumed2.h5")], label="resumed past a corrupt file")
+    check("skipped" in r.stdout and files[-1] in r.stdout and f"resume: {os.path.join(ck2, files[0])}" in r.stdout,
+          f"corrupt checkpoint not reported:\n{r.stdout[:3000]}")
+    dumps_equal(path("resumed2.h5"), path("ref.h5"), 0.0, "resumed from the older checkpoint vs uninterrupted")
+    # Asynchronous modes resume too (not bit for bit: the update order depends on timing).
+    ck3 = path("ck3")
+    base3 = [a.replace(ck, ck3) for a in base] + ["--set", "ps.mode=asp"]
+    r = run(4, ps, base3 + ["--inject", "kill:rank=3:step=3"], expect_rc=None, label="asp killed")
+    check(r.returncode != 0, "asp: the kill did not stop the job")
+    run(4, ps, base3 + ["--resume"], label="asp resumed")
+
+elif case == "membership":
+    f64 = SMALL + ["--set", "model.dtype=fp64", "--set", "train.steps=10"] + FAST
+    run(4, ps, f64 + ["--output", path("ok.h5")], label="unfailed")
+    r = run(4, ps, f64 + ["--inject", "stall:rank=2:step=4", "--output", path("stall.h5")], label="worker stall")
+    check("worker removed" in r.stdout, "no removal reported")
+    a, b = losses(path("ok.h5")), losses(path("stall.h5"))
+    check(np.allclose(a, b, rtol=1e-9, atol=0), f"losses after the removal differ: {np.max(np.abs(a - b) / a)}")
+    ev, text = events(path("stall.h5"))
+    check(any((ev[:, 1] == 1) & (ev[:, 2] == 2) & (ev[:, 3] == 4)), f"no removal of rank 2 at clock 4 in /ps/events: {ev}")
+    with h5py.File(path("stall.h5")) as f:
+        smp = f["ps/worker_samples"][()]
+        check(smp.sum() == 24 * 10 and smp[1] == 4 * 8, f"samples per worker {smp}: wanted 240 in all, 32 by rank 2")
+        check(f["summary"].attrs["workers_removed"] == 1, "workers_removed")
+    r = run(4, ps, f64 + ["--set", "ps.mode=asp", "--inject", "stall:rank=3:step=0"], label="asp worker stall")
+    check("worker removed" in r.stdout, "asp: no removal reported")
+
+elif case == "backup":
+    base = SMALL + ["--set", "ps.servers=2", "--set", "ps.backup=true", "--set", "train.steps=10"] + FAST
+    run(4, ps, base + ["--dump-state", path("ok.h5")], label="unfailed with backups")
+    r = run(4, ps, base + ["--inject", "stall:rank=1:step=4", "--dump-state", path("stall.h5"),
+                           "--output", path("stall_result.h5")], label="server 1 stalls")
+    check("backup promoted" in r.stdout, "no promotion reported")
+    dumps_equal(path("stall.h5"), path("ok.h5"), 0.0, "server 1 lost, backup promoted, vs unfailed")
+    ev, _ = events(path("stall_result.h5"))
+    check(any(ev[:, 1] == 2), "no promotion in /ps/events")
+    r = run(3 + 1, ps, SMALL + ["--set", "ps.servers=2", "--set", "train.steps=6"] + FAST +
+            ["--inject", "stall:rank=1:step=3"], expect_rc=None, label="server stall without backup")
+    check(r.returncode != 0 and "no live backup" in (r.stdout + r.stderr), "a lost server without backup must stop the run")
+
+elif case == "takeover":
+    base = SMALL + ["--set", "ps.servers=2", "--set", "ps.backup=true", "--set", "train.steps=10"] + FAST
+    run(4, ps, base + ["--dump-state", path("ok.h5")], label="unfailed")
+    r = run(4, ps, base + ["--inject", "stall:rank=0:step=4", "--dump-state", path("s0.h5"), "--output",
+                           path("s0_result.h5")], label="server 0 (coordinator) stalls")
+    dumps_equal(path("s0.h5"), path("ok.h5"), 0.0, "coordinator and primary lost vs unfailed")
+    ev, _ = events(path("s0_result.h5"))
+    check(any(ev[:, 1] == 3) and any(ev[:, 1] == 2), f"takeover and promotion events: {ev}")
+    sched = base + ["--set", "ps.scheduler=true"]
+    run(5, ps, sched + ["--dump-state", path("sok.h5")], label="with scheduler")
+    r = run(5, ps, sched + ["--inject", "stall:rank=2:step=3", "--dump-state", path("sch.h5")], label="scheduler stalls")
+    check("coordinator takeover" in r.stdout, "no takeover reported")
+    dumps_equal(path("sch.h5"), path("sok.h5"), 0.0, "scheduler lost vs unfailed")
+else:
+    sys.exit(f"unknown case {case}")
+
+print("ok" if not bad else f"{len(bad)} failed")
+sys.exit(1 if bad else 0)

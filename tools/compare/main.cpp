@@ -100,8 +100,12 @@ void efficiency(const Source& s, const Key& k, Entry& e) {
   for (const auto& b : base) {
     if (without_batch(b.runs.front().config) != without_batch(e.runs.front().config)) continue;
     const double p1 = base_ranks, p = std::get<3>(k), b1 = batch_of(b.runs.front()), bp = batch_of(e.runs.front());
-    if (b1 == bp) e.efficiency = p1 * b.step_s / (p * e.step_s);
-    else if (std::abs(bp * p1 - b1 * p) < 1e-9) e.efficiency = b.step_s / e.step_s;
+    const bool strong = b1 == bp, weak = std::abs(bp * p1 - b1 * p) < 1e-9;
+    if ((strong || weak) && e.throughput > 0 && b.throughput > 0)
+      e.efficiency = (e.throughput / b.throughput) * (p1 / p);  // = p1·T1/(p·Tp) strong, T1/Tp weak, for lockstep runs;
+                                                                // right also where ranks run at their own pace (ps)
+    else if (strong) e.efficiency = p1 * b.step_s / (p * e.step_s);
+    else if (weak) e.efficiency = b.step_s / e.step_s;
     const char* kind = p == p1 ? "base" : b1 == bp ? "strong" : "weak";
     if (!std::isnan(e.efficiency)) e.note += std::string(e.note.empty() ? "" : ", ") + kind;
     return;

@@ -409,17 +409,25 @@ void Server<T>::answer_pulls(Shard& s) {
       const std::int64_t budget = cx_.train.steps * L.workers();
       if (s.tickets < budget) ticket = double(s.tickets++);
     }
-    if (s.snaps.empty() || s.snaps.back().version != s.version) {
-      typename Shard::Snap sn{s.version, host_buffer<HostView>("comm/ps.snapshot", s.size), {}};
-      Kokkos::deep_copy(sn.data, s.params);
-      s.snaps.push_back(std::move(sn));
+    // Synchronous modes send the shard itself: it changes only once every worker has pushed the next clock, which
+    // a worker does only after receiving all of this reply. Asynchronous ones send a snapshot of this version.
+    const T* src = s.params.data();
+    if (!synchronous(o.mode)) {
+      if (s.snaps.empty() || s.snaps.back().version != s.version) {
+        typename Shard::Snap sn{s.version, host_buffer<HostView>("comm/ps.snapshot", s.size), {}};
+        Kokkos::deep_copy(sn.data, s.params);
+        s.snaps.push_back(std::move(sn));
+      }
+      s.snaps.back().dests.push_back(p.worker);
+      src = s.snaps.back().data.data();
     }
-    auto& sn = s.snaps.back();
-    sn.dests.push_back(p.worker);
-    cx_.mb.send(p.worker, Header(kPullReply, {double(s.j), double(s.version), ticket, double(gap)}));
+    // The reply says how many removals the server knew: the worker splits the next clock's data only once it knows
+    // as many (a coordinator's message and a server's may arrive in either order).
+    cx_.mb.send(p.worker, Header(kPullReply, {double(s.j), double(s.version), ticket, double(gap),
+                                              double(M.removals().size())}));
     for (int k : L.shard_pieces(s.j)) {
       const auto& pc = L.pieces()[std::size_t(k)];
-      cx_.mb.send_data(p.worker, L.pull_tag(k), sn.data.data() + (pc.begin - s.begin), pc.size(), coll::datatype_of<T>());
+      cx_.mb.send_data(p.worker, L.pull_tag(k), src + (pc.begin - s.begin), pc.size(), coll::datatype_of<T>());
     }
     it = s.pulls.erase(it);
   }

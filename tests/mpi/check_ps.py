@@ -4,7 +4,8 @@
   exact       bsp (and half_sync) equal partrain-dp on the same work: bit for bit at 1 and 2 workers (the server sums
               two gradients as the allreduce does), within 1e-5 at 3; at 1-3 servers, with and without a scheduler
   result      every mode's result file on the MLP and the GPT: the shared checks, /ps/*, every update applied
-              (none lost), the loss below a threshold within the step budget (asynchronous modes statistically)
+              (none lost), the loss below a threshold within the step budget (asynchronous modes statistically);
+              plot_ps.py draws them
   ssp         s = 0 synchronizes as bsp (clock gap 0, bsp's losses with one worker, close with two); a large s is
               never held by its bound;
               with a straggler, ssp's gap stays within s while asp's fast worker runs ahead
@@ -155,6 +156,13 @@ elif case == "result":
                 check(loss[-4:].mean() < threshold * loss[:4].mean(),
                       f"{task} {mode}: loss {loss[:4].mean():.3f} -> {loss[-4:].mean():.3f}, not below {threshold} of it")
                 check(s["samples_per_s"] > 0 and s["updates_per_s"] > 0, f"{task} {mode}: rates")
+
+    # The plot of what the update rule does (tools/analysis/plot_ps.py) from every MLP run.
+    png = path("ps.png")
+    plot = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "analysis", "plot_ps.py")
+    r = subprocess.run([sys.executable, plot] + [path(f"mlp_{m}.h5") for m in ("bsp", "asp", "ssp", "half_sync", "local")]
+                       + ["--out", png], capture_output=True, text=True)
+    check(r.returncode == 0 and os.path.getsize(png) > 10000, f"plot_ps.py: {r.stderr}")
 
 elif case == "ssp":
     f64 = SMALL + ["--set", "model.dtype=fp64", "--set", "train.optimizer=sgd", "--set", "train.lr=0.1",

@@ -27,6 +27,13 @@ void write_state_dump(const StateDumpInfo& info, const std::vector<NamedTensor>&
     w.dataset<int>(g, "inputs", h.data(), {S, hsize_t(rows_per_sample)},
                    {"1", "token ids of the global batch [sequences, T]"});
   }
+  if (batch.lengths.size() > 0) {  // NMT: the decoder inputs and every sentence's length
+    auto hd = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), batch.dec_tokens);
+    w.dataset<int>(g, "decoder_inputs", hd.data(), {S, hsize_t(rows_per_sample)},
+                   {"1", "decoder input tokens [sentences, S]: BOS (1), then the target shifted right; 0 is padding"});
+    auto hl = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), batch.lengths);
+    w.dataset<int>(g, "lengths", hl.data(), {S}, {"1", "real length of every sentence (the rest is padding)"});
+  }
   auto ht = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), batch.targets);
   if (rows_per_sample == 1) w.dataset<int>(g, "targets", ht.data(), {S}, {"1", "class label of every sample"});
   else w.dataset<int>(g, "targets", ht.data(), {S, hsize_t(rows_per_sample)}, {"1", "next token after every position"});

@@ -3,6 +3,7 @@
 //   dz[n, j]     = scale · (softmax(z)[n, j] − [j = y_n])
 // `scale` is 1/(global batch rows): the loss is the MEAN over the global batch, so every rank and microbatch
 // scales by the same global count (a sum instead of a mean is a classic bug). dz may alias z (in place).
+// A negative target marks a padding row (the NMT model's): its loss and its gradient are zero.
 #pragma once
 
 #include "partrain/core/math.hpp"
@@ -17,6 +18,10 @@ void cross_entropy_forward(const View2<T>& logits, const IndexView1& targets, co
   Kokkos::parallel_for(
       "partrain::cross_entropy::forward", Kokkos::RangePolicy<ExecSpace>(0, logits.extent(0)),
       KOKKOS_LAMBDA(std::int64_t n) {
+        if (targets(n) < 0) {
+          losses(n) = T(0);
+          return;
+        }
         T m = logits(n, 0);
         for (std::int64_t j = 1; j < V; ++j) m = logits(n, j) > m ? logits(n, j) : m;
         T s = 0;
@@ -33,11 +38,16 @@ void cross_entropy_forward_backward(const View2<T>& logits, const IndexView1& ta
   Kokkos::parallel_for(
       "partrain::cross_entropy::forward_backward", Kokkos::RangePolicy<ExecSpace>(0, logits.extent(0)),
       KOKKOS_LAMBDA(std::int64_t n) {
+        const int y = targets(n);
+        if (y < 0) {
+          losses(n) = T(0);
+          for (std::int64_t j = 0; j < V; ++j) dlogits(n, j) = T(0);
+          return;
+        }
         T m = logits(n, 0);
         for (std::int64_t j = 1; j < V; ++j) m = logits(n, j) > m ? logits(n, j) : m;
         T s = 0;
         for (std::int64_t j = 0; j < V; ++j) s += kmath::exp(logits(n, j) - m);
-        const int y = targets(n);
         losses(n) = kmath::log(s) + m - logits(n, y);
         const T inv = T(1) / s;
         for (std::int64_t j = 0; j < V; ++j) dlogits(n, j) = scale * (kmath::exp(logits(n, j) - m) * inv);

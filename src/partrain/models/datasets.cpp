@@ -92,9 +92,70 @@ void MarkovDataset<T>::fill(std::uint64_t step, std::int64_t first, Batch<T>& ba
   Kokkos::deep_copy(batch.targets, hy);
 }
 
+template <class T>
+TranslationDataset<T>::TranslationDataset(std::uint64_t seed, std::int64_t vocab, std::int64_t min_len,
+                                          std::int64_t max_len)
+    : seed_(seed), vocab_(vocab), min_len_(min_len), max_len_(max_len) {
+  const std::int64_t W = vocab - 2;
+  map_.resize(std::size_t(W));
+  for (std::int64_t i = 0; i < W; ++i) map_[std::size_t(i)] = int(i);
+  const CounterRng r(seed, "data.nmt.map");
+  for (std::int64_t i = W - 1; i > 0; --i) std::swap(map_[std::size_t(i)], map_[r.below(std::uint64_t(i), std::uint64_t(i + 1))]);
+}
+
+template <class T>
+std::int64_t TranslationDataset<T>::length(std::uint64_t step, std::int64_t g) const {
+  const CounterRng r(seed_, "data.nmt.length", step);
+  return min_len_ + std::int64_t(r.below(std::uint64_t(g), std::uint64_t(max_len_ - min_len_ + 1)));
+}
+
+template <class T>
+std::int64_t TranslationDataset<T>::loss_rows(std::uint64_t step, std::int64_t first, std::int64_t samples) const {
+  std::int64_t n = 0;
+  for (std::int64_t s = 0; s < samples; ++s) n += length(step, first + s);
+  return n;
+}
+
+template <class T>
+Batch<T> TranslationDataset<T>::allocate(std::int64_t samples) const {
+  Batch<T> b;
+  b.samples = samples;
+  b.tokens = IndexView1("act/batch.tokens", samples * max_len_);
+  b.dec_tokens = IndexView1("act/batch.dec_tokens", samples * max_len_);
+  b.targets = IndexView1("act/batch.targets", samples * max_len_);
+  b.lengths = IndexView1("act/batch.lengths", samples);
+  return b;
+}
+
+template <class T>
+void TranslationDataset<T>::fill(std::uint64_t step, std::int64_t first, Batch<T>& batch) const {
+  const CounterRng words(seed_, "data.nmt.words", step);
+  auto hx = Kokkos::create_mirror_view(batch.tokens);
+  auto hd = Kokkos::create_mirror_view(batch.dec_tokens);
+  auto hy = Kokkos::create_mirror_view(batch.targets);
+  auto hl = Kokkos::create_mirror_view(batch.lengths);
+  const std::int64_t S = max_len_;
+  for (std::int64_t s = 0; s < batch.samples; ++s) {
+    const std::int64_t g = first + s, L = length(step, g);
+    hl(s) = int(L);
+    for (std::int64_t t = 0; t < S; ++t)
+      hx(s * S + t) = t < L ? int(2 + words.below(std::uint64_t(g * S + t), std::uint64_t(vocab_ - 2))) : 0;
+    for (std::int64_t t = 0; t < S; ++t) {
+      hy(s * S + t) = t < L ? 2 + map_[std::size_t(hx(s * S + (L - 1 - t)) - 2)] : -1;
+      hd(s * S + t) = t == 0 ? 1 : (t < L ? hy(s * S + t - 1) : 0);
+    }
+  }
+  Kokkos::deep_copy(batch.tokens, hx);
+  Kokkos::deep_copy(batch.dec_tokens, hd);
+  Kokkos::deep_copy(batch.targets, hy);
+  Kokkos::deep_copy(batch.lengths, hl);
+}
+
 template class TeacherDataset<float>;
 template class TeacherDataset<double>;
 template class MarkovDataset<float>;
 template class MarkovDataset<double>;
+template class TranslationDataset<float>;
+template class TranslationDataset<double>;
 
 }  // namespace partrain::models

@@ -9,6 +9,12 @@
 //   s_0 = below(s·(T+1), V) and s_{t+1} = next(s_t, below(s·(T+1) + t + 1, K)) of
 //   CounterRng(seed, "data.markov.walk", step). tokens = s_0 … s_{T−1}, targets = s_1 … s_T.
 //   The best achievable loss is about ln 4 ≈ 1.39 nats (less where next() repeats a token).
+// TranslationDataset (NMT): token 0 is padding, 1 the decoder's begin-of-sentence, words are 2 … V−1. Sentence g of
+//   a step has length L = min_len + below(g, max_len − min_len + 1) of CounterRng(seed, "data.nmt.length", step)
+//   and source words x_t = 2 + below(g·S + t, V − 2) of CounterRng(seed, "data.nmt.words", step), S = max_len;
+//   the target is a fixed permutation π of the words (CounterRng(seed, "data.nmt.map"), Fisher–Yates) applied to the
+//   REVERSED source, y_t = π(x_{L−1−t}) — learnable only through attention, since y_0 depends on the last source
+//   word. Sentences are padded to S: source pads are 0, target pads −1 (no loss), decoder inputs BOS, y_0 … y_{L−2}.
 #pragma once
 
 #include <string>
@@ -27,6 +33,28 @@ class Dataset {
   virtual Batch<T> allocate(std::int64_t samples) const = 0;
   /// Fills `batch` with global samples [first, first + batch.samples) of step `step`.
   virtual void fill(std::uint64_t step, std::int64_t first, Batch<T>& batch) const = 0;
+  /// Rows the loss of samples [first, first + samples) of `step` averages over: −1 when every row counts
+  /// (samples × rows per sample); the NMT task counts its real target tokens (known without communication).
+  virtual std::int64_t loss_rows(std::uint64_t /*step*/, std::int64_t /*first*/, std::int64_t /*samples*/) const {
+    return -1;
+  }
+};
+
+template <class T>
+class TranslationDataset : public Dataset<T> {
+ public:
+  TranslationDataset(std::uint64_t seed, std::int64_t vocab, std::int64_t min_len, std::int64_t max_len);
+  std::string name() const override { return "reversed_translation"; }
+  Batch<T> allocate(std::int64_t samples) const override;
+  void fill(std::uint64_t step, std::int64_t first, Batch<T>& batch) const override;
+  std::int64_t loss_rows(std::uint64_t step, std::int64_t first, std::int64_t samples) const override;
+  /// Length of global sentence g of `step`.
+  std::int64_t length(std::uint64_t step, std::int64_t g) const;
+
+ private:
+  std::uint64_t seed_;
+  std::int64_t vocab_, min_len_, max_len_;
+  std::vector<int> map_;  ///< π over the words' indices 0 … V−3
 };
 
 template <class T>
@@ -62,5 +90,7 @@ extern template class TeacherDataset<float>;
 extern template class TeacherDataset<double>;
 extern template class MarkovDataset<float>;
 extern template class MarkovDataset<double>;
+extern template class TranslationDataset<float>;
+extern template class TranslationDataset<double>;
 
 }  // namespace partrain::models

@@ -18,7 +18,9 @@ template <class T>
 struct Batch {
   View2<T> features;   ///< [samples, d0] (MLP) or empty
   IndexView1 tokens;   ///< [samples·T] (GPT) or empty
-  IndexView1 targets;  ///< [rows] class labels / next tokens
+  IndexView1 targets;  ///< [rows] class labels / next tokens (NMT: -1 at padding)
+  IndexView1 dec_tokens;  ///< NMT: decoder inputs [samples·S] (BOS, then the target shifted right)
+  IndexView1 lengths;     ///< NMT: real (unpadded) length of every sentence [samples]
   std::int64_t samples = 0;
 };
 

@@ -82,7 +82,7 @@ class Model {
     return {inf[a].offset, inf[b - 1].offset + inf[b - 1].size};
   }
 
-  Workspace make_workspace(std::int64_t samples) const {
+  virtual Workspace make_workspace(std::int64_t samples) const {
     Workspace ws;
     ws.rows = samples * rows_per_sample_;
     std::int64_t max_elems = 0, logit_rows = ws.rows;
@@ -112,7 +112,7 @@ class Model {
   }
 
   /// Sum of the per-row losses of the batch (no gradients).
-  double loss_sum(const Batch<T>& batch, Workspace& ws) {
+  virtual double loss_sum(const Batch<T>& batch, Workspace& ws) {
     auto logits = forward(batch, ws);
     return loss(logits, batch.targets, ws.losses);
   }
@@ -151,7 +151,8 @@ class Model {
   /// Forward, loss and backward for one microbatch; gradients of (Σ losses)·loss_scale are ACCUMULATED into
   /// params().grads(). loss_scale = 1/(global rows) makes the loss a mean over the global batch.
   /// Returns the sum of the microbatch's per-row losses.
-  double forward_backward(const Batch<T>& batch, Workspace& ws, double loss_scale, const Hooks& hooks = {}) {
+  /// (The NMT model, not a chain of layers, overrides this, make_workspace and loss_sum.)
+  virtual double forward_backward(const Batch<T>& batch, Workspace& ws, double loss_scale, const Hooks& hooks = {}) {
     auto logits = forward(batch, ws, hooks);
     if (hooks.forward_done) hooks.forward_done();
     const auto nl = layers_.size();
@@ -187,7 +188,7 @@ class Model {
   }
 
   /// Forward FLOPs of a microbatch of `samples` samples (a training step is about 3× this).
-  double forward_flops(std::int64_t samples) const {
+  virtual double forward_flops(std::int64_t samples) const {
     double f = 0;
     for (const auto& l : layers_) f += l->forward_flops(samples * rows_per_sample_);
     return f;

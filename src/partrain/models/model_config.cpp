@@ -7,7 +7,7 @@
 namespace partrain::models {
 
 void declare_model_keys(Deck& d) {
-  d.declare_string("model.kind", "gpt", "reference model", {"gpt", "mlp"});
+  d.declare_string("model.kind", "gpt", "reference model", {"gpt", "mlp", "nmt"});
   d.declare_int("model.seed", 1234, "seed of the initial parameters", 0);
   d.declare_string("model.dtype", "fp32", "floating-point type of parameters and activations", {"fp32", "fp64"});
   d.declare_int("model.gpt.vocab", 512, "vocabulary size V", 2, 1 << 24);
@@ -18,6 +18,13 @@ void declare_model_keys(Deck& d) {
   d.declare_int_list("model.mlp.widths", {1024, 1024, 1024, 1024, 1024},
                      "layer widths d0..dL (dL = classes)", 1);
   d.declare_string("model.mlp.activation", "gelu", "activation between layers", {"gelu", "relu"});
+  d.declare_int("model.nmt.vocab", 512, "vocabulary size V (source and target; tokens 0, 1 are padding and BOS)", 4, 1 << 24);
+  d.declare_int("model.nmt.embed", 64, "embedding size E", 1, 1 << 20);
+  d.declare_int("model.nmt.hidden", 64, "LSTM units H (even: H/2 per direction in the bidirectional layer)", 2, 1 << 20);
+  d.declare_int("model.nmt.enc_layers", 2, "encoder LSTM layers (the first bidirectional)", 2, 1024);
+  d.declare_int("model.nmt.dec_layers", 2, "decoder LSTM layers", 1, 1024);
+  d.declare_int("model.nmt.min_len", 4, "shortest sentence", 1, 1 << 16);
+  d.declare_int("model.nmt.max_len", 12, "longest sentence S (batches are padded to it)", 1, 1 << 16);
   d.declare_int("data.seed", 42, "seed of the synthetic data", 0);
 }
 
@@ -48,6 +55,18 @@ ModelSpec read_model_spec(const Deck& d) {
   s.mlp.widths = d.get_int_list("model.mlp.widths");
   s.mlp.activation =
       d.get_string("model.mlp.activation") == "relu" ? kernels::Activation::Relu : kernels::Activation::Gelu;
+  s.nmt.vocab = d.get_int("model.nmt.vocab");
+  s.nmt.embed = d.get_int("model.nmt.embed");
+  s.nmt.hidden = d.get_int("model.nmt.hidden");
+  s.nmt.enc_layers = d.get_int("model.nmt.enc_layers");
+  s.nmt.dec_layers = d.get_int("model.nmt.dec_layers");
+  s.nmt.min_len = d.get_int("model.nmt.min_len");
+  s.nmt.max_len = d.get_int("model.nmt.max_len");
+  if (s.kind == "nmt" && s.nmt.hidden % 2 != 0)
+    input_error("model.nmt.hidden", std::to_string(s.nmt.hidden), "must be even (H/2 units per direction of the bidirectional layer)");
+  if (s.kind == "nmt" && s.nmt.min_len > s.nmt.max_len)
+    input_error("model.nmt.min_len", std::to_string(s.nmt.min_len),
+                "must be <= model.nmt.max_len = " + std::to_string(s.nmt.max_len));
   if (s.kind == "gpt" && s.gpt.channels % s.gpt.heads != 0)
     input_error("model.gpt.heads", std::to_string(s.gpt.heads),
                 "must divide model.gpt.channels = " + std::to_string(s.gpt.channels));
@@ -79,6 +98,7 @@ template <class T>
 std::unique_ptr<Model<T>> make_model(const ModelSpec& s) {
   std::unique_ptr<Model<T>> m;
   if (s.kind == "gpt") m = std::make_unique<Gpt<T>>(s.gpt);
+  else if (s.kind == "nmt") m = std::make_unique<Nmt<T>>(s.nmt);
   else m = std::make_unique<Mlp<T>>(s.mlp);
   m->build(s.seed);
   return m;
@@ -87,21 +107,31 @@ std::unique_ptr<Model<T>> make_model(const ModelSpec& s) {
 template <class T>
 std::unique_ptr<Dataset<T>> make_dataset(const ModelSpec& s) {
   if (s.kind == "gpt") return std::make_unique<MarkovDataset<T>>(s.data_seed, s.gpt.vocab, s.gpt.seq_len);
+  if (s.kind == "nmt")
+    return std::make_unique<TranslationDataset<T>>(s.data_seed, s.nmt.vocab, s.nmt.min_len, s.nmt.max_len);
   return std::make_unique<TeacherDataset<T>>(s.data_seed, s.mlp.widths.front(), s.mlp.widths.back());
 }
 
 double forward_flops(const ModelSpec& s, std::int64_t samples) {
   if (s.kind == "gpt") return Gpt<double>(s.gpt).forward_flops(samples);  // layers only: nothing is allocated
+  if (s.kind == "nmt") return Nmt<double>(s.nmt).forward_flops(samples);
   return Mlp<double>(s.mlp).forward_flops(samples);
 }
 
-std::int64_t rows_per_sample(const ModelSpec& s) { return s.kind == "gpt" ? s.gpt.seq_len : 1; }
+std::int64_t rows_per_sample(const ModelSpec& s) {
+  return s.kind == "gpt" ? s.gpt.seq_len : s.kind == "nmt" ? s.nmt.max_len : 1;
+}
 
 std::string describe(const ModelSpec& s) {
   if (s.kind == "gpt")
     return "gpt(V=" + std::to_string(s.gpt.vocab) + ",T=" + std::to_string(s.gpt.seq_len) +
            ",L=" + std::to_string(s.gpt.layers) + ",C=" + std::to_string(s.gpt.channels) +
            ",H=" + std::to_string(s.gpt.heads) + ")";
+  if (s.kind == "nmt")
+    return "nmt(V=" + std::to_string(s.nmt.vocab) + ",E=" + std::to_string(s.nmt.embed) +
+           ",H=" + std::to_string(s.nmt.hidden) + ",Le=" + std::to_string(s.nmt.enc_layers) +
+           ",Ld=" + std::to_string(s.nmt.dec_layers) + ",S=" + std::to_string(s.nmt.min_len) + "-" +
+           std::to_string(s.nmt.max_len) + ")";
   std::string w;
   for (auto x : s.mlp.widths) w += (w.empty() ? "" : "-") + std::to_string(x);
   return "mlp(" + w + ")";

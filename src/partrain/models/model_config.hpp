@@ -9,15 +9,17 @@
 #include "partrain/models/datasets.hpp"
 #include "partrain/models/gpt.hpp"
 #include "partrain/models/mlp.hpp"
+#include "partrain/models/nmt.hpp"
 #include "partrain/models/optimizer.hpp"
 
 namespace partrain::models {
 
 struct ModelSpec {
-  std::string kind = "gpt";  ///< gpt | mlp
+  std::string kind = "gpt";  ///< gpt | mlp | nmt
   std::uint64_t seed = 1234, data_seed = 42;
   GptConfig gpt;
   MlpConfig mlp;
+  NmtConfig nmt;
   std::string dtype = "fp32";  ///< fp32 | fp64
 };
 

@@ -10,7 +10,8 @@ StepRecord ReferenceTrainer<T>::step(std::int64_t step, const BeforeUpdate& befo
   StepRecord rec;
   const double t0 = fenced_time_s();
   model_.params().zero_grad();
-  const double rows = double(batch_.samples * model_.rows_per_sample());
+  const std::int64_t counted = data_.loss_rows(std::uint64_t(step), 0, batch_.samples);
+  const double rows = double(counted >= 0 ? counted : batch_.samples * model_.rows_per_sample());
   double t_fwd = t0;
   typename Model<T>::Hooks hooks;
   hooks.forward_done = [&] { t_fwd = fenced_time_s(); };

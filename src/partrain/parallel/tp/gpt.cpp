@@ -298,42 +298,7 @@ TpGpt<T>::TpGpt(const models::GptConfig& cfg, TpContext& tp) : models::Model<T>(
 template <class T>
 double TpGpt<T>::parallel_cross_entropy(const View2<T>& z, const IndexView1& targets, T scale, const View1<T>& losses,
                                         const View2<T>* dz) {
-  const std::int64_t N = std::int64_t(z.extent(0)), Vl = std::int64_t(z.extent(1)), v0 = tp_.rank() * Vl;
-  buffer(m_, "act/loss.max", N, 1);
-  buffer(s_, "act/loss.sum", N, 1);
-  buffer(zt_, "act/loss.target", N, 1);
-  auto m = m_, s = s_, zt = zt_;
-  Kokkos::parallel_for(
-      "partrain::tp::ce_max", Kokkos::RangePolicy<ExecSpace>(0, N), KOKKOS_LAMBDA(std::int64_t n) {
-        T mx = z(n, 0);
-        for (std::int64_t j = 1; j < Vl; ++j) mx = z(n, j) > mx ? z(n, j) : mx;
-        m(n, 0) = mx;
-        const std::int64_t id = targets(n) - v0;
-        zt(n, 0) = id >= 0 && id < Vl ? z(n, id) : T(0);
-      });
-  tp_allreduce(tp_, m, coll::ReduceOp::Max);
-  tp_allreduce(tp_, zt);
-  Kokkos::parallel_for(
-      "partrain::tp::ce_sum", Kokkos::RangePolicy<ExecSpace>(0, N), KOKKOS_LAMBDA(std::int64_t n) {
-        T acc = 0;
-        for (std::int64_t j = 0; j < Vl; ++j) acc += kmath::exp(z(n, j) - m(n, 0));
-        s(n, 0) = acc;
-      });
-  tp_allreduce(tp_, s);
-  Kokkos::parallel_for(
-      "partrain::tp::ce_loss", Kokkos::RangePolicy<ExecSpace>(0, N),
-      KOKKOS_LAMBDA(std::int64_t n) { losses(n) = kmath::log(s(n, 0)) + m(n, 0) - zt(n, 0); });
-  if (dz) {
-    const View2<T> d = *dz;
-    Kokkos::parallel_for(
-        "partrain::tp::ce_grad", Kokkos::RangePolicy<ExecSpace>(0, N), KOKKOS_LAMBDA(std::int64_t n) {
-          const T inv = T(1) / s(n, 0);
-          const std::int64_t id = targets(n) - v0;
-          for (std::int64_t j = 0; j < Vl; ++j) d(n, j) = scale * kmath::exp(z(n, j) - m(n, 0)) * inv;
-          if (id >= 0 && id < Vl) d(n, id) -= scale;
-        });
-  }
-  return kernels::cross_entropy_sum(losses);
+  return ce_(tp_, z, targets, scale, losses, dz);
 }
 
 template <class T>

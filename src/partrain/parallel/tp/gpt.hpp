@@ -14,6 +14,7 @@
 #include "partrain/models/gpt.hpp"
 #include "partrain/collectives/wait.hpp"
 #include "partrain/parallel/tp/mappings.hpp"
+#include "partrain/parallel/tp/vocab_parallel.hpp"
 
 namespace partrain::parallel {
 
@@ -39,7 +40,7 @@ class TpGpt : public models::Model<T> {
                                 const View2<T>* dlogits);
   models::GptConfig cfg_;
   TpContext& tp_;
-  View2<T> m_, s_, zt_;  ///< [N, 1] row max, sum of exponentials, target logit
+  VocabParallelLoss<T> ce_;
 };
 
 /// Every parameter (or gradient) as the whole tensor, gathered over the tensor-parallel group: name → values in

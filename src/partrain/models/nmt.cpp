@@ -11,47 +11,6 @@
 namespace partrain::models {
 namespace {
 
-constexpr double kEmbedStd = 0.1;
-
-/// A layer of the NMT model as the parameter store and the strategies see it: its parameters and its place in the
-/// backward order (the computation is the model's own, not a chain of layers).
-template <class T>
-class NmtParams : public Layer<T> {
- public:
-  struct P {
-    std::string name;
-    std::vector<std::int64_t> shape;
-    Init init;
-  };
-  NmtParams(std::string name, std::vector<P> params) : name_(std::move(name)), params_(std::move(params)) {}
-  std::string name() const override { return name_; }
-  void declare(ParamStore<T>& ps) override {
-    for (const auto& p : params_) ps.declare(p.name, p.shape, p.init);
-  }
-  void bind(const ParamStore<T>&) override {}
-  std::int64_t out_width() const override { return 1; }
-  std::unique_ptr<LayerState> make_state(std::int64_t) const override { return nullptr; }
-  void forward(const Batch<T>&, const View2<T>&, const View2<T>&, LayerState&) override {
-    throw RuntimeError("the NMT model runs as a whole (Nmt::forward_backward), not layer by layer");
-  }
-  void backward(const Batch<T>&, const View2<T>&, const View2<T>&, const View2<T>&, LayerState&) override {
-    throw RuntimeError("the NMT model runs as a whole (Nmt::forward_backward), not layer by layer");
-  }
-  double forward_flops(std::int64_t) const override { return 0; }
-
- private:
-  std::string name_;
-  std::vector<P> params_;
-};
-
-template <class T>
-std::vector<typename NmtParams<T>::P> lstm_params(const std::string& prefix, std::int64_t input, std::int64_t units) {
-  const double s = 1.0 / std::sqrt(double(units));
-  return {{prefix + ".weight_ih", {4 * units, input}, Init::normal(s)},
-          {prefix + ".weight_hh", {4 * units, units}, Init::normal(s)},
-          {prefix + ".bias_ih", {4 * units}, Init::constant(0)},
-          {prefix + ".bias_hh", {4 * units}, Init::constant(0)}};
-}
 
 /// Every activation of one batch, time-major.
 template <class T>
@@ -187,14 +146,14 @@ Nmt<T>::Nmt(const NmtConfig& c) : Model<T>("nmt", c.max_len), cfg_(c) {
   auto add = [&](const std::string& name, std::vector<P> ps) {
     this->layers_.push_back(std::make_unique<NmtParams<T>>(name, std::move(ps)));
   };
-  add("src_embed", {{"src_embed.weight", {V, E}, Init::normal(kEmbedStd)}});
-  add("encoder.bi.fwd", lstm_params<T>("encoder.bi.fwd", E, H / 2));
-  add("encoder.bi.bwd", lstm_params<T>("encoder.bi.bwd", E, H / 2));
+  add("src_embed", {{"src_embed.weight", {V, E}, Init::normal(kNmtEmbedStd)}});
+  add("encoder.bi.fwd", nmt_lstm_params<T>("encoder.bi.fwd", E, H / 2));
+  add("encoder.bi.bwd", nmt_lstm_params<T>("encoder.bi.bwd", E, H / 2));
   for (std::int64_t i = 1; i < c.enc_layers; ++i)
-    add("encoder.layers." + std::to_string(i), lstm_params<T>("encoder.layers." + std::to_string(i), H, H));
-  add("tgt_embed", {{"tgt_embed.weight", {V, E}, Init::normal(kEmbedStd)}});
+    add("encoder.layers." + std::to_string(i), nmt_lstm_params<T>("encoder.layers." + std::to_string(i), H, H));
+  add("tgt_embed", {{"tgt_embed.weight", {V, E}, Init::normal(kNmtEmbedStd)}});
   for (std::int64_t i = 0; i < c.dec_layers; ++i)
-    add("decoder.layers." + std::to_string(i), lstm_params<T>("decoder.layers." + std::to_string(i), i == 0 ? E : 2 * H, H));
+    add("decoder.layers." + std::to_string(i), nmt_lstm_params<T>("decoder.layers." + std::to_string(i), i == 0 ? E : 2 * H, H));
   add("generator", {{"generator.weight", {V, H}, Init::normal(1.0 / std::sqrt(double(H)))},
                     {"generator.bias", {V}, Init::constant(0)}});
 }

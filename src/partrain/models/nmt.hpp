@@ -22,6 +22,8 @@
 // model-parallel executor of partrain-nmt runs chunk by chunk.
 #pragma once
 
+#include <cmath>
+
 #include "partrain/kernels/lstm.hpp"
 #include "partrain/models/model.hpp"
 
@@ -75,6 +77,51 @@ class LstmSeq {
   kernels::LstmWeights<T> w_, dw_;
   View2<T> gates_, c_, h_, zeros_, dgates_, dh_carry_, dc_carry_, dh_tmp_, dc_tmp_;
 };
+
+/// Standard deviation of the embeddings' initial values.
+constexpr double kNmtEmbedStd = 0.1;
+
+/// A layer of the NMT model as the parameter store and the strategies see it: its parameters and its place in the
+/// backward order (the computation is the model's own, not a chain of layers).
+template <class T>
+class NmtParams : public Layer<T> {
+ public:
+  struct P {
+    std::string name;
+    std::vector<std::int64_t> shape;  ///< local (a vocabulary shard's rows)
+    Init init;
+    ShardSpec shard;
+  };
+  NmtParams(std::string name, std::vector<P> params) : name_(std::move(name)), params_(std::move(params)) {}
+  std::string name() const override { return name_; }
+  void declare(ParamStore<T>& ps) override {
+    for (const auto& p : params_) ps.declare(p.name, p.shape, p.init, p.shard);
+  }
+  void bind(const ParamStore<T>&) override {}
+  std::int64_t out_width() const override { return 1; }
+  std::unique_ptr<LayerState> make_state(std::int64_t) const override { return nullptr; }
+  void forward(const Batch<T>&, const View2<T>&, const View2<T>&, LayerState&) override {
+    throw RuntimeError("the NMT model runs as a whole (Nmt::forward_backward), not layer by layer");
+  }
+  void backward(const Batch<T>&, const View2<T>&, const View2<T>&, const View2<T>&, LayerState&) override {
+    throw RuntimeError("the NMT model runs as a whole (Nmt::forward_backward), not layer by layer");
+  }
+  double forward_flops(std::int64_t) const override { return 0; }
+
+ private:
+  std::string name_;
+  std::vector<P> params_;
+};
+
+/// The four tensors of an LSTM layer named `prefix` (PyTorch's names; the model's init).
+template <class T>
+std::vector<typename NmtParams<T>::P> nmt_lstm_params(const std::string& prefix, std::int64_t input, std::int64_t units) {
+  const double s = 1.0 / std::sqrt(double(units));
+  return {{prefix + ".weight_ih", {4 * units, input}, Init::normal(s)},
+          {prefix + ".weight_hh", {4 * units, units}, Init::normal(s)},
+          {prefix + ".bias_ih", {4 * units}, Init::constant(0)},
+          {prefix + ".bias_hh", {4 * units}, Init::constant(0)}};
+}
 
 template <class T>
 class Nmt : public Model<T> {

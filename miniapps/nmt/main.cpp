@@ -3,6 +3,7 @@
 // checked against the serial reference (partrain-ref with model.kind = "nmt").
 //   mpiexec -n 2 partrain-nmt --input inputs/nmt_small.toml --set nmt.model_parallel=2 --output nmt.h5
 //   mpiexec -n 4 partrain-nmt --input inputs/nmt_small.toml --set nmt.model_parallel=2     # 2 replicas x 2
+//   mpiexec -n 5 partrain-nmt -i inputs/nmt_small.toml --set nmt.update=async --set nmt.model_parallel=2  # 1 server
 #include "../common/driver.hpp"
 #include "nmt_config.hpp"
 
@@ -13,6 +14,11 @@ template <class T>
 int train(const app::DriverSetup& su, const nmt_app::Config& cfg, coll::MpiCommunicator& world,
           const io::Provenance& prov) {
   auto data = models::make_dataset<T>(cfg.model);
+  if (cfg.update == "async") {
+    parallel::nmt::NmtAsyncTrainer<T> trainer(cfg.model.nmt, cfg.model.seed, *data, cfg.train, world, cfg.nmt,
+                                              cfg.async, models::describe(cfg.model), su.deck->to_toml());
+    return app::run_driver<T>(su, trainer, prov);
+  }
   parallel::nmt::NmtTrainer<T> trainer(cfg.model.nmt, cfg.model.seed, *data, cfg.train, world, cfg.nmt);
   return app::run_driver<T>(su, trainer, prov);
 }
@@ -33,7 +39,7 @@ int main(int argc, char** argv) {
       log0(deck.to_toml());
       return 0;
     }
-    const auto cfg = nmt_app::read_config(deck, rt.size());
+    const auto cfg = nmt_app::read_config(deck, rt.size(), !opts.dump_state.empty());
     app::check_outputs(opts);
     rt.inputs_done();
     log0("# partrain-nmt, " + std::to_string(rt.size()) + " ranks\n" + deck.table());
@@ -48,6 +54,7 @@ int main(int argc, char** argv) {
     su.train = cfg.train;
     su.dp = cfg.nmt.replicas;
     su.pp = cfg.nmt.model_parallel;
+    if (cfg.update == "async") su.attrs.push_back({"nmt_servers", std::to_string(cfg.async.servers)});
     return cfg.model.dtype == "fp64" ? train<double>(su, cfg, world, prov) : train<float>(su, cfg, world, prov);
   });
 }

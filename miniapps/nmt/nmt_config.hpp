@@ -3,7 +3,7 @@
 
 #include "partrain/core/config.hpp"
 #include "partrain/models/model_config.hpp"
-#include "partrain/parallel/nmt/nmt_trainer.hpp"
+#include "partrain/parallel/nmt/async_replicas.hpp"
 
 namespace partrain::nmt_app {
 
@@ -11,6 +11,7 @@ struct Config {
   models::ModelSpec model;
   models::TrainSpec train;
   parallel::nmt::NmtOptions nmt;
+  parallel::nmt::AsyncOptions async;
   std::string update = "sync";
 };
 
@@ -18,6 +19,6 @@ void declare_keys(Deck& deck);
 /// Every check that needs no communication: InputError naming the key and value (another model kind, more
 /// model-parallel ranks than layers, a vocabulary that does not divide, ranks that are not replicas × k, a batch that
 /// does not divide by the replicas, an unknown update).
-Config read_config(const Deck& deck, int world_size);
+Config read_config(const Deck& deck, int world_size, bool dump_state);
 
 }  // namespace partrain::nmt_app

@@ -22,6 +22,8 @@ void declare_keys(Deck& d) {
   d.declare_float("ps.jitter_ms", 0.0, "half_sync: each push waits a random 0..jitter_ms first", 0.0, 1e7);
   d.declare_int("ps.local_steps", 1, "local: mini-batches a worker trains before pushing its change", 1, 1 << 20);
   d.declare_string("ps.straggler", "", "\"rank:delay_ms\": that worker sleeps delay_ms before every push");
+  d.declare_int("ps.delay_buffer", 0, "asp: a worker more than D mini-batches behind the fastest holds up to D + 1 "
+                "and pushes them together (0: off)", 0, 1 << 20);
   d.declare_bool("ps.backup", false, "replicate every shard on the next server (chain replication)");
   d.declare_float("ps.heartbeat_timeout_ms", 5000.0, "silence after which a rank counts as failed", 0.0, 1e9, true);
   d.declare_int("ps.checkpoint_every", 0, "servers checkpoint every this many clocks (0: never)", 0, 1 << 30);
@@ -52,6 +54,7 @@ Config read_config(const Deck& d, int world, const std::vector<std::string>& inj
   o.jitter_ms = d.get_float("ps.jitter_ms");
   o.local_steps = int(d.get_int("ps.local_steps"));
   o.backup = d.get_bool("ps.backup");
+  o.delay_buffer = int(d.get_int("ps.delay_buffer"));
   o.heartbeat_timeout_s = d.get_float("ps.heartbeat_timeout_ms") * 1e-3;
   o.checkpoint_every = int(d.get_int("ps.checkpoint_every"));
   o.checkpoint_dir = d.get_string("ps.checkpoint_dir");
@@ -79,6 +82,8 @@ Config read_config(const Deck& d, int world, const std::vector<std::string>& inj
     input_error("ps.jitter_ms", std::to_string(o.jitter_ms), "is only used with ps.mode = \"half_sync\" (ps.mode is " + quoted(mode) + ")");
   if (o.mode != pps::Mode::Local && o.local_steps != 1)
     input_error("ps.local_steps", std::to_string(o.local_steps), "is only used with ps.mode = \"local\" (ps.mode is " + quoted(mode) + ")");
+  if (o.mode != pps::Mode::Asp && o.delay_buffer != 0)
+    input_error("ps.delay_buffer", std::to_string(o.delay_buffer), "is only used with ps.mode = \"asp\" (ps.mode is " + quoted(mode) + ")");
   if (o.backup && o.servers < 2)
     input_error("ps.backup", "true", "needs at least 2 servers (a shard's backup lives on the next server)");
   if (c.train.global_batch < workers)

@@ -7,7 +7,7 @@
               (none lost), the loss below a threshold within the step budget (asynchronous modes statistically);
               plot_ps.py draws them
   ssp         s = 0 synchronizes as bsp (clock gap 0, bsp's losses with one worker, close with two); a large s is
-              never held by its bound;
+              never held by its bound; the delayed buffer merges a straggler's pushes and loses no sample;
               with a straggler, ssp's gap stays within s while asp's fast worker runs ahead
   restart     a worker killed (SIGKILL: MPICH takes the job down) and the job relaunched with --resume: the dump
               equals an uninterrupted run's; a corrupt newest checkpoint is skipped
@@ -192,6 +192,15 @@ elif case == "ssp":
         s = f["summary"].attrs
         check(s["max_clock_gap"] <= 1, f"ssp s=1: clock gap {s['max_clock_gap']} above the bound")
         check(s["bound_waits"] > 0, "ssp s=1 with a straggler: the bound never held a pull")
+    # The delayed buffer: the straggler, more than 2 mini-batches behind, holds up to 3 and pushes them together (the
+    # deck's MLP, whose steps are long enough beside the straggler's 40 ms for it to take several mini-batches).
+    run(4, ps, ["--set", "train.steps=20", "--set", "ps.mode=asp", "--set", "ps.delay_buffer=2",
+                "--set", "ps.straggler=3:40", "--output", path("delay.h5")], label="asp straggler, delayed buffer")
+    with h5py.File(path("delay.h5")) as f:
+        s = f["summary"].attrs
+        mb = f["ps/worker_minibatches"][()]
+        check(s["updates_applied"] < mb.sum(), f"delayed buffer: {s['updates_applied']} updates for {mb.sum()} mini-batches {mb}")
+        check(f["ps/worker_samples"][()].sum() == 128 * 20, "delayed buffer: a mini-batch's samples were lost")
     with h5py.File(path("aspslow.h5")) as f:
         mb = f["ps/worker_minibatches"][()]
         check(mb[0] > mb[1] + 2, f"asp with worker 2 slow: mini-batches {mb} (the fast worker should run ahead)")

@@ -231,29 +231,40 @@ double Nmt<T>::run(const Batch<T>& batch, typename Model<T>::Workspace& ws, doub
   for (std::int64_t i = 1; i < Le; ++i) bind(a.enc[std::size_t(i)], "encoder.layers." + std::to_string(i));
   for (std::int64_t i = 0; i < Ld; ++i) bind(a.dec[std::size_t(i)], "decoder.layers." + std::to_string(i));
 
-  // ---- forward
+  // ---- forward (before_forward(i) just before layer i's parameters are first read: a parameter server's worker
+  // waits there for that layer's pieces of the pull)
+  auto before = [&](std::size_t layer) {
+    if (hooks.before_forward) hooks.before_forward(layer);
+  };
   time_major(batch.tokens, B, S, a.src_tm);
   time_major(batch.dec_tokens, B, S, a.dec_tm);
   time_major(batch.targets, B, S, a.tgt_tm);
+  before(src_embed_layer());
   kernels::embedding_forward(a.src_tm, ps.param2("src_embed.weight"), a.xs);
+  before(bi_layer(0));
   a.bif.forward(a.xs, len, 0, S);
+  before(bi_layer(1));
   a.bib.forward(a.xs, len, 0, S);
   concat(a.bif.h(), a.bib.h(), a.e0);
   for (std::int64_t i = 1; i < Le; ++i) {
     const auto k = std::size_t(i);
+    before(enc_layer(i));
     a.enc[k].forward(a.eout[k - 1], len, 0, S);
     if (i >= 2) {
       Kokkos::deep_copy(a.eout[k], a.enc[k].h());
       kernels::add_into(a.eout[k], a.eout[k - 1]);
     }
   }
+  before(tgt_embed_layer());
   kernels::embedding_forward(a.dec_tm, ps.param2("tgt_embed.weight"), a.y);
+  before(dec_layer(0));
   a.dec[0].forward(a.y, len, 0, S);
   const View2<T> top_enc = a.eout[std::size_t(Le - 1)];
   kernels::source_attention_forward(a.dout[0], top_enc, len, B, a.probs, a.ctx);
   for (std::int64_t i = 1; i < Ld; ++i) {
     const auto k = std::size_t(i);
     concat(a.dout[k - 1], a.ctx, a.zin[k]);
+    before(dec_layer(i));
     a.dec[k].forward(a.zin[k], len, 0, S);
     if (i >= 2) {
       Kokkos::deep_copy(a.dout[k], a.dec[k].h());
@@ -261,6 +272,7 @@ double Nmt<T>::run(const Batch<T>& batch, typename Model<T>::Workspace& ws, doub
     }
   }
   const View2<T> top = a.dout[std::size_t(Ld - 1)];
+  before(generator_layer());
   kernels::linear_forward(top, ps.param2("generator.weight"), ps.flat_param("generator.bias"), a.logits);
   if (hooks.forward_done) hooks.forward_done();
   if (!backward) {

@@ -39,6 +39,8 @@ struct Options {
   int straggler = -1;         ///< a worker's world rank that sleeps straggler_ms before every push (-1: none)
   double straggler_ms = 0;
   bool backup = false;        ///< chain replication of every shard to the next server
+  int delay_buffer = 0;       ///< asp: a worker more than D mini-batches behind the fastest holds its gradients,
+                              ///< up to D + 1, and pushes them together as one update; 0: off
   double heartbeat_timeout_s = 5.0;
   int checkpoint_every = 0;   ///< clocks between server checkpoints (0: none)
   std::string checkpoint_dir;

@@ -17,8 +17,8 @@ const bool g_trace = [] {
   return e && *e == '1';
 }();
 void trace(const char* dir, int me, int peer, const Header& h) {
-  std::fprintf(stderr, "[ps %d] %s %d %s %g %g %g %g %g %g %g\n", me, dir, peer, msg_name(h.type()), h[1], h[2], h[3],
-               h[4], h[5], h[6], h[7]);
+  std::fprintf(stderr, "[ps %d] %s %d %s %g %g %g %g %g %g %g %g %g\n", me, dir, peer, msg_name(h.type()), h[1], h[2],
+               h[3], h[4], h[5], h[6], h[7], h[8], h[9]);
 }
 }  // namespace
 
@@ -36,7 +36,7 @@ Mailbox::Mailbox(coll::MpiCommunicator& comm)
       bye_(std::size_t(comm.size()), false) {
   for (int r = 0; r < comm.size(); ++r) {
     if (r == comm.rank()) continue;
-    ctrl_[std::size_t(r)] = comm_.recv(ctrl_buf_[std::size_t(r)].f.data(), 8, coll::DataType::Double, r, 0);
+    ctrl_[std::size_t(r)] = comm_.recv(ctrl_buf_[std::size_t(r)].f.data(), 10, coll::DataType::Double, r, 0);
     ctrl_open_[std::size_t(r)] = true;
   }
 }
@@ -45,7 +45,7 @@ void Mailbox::send(int to, const Header& h) {
   PARTRAIN_REQUIRE(to != rank() && to >= 0 && to < size(), std::string("a control message to rank ") + std::to_string(to));
   if (g_trace) trace("->", rank(), to, h);
   auto buf = std::make_unique<Header>(h);
-  coll::Request r = comm_.send(buf->f.data(), 8, coll::DataType::Double, to, 0);
+  coll::Request r = comm_.send(buf->f.data(), 10, coll::DataType::Double, to, 0);
   out_.push_back({std::move(r), to, std::move(buf)});
 }
 
@@ -72,7 +72,7 @@ void Mailbox::poll(std::vector<std::pair<int, Header>>& in) {
     if (h.type() == kBye) {
       bye_[k] = true;  // the peer sends nothing after its BYE
     } else {
-      ctrl_[k] = comm_.recv(ctrl_buf_[k].f.data(), 8, coll::DataType::Double, r, 0);
+      ctrl_[k] = comm_.recv(ctrl_buf_[k].f.data(), 10, coll::DataType::Double, r, 0);
       ctrl_open_[k] = true;
       if (!draining_) in.emplace_back(r, h);
     }

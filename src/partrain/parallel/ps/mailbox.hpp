@@ -1,5 +1,5 @@
 // The parameter server's transport: every rank keeps a control receive posted from every other rank (a header of
-// eight numbers: a message type and its fields), and data travels in tagged point-to-point messages that follow a
+// ten numbers: a message type and its fields), and data travels in tagged point-to-point messages that follow a
 // header announcing them — a receiver posts the data receives when it reads the header, so every receive it posts
 // is one it knows will be matched. Sends and receives go through the collectives library (counted as send/recv
 // traffic) and are advanced by poll(); nothing blocks. Waiting loops call poll() and then pause() (sched_yield when
@@ -22,8 +22,10 @@ namespace partrain::parallel::ps {
 
 enum Msg : int {
   kPull = 1,    ///< worker → server: shard, clock, pushes sent, wants a ticket
-  kPullReply,   ///< server → worker: shard, version, ticket, clock gap; then the shard's pieces (pull tags)
-  kPush,        ///< worker → server: shard, clock, version read, step, first sample, samples, kind; then pieces
+  kPullReply,   ///< server → worker: shard, version, ticket, clock gap, removals known, the fastest worker's steps;
+                ///< then the shard's pieces (pull tags)
+  kPush,        ///< worker → server: shard, clock, version read, step, first sample, samples, kind, steps it holds;
+                ///< then pieces
   kHeartbeat,   ///< any → coordinator: clock, pushes sent
   kRemove,      ///< coordinator → all: worker rank, from clock
   kPromote,     ///< coordinator → all: shard, new primary
@@ -37,7 +39,7 @@ enum Msg : int {
 const char* msg_name(int type);
 
 struct Header {
-  std::array<double, 8> f{};
+  std::array<double, 10> f{};
   Header() = default;
   Header(int type, std::initializer_list<double> fields) {
     f[0] = type;

@@ -16,7 +16,7 @@ template <class T>
 struct Server<T>::Contribution {
   int worker = 0;  ///< world rank
   int kind = 0;    ///< 0: its own slice; d + 1: its part of removed worker d's slice
-  std::int64_t clock = 0, version_read = 0, step = 0, first = 0, count = 0;
+  std::int64_t clock = 0, version_read = 0, step = 0, first = 0, count = 0, steps = 1;
   HostView data;
   std::vector<int> ids;
   bool discard = false;
@@ -31,6 +31,7 @@ struct Server<T>::Shard {
   std::unique_ptr<models::Optimizer<T, Kokkos::HostSpace>> opt;
   std::int64_t version = 0, tickets = 0, arrivals = 0;
   std::vector<std::int64_t> applied;  ///< per worker index: pushes applied
+  std::vector<std::int64_t> steps;    ///< per worker index: mini-batches in the pushes applied (a delayed push holds several)
   std::map<Key, Contribution> pending;
   std::vector<HostView> free_buffers;
   struct Pull {
@@ -81,6 +82,7 @@ Server<T>::Server(Context& cx, const models::ParamStore<T>& store, std::uint64_t
       s->opt = std::make_unique<models::Optimizer<T, Kokkos::HostSpace>>(cx.train.optimizer, s->size,
                                                                          "optim/ps.shard" + std::to_string(j) + ".");
     s->applied.assign(std::size_t(L.workers()), 0);
+    s->steps.assign(std::size_t(L.workers()), 0);
     shards_.push_back(std::move(s));
   };
   make(me, true);
@@ -202,6 +204,7 @@ void Server<T>::on_push(int from, const Header& h) {
   c.first = h.i(5);
   c.count = h.i(6);
   c.kind = int(h.i(7));
+  c.steps = std::max<std::int64_t>(1, h.i(8));
   const int wi = L.worker_index(from);
   bool drop = !s || !s->primary;
   if (!drop && cx_.members.removed(from) && c.clock >= cx_.members.removed_from(from)) drop = true;
@@ -301,6 +304,7 @@ void Server<T>::apply_sync(Shard& s) {
   for (;;) {
     const std::int64_t c = s.version;
     if (c >= total) return;
+    if (s.primary && ckpt_at_ > 0 && !checkpoints_off_ && c >= ckpt_at_) return;  // the checkpoint's clock first
     std::vector<int> members = M.members_at(c), survivors;
     for (int w : members)
       if (!(M.removed(w) && M.removed_from(w) <= c)) survivors.push_back(w);
@@ -366,9 +370,14 @@ void Server<T>::apply_async(Shard& s) {
       continue;
     }
     if (!ct.discard && M.removed(ct.worker) && ct.clock >= M.removed_from(ct.worker)) ct.discard = true;
+    if (!ct.discard && s.primary && ckpt_at_ > 0 && !checkpoints_off_ && s.version >= ckpt_at_) {
+      ++it;  // the next checkpoint's clock: the rest waits until it is written
+      continue;
+    }
     if (!ct.discard) {
       ++stats_.staleness[s.version - ct.version_read];
       update(s, ct.data, cx_.layout.worker_index(ct.worker), ct.count, ct.clock);
+      s.steps[std::size_t(cx_.layout.worker_index(ct.worker))] += ct.steps;
     }
     s.free_buffers.push_back(ct.data);
     it = s.pending.erase(it);
@@ -423,8 +432,10 @@ void Server<T>::answer_pulls(Shard& s) {
     }
     // The reply says how many removals the server knew: the worker splits the next clock's data only once it knows
     // as many (a coordinator's message and a server's may arrive in either order).
+    std::int64_t fastest = 0;
+    for (auto st : s.steps) fastest = std::max(fastest, st);
     cx_.mb.send(p.worker, Header(kPullReply, {double(s.j), double(s.version), ticket, double(gap),
-                                              double(M.removals().size())}));
+                                              double(M.removals().size()), double(fastest)}));
     for (int k : L.shard_pieces(s.j)) {
       const auto& pc = L.pieces()[std::size_t(k)];
       cx_.mb.send_data(p.worker, L.pull_tag(k), src + (pc.begin - s.begin), pc.size(), coll::datatype_of<T>());
@@ -496,7 +507,8 @@ void Server<T>::run() {
   auto& mb = cx_.mb;
   std::vector<std::pair<int, Header>> in;
   const std::int64_t unit = synchronous(o.mode) ? 1 : cx_.layout.workers();
-  std::int64_t next_ckpt = o.checkpoint_every > 0 ? (version() / (o.checkpoint_every * unit) + 1) * o.checkpoint_every * unit : -1;
+  std::int64_t& next_ckpt = ckpt_at_;
+  next_ckpt = o.checkpoint_every > 0 ? (version() / (o.checkpoint_every * unit) + 1) * o.checkpoint_every * unit : -1;
   MPI_Request agree = MPI_REQUEST_NULL;
   for (;;) {
     in.clear();

@@ -84,6 +84,7 @@ class Server {
   ServerStats stats_;
   bool stalled_ = false, checkpoints_off_ = false, hold_ = false;
   std::int64_t last_fault_clock_ = -1;
+  std::int64_t ckpt_at_ = -1;  ///< the update count of the next checkpoint (updates stop there until it is written)
 };
 
 extern template class Server<float>;

@@ -68,6 +68,7 @@ void Worker<T>::handle(int from, const Header& h) {
       p.version = h.i(2);
       p.ticket_value = h[3];
       p.removals = h.i(5);
+      p.fastest = h.i(6);
       for (int k : L.shard_pieces(j)) {
         const auto& pc = L.pieces()[std::size_t(k)];
         piece_id_[std::size_t(k)] =
@@ -178,10 +179,11 @@ void Worker<T>::wait_all_pieces() {
 
 template <class T>
 void Worker<T>::send_push_header(int j, std::int64_t clock, std::int64_t step, std::int64_t first, std::int64_t count,
-                                 int kind) {
+                                 int kind, std::int64_t steps, std::int64_t version_read) {
   const int target = cx_.members.owner(j);
-  const Header h(kPush, {double(j), double(clock), double(pull_[std::size_t(j)].version), double(step), double(first),
-                         double(count), double(kind)});
+  const double read = double(version_read >= 0 ? version_read : pull_[std::size_t(j)].version);
+  const Header h(kPush, {double(j), double(clock), read, double(step), double(first), double(count), double(kind),
+                         double(steps)});
   cx_.mb.send(target, h);
   push_target_[std::size_t(j)] = target;
   if (cx_.opt.backup)
@@ -237,10 +239,11 @@ void Worker<T>::delays(std::int64_t clock) {
 
 template <class T>
 double Worker<T>::compute(std::int64_t step, std::int64_t first, std::int64_t count, std::int64_t clock, int kind,
-                          StepRecord* rec) {
+                          StepRecord* rec, bool push) {
   const auto& L = cx_.layout;
   const auto& o = cx_.opt;
-  const bool local = o.mode == Mode::Local;
+  const bool local = o.mode == Mode::Local || !push;  // local mode and the delayed buffer push after the backward
+  const bool wait_pieces = o.mode != Mode::Local;     // local mode waited for the whole pull at the round's start
   const std::int64_t rps = model_.rows_per_sample();
   // Sends still reading the gradient buffer finish before it is zeroed (they are, by now, to live servers).
   wait_for([&] {
@@ -251,7 +254,7 @@ double Worker<T>::compute(std::int64_t step, std::int64_t first, std::int64_t co
   double t_delay = 0;
   auto start_push = [&] {
     in_backward_ = true;
-    if (kind == 0 && !local) {
+    if (kind == 0 && o.mode != Mode::Local) {
       const double t = wall_time_s();
       delays(clock);
       t_delay = wall_time_s() - t;
@@ -287,7 +290,7 @@ double Worker<T>::compute(std::int64_t step, std::int64_t first, std::int64_t co
     data_.fill(std::uint64_t(step), first, batch);
     typename models::Model<T>::Hooks hooks;
     hooks.before_forward = [&](std::size_t l) {
-      if (!local && kind == 0) wait_layer(l);  // a supplement computes on the parameters of its clock, held already
+      if (wait_pieces && kind == 0) wait_layer(l);  // a supplement computes on the parameters of its clock, held already
     };
     hooks.before_backward = [&](std::size_t l) {
       if (l + 1 == model_.layers().size()) start_push();
@@ -296,7 +299,12 @@ double Worker<T>::compute(std::int64_t step, std::int64_t first, std::int64_t co
       push_layer(l);
       pump();
     };
-    const double scale = local ? 1.0 / double(count * rps) : 1.0 / double(cx_.train.global_batch * rps);
+    // The loss is a mean over the global batch's rows (the NMT task's real target tokens), or over the worker's own
+    // rows in local mode.
+    const auto global_rows = data_.loss_rows(std::uint64_t(step), 0, cx_.train.global_batch);
+    const auto own_rows = data_.loss_rows(std::uint64_t(step), first, count);
+    const double scale = o.mode == Mode::Local ? 1.0 / double(own_rows >= 0 ? own_rows : count * rps)
+                                               : 1.0 / double(global_rows >= 0 ? global_rows : cx_.train.global_batch * rps);
     loss = model_.forward_backward(batch, ws, scale, hooks);
   }
   in_backward_ = false;
@@ -305,7 +313,8 @@ double Worker<T>::compute(std::int64_t step, std::int64_t first, std::int64_t co
     rec->phase("compute", (t1 - t0) - (phase_wait_ - w0) - t_delay);
     rec->phase("delay", t_delay);
   }
-  items_.push_back({step, clock, loss, double(count * rps), wall_time_s() - cx_.t0, kind != 0});
+  const auto rows = count > 0 ? data_.loss_rows(std::uint64_t(step), first, count) : 0;
+  items_.push_back({step, clock, loss, double(rows >= 0 ? rows : count * rps), wall_time_s() - cx_.t0, kind != 0});
   return loss;
 }
 
@@ -391,6 +400,20 @@ void Worker<T>::run_sync() {
 }
 
 template <class T>
+void Worker<T>::flush_delayed() {
+  const auto& L = cx_.layout;
+  if (held_steps_ == 0) return;
+  push_src_ = held_.data();
+  for (int j = 0; j < L.servers(); ++j)
+    send_push_header(j, pushes_, held_step_, held_first_, held_samples_, 0, held_steps_, held_version_[std::size_t(j)]);
+  for (std::size_t p = 0; p < L.pieces().size(); ++p) send_push_piece(int(p));
+  pushed_.emplace_back(pushes_, held_samples_);
+  ++pushes_;
+  cx_.coord.report(pushes_ - 1, pushes_);
+  held_steps_ = held_samples_ = 0;
+}
+
+template <class T>
 void Worker<T>::run_async() {
   const auto& L = cx_.layout;
   const std::int64_t B = cx_.train.global_batch;
@@ -412,13 +435,46 @@ void Worker<T>::run_async() {
     wait_replies();
     if (removed_) break;
     const double t = pull_[0].ticket_value;
-    if (t < 0) break;
+    if (t < 0) {
+      if (held_steps_ > 0) {  // what the delayed buffer still holds goes before the end
+        flush_delayed();
+        pull_all(pushes_, true);
+        wait_replies();
+      }
+      break;
+    }
     const std::int64_t ticket = std::int64_t(t), W = L.workers();
     const auto [first, count] = slice(B, int(W), int(ticket % W));
-    rec.loss = compute(ticket / W, first, count, c, 0, &rec);
-    pushes_ = c + 1;
-    pushed_.emplace_back(c, count);
-    cx_.coord.report(c, pushes_);
+    const int D = cx_.opt.delay_buffer;
+    if (D == 0) {
+      rec.loss = compute(ticket / W, first, count, c, 0, &rec);
+      pushes_ = c + 1;
+      pushed_.emplace_back(c, count);
+      cx_.coord.report(c, pushes_);
+    } else {
+      // The delayed buffer: the gradient joins what is held; it is pushed now unless this worker is more than D
+      // mini-batches behind the fastest and holds at most D (so one push carries up to D + 1).
+      rec.loss = compute(ticket / W, first, count, c, 0, &rec, false);
+      ++steps_done_;
+      if (!held_.size()) held_ = Kokkos::View<T*, Kokkos::HostSpace>("comm/ps.delayed", model_.params().numel());
+      if (!alias_) Kokkos::deep_copy(hgrads_, model_.params().grads());
+      if (held_steps_ == 0) {
+        Kokkos::deep_copy(held_, hgrads_);
+        held_step_ = ticket / W;
+        held_first_ = first;
+        held_version_.clear();
+        for (const auto& p : pull_) held_version_.push_back(p.version);
+      } else {
+        T* h = held_.data();
+        const T* g = hgrads_.data();
+        for (std::size_t i = 0; i < held_.size(); ++i) h[i] += g[i];
+      }
+      ++held_steps_;
+      held_samples_ += count;
+      const std::int64_t lag = pull_[0].fastest - (steps_done_ - held_steps_);
+      if (lag > D && held_steps_ <= D) ++holds_;
+      else flush_delayed();
+    }
     pull_all(pushes_, true);
     rec.time_s = fenced_time_s() - t0;
     rec.phase("wait_pull", phase_wait_);

@@ -46,13 +46,15 @@ class Worker {
   /// Samples pushed in contributions the servers keep (the removed worker's later pushes excluded).
   std::int64_t samples_pushed() const;
   bool stalled() const { return stalled_; }
+  /// Mini-batches the delayed buffer held back instead of pushing at once.
+  std::int64_t holds() const { return holds_; }
   /// Own pushes the servers keep (a removed worker's from its removal clock on are dropped).
   std::int64_t pushes_kept() const;
 
  private:
   struct Pull {
     bool requested = false, replied = false;
-    std::int64_t clock = 0, pushes = 0, version = 0, removals = 0;
+    std::int64_t clock = 0, pushes = 0, version = 0, removals = 0, fastest = 0;
     bool ticket = false;
     double ticket_value = -1;
   };
@@ -74,8 +76,11 @@ class Worker {
   void piece_arrived(int p);
   /// Forward, backward and push of samples [first, first+count) of `step`; returns the loss sum.
   double compute(std::int64_t step, std::int64_t first, std::int64_t count, std::int64_t clock, int kind,
-                 StepRecord* rec);
-  void send_push_header(int j, std::int64_t clock, std::int64_t step, std::int64_t first, std::int64_t count, int kind);
+                 StepRecord* rec, bool push = true);
+  void send_push_header(int j, std::int64_t clock, std::int64_t step, std::int64_t first, std::int64_t count, int kind,
+                        std::int64_t steps = 1, std::int64_t version_read = -1);
+  /// The delayed buffer (asp): pushes what it holds as one update.
+  void flush_delayed();
   void send_push_piece(int p);
   void resend(int j);
   void supplements(std::int64_t clock);
@@ -88,7 +93,7 @@ class Worker {
   Context& cx_;
   models::Model<T>& model_;
   const models::Dataset<T>& data_;
-  Kokkos::View<T*, Kokkos::HostSpace> hparams_, hgrads_, base_, delta_;
+  Kokkos::View<T*, Kokkos::HostSpace> hparams_, hgrads_, base_, delta_, held_;
   bool alias_ = true;
   T* push_src_ = nullptr;  ///< host buffer the current push reads (gradients, or local mode's parameter change)
   std::vector<Pull> pull_;
@@ -109,6 +114,10 @@ class Worker {
   double wait_s_ = 0, phase_wait_ = 0;
   bool in_backward_ = false, removed_ = false, stalled_ = false, done_ = false;
   std::int64_t cur_clock_ = 0;
+  // The delayed buffer: mini-batches held, their samples, the versions the first of them read, and the mini-batches
+  // this worker has computed in all.
+  std::int64_t held_steps_ = 0, held_samples_ = 0, held_step_ = 0, held_first_ = 0, steps_done_ = 0, holds_ = 0;
+  std::vector<std::int64_t> held_version_;
 };
 
 extern template class Worker<float>;

@@ -59,9 +59,11 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
   MPI_Comm_size(su.world, &n);
   MPI_Comm_rank(su.world, &rank);
   const auto& ts = su.train;
-  const bool gpt = su.model.kind == "gpt";
-  const std::int64_t rows_global = ts.global_batch * models::rows_per_sample(su.model);
-  const double work_per_step = double(gpt ? rows_global : ts.global_batch);
+  // Token models (GPT, NMT) count tokens: GPT's T per sequence, NMT's mean real target length per sentence.
+  const bool gpt = su.model.kind == "gpt" || su.model.kind == "nmt";
+  const double tokens_per_sample = models::tokens_per_sample(su.model);
+  const double rows_global = double(ts.global_batch) * tokens_per_sample;
+  const double work_per_step = gpt ? rows_global : double(ts.global_batch);
   const double flops_per_step = 3.0 * models::forward_flops(su.model, ts.global_batch);
   log0("# model " + models::describe(su.model) + ", " + trainer.describe() + ", wait " +
        coll::wait_policy_name(coll::wait_policy()));
@@ -174,8 +176,9 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
   std::snprintf(line, sizeof line, "# self-check: %s (%s; loss %.4f -> %.4f)", pass ? "PASS" : "FAIL",
                 verdicts.c_str(), losses.empty() ? 0.0 : losses.front(), losses.empty() ? 0.0 : losses.back());
   log0(line);
-  const double own_rate = figure(gpt ? "tokens_per_s" : "samples_per_s");
-  const double throughput = std::isnan(own_rate) ? work_per_step / step_t[1] : own_rate;
+  const double own_samples = figure("samples_per_s");  // a strategy that measures its own rate (ps)
+  const double throughput = std::isnan(own_samples) ? work_per_step / step_t[1]
+                                                     : own_samples * (gpt ? tokens_per_sample : 1.0);
   std::snprintf(line, sizeof line,
                 "FOM %s %s ranks=%d dp=%d tp=%d pp=%d step_time_median_ms=%.3f %s_per_s=%.1f gflops_per_s=%.2f "
                 "comm_pct=%.1f",
@@ -221,10 +224,8 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
     for (int c = 0; c < 3; ++c)
       if (predicted[std::size_t(c)] >= 0)
         info.summary.push_back({std::string("predicted_") + state_names[c] + "_bytes", predicted[std::size_t(c)]});
-    if (std::isnan(figure("samples_per_s"))) {
-      info.summary.push_back({"samples_per_s", double(ts.global_batch) / step_t[1]});
-      info.summary.push_back({"tokens_per_s", gpt ? double(rows_global) / step_t[1] : 0.0});
-    }
+    if (std::isnan(figure("samples_per_s"))) info.summary.push_back({"samples_per_s", double(ts.global_batch) / step_t[1]});
+    info.summary.push_back({"tokens_per_s", gpt ? throughput : 0.0});
     for (const auto& f : strategy_summary) info.summary.push_back(f);
     info.extra = std::move(extra);
     io::write_result(su.world, prov, info, rec);

@@ -122,6 +122,11 @@ std::int64_t rows_per_sample(const ModelSpec& s) {
   return s.kind == "gpt" ? s.gpt.seq_len : s.kind == "nmt" ? s.nmt.max_len : 1;
 }
 
+double tokens_per_sample(const ModelSpec& s) {
+  if (s.kind == "nmt") return 0.5 * double(s.nmt.min_len + s.nmt.max_len);
+  return double(rows_per_sample(s));
+}
+
 std::string describe(const ModelSpec& s) {
   if (s.kind == "gpt")
     return "gpt(V=" + std::to_string(s.gpt.vocab) + ",T=" + std::to_string(s.gpt.seq_len) +

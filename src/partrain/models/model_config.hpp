@@ -44,8 +44,11 @@ std::unique_ptr<Dataset<T>> make_dataset(const ModelSpec& spec);
 /// Forward FLOPs of the whole model for `samples` samples, counted from the shapes (no parameters allocated).
 double forward_flops(const ModelSpec& spec, std::int64_t samples);
 
-/// Input rows per sample: T for GPT, 1 for the MLP. Used for tokens/s.
+/// Input rows per sample: T for GPT, 1 for the MLP, S (the padded length) for NMT.
 std::int64_t rows_per_sample(const ModelSpec& spec);
+/// Tokens a sample counts for tokens/s: T for GPT, the mean real target length (min_len + max_len)/2 for NMT (the
+/// lengths are uniform), 1 for the MLP.
+double tokens_per_sample(const ModelSpec& spec);
 /// "gpt(V=512,T=128,L=4,C=256,H=4)" or "mlp(1024-1024-…)"
 std::string describe(const ModelSpec& spec);
 

@@ -52,10 +52,8 @@ PsTrainer<T>::PsTrainer(models::Model<T>& model, std::uint64_t seed, const model
   mb_ = std::make_unique<Mailbox>(*ps_);
   members_ = std::make_unique<Membership>(*layout_);
   coord_ = std::make_unique<Coordinator>(*layout_, opt_, *mb_, *members_, events_, 0.0);
-  cx_ = std::make_unique<Context>(Context{*layout_, opt_, *mb_, *members_, *coord_, events_, spec});
-  cx_->dump = opt.dump_state;
-  cx_->model_name = model_name_;
-  cx_->config_toml = config_toml_;
+  cx_ = std::make_unique<Context>(Context{*layout_, opt_, *mb_, *members_, *coord_, events_, spec, 0.0, 0, 0,
+                                          opt.dump_state, model_name_, config_toml_, false});
   if (role_ == Role::Server) server_ = std::make_unique<Server<T>>(*cx_, model.params(), seed, *servers_);
   if (role_ == Role::Worker) worker_ = std::make_unique<Worker<T>>(*cx_, model, data);
 }
@@ -336,9 +334,7 @@ NamedFigures PsTrainer<T>::summary(const RunMedians& m) {
     if (staleness_[s] > 0) st_max = double(s);
   }
   std::vector<double> waits = worker_wait_;
-  const double rps = double(model_.rows_per_sample());
   return {{"samples_per_s", wall_s_ > 0 ? samples_ / wall_s_ : 0.0},
-          {"tokens_per_s", model_.kind() == "gpt" && wall_s_ > 0 ? samples_ * rps / wall_s_ : 0.0},
           {"updates_per_s", wall_s_ > 0 ? updates_ / wall_s_ : 0.0},
           {"updates_applied", updates_},
           {"train_wall_s", wall_s_},

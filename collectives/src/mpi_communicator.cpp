@@ -201,12 +201,12 @@ Request MpiCommunicator::allreduce(const void* send, void* recv, std::int64_t co
     PARTRAIN_MPI_CHECK(MPI_Iallreduce(send == recv ? MPI_IN_PLACE : send, recv, int(count), mpi_type(dt),
                                       mpi_op(op), coll_, &st->req));
     count_vendor(ctr, Op::Allreduce, bytes, size_);
-    return Request(std::move(st));
+    return std::move(Request(std::move(st)).describe("allreduce", -1));
   }
   if (a == Algo::Hier) {
     Request r(std::make_unique<HierarchicalAllreduce>(*node_, *cross_, send, recv, count, dt, op));
     r.test();
-    return r;
+    return std::move(r.describe("allreduce", -1));
   }
   if (a == Algo::Shm) {
     if (const ShmBuffer* b = send == recv ? shared_owner(recv, bytes) : nullptr) {  // zero-copy, one pass
@@ -215,11 +215,11 @@ Request MpiCommunicator::allreduce(const void* send, void* recv, std::int64_t co
       for (char* part : b->parts) parts.push_back(part + off);
       Request r(make_shm_zero_copy_allreduce(shm(), std::move(parts), count, dt, op, ctr));
       r.test();
-      return r;
+      return std::move(r.describe("allreduce", -1));
     }
     Request r(make_shm_request(shm(), ShmOp::Allreduce, send, recv, count, dt, op, 0, ctr));
     r.test();
-    return r;
+    return std::move(r.describe("allreduce", -1));
   }
   Plan p = make_plan(rank_, size_, dt, op, chunk_bytes_);
   if (count > 0) {
@@ -239,7 +239,7 @@ Request MpiCommunicator::allreduce(const void* send, void* recv, std::int64_t co
   auto st = std::make_unique<ScheduleRequest>(coll_, next_tag(), std::move(p), ctr);
   Request r(std::move(st));
   r.test();  // post the first round now
-  return r;
+  return std::move(r.describe("allreduce", -1));
 }
 
 Request MpiCommunicator::reduce_scatter(const void* send, void* recv, std::int64_t count, DataType dt, ReduceOp op,
@@ -265,12 +265,12 @@ Request MpiCommunicator::reduce_scatter(const void* send, void* recv, std::int64
     PARTRAIN_MPI_CHECK(MPI_Ireduce_scatter(input, final_dst, st->counts.data(), mpi_type(dt), mpi_op(op), coll_,
                                            &st->req));
     count_vendor(ctr, Op::ReduceScatter, bytes, size_);
-    return Request(std::move(st));
+    return std::move(Request(std::move(st)).describe("reduce_scatter", -1));
   }
   if (a == Algo::Shm) {
     Request r(make_shm_request(shm(), ShmOp::ReduceScatter, send, recv, count, dt, op, 0, ctr));
     r.test();
-    return r;
+    return std::move(r.describe("reduce_scatter", -1));
   }
   if (count > 0) {
     if (a == Algo::Ring) {
@@ -289,7 +289,7 @@ Request MpiCommunicator::reduce_scatter(const void* send, void* recv, std::int64
   }
   Request r(std::make_unique<ScheduleRequest>(coll_, next_tag(), std::move(p), ctr));
   r.test();
-  return r;
+  return std::move(r.describe("reduce_scatter", -1));
 }
 
 Request MpiCommunicator::allgather(const void* send, void* recv, std::int64_t count, DataType dt, Algo algo) {
@@ -310,12 +310,12 @@ Request MpiCommunicator::allgather(const void* send, void* recv, std::int64_t co
     PARTRAIN_MPI_CHECK(MPI_Iallgatherv(in_place ? MPI_IN_PLACE : send, st->counts[rank_], mpi_type(dt), recv,
                                        st->counts.data(), st->displs.data(), mpi_type(dt), coll_, &st->req));
     count_vendor(ctr, Op::Allgather, bytes, size_);
-    return Request(std::move(st));
+    return std::move(Request(std::move(st)).describe("allgather", -1));
   }
   if (a == Algo::Shm) {
     Request r(make_shm_request(shm(), ShmOp::Allgather, send, recv, count, dt, ReduceOp::Sum, 0, ctr));
     r.test();
-    return r;
+    return std::move(r.describe("allgather", -1));
   }
   if (count > 0) {
     Round& first = p.new_round();
@@ -325,7 +325,7 @@ Request MpiCommunicator::allgather(const void* send, void* recv, std::int64_t co
   }
   Request r(std::make_unique<ScheduleRequest>(coll_, next_tag(), std::move(p), ctr));
   r.test();
-  return r;
+  return std::move(r.describe("allgather", -1));
 }
 
 Request MpiCommunicator::broadcast(void* buf, std::int64_t count, DataType dt, int root, Algo algo) {
@@ -339,12 +339,12 @@ Request MpiCommunicator::broadcast(void* buf, std::int64_t count, DataType dt, i
     auto st = std::make_unique<VendorRequest>();
     PARTRAIN_MPI_CHECK(MPI_Ibcast(buf, int(count), mpi_type(dt), root, coll_, &st->req));
     count_vendor(ctr, Op::Broadcast, bytes, size_);
-    return Request(std::move(st));
+    return std::move(Request(std::move(st)).describe("broadcast", -1));
   }
   if (a == Algo::Shm) {
     Request r(make_shm_request(shm(), ShmOp::Broadcast, buf, buf, count, dt, ReduceOp::Sum, root, ctr));
     r.test();
-    return r;
+    return std::move(r.describe("broadcast", -1));
   }
   Plan p = make_plan(rank_, size_, dt, ReduceOp::Sum, chunk_bytes_);
   if (count > 0) {
@@ -353,7 +353,7 @@ Request MpiCommunicator::broadcast(void* buf, std::int64_t count, DataType dt, i
   }
   Request r(std::make_unique<ScheduleRequest>(coll_, next_tag(), std::move(p), ctr));
   r.test();
-  return r;
+  return std::move(r.describe("broadcast", -1));
 }
 
 Request MpiCommunicator::alltoall(const void* send, void* recv, std::int64_t count, DataType dt, Algo algo) {
@@ -367,7 +367,7 @@ Request MpiCommunicator::alltoall(const void* send, void* recv, std::int64_t cou
     PARTRAIN_MPI_CHECK(MPI_Ialltoall(send == recv ? MPI_IN_PLACE : send, int(count), mpi_type(dt), recv,
                                      int(count), mpi_type(dt), coll_, &st->req));
     count_vendor(ctr, Op::Alltoall, bytes, size_);
-    return Request(std::move(st));
+    return std::move(Request(std::move(st)).describe("alltoall", -1));
   }
   Plan p = make_plan(rank_, size_, dt, ReduceOp::Sum, chunk_bytes_);
   if (count > 0) {
@@ -381,7 +381,7 @@ Request MpiCommunicator::alltoall(const void* send, void* recv, std::int64_t cou
   }
   Request r(std::make_unique<ScheduleRequest>(coll_, next_tag(), std::move(p), ctr));
   r.test();
-  return r;
+  return std::move(r.describe("alltoall", -1));
 }
 
 Request MpiCommunicator::barrier(Algo algo) {
@@ -391,13 +391,13 @@ Request MpiCommunicator::barrier(Algo algo) {
   if (a == Algo::Vendor) {
     auto st = std::make_unique<VendorRequest>();
     PARTRAIN_MPI_CHECK(MPI_Ibarrier(coll_, &st->req));
-    return Request(std::move(st));
+    return std::move(Request(std::move(st)).describe("barrier", -1));
   }
   Plan p = make_plan(rank_, size_, DataType::Float, ReduceOp::Sum, chunk_bytes_);
   dissemination_barrier(p);
   Request r(std::make_unique<ScheduleRequest>(coll_, next_tag(), std::move(p), ctr));
   r.test();
-  return r;
+  return std::move(r.describe("barrier", -1));
 }
 
 Request MpiCommunicator::send(const void* buf, std::int64_t count, DataType dt, int peer, int tag) {
@@ -407,7 +407,7 @@ Request MpiCommunicator::send(const void* buf, std::int64_t count, DataType dt, 
   p.send(p.new_round(), peer, buf, count);
   Request r(std::make_unique<ScheduleRequest>(p2p_, tag, std::move(p), ctr));
   r.test();
-  return r;
+  return std::move(r.describe("send", peer));
 }
 
 Request MpiCommunicator::recv(void* buf, std::int64_t count, DataType dt, int peer, int tag) {
@@ -417,7 +417,7 @@ Request MpiCommunicator::recv(void* buf, std::int64_t count, DataType dt, int pe
   p.recv(p.new_round(), peer, buf, count);
   Request r(std::make_unique<ScheduleRequest>(p2p_, tag, std::move(p), ctr));
   r.test();
-  return r;
+  return std::move(r.describe("recv", peer));
 }
 
 }  // namespace partrain::coll

@@ -5,16 +5,25 @@
 namespace partrain::coll {
 
 void Request::wait(WaitPolicy policy) {
-  while (!test())
+  const double t0 = watchdog_now();
+  for (unsigned i = 1; !test(); ++i) {
     if (policy == WaitPolicy::Yield) sched_yield();
+    if (i % 1024 == 0) watchdog_check(t0, what_, peer_);
+  }
 }
 
 void wait_all(std::vector<Request>& reqs, WaitPolicy policy) {
-  for (;;) {
+  const double t0 = watchdog_now();
+  for (unsigned i = 1;; ++i) {
     bool all = true;
-    for (auto& r : reqs) all = r.test() && all;
+    const Request* open = nullptr;
+    for (auto& r : reqs) {
+      all = r.test() && all;
+      if (!r.done() && !open) open = &r;
+    }
     if (all) return;
     if (policy == WaitPolicy::Yield) sched_yield();
+    if (i % 1024 == 0 && open) watchdog_check(t0, open->what(), open->peer());
   }
 }
 

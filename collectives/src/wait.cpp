@@ -5,7 +5,10 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <time.h>
+
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -13,6 +16,8 @@
 
 namespace partrain::coll {
 namespace {
+double g_watchdog_s = 0;
+std::int64_t g_watchdog_step = -1;
 bool g_policy_set = false;
 WaitPolicy g_policy = WaitPolicy::Spin;
 
@@ -24,6 +29,34 @@ int usable_cores() {
   return n > 0 ? int(n) : 1;
 }
 }  // namespace
+
+void set_watchdog(double seconds) { g_watchdog_s = seconds; }
+double watchdog_seconds() { return g_watchdog_s; }
+void set_watchdog_step(std::int64_t step) { g_watchdog_step = step; }
+
+double watchdog_now() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+void watchdog_check(double since, const char* what, int peer) {
+  if (g_watchdog_s <= 0) return;
+  const double waited = watchdog_now() - since;
+  if (waited <= g_watchdog_s) return;
+  int rank = -1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  char peer_text[48] = "";
+  if (peer >= 0) std::snprintf(peer_text, sizeof peer_text, " from/to rank %d", peer);
+  char step_text[48] = "";
+  if (g_watchdog_step >= 0) std::snprintf(step_text, sizeof step_text, " in step %lld", (long long)g_watchdog_step);
+  std::fprintf(stderr, "partrain: error: watchdog: rank %d waited %.0f s for %s%s%s (--timeout %g; 0 turns it off)\n",
+               rank, waited, what, peer_text, step_text, g_watchdog_s);
+  std::fflush(stderr);
+  const timespec pause{0, 300000000};  // the line reaches mpiexec before the job is torn down
+  nanosleep(&pause, nullptr);
+  MPI_Abort(MPI_COMM_WORLD, 124);
+}
 
 WaitPolicy detect_wait_policy(MPI_Comm comm) {
   if (const char* env = std::getenv("PARTRAIN_WAIT")) {
@@ -51,35 +84,39 @@ void set_wait_policy(WaitPolicy p) {
 
 const char* wait_policy_name(WaitPolicy p) { return p == WaitPolicy::Spin ? "spin" : "yield"; }
 
-void wait(MPI_Request& req, MPI_Status* status, WaitPolicy policy) {
+void wait(MPI_Request& req, MPI_Status* status, WaitPolicy policy, const char* what) {
   int done = 0;
-  for (;;) {
+  const double t0 = watchdog_now();
+  for (unsigned i = 1;; ++i) {
     PARTRAIN_MPI_CHECK(MPI_Test(&req, &done, status));
     if (done) return;
     if (policy == WaitPolicy::Yield) sched_yield();
+    if (i % 1024 == 0) watchdog_check(t0, what, -1);
   }
 }
 
 void wait_all(std::vector<MPI_Request>& reqs, WaitPolicy policy) {
   int done = 0;
-  for (;;) {
+  const double t0 = watchdog_now();
+  for (unsigned i = 1;; ++i) {
     PARTRAIN_MPI_CHECK(MPI_Testall(int(reqs.size()), reqs.data(), &done, MPI_STATUSES_IGNORE));
     if (done) return;
     if (policy == WaitPolicy::Yield) sched_yield();
+    if (i % 1024 == 0) watchdog_check(t0, "MPI requests", -1);
   }
 }
 
 void barrier(MPI_Comm comm, WaitPolicy policy) {
   MPI_Request req;
   PARTRAIN_MPI_CHECK(MPI_Ibarrier(comm, &req));
-  wait(req, MPI_STATUS_IGNORE, policy);
+  wait(req, MPI_STATUS_IGNORE, policy, "a barrier");
 }
 
 void allreduce(const void* send, void* recv, int count, MPI_Datatype type, MPI_Op op, MPI_Comm comm,
                WaitPolicy policy) {
   MPI_Request req;
   PARTRAIN_MPI_CHECK(MPI_Iallreduce(send, recv, count, type, op, comm, &req));
-  wait(req, MPI_STATUS_IGNORE, policy);
+  wait(req, MPI_STATUS_IGNORE, policy, "an allreduce");
 }
 
 std::array<double, 3> over_ranks(MPI_Comm comm, double value, WaitPolicy policy) {
@@ -88,7 +125,7 @@ std::array<double, 3> over_ranks(MPI_Comm comm, double value, WaitPolicy policy)
   std::vector<double> all(static_cast<std::size_t>(n));
   MPI_Request req;
   PARTRAIN_MPI_CHECK(MPI_Iallgather(&value, 1, MPI_DOUBLE, all.data(), 1, MPI_DOUBLE, comm, &req));
-  wait(req, MPI_STATUS_IGNORE, policy);
+  wait(req, MPI_STATUS_IGNORE, policy, "an allgather");
   all.erase(std::remove_if(all.begin(), all.end(), [](double x) { return std::isnan(x); }), all.end());
   if (all.empty()) return {std::nan(""), std::nan(""), std::nan("")};
   std::sort(all.begin(), all.end());

@@ -14,11 +14,13 @@
 #include "partrain/core/log.hpp"
 #include "partrain/core/memory.hpp"
 #include "partrain/core/runtime.hpp"
+#include "partrain/core/timer.hpp"
 #include "partrain/io/h5.hpp"
 #include "partrain/io/result_writer.hpp"
 #include "partrain/io/state_dump.hpp"
 #include "partrain/models/model_config.hpp"
 #include "partrain/parallel/trainer.hpp"
+#include "run_controls.hpp"
 
 namespace partrain::app {
 
@@ -33,6 +35,7 @@ struct DriverSetup {
   int pure_comm_reps = 0;  ///< repetitions of the communication-only replay (0: none)
   MPI_Comm world = MPI_COMM_WORLD;
   parallel::NamedStrings attrs;  ///< extra root attributes of the result file
+  const RunControls* controls = nullptr;  ///< fault injection and the checkpoint to resume from
 };
 
 /// Rejects --output / --dump-state paths that cannot be written (InputError naming the flag).
@@ -84,9 +87,67 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
     const io::StateDumpInfo info{opts.dump_state, opts.overwrite, models::describe(su.model), deck.to_toml()};
     io::write_state_dump(info, params, grads, global, models::rows_per_sample(su.model), loss);
   };
-  std::int64_t first_step = 0;
+  std::int64_t first_step = 0, stopped_at = -1;
+  std::string resumed_from, attempts;
+  coll::set_watchdog(opts.timeout_s);
   if (trainer.lockstep()) {
-    for (std::int64_t s = 0; s < ts.steps; ++s) {
+    const RunControls no_controls;
+    const RunControls& rc = su.controls ? *su.controls : no_controls;
+    const std::string& dir = opts.checkpoint_dir;
+    if (!rc.resume_path.empty()) {  // the training state back, collectively, each rank reading its own blocks
+      const double t0 = wall_time_s();
+      auto parts = trainer.state_parts(false);
+      io::CheckpointMeta meta;
+      io::read_checkpoint(su.world, rc.resume_path, parts, &meta);
+      trainer.restore_state(parts, std::int64_t(meta.numbers["optimizer_steps"]));
+      first_step = meta.step;
+      resumed_from = rc.resume_path;
+      attempts = meta.strings["attempts"];
+      char line[160];
+      std::snprintf(line, sizeof line, "# resumed at step %lld (%.2f s to read)", (long long)first_step, wall_time_s() - t0);
+      log0(line);
+    }
+    attempts += (attempts.empty() ? "" : ",") + attempt_id();
+    if (!dir.empty()) {
+      if (rank == 0) {
+        mkdir(dir.c_str(), 0777);
+        if (!opts.resume && opts.overwrite) io::prune_checkpoints(dir, 0);
+      }
+      coll::barrier(su.world);
+    }
+    install_stop_handlers();
+    const auto tensors = dir.empty() ? std::vector<io::CheckpointTensor>{} : parallel::state_tensors(su.model, ts.optimizer);
+    std::int64_t last_written = first_step;  // a resumed run's first state is on disk already
+    auto write_checkpoint = [&](std::int64_t next) {  // the state after `next` steps
+      if (next == last_written) return;
+      last_written = next;
+      const double t0 = wall_time_s();
+      io::CheckpointMeta meta;
+      meta.step = next;
+      meta.model = models::describe(su.model);
+      meta.config_toml = deck.to_toml();
+      meta.numbers["optimizer_steps"] = double(trainer.optimizer_steps());
+      meta.strings["app"] = su.app;
+      meta.strings["strategy"] = su.strategy;
+      meta.strings["optimizer"] = ts.optimizer.kind;
+      meta.strings["attempts"] = attempts;
+      const std::string path = io::checkpoint_path(dir, next);
+      io::write_checkpoint(su.world, path, meta, tensors, trainer.state_parts(true), sizeof(T) == 4);
+      if (rank == 0) io::prune_checkpoints(dir, opts.keep);
+      char line[320];
+      std::snprintf(line, sizeof line, "# checkpoint: %s (%.2f s)", path.c_str(), wall_time_s() - t0);
+      log0(line);
+    };
+    for (std::int64_t s = first_step; s < ts.steps; ++s) {
+      coll::set_watchdog_step(s);
+      if (const int sig = stop_requested(su.world)) {  // SIGTERM / SIGUSR1 on some rank: stop here, resumable
+        if (!dir.empty()) write_checkpoint(s);
+        stopped_at = s;
+        log0(std::string("# stopped by ") + (sig == SIGTERM ? "SIGTERM" : "SIGUSR1") + " before step " +
+             std::to_string(s + 1) + (dir.empty() ? " (no --checkpoint-dir: nothing to resume from)" : ""));
+        break;
+      }
+      inject_faults(rc.faults, rank, s);
       const bool dump_here = s + 1 == ts.steps && !opts.dump_state.empty();
       const auto r = trainer.step(s, dump_here ? typename parallel::Trainer<T>::BeforeUpdate(
                                                      [&](double loss) { dump(s, loss); })
@@ -96,6 +157,12 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
       for (const auto& [name, v] : r.phases) phases[name].push_back(v);
       const auto t = coll::over_ranks(su.world, r.time_s);
       log0(progress.format(int(s + 1), r.loss, t[1], work_per_step / t[1], trainer.step_note(r)));
+      if (opts.checkpoint_every > 0 && (s + 1) % opts.checkpoint_every == 0 && s + 1 < ts.steps) write_checkpoint(s + 1);
+    }
+    coll::set_watchdog_step(-1);
+    if (losses.empty()) {
+      log0("# no step trained: no result file written");
+      return stopped_at >= 0 ? kExitStopped : 1;
     }
   } else {
     // Ranks at their own pace (the parameter server): the whole run, then one line per global step with its loss
@@ -206,7 +273,11 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
     info.pp = su.pp;
     info.warmup_steps = std::min(ts.warmup, ts.steps);
     info.loss = losses;
-    info.attrs = {{"dtype", su.model.dtype}, {"wait_policy", coll::wait_policy_name(coll::wait_policy())}};
+    info.attrs = {{"dtype", su.model.dtype}, {"wait_policy", coll::wait_policy_name(coll::wait_policy())},
+                  {"complete", stopped_at < 0 ? "true" : "false"}, {"first_step", std::to_string(first_step)}};
+    if (stopped_at >= 0) info.attrs.push_back({"stopped_before_step", std::to_string(stopped_at + 1)});
+    if (!resumed_from.empty()) info.attrs.push_back({"resumed_from", resumed_from});
+    if (!attempts.empty()) info.attrs.push_back({"attempts", attempts});
     for (const auto& a : trainer.attributes()) info.attrs.push_back(a);
     for (const auto& a : su.attrs) info.attrs.push_back(a);
     info.summary = {{"step_time_median_s", step_t[1]},
@@ -229,8 +300,9 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
     for (const auto& f : strategy_summary) info.summary.push_back(f);
     info.extra = std::move(extra);
     io::write_result(su.world, prov, info, rec);
-    log0("# result written to " + opts.output);
+    log0("# result written to " + opts.output + (stopped_at >= 0 ? " (marked incomplete)" : ""));
   }
+  if (stopped_at >= 0) return kExitStopped;
   return pass ? 0 : 1;
 }
 

@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
     CLI::App cli{"partrain-dp: data-parallel training with bucketed, overlapped gradient allreduce", "partrain-dp"};
     CommonOptions opts;
     add_common_options(cli, opts);
-    if (int rc = parse_command_line(cli, argc, argv); rc >= 0) return rc;
+    if (int rc = parse_command_line(cli, argc, argv, &opts); rc >= 0) return rc;
     Deck deck;
     dp_app::declare_keys(deck);
     load_deck(deck, opts);
@@ -33,6 +33,9 @@ int main(int argc, char** argv) {
     }
     const auto cfg = dp_app::read_config(deck, rt.size());
     app::check_outputs(opts);
+    auto controls = app::check_run_controls(opts, rt.size(), true);
+    rt.check_inputs();
+    controls.resume_path = app::find_resume(opts, cfg.model, cfg.train);  // collective
     rt.inputs_done();
     log0("# partrain-dp, " + std::to_string(rt.size()) + " ranks\n" + deck.table());
     const auto prov = io::collect_provenance(MPI_COMM_WORLD, argc, argv);
@@ -42,6 +45,7 @@ int main(int argc, char** argv) {
     su.strategy = "dp";
     su.deck = &deck;
     su.opts = &opts;
+    su.controls = &controls;
     su.model = cfg.model;
     su.train = cfg.train;
     su.dp = rt.size();

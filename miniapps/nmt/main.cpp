@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
                  "partrain-nmt"};
     CommonOptions opts;
     add_common_options(cli, opts);
-    if (int rc = parse_command_line(cli, argc, argv); rc >= 0) return rc;
+    if (int rc = parse_command_line(cli, argc, argv, &opts); rc >= 0) return rc;
     Deck deck;
     nmt_app::declare_keys(deck);
     load_deck(deck, opts);
@@ -41,6 +41,9 @@ int main(int argc, char** argv) {
     }
     const auto cfg = nmt_app::read_config(deck, rt.size(), !opts.dump_state.empty());
     app::check_outputs(opts);
+    auto controls = app::check_run_controls(opts, rt.size(), cfg.update == "sync", "asynchronous replicas checkpoint through their parameter servers: use nmt.update = \"sync\"");
+    rt.check_inputs();
+    controls.resume_path = app::find_resume(opts, cfg.model, cfg.train);  // collective
     rt.inputs_done();
     log0("# partrain-nmt, " + std::to_string(rt.size()) + " ranks\n" + deck.table());
     const auto prov = io::collect_provenance(MPI_COMM_WORLD, argc, argv);
@@ -50,6 +53,7 @@ int main(int argc, char** argv) {
     su.strategy = "nmt";
     su.deck = &deck;
     su.opts = &opts;
+    su.controls = &controls;
     su.model = cfg.model;
     su.train = cfg.train;
     su.dp = cfg.nmt.replicas;

@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
                  "partrain-pp"};
     CommonOptions opts;
     add_common_options(cli, opts);
-    if (int rc = parse_command_line(cli, argc, argv); rc >= 0) return rc;
+    if (int rc = parse_command_line(cli, argc, argv, &opts); rc >= 0) return rc;
     Deck deck;
     pp_app::declare_keys(deck);
     load_deck(deck, opts);
@@ -42,11 +42,13 @@ int main(int argc, char** argv) {
     }
     const auto cfg = pp_app::read_config(deck, rt.size());
     app::check_outputs(opts);
+    auto controls = app::check_run_controls(opts, rt.size(), true);
     rt.check_inputs();
     const auto& sch = cfg.pipeline.schedule;
     coll::ProcessGrid grid(MPI_COMM_WORLD, GridShape{sch.p, cfg.dp_degree, cfg.tp_degree});
     if (cfg.tp_algo == coll::Algo::Shm && cfg.tp_degree > 1 && !grid.tp().single_node())
       input_error("tp.algorithm", "\"shm\"", "needs every tensor-parallel group on one node");
+    controls.resume_path = app::find_resume(opts, cfg.base.model, cfg.base.train);  // collective
     rt.inputs_done();
     log0("# partrain-pp, " + std::to_string(rt.size()) + " ranks\n" + deck.table());
     const auto prov = io::collect_provenance(MPI_COMM_WORLD, argc, argv);
@@ -56,6 +58,7 @@ int main(int argc, char** argv) {
     su.strategy = "pp";
     su.deck = &deck;
     su.opts = &opts;
+    su.controls = &controls;
     su.model = cfg.base.model;
     su.train = cfg.base.train;
     su.pp = sch.p;

@@ -34,29 +34,28 @@ int main(int argc, char** argv) {
                  "partrain-ps"};
     CommonOptions opts;
     add_common_options(cli, opts);
-    bool resume = false;
-    std::vector<std::string> inject;
-    cli.add_flag("--resume", resume, "continue from the newest valid checkpoint in ps.checkpoint_dir");
-    cli.add_option("--inject", inject,
-                   "fault injection, repeatable: kill:rank=R:step=K (SIGKILL), stall:rank=R:step=K (goes silent), "
-                   "slow:rank=R:step=K:ms=D (sleeps D ms per step from K)")
-        ->type_name("KIND:rank=R:step=K[:ms=D]");
-    if (int rc = parse_command_line(cli, argc, argv); rc >= 0) return rc;
+    if (int rc = parse_command_line(cli, argc, argv, &opts); rc >= 0) return rc;
     Deck deck;
     ps_app::declare_keys(deck);
     load_deck(deck, opts);
+    // The shared checkpoint flags set the servers' checkpoint keys (the same format; the servers write it).
+    const std::string ckdir = opts.resume && !opts.resume_dir.empty() ? opts.resume_dir : opts.checkpoint_dir;
+    if (!ckdir.empty()) deck.apply_override("ps.checkpoint_dir=\"" + ckdir + "\"");
+    if (opts.checkpoint_every > 0) deck.apply_override("ps.checkpoint_every=" + std::to_string(opts.checkpoint_every));
+    if (opts.keep != 2) deck.apply_override("ps.checkpoint_keep=" + std::to_string(opts.keep));
     if (opts.print_deck) {
       log0(deck.to_toml());
       return 0;
     }
-    auto cfg = ps_app::read_config(deck, rt.size(), inject, resume, opts.overwrite, !opts.dump_state.empty());
+    auto cfg = ps_app::read_config(deck, rt.size(), opts.inject, opts.resume, opts.overwrite, !opts.dump_state.empty());
     app::check_outputs(opts);
+    coll::set_watchdog(opts.timeout_s);
     rt.check_inputs();
-    if (resume) cfg.ps.resume_path = ps_app::find_checkpoint(cfg);  // collective; the same verdict on every rank
+    if (opts.resume) cfg.ps.resume_path = ps_app::find_checkpoint(cfg);  // collective; the same verdict on every rank
     rt.inputs_done();
     if (rt.rank() == 0 && !cfg.ps.checkpoint_dir.empty()) {
       mkdir(cfg.ps.checkpoint_dir.c_str(), 0777);  // the parent exists or the first checkpoint says so
-      if (!resume && opts.overwrite) io::prune_checkpoints(cfg.ps.checkpoint_dir, 0);
+      if (!opts.resume && opts.overwrite) io::prune_checkpoints(cfg.ps.checkpoint_dir, 0);
     }
     log0("# partrain-ps, " + std::to_string(rt.size()) + " ranks\n" + deck.table());
     if (!cfg.ps.faults.empty()) log0("# fault injection: " + cfg.ps.faults.describe());

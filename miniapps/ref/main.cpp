@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
     CLI::App cli{"partrain-ref: the single-process reference training loop", "partrain-ref"};
     CommonOptions opts;
     add_common_options(cli, opts);
-    if (int rc = parse_command_line(cli, argc, argv); rc >= 0) return rc;
+    if (int rc = parse_command_line(cli, argc, argv, &opts); rc >= 0) return rc;
     Deck deck;
     models::declare_model_keys(deck);
     models::declare_train_keys(deck);
@@ -38,6 +38,9 @@ int main(int argc, char** argv) {
     if (rt.size() != 1)
       input_error("ranks", std::to_string(rt.size()), "partrain-ref is the single-process reference: run 1 rank");
     app::check_outputs(opts);
+    auto controls = app::check_run_controls(opts, rt.size(), true);
+    rt.check_inputs();
+    controls.resume_path = app::find_resume(opts, su.model, su.train);  // collective
     rt.inputs_done();
     log0("# partrain-ref\n" + deck.table());
     const auto prov = io::collect_provenance(MPI_COMM_WORLD, argc, argv);
@@ -45,6 +48,7 @@ int main(int argc, char** argv) {
     su.strategy = "serial";
     su.deck = &deck;
     su.opts = &opts;
+    su.controls = &controls;
     return su.model.dtype == "fp64" ? train<double>(su, prov) : train<float>(su, prov);
   });
 }

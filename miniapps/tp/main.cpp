@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
                  "partrain-tp"};
     CommonOptions opts;
     add_common_options(cli, opts);
-    if (int rc = parse_command_line(cli, argc, argv); rc >= 0) return rc;
+    if (int rc = parse_command_line(cli, argc, argv, &opts); rc >= 0) return rc;
     Deck deck;
     tp_app::declare_keys(deck);
     load_deck(deck, opts);
@@ -36,10 +36,12 @@ int main(int argc, char** argv) {
     }
     const auto cfg = tp_app::read_config(deck, rt.size());
     app::check_outputs(opts);
+    auto controls = app::check_run_controls(opts, rt.size(), true);
     rt.check_inputs();
     coll::ProcessGrid grid(MPI_COMM_WORLD, GridShape{1, rt.size() / cfg.degree, cfg.degree});
     if (cfg.algo == coll::Algo::Shm && !grid.tp().single_node())
       input_error("tp.algorithm", "\"shm\"", "needs every tensor-parallel group on one node");
+    controls.resume_path = app::find_resume(opts, cfg.base.model, cfg.base.train);  // collective
     rt.inputs_done();
     log0("# partrain-tp, " + std::to_string(rt.size()) + " ranks\n" + deck.table());
     const auto prov = io::collect_provenance(MPI_COMM_WORLD, argc, argv);
@@ -49,6 +51,7 @@ int main(int argc, char** argv) {
     su.strategy = cfg.sequence_parallel ? "tp+sp" : "tp";
     su.deck = &deck;
     su.opts = &opts;
+    su.controls = &controls;
     su.model = cfg.base.model;
     su.train = cfg.base.train;
     su.dp = rt.size() / cfg.degree;

@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
     cli.add_option("--params", params, "--estimate for a model of this many parameters (instead of the deck's)");
     cli.add_option("--ranks", ranks_text, "--estimate: data-parallel degrees, comma-separated")->capture_default_str();
     cli.add_flag("--csv", csv, "--estimate: comma-separated output (bytes)");
-    if (int rc = parse_command_line(cli, argc, argv); rc >= 0) return rc;
+    if (int rc = parse_command_line(cli, argc, argv, &opts); rc >= 0) return rc;
     Deck deck;
     zero_app::declare_keys(deck);
     load_deck(deck, opts);
@@ -137,6 +137,9 @@ int main(int argc, char** argv) {
     }
     const auto cfg = zero_app::read_config(deck, rt.size());
     app::check_outputs(opts);
+    auto controls = app::check_run_controls(opts, rt.size(), true);
+    rt.check_inputs();
+    controls.resume_path = app::find_resume(opts, cfg.model, cfg.train);  // collective
     rt.inputs_done();
     log0("# partrain-zero, " + std::to_string(rt.size()) + " ranks\n" + deck.table());
     const auto prov = io::collect_provenance(MPI_COMM_WORLD, argc, argv);
@@ -146,6 +149,7 @@ int main(int argc, char** argv) {
     su.strategy = "zero";
     su.deck = &deck;
     su.opts = &opts;
+    su.controls = &controls;
     su.model = cfg.model;
     su.train = cfg.train;
     su.dp = rt.size();

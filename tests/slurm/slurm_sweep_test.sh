@@ -5,7 +5,7 @@
 #   slurm_sweep_test.sh REPO BUILD_DIR
 # Skips (exit 77) when slurm-wlm is not installed or this is not root.
 set -euo pipefail
-repo=$1; build=$2
+repo=$1; build=$2; MPIEXEC=${3:-mpiexec}
 if ! command -v slurmctld >/dev/null || ! command -v sbatch >/dev/null; then echo "slurm-wlm not installed: skipped"; exit 77; fi
 if [ "$(id -u)" -ne 0 ]; then echo "not root: skipped"; exit 77; fi
 # (getconf, not nproc: nproc honours OMP_NUM_THREADS, which scripts/env.sh sets to 1)
@@ -104,3 +104,57 @@ for f in "$out"/results/*.h5; do
   h5dump -a job_id "$f" | grep -qE '"[0-9]+"' || { echo "$f has no job id"; exit 1; }
 done
 echo "slurm sweep: ok"
+
+# A requeued job finishes as an uninterrupted run does: a requeue = true sweep point (checkpoints every 2 steps, slow
+# steps so that there is time), requeued with scontrol mid-run, resumes from its checkpoint; the final loss equals a
+# direct run's and the result lists both attempts.
+rq=$work/requeue
+cat > "$work/requeue.toml" <<SWEEP
+app = "partrain-dp"
+deck = "inputs/dp_mlp.toml"
+ranks = [2]
+ranks_per_node = 2
+time_limit = "00:05:00"
+requeue = true
+checkpoint_every = 2
+args = ["--inject", "slow:rank=0:step=0:ms=250"]
+
+[set]
+"train.steps" = 16
+"train.warmup" = 1
+
+[slurm]
+partition = "debug"
+SWEEP
+"$build/tools/partrain-sweep" "$work/requeue.toml" --scheduler slurm --out "$rq" --build "$build" --submit
+id=$(tail -n +2 "$rq/jobs.tsv" | cut -f3)
+for _ in $(seq 1 120); do
+  ls "$rq"/checkpoints/*/ckpt-*.h5 >/dev/null 2>&1 && break
+  sleep 0.5
+done
+ls "$rq"/checkpoints/*/ckpt-*.h5 >/dev/null 2>&1 || { echo "no checkpoint appeared"; cat "$rq"/logs/*.log; exit 1; }
+echo "requeueing job $id mid-run"
+scontrol requeue "$id"
+for _ in $(seq 1 20); do  # a requeued job waits for its begin time: let it start at once
+  scontrol update jobid="$id" StartTime=now >/dev/null 2>&1 && break
+  sleep 0.5
+done
+for _ in $(seq 1 180); do
+  [ -z "$(squeue -h -j "$id" 2>/dev/null)" ] && break
+  sleep 1
+done
+[ -z "$(squeue -h -j "$id" 2>/dev/null)" ] || { echo "requeued job still queued"; squeue -j "$id" -o "%i %T %r"; exit 1; }
+cat "$rq"/logs/*.log | grep -E "resume|stopped|checkpoint|requeue|self-check" || true
+"$MPIEXEC" -n 2 "$build/miniapps/partrain-dp" --input inputs/dp_mlp.toml --set train.steps=16 --set train.warmup=1 \
+  --output "$work/direct.h5" > /dev/null
+/usr/bin/python3 - "$rq"/results/*.h5 "$work/direct.h5" <<'PY'
+import sys
+import h5py
+r, d = h5py.File(sys.argv[1]), h5py.File(sys.argv[2])
+attempts = r.attrs["attempts"].split(",")
+assert r.attrs["complete"] == "true", "the requeued run's result is not complete"
+assert len(attempts) >= 2 and attempts[0].endswith("#0") and attempts[-1].endswith("#1"), f"attempts {attempts}"
+assert r["steps/loss"][-1] == d["steps/loss"][-1], f"final loss {r['steps/loss'][-1]} vs {d['steps/loss'][-1]}"
+print("requeued run: attempts", attempts, "final loss", r["steps/loss"][-1], "= uninterrupted")
+PY
+echo "slurm requeue: ok"

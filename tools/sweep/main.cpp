@@ -150,6 +150,7 @@ int run(int argc, char** argv) {
         input_error("--out", out, "already holds " + p.name + ".h5 (--resume continues the sweep, --overwrite replaces it)");
   }
   for (const char* sub : {"/jobs", "/results", "/logs"}) make_dirs("--out", dir + sub);
+  if (s.requeue) make_dirs("--out", dir + "/checkpoints");
   std::vector<std::string> scripts;
   std::vector<bool> todo;
   const auto earlier_jobs = resume ? read_jobs(dir + "/jobs.tsv") : std::map<std::string, std::string>{};

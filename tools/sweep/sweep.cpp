@@ -116,7 +116,7 @@ Sweep load_sweep(const std::string& path) {
                                         std::string(e.description()));
   }
   only_keys(path, root, "", {"app", "deck", "kind", "ranks", "ranks_per_node", "repetitions", "time_limit", "args",
-                             "set", "weak", "points", "slurm", "pbs", "mpiexec"});
+                             "set", "weak", "points", "slurm", "pbs", "mpiexec", "requeue", "checkpoint_every"});
   Sweep s;
   auto slash = path.find_last_of('/');
   s.name = path.substr(slash == std::string::npos ? 0 : slash + 1);
@@ -176,6 +176,16 @@ Sweep load_sweep(const std::string& path) {
   }
   s.slurm = site(path, root, "slurm");
   s.pbs = site(path, root, "pbs");
+  if (auto rq = root.get("requeue")) {
+    if (!rq->is_boolean()) bad(path, "requeue", node_text(*rq), "must be true or false");
+    s.requeue = rq->as_boolean()->get();
+  }
+  if (root.get("checkpoint_every")) {
+    s.checkpoint_every = get_int(path, root, "checkpoint_every", 10, 1);
+    if (!s.requeue) bad(path, "checkpoint_every", std::to_string(s.checkpoint_every), "only with requeue = true");
+  }
+  if (s.requeue && s.app == "partrain-collectives")
+    bad(path, "requeue", "true", "partrain-collectives has no training state to checkpoint");
   return s;
 }
 
@@ -204,6 +214,12 @@ std::vector<Point> expand(const Sweep& s, const std::string& scheduler, const st
         for (const auto& [key, v] : it->second) p.argv.insert(p.argv.end(), {"--set", key + "=" + v});
       p.argv.insert(p.argv.end(), s.args.begin(), s.args.end());
       p.argv.insert(p.argv.end(), {"--output", result_dir + "/" + p.name + ".h5"});
+      if (s.requeue) {  // resumable: the attempt that finishes replaces an earlier attempt's incomplete result
+        const auto slash = result_dir.find_last_of('/');
+        const std::string top = slash == std::string::npos ? "." : result_dir.substr(0, slash);
+        p.argv.insert(p.argv.end(), {"--checkpoint-dir", top + "/checkpoints/" + p.name, "--checkpoint-every",
+                                     std::to_string(s.checkpoint_every), "--resume", "--overwrite"});
+      }
       pts.push_back(p);
     }
   }
@@ -254,12 +270,24 @@ std::string render_job(const std::string& template_path, const Sweep& s, const P
     site_lines += directive("#PBS", "-A ", s.pbs.account);
     for (const auto& d : s.pbs.directives) site_lines += "#PBS " + d + "\n";
   }
+  const bool srun = scheduler == "slurm" && s.slurm.launcher == "srun";
+  if (s.requeue && scheduler == "slurm")
+    site_lines += std::string("#SBATCH --requeue\n#SBATCH --open-mode=append\n") +
+                  (srun ? "#SBATCH --signal=USR1@60\n" : "#SBATCH --signal=B:USR1@60\n");
+  if (s.requeue && scheduler == "pbs") site_lines += "#PBS -r y\n";
   if (!site_lines.empty() && site_lines.back() == '\n') site_lines.pop_back();
-  std::string launch = scheduler == "slurm" && s.slurm.launcher == "srun"
-                           ? "srun -n " + std::to_string(p.ranks)
-                           : quote(s.mpiexec) + " -n " + std::to_string(p.ranks);
+  std::string launch = srun ? "srun -n " + std::to_string(p.ranks) : quote(s.mpiexec) + " -n " + std::to_string(p.ranks);
   launch += " " + quote(binary);
   for (const auto& a : p.argv) launch += " " + quote(a);
+  if (s.requeue && scheduler != "local") {
+    // The mini-app stops on SIGUSR1 (SLURM, 60 s before the limit; forwarded to the ranks here when mpiexec launches
+    // them) or SIGTERM, after writing a checkpoint, with exit code 3: the job then requeues itself and resumes.
+    std::string forward = srun ? "" : "trap 'pkill -USR1 -s 0 -f \"^" + binary + " \" || true' USR1\n";
+    const std::string requeue = scheduler == "slurm" ? "scontrol requeue \"$SLURM_JOB_ID\"" : "qrerun \"$PBS_JOBID\"";
+    launch = "set +e\n" + forward + launch + " &\npid=$!\n" +
+             "while true; do wait \"$pid\"; rc=$?; kill -0 \"$pid\" 2>/dev/null || break; done\n" +
+             "if [ \"$rc\" -eq 3 ]; then echo \"stopped with a checkpoint: requeueing\"; " + requeue + "; fi\nexit \"$rc\"";
+  }
   const std::map<std::string, std::string> values = {
       {"POINT", p.name},
       {"JOB_NAME", p.name},

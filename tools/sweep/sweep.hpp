@@ -33,6 +33,11 @@ struct Sweep {
   std::vector<std::pair<std::string, double>> weak;                   ///< key, per-rank value
   std::map<int, std::vector<std::pair<std::string, std::string>>> points;
   SiteOptions slurm, pbs;
+  /// requeue = true: every point checkpoints every `checkpoint_every` steps into <out>/checkpoints/<point> and starts
+  /// with --resume; SLURM jobs are requeueable (--requeue) and get SIGUSR1 60 s before their time limit, on which
+  /// the mini-app writes a checkpoint and stops (exit code 3) and the job requeues itself; PBS jobs are rerunnable.
+  bool requeue = false;
+  std::int64_t checkpoint_every = 10;
 };
 
 struct Point {

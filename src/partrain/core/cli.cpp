@@ -16,10 +16,32 @@ void add_common_options(CLI::App& app, CommonOptions& opts) {
                  "write loss, batch, parameters and gradients after the last backward to this HDF5 file");
   app.add_flag("--overwrite", opts.overwrite, "replace existing output files");
   app.add_flag("--print-deck", opts.print_deck, "print the resolved deck as TOML and exit");
+  app.add_option("--checkpoint-dir", opts.checkpoint_dir, "directory of the checkpoints (ckpt-<step>.h5)")->type_name("DIR");
+  app.add_option("--checkpoint-every", opts.checkpoint_every, "write a checkpoint every N steps (0: never)")
+      ->type_name("N")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--keep", opts.keep, "newest checkpoints kept (default 2)")->type_name("K")->check(CLI::PositiveNumber);
+  opts.resume_option = app.add_option("--resume", opts.resume_dir,
+                                      "continue from the newest valid checkpoint of DIR (default: --checkpoint-dir)")
+                           ->expected(0, 1)
+                           ->type_name("[DIR]");
+  app.add_option("--inject", opts.inject,
+                 "fault injection, repeatable: kill:rank=R:step=K (SIGKILL), stall:rank=R:step=K (stops responding), "
+                 "slow:rank=R:step=K:ms=D (sleeps D ms per step from K)")
+      ->type_name("KIND:rank=R:step=K[:ms=D]");
+  app.add_option("--timeout", opts.timeout_s,
+                 "watchdog: a wait longer than this many seconds ends the job with a line saying what hung (0: off)")
+      ->type_name("SECONDS")
+      ->check(CLI::NonNegativeNumber);
   app.footer(kKokkosFooter);
 }
 
-int parse_command_line(CLI::App& app, int argc, char** argv) {
+void finish_common_options(CommonOptions& opts) {
+  opts.resume = opts.resume_option && opts.resume_option->count() > 0;
+  if (opts.resume && opts.resume_dir.empty()) opts.resume_dir = opts.checkpoint_dir;
+}
+
+int parse_command_line(CLI::App& app, int argc, char** argv, CommonOptions* opts) {
   const std::string name = app.get_name();
   app.set_version_flag("--version", [name] { return version_text(name); });
   try {
@@ -41,6 +63,7 @@ int parse_command_line(CLI::App& app, int argc, char** argv) {
     }
     return 2;
   }
+  if (opts) finish_common_options(*opts);
   return -1;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -18,6 +19,15 @@ struct CommonOptions {
   std::string dump_state;          ///< HDF5 state dump
   bool overwrite = false;
   bool print_deck = false;         ///< print the resolved deck as TOML and exit
+  // Reliability (README, "Checkpoints, the watchdog, fault injection"): every training mini-app.
+  std::string checkpoint_dir;      ///< --checkpoint-dir
+  std::int64_t checkpoint_every = 0;  ///< --checkpoint-every N steps (0: never)
+  int keep = 2;                    ///< --keep: newest checkpoints kept
+  bool resume = false;             ///< --resume [DIR]
+  std::string resume_dir;          ///< its DIR (else the checkpoint directory)
+  std::vector<std::string> inject; ///< --inject KIND:rank=R:step=K[:ms=D]
+  double timeout_s = 900;          ///< --timeout: the watchdog (0: off)
+  const CLI::Option* resume_option = nullptr;
 };
 
 /// The footer of every MPI program's --help: where Kokkos' own options are.
@@ -26,10 +36,12 @@ inline constexpr const char* kKokkosFooter =
 
 /// Adds the common flags to `app`.
 void add_common_options(CLI::App& app, CommonOptions& opts);
+/// After parsing: fills the values the flags imply (--resume without DIR: the checkpoint directory).
+void finish_common_options(CommonOptions& opts);
 
 /// Parses argv (adding --version). Returns -1 to go on, or an exit code: 0 after --help or --version (printed on
 /// rank 0), 2 after a command-line error (one line, from rank 0; the command line is the same on every rank).
-int parse_command_line(CLI::App& app, int argc, char** argv);
+int parse_command_line(CLI::App& app, int argc, char** argv, CommonOptions* opts = nullptr);
 
 /// The main of a tool that runs without MPI (partrain-sweep, partrain-compare): calls body, turning an
 /// InputError into "app: error: …" on stderr and exit code 2.

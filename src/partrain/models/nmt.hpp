@@ -87,6 +87,8 @@ template <class T>
 class NmtParams : public Layer<T> {
  public:
   struct P {
+    P(std::string n, std::vector<std::int64_t> s, Init i, ShardSpec sh = ShardSpec())
+        : name(std::move(n)), shape(std::move(s)), init(i), shard(std::move(sh)) {}
     std::string name;
     std::vector<std::int64_t> shape;  ///< local (a vocabulary shard's rows)
     Init init;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "partrain/models/trainer.hpp"
+#include "partrain/parallel/state.hpp"
 #include "partrain/parallel/trainer.hpp"
 
 namespace partrain::parallel {
@@ -29,14 +30,33 @@ class SerialTrainer : public Trainer<T> {
     return std::to_string(model_.params().numel()) + " parameters, one process";
   }
   std::vector<io::NamedTensor> gather_full(bool grads) override { return io::named_tensors(model_.params(), grads); }
+  bool checkpoints() const override { return true; }
+  std::vector<io::TensorPart> state_parts(bool writer) override { return state().parts(writer); }
+  void restore_state(const std::vector<io::TensorPart>& parts, std::int64_t steps) override {
+    state().restore(parts);
+    ref_.optimizer().set_steps(steps);
+  }
+  std::int64_t optimizer_steps() const override { return ref_.optimizer().steps_taken(); }
   std::array<double, 3> predicted_state_bytes() const override {
     const double psi = double(model_.params().numel()) * double(sizeof(T));
     return {psi, psi, double(ref_.optimizer().state_bytes())};
   }
 
  private:
+  StateIo<T>& state() {
+    if (!state_) {
+      state_ = std::make_unique<StateIo<T>>();
+      const auto& ps = model_.params();
+      auto& opt = ref_.optimizer();
+      state_->add("params", ps, ps.params(), true);
+      if (opt.m().size()) state_->add("optim/m", ps, opt.m(), true);
+      if (opt.v().size()) state_->add("optim/v", ps, opt.v(), true);
+    }
+    return *state_;
+  }
   models::Model<T>& model_;
   models::ReferenceTrainer<T> ref_;
+  std::unique_ptr<StateIo<T>> state_;
 };
 
 }  // namespace partrain::parallel

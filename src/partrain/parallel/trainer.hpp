@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "partrain/collectives/counters.hpp"
+#include "partrain/io/checkpoint.hpp"
 #include "partrain/io/result_writer.hpp"
 #include "partrain/io/state_dump.hpp"
 
@@ -87,6 +88,16 @@ class Trainer {
   virtual std::vector<io::ExtraDataset> datasets() { return {}; }
   /// Root attributes of the result file.
   virtual NamedStrings attributes() const { return {}; }
+  // ---- checkpoints (docs/DESIGN.md "Checkpoints"; parallel/state.hpp builds the parts)
+  /// Whether the strategy writes and reads checkpoints.
+  virtual bool checkpoints() const { return false; }
+  /// This rank's parts of the training state under the reference's names: writer — the parts it writes, values
+  /// filled (replicas share or leave the writing); else every part it needs back, values empty.
+  virtual std::vector<io::TensorPart> state_parts(bool /*writer*/) { return {}; }
+  /// Puts back what read_checkpoint filled into state_parts(false)'s parts, and the optimizer's step count.
+  virtual void restore_state(const std::vector<io::TensorPart>& /*parts*/, std::int64_t /*optimizer_steps*/) {}
+  virtual std::int64_t optimizer_steps() const { return 0; }
+
   /// Bytes of parameters, gradients and optimizer state the strategy's formula predicts on this rank
   /// (predicted_params_bytes, … in /summary); negative where it has no formula.
   virtual std::array<double, 3> predicted_state_bytes() const { return {-1, -1, -1}; }

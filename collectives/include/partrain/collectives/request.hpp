@@ -31,12 +31,22 @@ class Request {
     state_.reset();
     return true;
   }
-  /// Completes the operation under the policy.
+  /// Completes the operation under the policy (the watchdog watching).
   void wait(WaitPolicy policy = wait_policy());
   bool done() const { return !state_; }
+  /// What the request is, for the watchdog's line: "allreduce", "recv" (and the peer, or -1).
+  Request& describe(const char* what, int peer = -1) {
+    what_ = what;
+    peer_ = peer;
+    return *this;
+  }
+  const char* what() const { return what_; }
+  int peer() const { return peer_; }
 
  private:
   std::unique_ptr<RequestState> state_;
+  const char* what_ = "a collective";
+  int peer_ = -1;
 };
 
 /// Waits for every request.

@@ -10,6 +10,7 @@
 #include <mpi.h>
 
 #include <array>
+#include <cstdint>
 #include <vector>
 
 namespace partrain::coll {
@@ -24,8 +25,22 @@ WaitPolicy wait_policy();
 void set_wait_policy(WaitPolicy p);
 const char* wait_policy_name(WaitPolicy p);
 
+/// The watchdog (--timeout): a wait that lasts longer than `seconds` ends the job — one line on the rank that noticed,
+/// naming what it waited for, the peer, the step and how long, then MPI_Abort with exit code 124 — instead of hanging.
+/// 0 turns it off (the default until a mini-app sets it).
+void set_watchdog(double seconds);
+double watchdog_seconds();
+/// The training step the rank is in, for the watchdog's line (-1: none).
+void set_watchdog_step(std::int64_t step);
+/// Seconds on a monotonic clock.
+double watchdog_now();
+/// A waiting loop's check, every so often: aborts when the wait started at `since` has lasted longer than the timeout.
+/// `what`: "allreduce", "recv", …; `peer`: the rank waited for, or -1 (a collective over its group).
+void watchdog_check(double since, const char* what, int peer);
+
 /// Waits for one request under the policy; `status` may be MPI_STATUS_IGNORE.
-void wait(MPI_Request& req, MPI_Status* status = MPI_STATUS_IGNORE, WaitPolicy policy = wait_policy());
+void wait(MPI_Request& req, MPI_Status* status = MPI_STATUS_IGNORE, WaitPolicy policy = wait_policy(),
+          const char* what = "an MPI request");
 /// Waits for all requests.
 void wait_all(std::vector<MPI_Request>& reqs, WaitPolicy policy = wait_policy());
 /// A barrier that waits through the helper.

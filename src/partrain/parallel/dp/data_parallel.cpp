@@ -178,6 +178,35 @@ std::array<double, 3> DataParallelTrainer<T>::predicted_state_bytes() const {
   return {psi, psi, double(opt_.state_bytes())};
 }
 
+template <class T>
+std::vector<io::TensorPart> DataParallelTrainer<T>::state_parts(bool writer) {
+  if (!state_) {
+    // Without tensor parallelism the replicas share the writing (a slice of the flat buffer each); with it, the
+    // first replica writes its group's shards, and the group's first rank the tensors every rank of it holds.
+    state_ = std::make_unique<StateIo<T>>();
+    const auto& ps = model_.params();
+    const bool first_replica = dp_.rank() == 0, first_of_group = !tp_ || tp_->rank() == 0;
+    auto add = [&](const std::string& g, const auto& values) {
+      if (!tp_) state_->add(g, ps, values, true, dp_.rank(), dp_.size());
+      else
+        state_->add(g, ps, values, first_replica, 0, 1, [&ps, first_of_group](const std::string& name) {
+          return ps.info(name).shard.sharded() || first_of_group;
+        });
+    };
+    add("params", ps.params());
+    if (opt_.m().size()) add("optim/m", opt_.m());
+    if (opt_.v().size()) add("optim/v", opt_.v());
+  }
+  return state_->parts(writer);
+}
+
+template <class T>
+void DataParallelTrainer<T>::restore_state(const std::vector<io::TensorPart>& parts, std::int64_t steps) {
+  state_parts(false);
+  state_->restore(parts);
+  opt_.set_steps(steps);
+}
+
 template class DataParallelTrainer<float>;
 template class DataParallelTrainer<double>;
 

@@ -8,6 +8,7 @@
 
 #include "partrain/models/trainer.hpp"
 #include "partrain/parallel/dp/gradient_reducer.hpp"
+#include "partrain/parallel/state.hpp"
 #include "partrain/parallel/tp/mappings.hpp"
 #include "partrain/parallel/trainer.hpp"
 
@@ -33,6 +34,10 @@ class DataParallelTrainer : public Trainer<T> {
   NamedFigures summary(const RunMedians& m) override;
   NamedStrings attributes() const override;
   std::array<double, 3> predicted_state_bytes() const override;
+  bool checkpoints() const override { return true; }
+  std::vector<io::TensorPart> state_parts(bool writer) override;
+  void restore_state(const std::vector<io::TensorPart>& parts, std::int64_t steps) override;
+  std::int64_t optimizer_steps() const override { return opt_.steps_taken(); }
 
   const GradientBuckets& buckets() const { return reducer_.buckets(); }
   std::int64_t local_samples() const { return local_; }
@@ -52,6 +57,7 @@ class DataParallelTrainer : public Trainer<T> {
   typename models::Model<T>::Workspace ws_;
   GradientReducer<T> reducer_;
   coll::Counters counters_;  ///< training traffic (frozen before the t_pure replay)
+  std::unique_ptr<StateIo<T>> state_;
   double pure_s_ = 0;
   std::int64_t steps_ = 0, tp_block_bytes_ = 0, dp_bytes_sent_ = 0;
 };

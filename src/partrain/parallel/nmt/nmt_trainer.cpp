@@ -213,6 +213,25 @@ NamedStrings NmtTrainer<T>::attributes() const {
           {"nmt_layout", pl_.describe()}};
 }
 
+template <class T>
+std::vector<io::TensorPart> NmtTrainer<T>::state_parts(bool writer) {
+  if (!state_) {  // every tensor (or vocabulary shard) is on one rank of a replica: the first replica writes
+    state_ = std::make_unique<StateIo<T>>();
+    const auto& ps = stage_->params();
+    state_->add("params", ps, ps.params(), replica_ == 0);
+    if (opt_state_->m().size()) state_->add("optim/m", ps, opt_state_->m(), replica_ == 0);
+    if (opt_state_->v().size()) state_->add("optim/v", ps, opt_state_->v(), replica_ == 0);
+  }
+  return state_->parts(writer);
+}
+
+template <class T>
+void NmtTrainer<T>::restore_state(const std::vector<io::TensorPart>& parts, std::int64_t steps) {
+  state_parts(false);
+  state_->restore(parts);
+  opt_state_->set_steps(steps);
+}
+
 template class NmtTrainer<float>;
 template class NmtTrainer<double>;
 

@@ -11,6 +11,7 @@
 #include "partrain/models/optimizer.hpp"
 #include "partrain/parallel/dp/gradient_reducer.hpp"
 #include "partrain/parallel/nmt/executor.hpp"
+#include "partrain/parallel/state.hpp"
 #include "partrain/parallel/trainer.hpp"
 
 namespace partrain::parallel::nmt {
@@ -41,6 +42,10 @@ class NmtTrainer : public Trainer<T> {
   std::vector<io::ExtraDataset> datasets() override;
   NamedStrings attributes() const override;
   std::vector<std::string> summary_lines() const override;
+  bool checkpoints() const override { return true; }
+  std::vector<io::TensorPart> state_parts(bool writer) override;
+  void restore_state(const std::vector<io::TensorPart>& parts, std::int64_t steps) override;
+  std::int64_t optimizer_steps() const override { return opt_state_->steps_taken(); }
 
  private:
   models::NmtConfig cfg_;
@@ -60,6 +65,7 @@ class NmtTrainer : public Trainer<T> {
   std::vector<double> idle_f_, idle_b_, fwd_, bwd_, compute_;  ///< per step, this rank
   double model_idle_share_ = 0;
   std::vector<double> rank_idle_share_;  ///< gathered at the end: per rank, median idle / step
+  std::unique_ptr<StateIo<T>> state_;
 };
 
 extern template class NmtTrainer<float>;

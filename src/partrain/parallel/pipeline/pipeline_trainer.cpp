@@ -391,6 +391,36 @@ std::array<double, 3> PipelineTrainer<T>::predicted_state_bytes() const {
   return {psi, psi, opt};
 }
 
+template <class T>
+std::vector<io::TensorPart> PipelineTrainer<T>::state_parts(bool writer) {
+  if (!state_) {
+    // The first replica writes; in a tensor-parallel group its first rank writes the tensors every rank holds; the
+    // tied copy on the last stage is read but not written (the first stage writes the tensor).
+    state_ = std::make_unique<StateIo<T>>();
+    const bool first_replica = grid_.dp().rank() == 0, first_of_group = !tp_ || tp_->rank() == 0;
+    for (std::size_t c = 0; c < chunks_.size(); ++c) {
+      const auto& ps = chunks_[c]->params();
+      const auto& copies = chunks_[c]->tied_copies();
+      auto keep = [&ps, &copies, first_of_group](const std::string& name) {
+        if (std::find(copies.begin(), copies.end(), name) != copies.end()) return false;
+        return ps.info(name).shard.sharded() || first_of_group;
+      };
+      auto& opt = *optimizers_[c];
+      state_->add("params", ps, ps.params(), first_replica, 0, 1, keep);
+      if (opt.m().size()) state_->add("optim/m", ps, opt.m(), first_replica, 0, 1, keep);
+      if (opt.v().size()) state_->add("optim/v", ps, opt.v(), first_replica, 0, 1, keep);
+    }
+  }
+  return state_->parts(writer);
+}
+
+template <class T>
+void PipelineTrainer<T>::restore_state(const std::vector<io::TensorPart>& parts, std::int64_t steps) {
+  state_parts(false);
+  state_->restore(parts);
+  for (auto& o : optimizers_) o->set_steps(steps);
+}
+
 template class PipelineTrainer<float>;
 template class PipelineTrainer<double>;
 

@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "partrain/collectives/process_grid.hpp"
+#include "partrain/parallel/state.hpp"
 #include "partrain/models/model_config.hpp"
 #include "partrain/parallel/pipeline/executor.hpp"
 #include "partrain/parallel/tp/mappings.hpp"
@@ -53,6 +54,10 @@ class PipelineTrainer : public Trainer<T> {
   std::vector<io::ExtraDataset> datasets() override;
   NamedStrings attributes() const override;
   std::array<double, 3> predicted_state_bytes() const override;
+  bool checkpoints() const override { return true; }
+  std::vector<io::TensorPart> state_parts(bool writer) override;
+  void restore_state(const std::vector<io::TensorPart>& parts, std::int64_t steps) override;
+  std::int64_t optimizer_steps() const override { return optimizers_.empty() ? 0 : optimizers_[0]->steps_taken(); }
 
   int stage() const { return stage_; }
   const std::vector<std::unique_ptr<ModelChunk<T>>>& chunks() const { return chunks_; }
@@ -85,6 +90,7 @@ class PipelineTrainer : public Trainer<T> {
   double pure_s_ = 0, my_bubble_fraction_ = 0;
   std::vector<double> bubble_s_, span_s_;  ///< per step
   coll::Counters counters_;
+  std::unique_ptr<StateIo<T>> state_;
 };
 
 extern template class PipelineTrainer<float>;

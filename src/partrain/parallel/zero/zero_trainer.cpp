@@ -702,6 +702,68 @@ NamedStrings ZeroTrainer<T>::attributes() const {
           {"algorithm", coll::name(opts_.algo)}};
 }
 
+template <class T>
+std::vector<io::TensorPart> ZeroTrainer<T>::state_parts(bool writer) {
+  if (!state_) {
+    // Each rank writes its blocks (at stage 0 every rank holds everything: the first writes); at stages 0–2 every
+    // rank reads the whole parameters back, and its blocks of the optimizer state (at stage 3 of the parameters too).
+    state_ = std::make_unique<StateIo<T>>();
+    const auto& ps = model_.params();
+    const int st = opts_.stage;
+    const bool writes = st > 0 || dp_.rank() == 0;
+    using R = typename StateIo<T>::Range;
+    std::vector<R> full, shard;
+    for (std::size_t u = 0; u < layout_.units().size(); ++u) {
+      const std::int64_t b = layout_.block_begin(u), n = layout_.block_size(u);
+      full.push_back({b, b + n, b});
+      shard.push_back({b, b + n, layout_.shard_offset(u)});
+    }
+    const int pslab = state_slabs_;
+    auto file_io = [this](int slab) {
+      return std::make_pair(
+          std::function<void(std::int64_t, std::int64_t, T*)>(
+              [this, slab](std::int64_t off, std::int64_t n, T* out) { file_->read(slab, off, n, out); }),
+          std::function<void(std::int64_t, std::int64_t, const T*)>(
+              [this, slab](std::int64_t off, std::int64_t n, const T* in) { file_->write(slab, off, n, in); }));
+    };
+    if (st < 3) {
+      state_->add("params", ps, ps.params(), false);
+      state_->add_ranges("params", ps, ps.params(), full, writes, false);
+    } else if (file_) {
+      auto [get, set] = file_io(pslab);
+      state_->add_ranges_io("params", ps, shard, true, get, set);
+    } else {
+      state_->add_ranges("params", ps, param_shard_, shard, true);
+    }
+    const char* groups[] = {"optim/m", "optim/v"};
+    for (int g = 0; g < state_slabs_; ++g) {
+      if (opt_) state_->add_ranges(groups[g], ps, g == 0 ? opt_->m() : opt_->v(), shard, writes);
+      else if (host_opt_) state_->add_ranges(groups[g], ps, g == 0 ? host_opt_->m() : host_opt_->v(), shard, writes);
+      else if (file_) {
+        auto [get, set] = file_io(g);
+        state_->add_ranges_io(groups[g], ps, shard, writes, get, set);
+      }
+    }
+  }
+  return state_->parts(writer);
+}
+
+template <class T>
+void ZeroTrainer<T>::restore_state(const std::vector<io::TensorPart>& parts, std::int64_t steps) {
+  state_parts(false);
+  state_->restore(parts);
+  if (opt_) opt_->set_steps(steps);
+  if (host_opt_) host_opt_->set_steps(steps);
+  file_steps_ = steps;
+}
+
+template <class T>
+std::int64_t ZeroTrainer<T>::optimizer_steps() const {
+  if (opt_) return opt_->steps_taken();
+  if (host_opt_) return host_opt_->steps_taken();
+  return file_steps_;
+}
+
 template class ZeroTrainer<float>;
 template class ZeroTrainer<double>;
 

@@ -26,6 +26,7 @@
 #include "partrain/collectives/mpi_communicator.hpp"
 #include "partrain/models/trainer.hpp"
 #include "partrain/parallel/dp/gradient_reducer.hpp"
+#include "partrain/parallel/state.hpp"
 #include "partrain/parallel/trainer.hpp"
 #include "partrain/parallel/zero/offload_file.hpp"
 #include "partrain/parallel/zero/shards.hpp"
@@ -65,6 +66,10 @@ class ZeroTrainer : public Trainer<T> {
   NamedStrings attributes() const override;
   std::array<double, 3> predicted_state_bytes() const override;
   std::vector<std::string> summary_lines() const override;
+  bool checkpoints() const override { return true; }
+  std::vector<io::TensorPart> state_parts(bool writer) override;
+  void restore_state(const std::vector<io::TensorPart>& parts, std::int64_t steps) override;
+  std::int64_t optimizer_steps() const override;
 
   const ShardLayout& layout() const { return layout_; }
   /// The ZeRO paper's bytes per rank of parameters, gradients and optimizer state for this stage (fp32, Adam).
@@ -131,6 +136,7 @@ class ZeroTrainer : public Trainer<T> {
   std::pair<double, double> dir_rate_{0, 0};
   std::int64_t steps_ = 0;
   coll::Counters counters_;
+  std::unique_ptr<StateIo<T>> state_;
 };
 
 extern template class ZeroTrainer<float>;

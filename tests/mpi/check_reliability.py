@@ -1,0 +1,160 @@
+#!/usr/bin/python3
+"""Checkpoints, the watchdog and the stop signals of every training mini-app (README, "Checkpoints, the watchdog,
+fault injection"):
+
+  resume APP NP DECK [--set ...]   a run killed (kill -9 via --inject) after its checkpoints and relaunched with
+                                   --resume ends with the loss, parameters and gradients of an uninterrupted run, bit
+                                   for bit; a truncated newest checkpoint is reported, skipped, and the result is the same
+  universal                        checkpoints written at one layout resume at another (dp 2 → partrain-ref, tp 2 →
+                                   dp 2, pp 2 → pp 1, ZeRO stage 3 → stage 0) and continue as the reference (1e-4)
+  signal                           SIGUSR1 mid-run: the step finishes, a checkpoint and a result file marked incomplete
+                                   are written, exit code 3; --resume finishes with the uninterrupted run's loss
+  watchdog                         a rank that stalls (--inject stall) ends the job within --timeout with one line
+                                   naming what the other rank waited for, exit code 124 — no hang
+
+    check_reliability.py MPIEXEC BUILD_MINIAPPS INPUTS CASE [ARGS ...]
+"""
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+
+import h5py
+import numpy as np
+
+mpiexec, bindir, inputs, case = sys.argv[1:5]
+rest = sys.argv[5:]
+tmp = tempfile.mkdtemp(prefix="check_rel_")
+bad = []
+
+
+def check(cond, what):
+    if not cond:
+        bad.append(what)
+        print("FAILED:", what, flush=True)
+
+
+def run(np_, app, args, timeout=240):
+    return subprocess.run([mpiexec, "-n", str(np_), os.path.join(bindir, app)] + args, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def same_dump(a, b, what):
+    with h5py.File(a) as x, h5py.File(b) as y:
+        check(x["loss"][()] == y["loss"][()], f"{what}: loss {x['loss'][()]} vs {y['loss'][()]}")
+        for g in ("params", "grads"):
+            for k in y[g]:
+                check(np.array_equal(x[g][k][()], y[g][k][()]), f"{what}: {g}/{k} not bit-identical")
+
+
+def ref_deck(app, args):
+    res = tomllib.loads(subprocess.run([os.path.join(bindir, app)] + args + ["--print-deck"], check=True,
+                                       capture_output=True, text=True).stdout)
+
+    def toml(t, p=""):
+        out = []
+        for k, v in t.items():
+            out += toml(v, p + k + ".") if isinstance(v, dict) else [f'"{p}{k}" = ' + (f'"{v}"' if isinstance(v, str) else str(v).lower())]
+        return out
+    path = os.path.join(tmp, "ref.toml")
+    with open(path, "w") as f:
+        f.write("\n".join(toml({k: res[k] for k in ("model", "data", "train")})) + "\n")
+    return path
+
+
+if case == "resume":
+    app, np_, deck = rest[0], int(rest[1]), rest[2]
+    args = ["-i", os.path.join(inputs, deck), "--set", "train.steps=8"] + rest[3:]
+    ck = os.path.join(tmp, "ck")
+    r = run(np_, app, args + ["--dump-state", os.path.join(tmp, "u.h5")])
+    check(r.returncode == 0, f"uninterrupted run failed: {r.stderr[-1500:]}")
+    r = run(np_, app, args + ["--checkpoint-dir", ck, "--checkpoint-every", "2", "--inject", f"kill:rank={np_ - 1}:step=5"])
+    check(r.returncode != 0, "the killed run exited 0")
+    files = sorted(glob.glob(os.path.join(ck, "ckpt-*.h5")))
+    check([os.path.basename(f) for f in files] == ["ckpt-2.h5", "ckpt-4.h5"], f"checkpoints kept (--keep 2): {files}")
+    r = run(np_, app, args + ["--checkpoint-dir", ck, "--resume", "--dump-state", os.path.join(tmp, "r.h5")])
+    check(r.returncode == 0 and "# resume: " + os.path.join(ck, "ckpt-4.h5") in r.stdout, f"resume failed:\n{r.stdout[-1500:]}\n{r.stderr[-1500:]}")
+    same_dump(os.path.join(tmp, "r.h5"), os.path.join(tmp, "u.h5"), f"{app} resumed after kill -9")
+    # Relaunching without --resume refuses to overwrite; a truncated newest checkpoint is skipped.
+    r = run(np_, app, args + ["--checkpoint-dir", ck])
+    check(r.returncode == 2 and "holds checkpoints of an earlier run" in r.stderr, "earlier checkpoints not refused")
+    newest = max(glob.glob(os.path.join(ck, "ckpt-*.h5")), key=lambda p: int(p.rsplit("-", 1)[1][:-3]))
+    with open(newest, "r+b") as f:
+        f.truncate(os.path.getsize(newest) // 2)
+    r = run(np_, app, args + ["--checkpoint-dir", ck, "--resume", "--dump-state", os.path.join(tmp, "r2.h5")])
+    check(r.returncode == 0 and "skipped " + newest in r.stdout, f"the truncated checkpoint was not reported:\n{r.stdout[-1500:]}")
+    same_dump(os.path.join(tmp, "r2.h5"), os.path.join(tmp, "u.h5"), f"{app} resumed from the older checkpoint")
+
+elif case == "universal":
+    G = ["--set", "model.gpt.layers=2", "--set", "model.gpt.seq_len=32", "--set", "train.steps=8", "--set", "train.batch=8"]
+    rdeck = ref_deck("partrain-dp", ["-i", os.path.join(inputs, "dp_gpt_small.toml")] + G)
+    r = run(1, "partrain-ref", ["-i", rdeck, "--output", os.path.join(tmp, "ref.h5")])
+    ref = h5py.File(os.path.join(tmp, "ref.h5"))["steps/loss"][()]
+    for name, src, dst in [
+            ("dp 2 -> partrain-ref", (2, "partrain-dp", ["-i", os.path.join(inputs, "dp_gpt_small.toml")]), (1, "partrain-ref", ["-i", rdeck])),
+            ("tp 2 -> dp 2", (2, "partrain-tp", ["-i", os.path.join(inputs, "tp_gpt_small.toml")]), (2, "partrain-dp", ["-i", os.path.join(inputs, "dp_gpt_small.toml")])),
+            ("pp 2 -> pp 1", (2, "partrain-pp", ["-i", os.path.join(inputs, "pp_gpt_small.toml")]), (1, "partrain-pp", ["-i", os.path.join(inputs, "pp_gpt_small.toml"), "--set", "pp.degree=1"])),
+            ("ZeRO stage 3 -> stage 0", (2, "partrain-zero", ["-i", os.path.join(inputs, "zero_gpt_small.toml"), "--set", "zero.stage=3"]),
+             (2, "partrain-zero", ["-i", os.path.join(inputs, "zero_gpt_small.toml"), "--set", "zero.stage=0"]))]:
+        d = os.path.join(tmp, name.replace(" ", "_"))
+        r = run(src[0], src[1], src[2] + G + ["--checkpoint-dir", d, "--checkpoint-every", "4"])
+        check(r.returncode == 0, f"{name}: the writing run failed: {r.stderr[-1000:]}")
+        out = os.path.join(tmp, name.replace(" ", "_") + ".h5")
+        r = run(dst[0], dst[1], dst[2] + G + ["--resume", d, "--output", out])
+        check(r.returncode == 0 and "(step 4)" in r.stdout, f"{name}: resuming failed:\n{r.stdout[-1500:]}\n{r.stderr[-1500:]}")
+        if r.returncode == 0:
+            with h5py.File(out) as f:
+                loss = f["steps/loss"][()]
+                check(f.attrs["first_step"] == "4" and len(loss) == 4, f"{name}: first step {f.attrs['first_step']}, {len(loss)} steps")
+                e = np.max(np.abs(loss - ref[4:]) / ref[4:])
+                check(e <= 1e-4, f"{name}: losses after the resume differ from the reference's by {e:.2e}")
+
+elif case == "signal":
+    args = ["-i", os.path.join(inputs, "dp_mlp.toml"), "--set", "train.steps=20"]
+    ck = os.path.join(tmp, "ck")
+    run(2, "partrain-dp", args + ["--output", os.path.join(tmp, "u.h5")])
+    p = subprocess.Popen([mpiexec, "-n", "2", os.path.join(bindir, "partrain-dp")] + args +
+                         ["--checkpoint-dir", ck, "--inject", "slow:rank=0:step=0:ms=300", "--output", os.path.join(tmp, "s.h5")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(600):  # the ranks are training once the checkpoint directory exists
+        if os.path.isdir(ck) or p.poll() is not None:
+            break
+        time.sleep(0.1)
+    time.sleep(1.0)
+    # This run's ranks only (their command line starts with the executable; not mpiexec's, whose own handling of
+    # SIGUSR1 is not ours to test).
+    subprocess.run(["pkill", "-USR1", "-f", f"^{os.path.join(bindir, 'partrain-dp')} .*--checkpoint-dir {ck}"])
+    out, err = p.communicate(timeout=120)
+    check(p.returncode == 3 and "stopped by SIGUSR1" in out, f"exit code {p.returncode}, wanted 3:\n{out[-1500:]}\n{err[-1500:]}")
+    with h5py.File(os.path.join(tmp, "s.h5")) as f:
+        stop = int(f.attrs["stopped_before_step"])
+        check(f.attrs["complete"] == "false" and len(f["steps/loss"]) == stop - 1, "the result file is not marked incomplete")
+    check(os.path.exists(os.path.join(ck, f"ckpt-{stop - 1}.h5")), f"no checkpoint at the stop (step {stop - 1})")
+    r = run(2, "partrain-dp", args + ["--checkpoint-dir", ck, "--resume", "--output", os.path.join(tmp, "r.h5")])
+    with h5py.File(os.path.join(tmp, "r.h5")) as f, h5py.File(os.path.join(tmp, "u.h5")) as g:
+        check(f["steps/loss"][-1] == g["steps/loss"][-1] and f.attrs["complete"] == "true",
+              f"the resumed run ends at {f['steps/loss'][-1]}, the uninterrupted at {g['steps/loss'][-1]}")
+        check(len(f.attrs["attempts"].split(",")) == 2, f"attempts {f.attrs['attempts']}")
+
+elif case == "watchdog":
+    for app, np_, deck, extra in [("partrain-dp", 2, "dp_mlp.toml", []),
+                                  ("partrain-pp", 2, "pp_gpt_small.toml", ["--set", "model.gpt.layers=2", "--set", "model.gpt.seq_len=32"])]:
+        t0 = time.time()
+        r = run(np_, app, ["-i", os.path.join(inputs, deck), "--set", "train.steps=10", "--inject", "stall:rank=1:step=3",
+                           "--timeout", "3"] + extra, timeout=60)
+        took = time.time() - t0
+        lines = [l for l in (r.stdout + r.stderr).splitlines() if "watchdog" in l]
+        check(r.returncode == 124, f"{app}: exit code {r.returncode}, wanted 124")
+        check(len(lines) >= 1 and "in step 3" in lines[0] and "--timeout 3" in lines[0], f"{app}: watchdog line {lines}")
+        check(took < 30, f"{app}: took {took:.0f} s")
+else:
+    sys.exit(f"unknown case {case}")
+
+shutil.rmtree(tmp, ignore_errors=True)
+print("ok" if not bad else f"{len(bad)} failed")
+sys.exit(1 if bad else 0)

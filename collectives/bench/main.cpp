@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "harness.hpp"
+#include "partrain/collectives/wait.hpp"
 #include "partrain/core/cli.hpp"
 #include "partrain/core/error.hpp"
 #include "partrain/core/log.hpp"
@@ -104,12 +105,23 @@ int main(int argc, char** argv) {
     app.add_option("--chunk", o.chunk, "pipeline chunk of the ring algorithms")->capture_default_str();
     app.add_option("--output", o.output, "HDF5 result file");
     app.add_flag("--overwrite", o.overwrite, "replace an existing result file");
+    double timeout_s = 900;
+    app.add_option("--timeout", timeout_s,
+                   "watchdog: a wait longer than this many seconds ends the job with a line saying what hung (0: off)")
+        ->type_name("SECONDS")
+        ->capture_default_str();
     app.footer(kKokkosFooter);
     if (int rc = parse_command_line(app, argc, argv); rc >= 0) return rc;
     if (check != 0 && check != 1) input_error("--check", std::to_string(check), "must be 0 or 1");
     o.check = check != 0;
     bench::Plan plan = bench::make_plan(o);
     if (!o.output.empty()) io::check_output_path("--output", o.output, o.overwrite);
+    if (!(timeout_s >= 0)) {
+      char v[64];
+      std::snprintf(v, sizeof v, "%g", timeout_s);
+      input_error("--timeout", v, "must be >= 0 seconds (0 turns the watchdog off)");
+    }
+    coll::set_watchdog(timeout_s);
     if (o.pretend_node_size < 0)
       input_error("--pretend-node-size", std::to_string(o.pretend_node_size), "must be >= 0");
     rt.check_inputs();

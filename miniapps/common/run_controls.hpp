@@ -47,21 +47,7 @@ inline RunControls check_run_controls(const CommonOptions& opts, int world, bool
     input_error("--checkpoint-every", std::to_string(opts.checkpoint_every), "needs --checkpoint-dir");
   if (opts.resume && opts.resume_dir.empty()) input_error("--resume", "", "needs a directory (--resume DIR or --checkpoint-dir)");
   const std::string& dir = opts.checkpoint_dir;
-  if (!dir.empty()) {
-    struct stat st {};
-    if (stat(dir.c_str(), &st) == 0) {
-      if (!S_ISDIR(st.st_mode)) input_error("--checkpoint-dir", dir, "is not a directory");
-      if (access(dir.c_str(), W_OK) != 0) input_error("--checkpoint-dir", dir, "is not writable");
-      if (!opts.resume && !opts.overwrite && !io::checkpoint_files(dir).empty())
-        input_error("--checkpoint-dir", dir, "holds checkpoints of an earlier run: --resume continues it, --overwrite replaces them");
-    } else {
-      const auto slash = dir.find_last_of('/');
-      const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : dir.substr(0, slash);
-      if (stat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-        input_error("--checkpoint-dir", dir, "cannot be created: " + parent + " is not a directory");
-      if (access(parent.c_str(), W_OK) != 0) input_error("--checkpoint-dir", dir, "cannot be created: " + parent + " is not writable");
-    }
-  }
+  if (!dir.empty()) io::check_checkpoint_dir("--checkpoint-dir", dir, dir, opts.resume, opts.overwrite);
   if (opts.resume && opts.resume_dir != dir) {
     struct stat st {};
     if (stat(opts.resume_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))

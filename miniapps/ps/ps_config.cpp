@@ -1,6 +1,5 @@
 #include "ps_config.hpp"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "partrain/core/error.hpp"
@@ -112,18 +111,8 @@ Config read_config(const Deck& d, int world, const std::vector<std::string>& inj
   if (o.checkpoint_every > 0 && o.checkpoint_dir.empty())
     input_error("ps.checkpoint_every", std::to_string(o.checkpoint_every), "needs ps.checkpoint_dir");
   if (resume && o.checkpoint_dir.empty()) input_error("--resume", "", "needs ps.checkpoint_dir (where the checkpoints are)");
-  if (!o.checkpoint_dir.empty()) {
-    struct stat st {};
-    if (stat(o.checkpoint_dir.c_str(), &st) == 0) {
-      if (!S_ISDIR(st.st_mode)) input_error("ps.checkpoint_dir", quoted(o.checkpoint_dir), "is not a directory");
-      if (access(o.checkpoint_dir.c_str(), W_OK) != 0) input_error("ps.checkpoint_dir", quoted(o.checkpoint_dir), "is not writable");
-      if (!resume && !overwrite && !io::checkpoint_files(o.checkpoint_dir).empty())
-        input_error("ps.checkpoint_dir", quoted(o.checkpoint_dir),
-                    "holds checkpoints of an earlier run: --resume continues it, --overwrite replaces them");
-    } else if (resume) {
-      input_error("ps.checkpoint_dir", quoted(o.checkpoint_dir), "does not exist (nothing to resume)");
-    }
-  }
+  if (!o.checkpoint_dir.empty())
+    io::check_checkpoint_dir("ps.checkpoint_dir", quoted(o.checkpoint_dir), o.checkpoint_dir, resume, overwrite);
   return c;
 }
 

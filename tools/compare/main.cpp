@@ -133,8 +133,8 @@ int run(int argc, char** argv) {
   std::vector<std::string> args;
   bool csv = false, markdown = false;
   app.add_option("sources", args, "result files or directories; the first is the baseline")->required();
-  app.add_flag("--csv", csv, "comma-separated output (one line per row and source)");
-  app.add_flag("--markdown", markdown, "a markdown table");
+  auto* csv_flag = app.add_flag("--csv", csv, "comma-separated output (one line per row and source)");
+  app.add_flag("--markdown", markdown, "a markdown table")->excludes(csv_flag);
   if (int rc = parse_command_line(app, argc, argv); rc >= 0) return rc;
   std::vector<Source> sources;
   for (const auto& a : args) {

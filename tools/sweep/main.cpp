@@ -22,6 +22,7 @@
 
 #include "partrain/core/cli.hpp"
 #include "partrain/core/error.hpp"
+#include "partrain/core/paths.hpp"
 #include "sweep.hpp"
 
 namespace {
@@ -46,11 +47,13 @@ std::string parent(const std::string& p) {
 }
 
 /// mkdir -p: every missing directory of an absolute path.
-void make_dirs(const std::string& key, const std::string& p) {
+void make_dirs(const std::string& key, const std::string& shown, const std::string& p) {
   for (std::size_t i = 1; i <= p.size(); ++i) {
     if (i != p.size() && p[i] != '/') continue;
     const std::string part = p.substr(0, i);
-    if (mkdir(part.c_str(), 0755) != 0 && !exists(part)) input_error(key, p, "cannot create the directory " + part);
+    struct stat st {};
+    if (mkdir(part.c_str(), 0755) != 0 && (stat(part.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)))
+      input_error(key, shown, exists(part) ? part + " is not a directory" : "cannot create the directory " + part);
   }
 }
 
@@ -149,8 +152,10 @@ int run(int argc, char** argv) {
       if (exists(dir + "/results/" + p.name + ".h5"))
         input_error("--out", out, "already holds " + p.name + ".h5 (--resume continues the sweep, --overwrite replaces it)");
   }
-  for (const char* sub : {"/jobs", "/results", "/logs"}) make_dirs("--out", dir + sub);
-  if (s.requeue) make_dirs("--out", dir + "/checkpoints");
+  for (const char* sub : {"/jobs", "/results", "/logs"}) make_dirs("--out", out, dir + sub);
+  if (s.requeue) make_dirs("--out", out, dir + "/checkpoints");
+  if (const auto why = directory_unwritable(dir + "/results"); !why.empty())
+    input_error("--out", out, "is not writable (" + why + ")");
   std::vector<std::string> scripts;
   std::vector<bool> todo;
   const auto earlier_jobs = resume ? read_jobs(dir + "/jobs.tsv") : std::map<std::string, std::string>{};

@@ -1,5 +1,6 @@
 #include "sweep.hpp"
 
+#include <sys/stat.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@ namespace {
 std::string node_text(const toml::node& n) {
   std::ostringstream os;
   if (auto s = n.as_string()) return "\"" + s->get() + "\"";
+  if (n.is_table()) return "{...}";  // one line: a table's TOML spans several
   n.visit([&](auto&& x) { os << x; });
   return os.str();
 }
@@ -106,6 +108,8 @@ std::string format_number(double v) {
 }  // namespace
 
 Sweep load_sweep(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) input_error("sweep file", path, "is a directory, not a sweep file");
   std::ifstream in(path);
   if (!in) input_error("sweep file", path, "cannot read it");
   toml::table root;

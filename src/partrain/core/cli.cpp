@@ -18,9 +18,8 @@ void add_common_options(CLI::App& app, CommonOptions& opts) {
   app.add_flag("--print-deck", opts.print_deck, "print the resolved deck as TOML and exit");
   app.add_option("--checkpoint-dir", opts.checkpoint_dir, "directory of the checkpoints (ckpt-<step>.h5)")->type_name("DIR");
   app.add_option("--checkpoint-every", opts.checkpoint_every, "write a checkpoint every N steps (0: never)")
-      ->type_name("N")
-      ->check(CLI::NonNegativeNumber);
-  app.add_option("--keep", opts.keep, "newest checkpoints kept (default 2)")->type_name("K")->check(CLI::PositiveNumber);
+      ->type_name("N");
+  app.add_option("--keep", opts.keep, "newest checkpoints kept (default 2)")->type_name("K");
   opts.resume_option = app.add_option("--resume", opts.resume_dir,
                                       "continue from the newest valid checkpoint of DIR (default: --checkpoint-dir)")
                            ->expected(0, 1)
@@ -31,8 +30,7 @@ void add_common_options(CLI::App& app, CommonOptions& opts) {
       ->type_name("KIND:rank=R:step=K[:ms=D]");
   app.add_option("--timeout", opts.timeout_s,
                  "watchdog: a wait longer than this many seconds ends the job with a line saying what hung (0: off)")
-      ->type_name("SECONDS")
-      ->check(CLI::NonNegativeNumber);
+      ->type_name("SECONDS");
   app.footer(kKokkosFooter);
 }
 
@@ -40,6 +38,17 @@ void finish_common_options(CommonOptions& opts) {
   opts.resume = opts.resume_option && opts.resume_option->count() > 0;
   if (opts.resume && opts.resume_dir.empty()) opts.resume_dir = opts.checkpoint_dir;
 }
+
+namespace {
+/// The command line is the same on every rank: one rank says what is wrong; 2, the exit code of bad input.
+int say_error(const std::string& app, const std::string& what) {
+  if (world_rank_or_minus_one() <= 0) {
+    std::fprintf(stderr, "%s: error: %s\n", app.c_str(), what.c_str());
+    std::fflush(stderr);
+  }
+  return 2;
+}
+}  // namespace
 
 int parse_command_line(CLI::App& app, int argc, char** argv, CommonOptions* opts) {
   const std::string name = app.get_name();
@@ -56,14 +65,19 @@ int parse_command_line(CLI::App& app, int argc, char** argv, CommonOptions* opts
     log0(v.what());
     return 0;
   } catch (const CLI::ParseError& e) {
-    // the command line is the same on every rank: one rank says what is wrong
-    if (world_rank_or_minus_one() <= 0) {
-      std::fprintf(stderr, "%s: error: %s\n", name.c_str(), e.what());
-      std::fflush(stderr);
-    }
-    return 2;
+    return say_error(name, e.what());
   }
-  if (opts) finish_common_options(*opts);
+  if (opts) {
+    if (opts->checkpoint_every < 0)
+      return say_error(name, "--checkpoint-every = " + std::to_string(opts->checkpoint_every) + ": must be >= 0 (0: never)");
+    if (opts->keep < 1) return say_error(name, "--keep = " + std::to_string(opts->keep) + ": must be >= 1");
+    if (!(opts->timeout_s >= 0)) {
+      char v[64];
+      std::snprintf(v, sizeof v, "%g", opts->timeout_s);
+      return say_error(name, std::string("--timeout = ") + v + ": must be >= 0 seconds (0 turns the watchdog off)");
+    }
+    finish_common_options(*opts);
+  }
   return -1;
 }
 

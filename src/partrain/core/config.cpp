@@ -1,5 +1,6 @@
 #include "partrain/core/config.hpp"
 
+#include <sys/stat.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -206,6 +207,8 @@ void Deck::assign(Entry& e, const Value& v, Source source) {
 }
 
 void Deck::load_file(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) input_error("--input", path, "is a directory, not an input deck");
   std::ifstream in(path);
   if (!in) input_error("--input", path, "cannot read the input deck");
   std::stringstream ss;

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <hdf5.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 
 #include "partrain/collectives/wait.hpp"
 #include "partrain/core/error.hpp"
+#include "partrain/core/paths.hpp"
 
 namespace partrain::io {
 namespace {
@@ -240,6 +242,24 @@ void read_checkpoint(MPI_Comm comm, const std::string& path, std::vector<TensorP
     PARTRAIN_H5_CHECK(H5Dread(ds, H5T_NATIVE_DOUBLE, mspace, fspace, dxpl, p.values.data()));
   }
   H5Fclose(file);
+}
+
+void check_checkpoint_dir(const std::string& key, const std::string& value, const std::string& dir, bool resume,
+                          bool overwrite) {
+  struct stat st {};
+  if (stat(dir.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) input_error(key, value, "is not a directory");
+    if (const auto why = directory_unwritable(dir); !why.empty()) input_error(key, value, "is not writable (" + why + ")");
+    if (!resume && !overwrite && !checkpoint_files(dir).empty())
+      input_error(key, value, "holds checkpoints of an earlier run: --resume continues it, --overwrite replaces them");
+    return;
+  }
+  const auto slash = dir.find_last_of('/');
+  const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : dir.substr(0, slash);
+  if (stat(parent.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    input_error(key, value, "cannot be created: " + parent + " is not a directory");
+  if (const auto why = directory_unwritable(parent); !why.empty())
+    input_error(key, value, "cannot be created: " + parent + " is not writable (" + why + ")");
 }
 
 std::vector<std::string> checkpoint_files(const std::string& dir) {

@@ -50,6 +50,11 @@ void write_checkpoint(MPI_Comm comm, const std::string& path, const CheckpointMe
 /// Reads, collectively, the parts each rank asks for (start/count set, values filled) and the metadata.
 void read_checkpoint(MPI_Comm comm, const std::string& path, std::vector<TensorPart>& parts, CheckpointMeta* meta);
 
+/// Start-up check of a checkpoint directory, an InputError naming `key` (shown with `value`): it is a directory one
+/// can write into, or can be created in a writable one; it holds no checkpoints unless this run resumes or may
+/// overwrite them. A directory that does not exist yet is fine for --resume (a requeued job's first attempt).
+void check_checkpoint_dir(const std::string& key, const std::string& value, const std::string& dir, bool resume,
+                          bool overwrite);
 /// The checkpoint files of `dir`, newest step first.
 std::vector<std::string> checkpoint_files(const std::string& dir);
 /// Collective: the newest checkpoint in `dir` that opens, has the schema and every tensor's checksum right; the

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "partrain/core/error.hpp"
+#include "partrain/core/paths.hpp"
 
 namespace partrain::io {
 
@@ -15,11 +16,12 @@ void check_output_path(const std::string& key, const std::string& path, bool ove
   const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
   struct stat st {};
   if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) input_error(key, path, "directory " + dir + " does not exist");
-  if (access(dir.c_str(), W_OK) != 0) input_error(key, path, "directory " + dir + " is not writable");
   if (stat(path.c_str(), &st) == 0) {
     if (S_ISDIR(st.st_mode)) input_error(key, path, "is a directory");
     if (!overwrite) input_error(key, path, "file exists (pass --overwrite to replace it)");
   }
+  if (const auto why = directory_unwritable(dir); !why.empty())
+    input_error(key, path, "directory " + dir + " is not writable (" + why + ")");
 }
 
 template <>

@@ -10,8 +10,8 @@
 
 namespace partrain::io {
 
-/// Rejects, with an InputError naming `key`, a path whose directory does not exist or which exists already
-/// (unless overwrite). Call at start-up, before any work.
+/// Rejects, with an InputError naming `key`, a path whose directory does not exist or cannot be written, or which
+/// exists already (unless overwrite). Call at start-up, before any work.
 void check_output_path(const std::string& key, const std::string& path, bool overwrite);
 
 template <class T>

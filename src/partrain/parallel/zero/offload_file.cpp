@@ -12,6 +12,7 @@
 
 #include "partrain/core/error.hpp"
 #include "partrain/core/memory.hpp"
+#include "partrain/core/paths.hpp"
 #include "partrain/core/timer.hpp"
 
 namespace partrain::parallel::zero {
@@ -27,11 +28,8 @@ void OffloadFile<T>::check_directory(const std::string& key, const std::string& 
   if (dir.empty()) input_error(key, "\"\"", "an offload directory is needed for zero.offload = \"file\"");
   if (stat(dir.c_str(), &st) != 0) input_error(key, "\"" + dir + "\"", "does not exist");
   if (!S_ISDIR(st.st_mode)) input_error(key, "\"" + dir + "\"", "is not a directory");
-  const std::string probe = dir + "/.partrain-probe-" + std::to_string(getpid());
-  const int fd = open(probe.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0600);
-  if (fd < 0) input_error(key, "\"" + dir + "\"", std::string("is not writable (") + std::strerror(errno) + ")");
-  close(fd);
-  unlink(probe.c_str());
+  if (const auto why = directory_unwritable(dir); !why.empty())
+    input_error(key, "\"" + dir + "\"", "is not writable (" + why + ")");
   struct statvfs vfs {};
   if (statvfs(dir.c_str(), &vfs) == 0) {
     const std::int64_t free_bytes = std::int64_t(vfs.f_bavail) * std::int64_t(vfs.f_frsize);

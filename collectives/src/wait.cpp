@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "partrain/core/error.hpp"
 
@@ -47,7 +48,11 @@ void watchdog_check(double since, const char* what, int peer) {
   int rank = -1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   char peer_text[48] = "";
-  if (peer >= 0) std::snprintf(peer_text, sizeof peer_text, " from/to rank %d", peer);
+  if (peer >= 0) {
+    const std::string w = what;
+    const char* dir = w.find("send") != std::string::npos ? "to" : w.find("recv") != std::string::npos ? "from" : "with";
+    std::snprintf(peer_text, sizeof peer_text, " %s rank %d", dir, peer);
+  }
   char step_text[48] = "";
   if (g_watchdog_step >= 0) std::snprintf(step_text, sizeof step_text, " in step %lld", (long long)g_watchdog_step);
   std::fprintf(stderr, "partrain: error: watchdog: rank %d waited %.0f s for %s%s%s (--timeout %g; 0 turns it off)\n",

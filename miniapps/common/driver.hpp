@@ -139,7 +139,7 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
       log0(line);
     };
     for (std::int64_t s = first_step; s < ts.steps; ++s) {
-      coll::set_watchdog_step(s);
+      coll::set_watchdog_step(s + 1);  // as the step lines count
       if (const int sig = stop_requested(su.world)) {  // SIGTERM / SIGUSR1 on some rank: stop here, resumable
         if (!dir.empty()) write_checkpoint(s);
         stopped_at = s;

@@ -150,7 +150,7 @@ elif case == "watchdog":
         took = time.time() - t0
         lines = [l for l in (r.stdout + r.stderr).splitlines() if "watchdog" in l]
         check(r.returncode == 124, f"{app}: exit code {r.returncode}, wanted 124")
-        check(len(lines) >= 1 and "in step 3" in lines[0] and "--timeout 3" in lines[0], f"{app}: watchdog line {lines}")
+        check(len(lines) >= 1 and "in step 4" in lines[0] and "--timeout 3" in lines[0], f"{app}: watchdog line {lines}")
         check(took < 30, f"{app}: took {took:.0f} s")
 else:
     sys.exit(f"unknown case {case}")

@@ -1,11 +1,13 @@
 #include "partrain/io/checkpoint.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 
@@ -36,6 +38,21 @@ std::uint64_t mix(std::uint64_t x) {  // splitmix64's finaliser
   x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
   x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
   return x ^ (x >> 31);
+}
+
+/// fsync of a file or directory: the checkpoint is on the disk before its name says it is complete, and the name
+/// after the rename — a node that crashes right after loses neither.
+bool durable(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY);
+  if (fd < 0) return false;
+  const bool ok = fsync(fd) == 0 || errno == EINVAL;  // EINVAL: a file system without fsync (nothing to wait for)
+  close(fd);
+  return ok;
+}
+
+std::string directory_of(const std::string& path) {
+  const auto slash = path.find_last_of('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
 }
 
 /// The contribution of element `flat` holding `v` (as stored: float or double bits) to its tensor's checksum; the
@@ -144,7 +161,7 @@ void write_checkpoint(MPI_Comm comm, const std::string& path, const CheckpointMe
   }
   MPI_Request req;
   PARTRAIN_MPI_CHECK(MPI_Iallreduce(sums.data(), total.data(), int(sums.size()), MPI_UINT64_T, MPI_SUM, comm, &req));
-  coll::wait(req);
+  coll::wait(req, MPI_STATUS_IGNORE, coll::wait_policy(), "the checkpoint's checksums");
   const hid_t file = open_parallel(comm, tmp, true);
   if (file < 0) throw RuntimeError("cannot create checkpoint " + tmp);
   bool ok = true;
@@ -190,9 +207,10 @@ void write_checkpoint(MPI_Comm comm, const std::string& path, const CheckpointMe
   coll::wait(req);
   if (rank == 0) {
     if (!agreed) std::remove(tmp.c_str());
-    else if (std::rename(tmp.c_str(), path.c_str()) != 0) agreed = 0;
+    else if (!durable(tmp) || std::rename(tmp.c_str(), path.c_str()) != 0 || !durable(directory_of(path))) agreed = 0;
   }
-  MPI_Bcast(&agreed, 1, MPI_INT, 0, comm);
+  PARTRAIN_MPI_CHECK(MPI_Ibcast(&agreed, 1, MPI_INT, 0, comm, &req));
+  coll::wait(req, MPI_STATUS_IGNORE, coll::wait_policy(), "the checkpoint's verdict");
   if (!agreed) throw RuntimeError("writing checkpoint " + path + " failed");
 }
 

@@ -59,7 +59,10 @@ inline RunControls check_run_controls(const CommonOptions& opts, int world, bool
 /// After check_inputs, collective over MPI_COMM_WORLD: the newest valid checkpoint of the resume directory (the ones
 /// skipped reported), checked against the model and the optimizer; "" when there is none (start at step 0 — what a
 /// requeued job wants). InputError naming --resume.
-inline std::string find_resume(const CommonOptions& opts, const models::ModelSpec& model, const models::TrainSpec& train) {
+/// `ps_mode`: "" for a lockstep trainer (a parameter server's checkpoint is refused), else the parameter-server mode
+/// the checkpoint must have been written in (partrain-nmt's asynchronous replicas: "asp").
+inline std::string find_resume(const CommonOptions& opts, const models::ModelSpec& model, const models::TrainSpec& train,
+                               const std::string& ps_mode = "") {
   if (!opts.resume) return "";
   std::vector<std::string> skipped;
   const std::string path = io::newest_valid_checkpoint(MPI_COMM_WORLD, opts.resume_dir, &skipped);
@@ -76,8 +79,13 @@ inline std::string find_resume(const CommonOptions& opts, const models::ModelSpe
   if (meta.strings.count("optimizer") && meta.strings["optimizer"] != train.optimizer.kind)
     input_error("--resume", path, "was written with train.optimizer = \"" + meta.strings["optimizer"] + "\", this run has \"" +
                                       train.optimizer.kind + "\"");
-  if (meta.strings.count("strategy") && meta.strings["strategy"] == "ps")
+  const bool of_ps = meta.strings.count("strategy") && meta.strings["strategy"] == "ps";
+  if (of_ps && ps_mode.empty())
     input_error("--resume", path, "is a parameter server's checkpoint (its optimizer state lives in the servers' update order)");
+  if (!ps_mode.empty() && !of_ps)
+    input_error("--resume", path, "was written by strategy " + meta.strings["strategy"] + ", not by parameter servers");
+  if (!ps_mode.empty() && meta.strings["ps_mode"] != ps_mode)
+    input_error("--resume", path, "was written with ps.mode = \"" + meta.strings["ps_mode"] + "\", this run has \"" + ps_mode + "\"");
   if (meta.step >= train.steps)
     input_error("--resume", path, "is at step " + std::to_string(meta.step) + ": nothing left of train.steps = " + std::to_string(train.steps));
   log0("# resume: " + path + " (step " + std::to_string(meta.step) + ")");

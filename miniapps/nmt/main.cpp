@@ -4,6 +4,8 @@
 //   mpiexec -n 2 partrain-nmt --input inputs/nmt_small.toml --set nmt.model_parallel=2 --output nmt.h5
 //   mpiexec -n 4 partrain-nmt --input inputs/nmt_small.toml --set nmt.model_parallel=2     # 2 replicas x 2
 //   mpiexec -n 5 partrain-nmt -i inputs/nmt_small.toml --set nmt.update=async --set nmt.model_parallel=2  # 1 server
+#include <sys/stat.h>
+
 #include "../common/driver.hpp"
 #include "nmt_config.hpp"
 
@@ -39,12 +41,40 @@ int main(int argc, char** argv) {
       log0(deck.to_toml());
       return 0;
     }
-    const auto cfg = nmt_app::read_config(deck, rt.size(), !opts.dump_state.empty());
+    auto cfg = nmt_app::read_config(deck, rt.size(), !opts.dump_state.empty());
     app::check_outputs(opts);
-    auto controls = app::check_run_controls(opts, rt.size(), cfg.update == "sync", "asynchronous replicas checkpoint through their parameter servers: use nmt.update = \"sync\"");
+    auto controls = app::check_run_controls(opts, rt.size(), true, "");
+    const bool async = cfg.update == "async";
+    if (async) {
+      // Faults go to the ranks partrain-ps runs: a server, or a replica's first rank (its worker), renumbered as
+      // the servers' and leaders' communicator numbers them; the other ranks of a replica follow their leader.
+      const int S = cfg.async.servers, k = cfg.nmt.model_parallel;
+      std::vector<int> ps_rank(std::size_t(rt.size()), -1);
+      for (int w = 0; w < rt.size(); ++w)
+        if (w < S || (w - S) % k == 0) ps_rank[std::size_t(w)] = w < S ? w : S + (w - S) / k;
+      for (const auto& f : controls.faults.faults())
+        if (ps_rank[std::size_t(f.rank)] < 0)
+          input_error("--inject", controls.faults.describe(),
+                      "rank " + std::to_string(f.rank) + " follows its replica's first rank " +
+                          std::to_string(f.rank - (f.rank - S) % k) +
+                          "; with nmt.update = \"async\" faults go to a server or a replica's first rank");
+      cfg.async.faults = controls.faults.renumbered(ps_rank);
+    }
     rt.check_inputs();
-    controls.resume_path = app::find_resume(opts, cfg.model, cfg.train);  // collective
+    // collective; the asynchronous replicas resume from their servers' (partrain-ps's) checkpoint
+    controls.resume_path = app::find_resume(opts, cfg.model, cfg.train, async ? "asp" : "");
     rt.inputs_done();
+    if (async) {  // the servers write the checkpoints: the shared flags become their options
+      cfg.async.checkpoint_every = int(opts.checkpoint_every);
+      cfg.async.checkpoint_dir = opts.checkpoint_dir.empty() ? opts.resume_dir : opts.checkpoint_dir;
+      cfg.async.checkpoint_keep = opts.keep;
+      cfg.async.overwrite = opts.overwrite;
+      cfg.async.resume_path = controls.resume_path;
+      if (rt.rank() == 0 && !opts.checkpoint_dir.empty()) {
+        mkdir(opts.checkpoint_dir.c_str(), 0777);
+        if (!opts.resume && opts.overwrite) io::prune_checkpoints(opts.checkpoint_dir, 0);
+      }
+    }
     log0("# partrain-nmt, " + std::to_string(rt.size()) + " ranks\n" + deck.table());
     const auto prov = io::collect_provenance(MPI_COMM_WORLD, argc, argv);
     coll::MpiCommunicator world(MPI_COMM_WORLD);

@@ -5,6 +5,8 @@ fault injection"):
   resume APP NP DECK [--set ...]   a run killed (kill -9 via --inject) after its checkpoints and relaunched with
                                    --resume ends with the loss, parameters and gradients of an uninterrupted run, bit
                                    for bit; a truncated newest checkpoint is reported, skipped, and the result is the same
+  nmt_async                        partrain-nmt's asynchronous replicas resume from their servers' checkpoint after a
+                                   replica's first rank is killed; a synchronous checkpoint and a follower fault refused
   universal                        checkpoints written at one layout resume at another (dp 2 → partrain-ref, tp 2 →
                                    dp 2, pp 2 → pp 1, ZeRO stage 3 → stage 0) and continue as the reference (1e-4)
   signal                           SIGUSR1 mid-run: the step finishes, a checkpoint and a result file marked incomplete
@@ -89,6 +91,38 @@ if case == "resume":
     r = run(np_, app, args + ["--checkpoint-dir", ck, "--resume", "--dump-state", os.path.join(tmp, "r2.h5")])
     check(r.returncode == 0 and "skipped " + newest in r.stdout, f"the truncated checkpoint was not reported:\n{r.stdout[-1500:]}")
     same_dump(os.path.join(tmp, "r2.h5"), os.path.join(tmp, "u.h5"), f"{app} resumed from the older checkpoint")
+
+elif case == "nmt_async":
+    # partrain-nmt's asynchronous replicas checkpoint through their servers (partrain-ps's format): a replica's first
+    # rank killed after a checkpoint, the relaunch resumes from it (not bit for bit: asp's update order is timing's);
+    # a synchronous run's checkpoint is refused, and a replica's other rank is not a fault target.
+    args = ["-i", os.path.join(inputs, "nmt_small.toml"), "--set", "nmt.update=async", "--set", "nmt.model_parallel=2",
+            "--set", "train.steps=12"]
+    ck = os.path.join(tmp, "ck")
+    r = run(5, "partrain-nmt", args + ["--checkpoint-dir", ck, "--checkpoint-every", "4", "--inject", "kill:rank=3:step=9"])
+    check(r.returncode != 0, "the killed run exited 0")
+    # which clocks the servers reached before the kill depends on the timing (the other replica may lag)
+    steps = sorted(int(os.path.basename(f)[5:-3]) for f in glob.glob(os.path.join(ck, "ckpt-*.h5")))
+    check(len(steps) >= 1 and set(steps) <= {4, 8}, f"checkpoints at steps {steps}")
+    newest = steps[-1] if steps else 0
+    out = os.path.join(tmp, "r.h5")
+    r = run(5, "partrain-nmt", args + ["--checkpoint-dir", ck, "--resume", "--output", out])
+    check(r.returncode == 0 and f"# resume: {ck}/ckpt-{newest}.h5" in r.stdout,
+          f"resume failed:\n{r.stdout[-1500:]}\n{r.stderr[-1500:]}")
+    if r.returncode == 0:
+        with h5py.File(out) as f:
+            check(f.attrs["first_step"] == str(newest) and f.attrs["resumed_from"].endswith(f"ckpt-{newest}.h5"),
+                  f"first_step {f.attrs['first_step']}, resumed_from {f.attrs.get('resumed_from')}")
+            loss = f["steps/loss"][()]
+            check(len(loss) == 12 - newest and np.all(np.isfinite(loss)), f"losses after the resume {loss}")
+    sync_ck = os.path.join(tmp, "sync_ck")
+    r = run(2, "partrain-nmt", ["-i", os.path.join(inputs, "nmt_small.toml"), "--set", "nmt.model_parallel=2",
+                                "--set", "train.steps=4", "--checkpoint-dir", sync_ck, "--checkpoint-every", "2"])
+    check(r.returncode == 0, f"synchronous run failed: {r.stderr[-800:]}")
+    r = run(5, "partrain-nmt", args + ["--resume", sync_ck])
+    check(r.returncode == 2 and "not by parameter servers" in r.stderr, f"a synchronous checkpoint accepted: {r.stderr[-800:]}")
+    r = run(5, "partrain-nmt", args + ["--inject", "kill:rank=4:step=2"])
+    check(r.returncode == 2 and "rank 4 follows its replica's first rank 3" in r.stderr, f"follower fault: {r.stderr[-800:]}")
 
 elif case == "universal":
     G = ["--set", "model.gpt.layers=2", "--set", "model.gpt.seq_len=32", "--set", "train.steps=8", "--set", "train.batch=8"]

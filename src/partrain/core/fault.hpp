@@ -35,6 +35,12 @@ class FaultPlan {
   double slow_ms(int rank, std::int64_t step) const;
   /// Sends SIGKILL to this process when the plan kills `rank` at `step`.
   void kill_if_planned(int rank, std::int64_t step) const;
+  /// The same plan on another numbering of the ranks: fault rank r becomes new_rank[r] (a sub-communicator's).
+  FaultPlan renumbered(const std::vector<int>& new_rank) const {
+    FaultPlan p = *this;
+    for (auto& f : p.faults_) f.rank = new_rank.at(std::size_t(f.rank));
+    return p;
+  }
   /// "stall:rank=1:step=5, slow:rank=2:step=0:ms=30"
   std::string describe() const;
 

@@ -89,6 +89,13 @@ NmtAsyncTrainer<T>::NmtAsyncTrainer(const models::NmtConfig& cfg, std::uint64_t 
     ps_opt_.mode = ps::Mode::Asp;
     ps_opt_.delay_buffer = async.delay_buffer;
     ps_opt_.heartbeat_timeout_s = async.heartbeat_timeout_s;
+    ps_opt_.checkpoint_every = async.checkpoint_every;
+    ps_opt_.checkpoint_dir = async.checkpoint_dir;
+    ps_opt_.checkpoint_keep = async.checkpoint_keep;
+    ps_opt_.overwrite = async.overwrite;
+    ps_opt_.resume = !async.resume_path.empty();
+    ps_opt_.resume_path = async.resume_path;
+    ps_opt_.faults = async.faults;
     if (replica_ >= 0) ps_model_ = std::make_unique<ReplicaModel>(cfg, *this);
     else ps_model_ = std::make_unique<models::Nmt<T>>(cfg);
     ps_ = std::make_unique<ps::PsTrainer<T>>(*ps_model_, seed, data, spec, *ps_comm_, ps_opt_, std::move(model_name),

@@ -13,6 +13,7 @@
 #include <array>
 #include <memory>
 
+#include "partrain/core/fault.hpp"
 #include "partrain/parallel/nmt/nmt_trainer.hpp"
 #include "partrain/parallel/ps/ps_trainer.hpp"
 
@@ -22,6 +23,13 @@ struct AsyncOptions {
   int servers = 1;
   int delay_buffer = 0;
   double heartbeat_timeout_s = 30.0;
+  // the servers' checkpoints (partrain-ps's; the shared --checkpoint-* flags and --resume)
+  int checkpoint_every = 0;
+  std::string checkpoint_dir;
+  int checkpoint_keep = 2;
+  bool overwrite = false;
+  std::string resume_path;  ///< the checkpoint to continue from (empty: start at step 0)
+  FaultPlan faults;         ///< --inject, numbered as the servers' and leaders' communicator numbers them
 };
 
 template <class T>

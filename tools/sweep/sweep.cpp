@@ -286,11 +286,15 @@ std::string render_job(const std::string& template_path, const Sweep& s, const P
   if (s.requeue && scheduler != "local") {
     // The mini-app stops on SIGUSR1 (SLURM, 60 s before the limit; forwarded to the ranks here when mpiexec launches
     // them) or SIGTERM, after writing a checkpoint, with exit code 3: the job then requeues itself and resumes.
-    std::string forward = srun ? "" : "trap 'pkill -USR1 -s 0 -f \"^" + binary + " \" || true' USR1\n";
+    // A mini-app that does not stop at a step boundary (partrain-ps: its servers run at their own pace) dies of the
+    // signal instead (exit 138 = 128 + SIGUSR1) and resumes from its last periodic checkpoint: requeued as well.
+    std::string forward = srun ? "" : "trap 'signalled=1; pkill -USR1 -s 0 -f \"^" + binary + " \" || true' USR1\n";
     const std::string requeue = scheduler == "slurm" ? "scontrol requeue \"$SLURM_JOB_ID\"" : "qrerun \"$PBS_JOBID\"";
-    launch = "set +e\n" + forward + launch + " &\npid=$!\n" +
+    launch = "set +e\nsignalled=0\n" + forward + launch + " &\npid=$!\n" +
              "while true; do wait \"$pid\"; rc=$?; kill -0 \"$pid\" 2>/dev/null || break; done\n" +
-             "if [ \"$rc\" -eq 3 ]; then echo \"stopped with a checkpoint: requeueing\"; " + requeue + "; fi\nexit \"$rc\"";
+             "if [ \"$rc\" -eq 3 ] || [ \"$rc\" -eq 138 ] || { [ \"$signalled\" -eq 1 ] && [ \"$rc\" -ne 0 ]; }; then\n" +
+             "  echo \"stopped (exit $rc) before the time limit: requeueing; the next attempt resumes from the checkpoint\"\n  " +
+             requeue + "\nfi\nexit \"$rc\"";
   }
   const std::map<std::string, std::string> values = {
       {"POINT", p.name},

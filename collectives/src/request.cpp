@@ -4,10 +4,16 @@
 
 namespace partrain::coll {
 
+void progress_mpi() {
+  int flag = 0;
+  MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
+}
+
 void Request::wait(WaitPolicy policy) {
   const double t0 = watchdog_now();
   for (unsigned i = 1; !test(); ++i) {
     if (policy == WaitPolicy::Yield) sched_yield();
+    if (i % 64 == 0) progress_mpi();
     if (i % 1024 == 0) watchdog_check(t0, what_, peer_);
   }
 }
@@ -23,6 +29,7 @@ void wait_all(std::vector<Request>& reqs, WaitPolicy policy) {
     }
     if (all) return;
     if (policy == WaitPolicy::Yield) sched_yield();
+    if (i % 64 == 0) progress_mpi();
     if (i % 1024 == 0 && open) watchdog_check(t0, open->what(), open->peer());
   }
 }

@@ -38,6 +38,12 @@ double watchdog_now();
 /// `what`: "allreduce", "recv", …; `peer`: the rank waited for, or -1 (a collective over its group).
 void watchdog_check(double since, const char* what, int peer);
 
+/// Drives MPI's progress engine once (an MPI_Iprobe): a wait on something MPI does not see (the shared-memory
+/// algorithms' flags) calls it now and then, so that this rank's nonblocking sends and receives — which a peer may be
+/// waiting for before it can join — keep moving. Without it, a rendezvous send posted before a shm collective
+/// stalls until the collective ends, and a peer that needs that message first never arrives: a deadlock.
+void progress_mpi();
+
 /// Waits for one request under the policy; `status` may be MPI_STATUS_IGNORE.
 void wait(MPI_Request& req, MPI_Status* status = MPI_STATUS_IGNORE, WaitPolicy policy = wait_policy(),
           const char* what = "an MPI request");

@@ -291,11 +291,12 @@ template <class T>
 void NmtExecutor<T>::wait_recv(int id, double& idle) {
   auto it = recvs_.find(id);
   if (it == recvs_.end()) return;
-  const double t0 = wall_time_s();
-  for (;;) {
+  const double t0 = wall_time_s(), since = coll::watchdog_now();
+  for (unsigned i = 1;; ++i) {
     if (it->second.test()) break;
     for (auto& s : sends_) s.test();
     if (coll::wait_policy() == coll::WaitPolicy::Yield) sched_yield();
+    if (i % 1024 == 0) coll::watchdog_check(since, it->second.what(), it->second.peer());
   }
   idle += wall_time_s() - t0;
   recvs_.erase(it);

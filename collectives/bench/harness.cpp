@@ -178,7 +178,7 @@ std::vector<Row> run(MpiCommunicator& comm, const Plan& p) {
   } send{send_view.data()}, recv{recv_view.data()};
   if (p.zero_copy)  // the buffer lives in a window shared by the node's ranks: the allreduce runs in one pass
     send.ptr = static_cast<char*>(comm.shared_buffer(bop->send_elems(max_count, n, r) * std::int64_t(es) + 64));
-  print_header(p, n);
+  if (!p.quiet) print_header(p, n);
   std::vector<Row> rows;
   for (const std::int64_t bytes : p.sizes) {
     const std::int64_t count = bop->count_for(bytes, es, n);
@@ -224,7 +224,7 @@ std::vector<Row> run(MpiCommunicator& comm, const Plan& p) {
       at_size.push_back(row);
     }
     for (const auto& row : at_size) {
-      log0(format_row(row, p.dt, vendor_busbw));
+      if (!p.quiet) log0(format_row(row, p.dt, vendor_busbw));
       rows.push_back(row);
     }
   }

@@ -30,6 +30,7 @@ struct Plan {
   double factor = 2;
   int iters = 20, warmup = 5;
   bool check = true, in_place = false, zero_copy = false;
+  bool quiet = false;  ///< no table (partrain-calibrate keeps the rows only)
   std::vector<std::int64_t> sizes;
 };
 

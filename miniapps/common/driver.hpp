@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
 
 #include "partrain/collectives/wait.hpp"
 #include "partrain/core/cli.hpp"
@@ -20,6 +21,7 @@
 #include "partrain/io/state_dump.hpp"
 #include "partrain/models/model_config.hpp"
 #include "partrain/parallel/trainer.hpp"
+#include "partrain/perf/inputs.hpp"
 #include "run_controls.hpp"
 
 namespace partrain::app {
@@ -240,6 +242,27 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
          format_bytes(predicted[0]) + "), grads " + format_bytes(double(mem.peak[1])) + " (" + format_bytes(predicted[1]) +
          "), optimizer " + format_bytes(double(mem.peak[2])) + " (" + format_bytes(predicted[2]) + ")");
   for (const auto& l : trainer.summary_lines()) log0(l);
+  // The performance model's step beside the measurement (--profile): the same deck, the profile's rates.
+  std::optional<perf::StepPrediction> pred;
+  std::string profile_name;
+  if (su.controls && su.controls->profile) {
+    const auto& prof = *su.controls->profile;
+    int hosts = 1;
+    for (char c : prov.hostnames) hosts += c == ',';
+    auto in = perf::step_inputs(toml::parse(deck.to_toml()), su.strategy, n, hosts > 1 ? n / hosts : 0, su.model, ts);
+    for (const auto& [k, v] : trainer.attributes())
+      if (k == "algorithm_resolved") in.algo = v;  // what the trainer's "auto" became
+    pred = perf::predict_step(in, prof);
+    profile_name = prof.name;
+    std::snprintf(line, sizeof line,
+                  "# predicted step %.2f ms (measured %.2f, %+.1f%%): compute %.2f, bubble %.2f, optimizer %.2f, "
+                  "exposed comm %.2f of %.2f ms [profile %s]",
+                  pred->step_s * 1e3, step_t[1] * 1e3, 100.0 * (pred->step_s / step_t[1] - 1),
+                  (pred->forward_s + pred->backward_s) * 1e3, pred->bubble_s * 1e3, pred->optimizer_s * 1e3,
+                  pred->comm_exposed_s * 1e3, pred->comm_pure_s * 1e3, prof.name.c_str());
+    log0(line);
+    if (!pred->note.empty()) log0("# prediction: " + pred->note);
+  }
   std::snprintf(line, sizeof line, "# self-check: %s (%s; loss %.4f -> %.4f)", pass ? "PASS" : "FAIL",
                 verdicts.c_str(), losses.empty() ? 0.0 : losses.front(), losses.empty() ? 0.0 : losses.back());
   log0(line);
@@ -298,6 +321,17 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
     if (std::isnan(figure("samples_per_s"))) info.summary.push_back({"samples_per_s", double(ts.global_batch) / step_t[1]});
     info.summary.push_back({"tokens_per_s", gpt ? throughput : 0.0});
     for (const auto& f : strategy_summary) info.summary.push_back(f);
+    if (pred) {
+      info.summary.push_back({"predicted_step_time_s", pred->step_s});
+      info.summary.push_back({"predicted_compute_s", pred->forward_s + pred->backward_s});
+      info.summary.push_back({"predicted_bubble_s", pred->bubble_s});
+      info.summary.push_back({"predicted_optimizer_s", pred->optimizer_s});
+      info.summary.push_back({"predicted_comm_exposed_s", pred->comm_exposed_s});
+      info.summary.push_back({"predicted_comm_pure_s", pred->comm_pure_s});
+      info.attrs.push_back({"profile", opts.profile});
+      info.attrs.push_back({"profile_name", profile_name});
+      if (!pred->note.empty()) info.attrs.push_back({"prediction_note", pred->note});
+    }
     info.extra = std::move(extra);
     io::write_result(su.world, prov, info, rec);
     log0("# result written to " + opts.output + (stopped_at >= 0 ? " (marked incomplete)" : ""));

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <memory>
 
 #include "partrain/collectives/wait.hpp"
 #include "partrain/core/cli.hpp"
@@ -20,6 +21,7 @@
 #include "partrain/io/checkpoint.hpp"
 #include "partrain/models/model_config.hpp"
 #include "partrain/parallel/state.hpp"
+#include "partrain/perf/profile.hpp"
 
 namespace partrain::app {
 
@@ -29,6 +31,7 @@ constexpr int kExitStopped = 3;
 struct RunControls {
   FaultPlan faults;
   std::string resume_path;  ///< the checkpoint to continue from ("": start at step 0)
+  std::shared_ptr<perf::MachineProfile> profile;  ///< --profile: predict the step beside the measurement
 };
 
 /// The shared flags' checks that need no communication (call before check_inputs): --inject parsed against the
@@ -38,6 +41,10 @@ inline RunControls check_run_controls(const CommonOptions& opts, int world, bool
                                       const std::string& why_not = "") {
   RunControls rc;
   rc.faults = FaultPlan(opts.inject, world);
+  if (!opts.profile.empty())
+    rc.profile = std::make_shared<perf::MachineProfile>(perf::read_profile(
+        std::getenv("PARTRAIN_PROFILE") && opts.profile == std::getenv("PARTRAIN_PROFILE") ? "PARTRAIN_PROFILE" : "--profile",
+        opts.profile));
   const bool wants = !opts.checkpoint_dir.empty() || opts.checkpoint_every > 0 || opts.resume;
   if (wants && !supports_checkpoints)
     input_error(!opts.checkpoint_dir.empty() ? "--checkpoint-dir" : opts.resume ? "--resume" : "--checkpoint-every",

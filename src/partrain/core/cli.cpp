@@ -1,6 +1,7 @@
 #include "partrain/core/cli.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "partrain/core/error.hpp"
 #include "partrain/core/log.hpp"
@@ -31,10 +32,16 @@ void add_common_options(CLI::App& app, CommonOptions& opts) {
   app.add_option("--timeout", opts.timeout_s,
                  "watchdog: a wait longer than this many seconds ends the job with a line saying what hung (0: off)")
       ->type_name("SECONDS");
+  app.add_option("--profile", opts.profile,
+                 "machine profile (partrain-calibrate) to predict the step with, stored as predicted_* beside the "
+                 "measurement (default: $PARTRAIN_PROFILE)")
+      ->type_name("FILE.toml");
   app.footer(kKokkosFooter);
 }
 
 void finish_common_options(CommonOptions& opts) {
+  if (opts.profile.empty())
+    if (const char* env = std::getenv("PARTRAIN_PROFILE")) opts.profile = env;
   opts.resume = opts.resume_option && opts.resume_option->count() > 0;
   if (opts.resume && opts.resume_dir.empty()) opts.resume_dir = opts.checkpoint_dir;
 }

@@ -27,6 +27,7 @@ struct CommonOptions {
   std::string resume_dir;          ///< its DIR (else the checkpoint directory)
   std::vector<std::string> inject; ///< --inject KIND:rank=R:step=K[:ms=D]
   double timeout_s = 900;          ///< --timeout: the watchdog (0: off)
+  std::string profile;             ///< --profile: a machine profile for predicted_* figures ($PARTRAIN_PROFILE)
   const CLI::Option* resume_option = nullptr;
 };
 

@@ -1,0 +1,118 @@
+#include "partrain/perf/profile.hpp"
+
+#include <toml++/toml.h>
+
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "partrain/core/error.hpp"
+
+namespace partrain::perf {
+
+double MachineProfile::gemm_rate(double m, double n, double k) const {
+  const double side = std::cbrt(std::max(1.0, m * n * k));
+  return side <= 192 ? gemm_small : side <= 768 ? gemm_medium : gemm_large;
+}
+
+const CollectiveFit* MachineProfile::find(const std::string& algo, const std::string& op, const std::string& scope) const {
+  for (const auto& c : collectives)
+    if (c.algo == algo && c.op == op && c.scope == scope) return &c;
+  return nullptr;
+}
+
+namespace {
+
+double positive(const std::string& key, const std::string& path, const toml::table& t, const std::string& name,
+                bool required = true) {
+  const auto* n = t.get(name);
+  if (!n) {
+    if (required) input_error(key, path, name + " is missing");
+    return 0;
+  }
+  const auto v = n->value<double>();
+  if (!v || !(*v >= 0) || !std::isfinite(*v)) input_error(key, path, name + " must be a number >= 0");
+  return *v;
+}
+
+std::string text(const toml::table& t, const std::string& name) {
+  const auto v = t[name].value<std::string>();
+  return v ? *v : "";
+}
+
+std::string num(double v) {
+  char b[40];
+  std::snprintf(b, sizeof b, "%.6g", v);
+  return b;
+}
+
+}  // namespace
+
+MachineProfile read_profile(const std::string& key, const std::string& path) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    const std::string what(e.description());
+    if (what.find("File could not be opened") != std::string::npos) input_error(key, path, "cannot read the profile");
+    input_error(key, path, "TOML syntax error at line " + std::to_string(e.source().begin.line) + ": " + what);
+  }
+  MachineProfile p;
+  p.name = text(root, "name");
+  p.source = text(root, "source");
+  if (root.get("ranks_per_node")) p.ranks_per_node = int(positive(key, path, root, "ranks_per_node"));
+  const auto* c = root["compute"].as_table();
+  if (!c) input_error(key, path, "[compute] is missing");
+  p.gemm_small = positive(key, path, *c, "gemm_small");
+  p.gemm_medium = positive(key, path, *c, "gemm_medium");
+  p.gemm_large = positive(key, path, *c, "gemm_large");
+  p.memory_Bps = positive(key, path, *c, "memory_Bps");
+  p.reduce_Bps = positive(key, path, *c, "reduce_Bps");
+  if (p.gemm_small <= 0 || p.gemm_medium <= 0 || p.gemm_large <= 0 || p.memory_Bps <= 0 || p.reduce_Bps <= 0)
+    input_error(key, path, "every [compute] rate must be > 0");
+  if (const auto* arr = root["collective"].as_array()) {
+    for (const auto& e : *arr) {
+      const auto* t = e.as_table();
+      if (!t) input_error(key, path, "[[collective]] entries must be tables");
+      CollectiveFit f;
+      f.algo = text(*t, "algo");
+      f.op = text(*t, "op");
+      f.scope = text(*t, "scope");
+      if (f.scope.empty()) f.scope = "intra";
+      if (f.scope != "intra" && f.scope != "inter") input_error(key, path, "collective scope = \"" + f.scope + "\": must be intra or inter");
+      try {
+        (void)cost_terms(f.algo, f.op, 2, 1 << 20);
+      } catch (const RuntimeError&) {
+        input_error(key, path, "collective " + f.algo + " " + f.op + ": no such algorithm and operation");
+      }
+      f.ranks = int(positive(key, path, *t, "ranks", false));
+      f.link.alpha_s = positive(key, path, *t, "alpha_s");
+      f.link.beta_s_per_B = positive(key, path, *t, "beta_s_per_B");
+      f.link.gamma_s_per_B = 1 / p.reduce_Bps;
+      f.fit_error = positive(key, path, *t, "fit_error", false);
+      p.collectives.push_back(f);
+    }
+  }
+  return p;
+}
+
+std::string to_toml(const MachineProfile& p) {
+  std::ostringstream os;
+  os << "# partrain machine profile (README, \"The performance model\")\n";
+  os << "name = \"" << p.name << "\"\nsource = \"" << p.source << "\"\nranks_per_node = " << p.ranks_per_node << "\n\n";
+  os << "[compute]\n";
+  os << "gemm_small = " << num(p.gemm_small) << "    # fp32 FLOP/s of one rank, gemms of side <= 192\n";
+  os << "gemm_medium = " << num(p.gemm_medium) << "   # side <= 768\n";
+  os << "gemm_large = " << num(p.gemm_large) << "    # larger\n";
+  os << "memory_Bps = " << num(p.memory_Bps) << "    # one rank's streaming rate, bytes read + written, every rank at once\n";
+  os << "reduce_Bps = " << num(p.reduce_Bps) << "    # one rank's a += b rate per byte of b (gamma = 1 / reduce_Bps)\n";
+  for (const auto& c : p.collectives) {
+    os << "\n[[collective]]\nalgo = \"" << c.algo << "\"\nop = \"" << c.op << "\"\nscope = \"" << c.scope << "\"\n";
+    if (c.ranks > 0) os << "ranks = " << c.ranks << "\n";
+    os << "alpha_s = " << num(c.link.alpha_s) << "\nbeta_s_per_B = " << num(c.link.beta_s_per_B) << "\n";
+    if (c.ranks > 0) os << "fit_error = " << num(c.fit_error) << "   # median relative error over the measured sizes\n";
+  }
+  return os.str();
+}
+
+}  // namespace partrain::perf

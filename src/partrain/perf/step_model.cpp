@@ -1,0 +1,243 @@
+#include "partrain/perf/step_model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+#include "partrain/models/gpt.hpp"
+#include "partrain/models/mlp.hpp"
+#include "partrain/models/nmt.hpp"
+#include "partrain/parallel/nmt/wavefront.hpp"
+#include "partrain/parallel/pipeline/schedule.hpp"
+
+namespace partrain::perf {
+namespace {
+
+std::unique_ptr<models::Model<double>> declare(const models::ModelSpec& spec) {
+  std::unique_ptr<models::Model<double>> m;
+  if (spec.kind == "gpt") m = std::make_unique<models::Gpt<double>>(spec.gpt);
+  else if (spec.kind == "nmt") m = std::make_unique<models::Nmt<double>>(spec.nmt);
+  else m = std::make_unique<models::Mlp<double>>(spec.mlp);
+  m->build(0, false, false);
+  return m;
+}
+
+/// The side of the model's typical gemm: rows × W × W.
+double width(const models::ModelSpec& s) {
+  if (s.kind == "gpt") return double(s.gpt.channels);
+  if (s.kind == "nmt") return double(s.nmt.hidden);
+  double w = 1;
+  for (auto x : s.mlp.widths) w = std::max(w, double(x));
+  return w;
+}
+
+/// Bytes the optimizer streams per parameter: read p, g, write p; momentum's m read and written; Adam's m and v.
+double optimizer_bytes_per_param(const models::OptimizerConfig& o, double elem) {
+  if (o.kind == "sgd") return elem * (o.momentum > 0 ? 5 : 3);
+  return elem * 7;
+}
+
+void add_note(std::string* note, const std::string& what) {
+  if (note && note->find(what) == std::string::npos) *note += (note->empty() ? "" : "; ") + what;
+}
+
+bool spans(int group, int ranks_per_node) { return ranks_per_node > 0 && group > ranks_per_node; }
+
+/// The bucketed gradient allreduce of `bytes`, overlapped with `backward_s` but for its last bucket.
+void gradient_allreduce(const MachineProfile& p, const StepInputs& in, int group, double bytes, double backward_s,
+                        StepPrediction& r) {
+  if (group <= 1 || bytes <= 0) return;
+  const double bucket = std::max(1.0, std::min(in.bucket_bytes, bytes)), nb = std::ceil(bytes / bucket);
+  const double last = bytes - (nb - 1) * bucket;
+  const bool sp = spans(group, in.ranks_per_node);
+  const double t_full = collective_seconds(p, in.algo, "allreduce", group, bucket, sp, &r.note);
+  const double t_last = collective_seconds(p, in.algo, "allreduce", group, last, sp, &r.note);
+  if (t_full < 0 || t_last < 0) return;
+  const double pure = (nb - 1) * t_full + t_last;
+  r.comm_pure_s += pure;
+  r.comm_exposed_s += in.overlap ? std::max(t_last, pure - backward_s * (nb - 1) / nb) : pure;
+}
+
+}  // namespace
+
+double collective_seconds(const MachineProfile& p, const std::string& algo, const std::string& op, int group,
+                          double bytes, bool spans_nodes, std::string* note) {
+  if (group <= 1 || bytes <= 0) return 0;
+  const std::string scope = spans_nodes ? "inter" : "intra";
+  const CollectiveFit* fit = p.find(algo, op, scope);
+  if (!fit && algo == "shm" && spans_nodes) add_note(note, "shm spans no nodes: ring's fit used");
+  if (!fit && algo != "ring") {
+    fit = p.find("ring", op, scope);
+    if (fit) add_note(note, "no " + algo + " " + op + " fit: ring's used");
+  }
+  if (!fit)
+    for (const auto& c : p.collectives)
+      if (c.op == op && c.scope == scope) {
+        fit = &c;
+        add_note(note, "no ring " + op + " fit: " + c.algo + "'s used");
+        break;
+      }
+  if (!fit) {
+    add_note(note, "no " + op + " fit (" + scope + ") in the profile: not predicted");
+    return -1;
+  }
+  try {
+    return collective_time(fit->algo, op, group, bytes, fit->link);
+  } catch (const RuntimeError&) {
+    return collective_time("ring", op, group, bytes, fit->link);
+  }
+}
+
+StepPrediction predict_compute(const models::ModelSpec& spec, std::int64_t samples, const MachineProfile& p) {
+  StepPrediction r;
+  const auto m = declare(spec);
+  const double elem = spec.dtype == "fp64" ? 8 : 4;
+  const auto rows = samples * models::rows_per_sample(spec);
+  const double rate = p.gemm_rate(double(rows), width(spec), width(spec)) * (elem == 8 ? 0.5 : 1.0);
+  bool all_known = true;
+  for (const auto& l : m->layers()) {
+    const double flops = l->forward_flops(rows);
+    double act = l->activation_elements(rows);
+    if (act < 0) {
+      all_known = false;
+      act = double(rows) * double(l->out_width());
+    }
+    // forward reads its input and writes its activations; backward reads them and writes the input's gradient
+    const double bytes = 2 * act * elem;
+    r.forward_s += std::max(flops / rate, bytes / p.memory_Bps);
+    r.backward_s += std::max(2 * flops / rate, 2 * bytes / p.memory_Bps);
+  }
+  if (r.forward_s == 0) {  // a model that is not a list of layers (the NMT): its FLOPs at the gemm rate
+    const double flops = m->forward_flops(samples);
+    r.forward_s = flops / rate;
+    r.backward_s = 2 * flops / rate;
+    r.note = "compute from the model's FLOPs alone (no per-layer traffic)";
+  } else if (!all_known) {
+    r.note = "some layers' activation traffic estimated from their output width";
+  }
+  return r;
+}
+
+StepPrediction predict_step(const StepInputs& in, const MachineProfile& p) {
+  const int dp = std::max(1, in.dp), tp = std::max(1, in.tp), pp = std::max(1, in.pp);
+  const std::int64_t local = std::max<std::int64_t>(1, in.train.global_batch / dp);
+  const auto m = declare(in.model);
+  const double elem = in.model.dtype == "fp64" ? 8 : 4;
+  const double psi = double(m->params().numel());
+  const double opt_bytes = optimizer_bytes_per_param(in.train.optimizer, elem);
+  StepPrediction r = predict_compute(in.model, local, p);
+  const std::string s = in.strategy;
+
+  if (s == "serial" || s == "dp" || s == "tp") {
+    // tensor parallelism: a rank computes 1/t of every block (the replicated LayerNorms are small) and keeps 1/t of
+    // the parameters; each block does 2 allreduces forward and 2 backward of the activations (b·T·C), not overlapped
+    r.forward_s /= tp;
+    r.backward_s /= tp;
+    r.optimizer_s = psi / tp * opt_bytes / p.memory_Bps;
+    if (tp > 1) {
+      const double rows = double(local) * double(models::rows_per_sample(in.model));
+      const double act = rows * width(in.model) * elem;
+      const double layers = in.model.kind == "gpt" ? double(in.model.gpt.layers) : 1.0;
+      const bool sp = spans(tp, in.ranks_per_node);
+      double per_block;
+      if (in.sequence_parallel)  // allgather + reduce-scatter in place of each allreduce: the same bytes
+        per_block = 2 * (collective_seconds(p, in.tp_algo, "allgather", tp, act, sp, &r.note) +
+                         collective_seconds(p, in.tp_algo, "reduce_scatter", tp, act, sp, &r.note));
+      else
+        per_block = 4 * collective_seconds(p, in.tp_algo, "allreduce", tp, act, sp, &r.note);
+      if (per_block > 0) {
+        r.comm_pure_s += layers * per_block;
+        r.comm_exposed_s += layers * per_block;
+      }
+      if (in.model.kind != "gpt") add_note(&r.note, "tensor parallelism modelled for the GPT's blocks only");
+    }
+    gradient_allreduce(p, in, dp, psi / tp * elem, r.backward_s, r);
+  } else if (s == "pp") {
+    // p stages of equal compute; m microbatches; the schedule's bubble stretches the compute
+    const int mb = std::max(1, in.microbatches);
+    namespace pl = parallel::pipeline;
+    pl::ScheduleSpec spec;
+    pl::parse(in.schedule, spec.kind);
+    spec.p = pp;
+    spec.m = mb;
+    spec.v = std::max(1, in.chunks);
+    const double bubble = pp > 1 ? pl::predicted_bubble_fraction(spec) : 0.0;
+    r.forward_s /= (pp * tp);
+    r.backward_s /= (pp * tp);
+    if (in.recompute) r.backward_s += r.forward_s;
+    const double busy = r.forward_s + r.backward_s;
+    r.bubble_s = bubble < 1 ? busy * bubble / (1 - bubble) : 0;
+    // every microbatch crosses p − 1 boundaries forward and back; the fill and drain ones are on the critical path
+    if (pp > 1) {
+      const double act = double(local) / mb * double(models::rows_per_sample(in.model)) * width(in.model) * elem;
+      const double one = collective_seconds(p, "ring", "allgather", 2, 2 * act, spans(pp, in.ranks_per_node), &r.note);
+      if (one > 0) {
+        r.comm_pure_s += 2.0 * mb * spec.v * one;
+        r.comm_exposed_s += 2.0 * (pp - 1) * one;
+      }
+    }
+    r.optimizer_s = psi / (pp * tp) * opt_bytes / p.memory_Bps;
+    gradient_allreduce(p, in, dp, psi / (pp * tp) * elem, r.backward_s, r);
+  } else if (s == "zero") {
+    // stage 0: partrain-dp; 1–2: gradients reduce-scattered (bucketed, overlapped like the allreduce), the optimizer
+    // on 1/d, the parameters allgathered after it (exposed); 3: the parameters gathered again for the backward
+    const bool sp = spans(dp, in.ranks_per_node);
+    if (in.zero_stage == 0 || dp == 1) {
+      r.optimizer_s = psi * opt_bytes / p.memory_Bps;
+      gradient_allreduce(p, in, dp, psi * elem, r.backward_s, r);
+    } else {
+      r.optimizer_s = psi / dp * opt_bytes / p.memory_Bps;
+      const double bytes = psi * elem, bucket = std::max(1.0, std::min(in.bucket_bytes, bytes));
+      const double nb = std::ceil(bytes / bucket);
+      const double rs = nb * collective_seconds(p, in.algo, "reduce_scatter", dp, bucket, sp, &r.note);
+      const double ag = nb * collective_seconds(p, in.algo, "allgather", dp, bucket, sp, &r.note);
+      if (rs >= 0 && ag >= 0) {
+        const double gathers = in.zero_stage == 3 ? 2 * ag : ag;
+        r.comm_pure_s += rs + gathers;
+        const double rs_exposed = in.overlap ? std::max(rs / nb, rs - r.backward_s * (nb - 1) / nb) : rs;
+        // stage 3 with prefetch hides all but the first layer's gather behind the compute
+        const double g_exposed = in.zero_stage == 3 ? (in.prefetch ? ag + ag / std::max(1.0, nb) : 2 * ag) : ag;
+        r.comm_exposed_s += rs_exposed + g_exposed;
+      }
+    }
+  } else if (s == "nmt") {
+    // k model-parallel ranks per replica run the wavefront; the model's fill and drain idle stretches the compute
+    const int k = pp;
+    parallel::nmt::Placement place(in.model.nmt, k);
+    const auto w = parallel::nmt::wavefront_model(in.model.nmt, place, local, in.time_chunk);
+    double busy_max = 0, busy_sum = 0;
+    for (double b : w.busy) {
+      busy_max = std::max(busy_max, b);
+      busy_sum += b;
+    }
+    if (busy_sum > 0) {  // the busiest rank's share of the work, then its idle time in the makespan
+      const double total = r.forward_s + r.backward_s;
+      r.forward_s *= busy_max / busy_sum;
+      r.backward_s *= busy_max / busy_sum;
+      r.bubble_s = total * (w.makespan - busy_max) / busy_sum;
+    }
+    r.optimizer_s = psi / k * opt_bytes / p.memory_Bps;
+    gradient_allreduce(p, in, dp, psi / k * elem, r.backward_s, r);
+    add_note(&r.note, "the wavefront's messages are not modelled");
+  } else if (s == "ps") {
+    // a worker computes its share and pulls and pushes the whole model through the S servers, whose links carry
+    // every worker's traffic; the servers apply the update (the optimizer over Ψ/S per worker push in asp)
+    const int W = std::max(1, in.workers), S = std::max(1, in.servers);
+    const std::int64_t per_worker = std::max<std::int64_t>(1, in.train.global_batch / W);
+    r = predict_compute(in.model, per_worker, p);
+    const double bytes = psi * elem;
+    const double one = collective_seconds(p, "ring", "allgather", 2, 2 * bytes / S, false, &r.note);
+    if (one > 0) {
+      r.comm_pure_s = 2 * one * W;  // pull and push of every worker through one server's link
+      r.comm_exposed_s = r.comm_pure_s;
+    }
+    r.optimizer_s = psi / S * opt_bytes / p.memory_Bps * (in.ps_mode == "bsp" || in.ps_mode == "half_sync" ? 1 : W);
+    add_note(&r.note, "the parameter server's model is a bound: one server link carries every worker's pull and push");
+  } else {
+    add_note(&r.note, "no model for strategy " + s);
+  }
+  r.step_s = r.forward_s + r.backward_s + r.bubble_s + r.optimizer_s + r.comm_exposed_s;
+  return r;
+}
+
+}  // namespace partrain::perf

@@ -1,0 +1,59 @@
+// The model of a training step from the deck and a machine profile (README, "The performance model"):
+//   compute    per layer, by roofline: its FLOPs at the profile's gemm rate for the model's shape class, or its
+//              activation traffic at the memory rate, whichever is slower; backward twice the forward
+//   optimizer  a streaming pass over its state (bytes per parameter by optimizer) at the memory rate
+//   collectives each by its algorithm's α-β-γ cost (collective_model.hpp) with the profile's fitted α, β: the
+//              bucketed gradient allreduce (overlapped with the backward but its last bucket), tensor parallelism's
+//              2 + 2 allreduces per block, ZeRO's reduce-scatter and gathers, the pipeline's point-to-point
+//   pipeline   the schedule's bubble (parallel/pipeline/schedule.hpp's formula) stretches the compute
+//   NMT        the wavefront model's fill and drain (parallel/nmt/wavefront.hpp) stretches the compute
+// Predictions are stored as predicted_* beside the measured figures; the README's error table says how far apart.
+#pragma once
+
+#include <string>
+
+#include "partrain/models/model_config.hpp"
+#include "partrain/perf/profile.hpp"
+
+namespace partrain::perf {
+
+struct StepInputs {
+  std::string strategy = "dp";  ///< serial | dp | tp | pp | zero | nmt | ps
+  models::ModelSpec model;
+  models::TrainSpec train;
+  int dp = 1, tp = 1, pp = 1;   ///< replicas, tensor-parallel degree, pipeline stages (nmt: model_parallel in pp)
+  int ranks_per_node = 0;       ///< 0: every rank on one node
+  std::string algo = "ring";    ///< the gradient allreduce's resolved algorithm
+  double bucket_bytes = 4 << 20;
+  bool overlap = true;
+  std::string tp_algo = "ring";
+  bool sequence_parallel = false;
+  std::string schedule = "1f1b";  ///< gpipe | 1f1b | interleaved | zb
+  int microbatches = 1, chunks = 1;
+  bool recompute = false;
+  int zero_stage = 0;
+  bool prefetch = true;
+  std::int64_t time_chunk = 4;  ///< nmt
+  int servers = 1, workers = 1; ///< ps
+  std::string ps_mode = "bsp";
+};
+
+struct StepPrediction {
+  double forward_s = 0, backward_s = 0, optimizer_s = 0;
+  double bubble_s = 0;         ///< pipeline or wavefront idle on the critical path
+  double comm_pure_s = 0;      ///< every collective of the step, alone
+  double comm_exposed_s = 0;   ///< what the step waits for
+  double step_s = 0;
+  std::string note;            ///< what the model does not cover ("" when all of it)
+};
+
+/// One rank's compute for `samples` samples of the whole model (forward; backward = 2× its FLOPs and traffic).
+StepPrediction predict_compute(const models::ModelSpec& model, std::int64_t samples, const MachineProfile& p);
+/// The step of any strategy.
+StepPrediction predict_step(const StepInputs& in, const MachineProfile& p);
+/// Seconds of one collective from the profile's fit for (algo, op) in the scope a group of `group` ranks spans;
+/// falls back to ring's fit, then to any fit of the operation (noted in `note`); negative when the profile has none.
+double collective_seconds(const MachineProfile& p, const std::string& algo, const std::string& op, int group,
+                          double bytes, bool spans_nodes, std::string* note);
+
+}  // namespace partrain::perf

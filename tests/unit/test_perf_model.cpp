@@ -1,0 +1,193 @@
+// The performance model's pieces against their closed forms (README, "The performance model"):
+//   - every algorithm's α-β-γ terms are Thakur, Rabenseifner & Gropp's (2005) for p = 2…64, powers of two and not;
+//   - the fit recovers α and β from exact synthetic times, and from times with ±5% noise within 10%;
+//   - a profile survives to_toml → read_profile; a profile with a rate missing is an error naming it;
+//   - the step model: compute scales with the batch, tensor parallelism divides it and adds 4·L allreduces of the
+//     activations, the pipeline's bubble is the schedule's formula, ZeRO-3 gathers twice what stage 1 gathers;
+//   - nccl-tests' busbw convention: with a profile of β⁻¹ = B, a large ring allreduce shows busbw → B (the figure
+//     nccl-tests reports for 8×H100 NVLink, ~370 GB/s, is what inputs/machines/h100_nvlink_ndr.toml encodes).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <random>
+
+#include "partrain/core/config.hpp"
+#include "partrain/core/error.hpp"
+#include "partrain/models/gpt.hpp"
+#include "partrain/perf/collective_model.hpp"
+#include "partrain/perf/profile.hpp"
+#include "partrain/perf/step_model.hpp"
+
+using namespace partrain;
+using namespace partrain::perf;
+
+namespace {
+
+MachineProfile toy_profile() {
+  MachineProfile p;
+  p.name = "toy";
+  p.gemm_small = p.gemm_medium = p.gemm_large = 1e11;
+  p.memory_Bps = 1e10;
+  p.reduce_Bps = 1e10;
+  for (const char* op : {"allreduce", "reduce_scatter", "allgather", "broadcast"}) {
+    CollectiveFit f;
+    f.algo = "ring";
+    f.op = op;
+    f.scope = "intra";
+    f.link = {2e-6, 1e-10, 1e-10};
+    p.collectives.push_back(f);
+  }
+  return p;
+}
+
+models::ModelSpec gpt() {
+  models::ModelSpec m;
+  m.kind = "gpt";
+  m.gpt.vocab = 512;
+  m.gpt.seq_len = 128;
+  m.gpt.layers = 4;
+  m.gpt.channels = 256;
+  m.gpt.heads = 4;
+  return m;
+}
+
+}  // namespace
+
+TEST(PerfModel, ClosedForms) {
+  for (int p = 2; p <= 64; ++p) {
+    const double n = 1 << 20, f = (p - 1.0) / p, lg = std::ceil(std::log2(double(p)));
+    const auto ring = cost_terms("ring", "allreduce", p, n);
+    EXPECT_DOUBLE_EQ(ring.a, 2.0 * (p - 1));  // 2(p−1)α + 2((p−1)/p)nβ + ((p−1)/p)nγ
+    EXPECT_DOUBLE_EQ(ring.b, 2 * f);
+    EXPECT_DOUBLE_EQ(ring.c, f);
+    const auto rs = cost_terms("ring", "reduce_scatter", p, n);
+    EXPECT_DOUBLE_EQ(rs.a, p - 1.0);
+    EXPECT_DOUBLE_EQ(rs.b, f);
+    EXPECT_DOUBLE_EQ(rs.c, f);
+    const auto ag = cost_terms("ring", "allgather", p, n);
+    EXPECT_DOUBLE_EQ(ag.a, p - 1.0);
+    EXPECT_DOUBLE_EQ(ag.b, f);
+    EXPECT_DOUBLE_EQ(ag.c, 0.0);
+    const auto tree = cost_terms("tree", "allreduce", p, n);  // binomial reduce + broadcast
+    EXPECT_DOUBLE_EQ(tree.a, 2 * lg);
+    EXPECT_DOUBLE_EQ(tree.b, 2 * lg);
+    EXPECT_DOUBLE_EQ(tree.c, lg);
+    const auto rd = cost_terms("recdbl", "allreduce", p, n);  // Rabenseifner, 2 log p α + 2 f nβ + f nγ
+    const bool pow2 = (p & (p - 1)) == 0;
+    const int pv = pow2 ? p : 1 << int(std::floor(std::log2(double(p))));
+    const double fv = (pv - 1.0) / pv;
+    EXPECT_DOUBLE_EQ(rd.a, 2 * std::log2(double(pv)) + (pow2 ? 0 : 2)) << p;
+    EXPECT_DOUBLE_EQ(rd.b, 2 * fv + (pow2 ? 0 : 2)) << p;
+    EXPECT_DOUBLE_EQ(rd.c, fv + (pow2 ? 0 : 1)) << p;
+  }
+  EXPECT_DOUBLE_EQ(cost_terms("ring", "allreduce", 1, 1e6).a, 0.0);
+  EXPECT_THROW(cost_terms("tree", "allgather", 4, 1e6), RuntimeError);
+  EXPECT_THROW(cost_terms("nosuch", "allreduce", 4, 1e6), RuntimeError);
+}
+
+TEST(PerfModel, FitRecoversAlphaBeta) {
+  const LinkParams truth{3e-6, 1.0 / 12e9, 1.0 / 20e9};
+  for (const char* algo : {"ring", "recdbl", "tree"}) {
+    std::vector<std::pair<double, double>> pts, noisy;
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<double> jitter(-0.05, 0.05);
+    for (double n = 4096; n <= 16 << 20; n *= 2) {
+      const double t = collective_time(algo, "allreduce", 4, n, truth);
+      pts.push_back({n, t});
+      noisy.push_back({n, t * (1 + jitter(rng))});
+    }
+    const auto fit = fit_alpha_beta(algo, "allreduce", 4, pts, truth.gamma_s_per_B);
+    EXPECT_NEAR(fit.alpha_s / truth.alpha_s, 1.0, 1e-9) << algo;
+    EXPECT_NEAR(fit.beta_s_per_B / truth.beta_s_per_B, 1.0, 1e-9) << algo;
+    EXPECT_LT(median_relative_error(algo, "allreduce", 4, pts, fit), 1e-9);
+    const auto nf = fit_alpha_beta(algo, "allreduce", 4, noisy, truth.gamma_s_per_B);
+    EXPECT_NEAR(nf.alpha_s / truth.alpha_s, 1.0, 0.1) << algo;
+    EXPECT_NEAR(nf.beta_s_per_B / truth.beta_s_per_B, 1.0, 0.1) << algo;
+  }
+}
+
+TEST(PerfModel, BusbwConvention) {
+  // nccl-tests: busbw = size / time · 2(p−1)/p for allreduce; with α → 0 and γ → 0 a ring shows busbw = 1/β
+  const LinkParams l{1e-6, 1.0 / 370e9, 0};
+  const double n = 8.0 * (1 << 30), t = collective_time("ring", "allreduce", 8, n, l);
+  EXPECT_NEAR(n / t * 2 * 7 / 8 / 370e9, 1.0, 1e-3);  // 14 α of 41 ms
+}
+
+TEST(PerfModel, ProfileRoundTrip) {
+  const auto p = toy_profile();
+  const std::string path = testing::TempDir() + "/partrain_profile.toml";
+  {
+    std::ofstream out(path);
+    out << to_toml(p);
+  }
+  const auto q = read_profile("--profile", path);
+  EXPECT_EQ(q.name, "toy");
+  EXPECT_DOUBLE_EQ(q.gemm_large, 1e11);
+  ASSERT_EQ(q.collectives.size(), 4u);
+  ASSERT_NE(q.find("ring", "allgather", "intra"), nullptr);
+  EXPECT_DOUBLE_EQ(q.find("ring", "allgather", "intra")->link.alpha_s, 2e-6);
+  {
+    std::ofstream out(path);
+    out << "name = \"broken\"\n[compute]\ngemm_small = 1e9\n";
+  }
+  try {
+    read_profile("--profile", path);
+    FAIL() << "a profile without gemm_medium was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("gemm_medium is missing"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(read_profile("--profile", "/no/such.toml"), InputError);
+  std::remove(path.c_str());
+}
+
+TEST(PerfModel, StepModelPieces) {
+  const auto prof = toy_profile();
+  StepInputs in;
+  in.model = gpt();
+  in.train.global_batch = 8;
+  in.strategy = "serial";
+  const auto one = predict_step(in, prof);
+  EXPECT_GT(one.forward_s, 0);
+  EXPECT_DOUBLE_EQ(one.backward_s, 2 * one.forward_s);  // one rate class: the backward is 2× everywhere
+  EXPECT_DOUBLE_EQ(one.comm_pure_s, 0);
+  in.train.global_batch = 16;
+  EXPECT_NEAR(predict_step(in, prof).forward_s / one.forward_s, 2.0, 1e-9);  // linear in the batch
+
+  in.train.global_batch = 8;
+  in.strategy = "tp";
+  in.tp = 2;
+  in.dp = 1;
+  const auto tp = predict_step(in, prof);
+  EXPECT_NEAR(tp.forward_s, one.forward_s / 2, 1e-12);
+  const double act = 8.0 * 128 * 256 * 4;  // b·T·C floats per allreduce
+  EXPECT_NEAR(tp.comm_pure_s, 4 * 4 * collective_time("ring", "allreduce", 2, act, prof.collectives[0].link), 1e-12);
+
+  in.strategy = "pp";
+  in.tp = 1;
+  in.pp = 2;
+  in.microbatches = 8;
+  in.schedule = "1f1b";
+  const auto pp = predict_step(in, prof);
+  const double busy = pp.forward_s + pp.backward_s;
+  EXPECT_NEAR(pp.bubble_s / (busy + pp.bubble_s), 1.0 / 9.0, 1e-12);  // (p−1)/(m+p−1)
+
+  in.strategy = "zero";
+  in.pp = 1;
+  in.dp = 2;
+  in.bucket_bytes = 1 << 20;
+  in.zero_stage = 1;
+  const auto z1 = predict_step(in, prof);
+  in.zero_stage = 3;
+  const auto z3 = predict_step(in, prof);
+  // stage 3 gathers the parameters once more: exactly one more allgather of every bucket
+  models::Gpt<double> m(in.model.gpt);
+  m.build(0, false, false);
+  const double bytes = double(m.params().numel()) * 4, nb = std::ceil(bytes / (1 << 20));
+  const double ag = nb * collective_time("ring", "allgather", 2, 1 << 20, prof.collectives[2].link);
+  EXPECT_NEAR(z3.comm_pure_s - z1.comm_pure_s, ag, 1e-12);
+  EXPECT_NEAR(z3.optimizer_s, z1.optimizer_s, 1e-15);
+  in.zero_stage = 0;
+  EXPECT_NEAR(predict_step(in, prof).optimizer_s, 2 * z1.optimizer_s, 1e-15);  // stage 1 shards the optimizer
+}

@@ -1,0 +1,169 @@
+// partrain-calibrate: measures this machine into a machine profile for the performance model (README, "The
+// performance model"): fp32 gemm rates by shape class, the streaming and reduction rates of one rank with every rank
+// busy, and α, β of every collective algorithm and operation the suite implements, fitted to partrain-collectives'
+// own harness over 4 KiB – 16 MiB.
+//   mpiexec -n 2 partrain-calibrate --output machine.toml
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <KokkosBlas3_gemm.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <vector>
+
+#include "harness.hpp"
+#include "partrain/collectives/wait.hpp"
+#include "partrain/core/cli.hpp"
+#include "partrain/core/error.hpp"
+#include "partrain/core/log.hpp"
+#include "partrain/core/runtime.hpp"
+#include "partrain/core/timer.hpp"
+#include "partrain/io/h5.hpp"
+#include "partrain/io/provenance.hpp"
+#include "partrain/kernels/gemm.hpp"
+#include "partrain/perf/profile.hpp"
+
+using namespace partrain;
+
+namespace {
+
+/// The median over ranks of a per-rank figure.
+double median_over_ranks(MPI_Comm comm, double v) {
+  int n = 0;
+  MPI_Comm_size(comm, &n);
+  std::vector<double> all(static_cast<std::size_t>(n), 0.0);
+  MPI_Request req;
+  PARTRAIN_MPI_CHECK(MPI_Iallgather(&v, 1, MPI_DOUBLE, all.data(), 1, MPI_DOUBLE, comm, &req));
+  coll::wait(req);
+  std::sort(all.begin(), all.end());
+  return all[all.size() / 2];
+}
+
+/// fp32 gemm FLOP/s of an s×s×s product on every rank at once (the best of several timed batches).
+double gemm_rate(MPI_Comm comm, int s, double seconds) {
+  View2<float> A("calibrate.A", s, s), B("calibrate.B", s, s), C("calibrate.C", s, s);
+  Kokkos::deep_copy(A, 0.5f);
+  Kokkos::deep_copy(B, 0.25f);
+  kernels::gemm('N', 'N', 1.0f, A, B, 0.0f, C);  // warm-up
+  coll::barrier(comm);
+  double best = 0;
+  const double until = wall_time_s() + seconds;
+  while (wall_time_s() < until) {
+    const int reps = std::max(1, int(2e8 / (2.0 * s * s * s)));
+    Kokkos::fence();
+    const double t0 = wall_time_s();
+    for (int r = 0; r < reps; ++r) kernels::gemm('N', 'N', 1.0f, A, B, 0.0f, C);
+    Kokkos::fence();
+    best = std::max(best, reps * kernels::gemm_flops(s, s, s) / (wall_time_s() - t0));
+  }
+  return median_over_ranks(comm, best);
+}
+
+/// b += a over 16 MiB per rank, every rank at once: bytes of a per second (the best of several passes).
+double reduce_rate(MPI_Comm comm) {
+  const std::size_t n = (16u << 20) / sizeof(float);
+  std::vector<float> a(n, 1.0f), b(n, 2.0f);
+  coll::barrier(comm);
+  double best = 0;
+  for (int rep = 0; rep < 10; ++rep) {
+    const double t0 = wall_time_s();
+    float* __restrict pb = b.data();
+    const float* __restrict pa = a.data();
+    for (std::size_t i = 0; i < n; ++i) pb[i] += pa[i];
+    best = std::max(best, double(n * sizeof(float)) / (wall_time_s() - t0));
+  }
+  volatile float sink = b[n / 2];
+  (void)sink;
+  return median_over_ranks(comm, best);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return run_app("partrain-calibrate", argc, argv, [&](Runtime& rt) {
+    CLI::App app{"partrain-calibrate: measure this machine into a profile for the performance model", "partrain-calibrate"};
+    std::string output, name;
+    bool overwrite = false, quick = false;
+    app.add_option("-o,--output", output, "the profile to write (TOML)")->required();
+    app.add_option("--name", name, "the profile's name (default: the host name)");
+    app.add_flag("--overwrite", overwrite, "replace an existing profile");
+    app.add_flag("--quick", quick, "fewer sizes and repetitions (a test's calibration, not a machine's)");
+    if (int rc = parse_command_line(app, argc, argv); rc >= 0) return rc;
+    io::check_output_path("--output", output, overwrite);
+    if (rt.size() < 2) input_error("ranks", std::to_string(rt.size()), "partrain-calibrate needs at least 2 ranks (the collectives)");
+    rt.check_inputs();
+    rt.inputs_done();
+    const auto prov = io::collect_provenance(MPI_COMM_WORLD, argc, argv);
+    coll::MpiCommunicator comm(MPI_COMM_WORLD);
+    perf::MachineProfile p;
+    p.name = name.empty() ? prov.hostnames : name;
+    p.source = "partrain-calibrate " + prov.git_commit + ", " + std::to_string(rt.size()) + " ranks on " +
+               prov.hostnames + ", " + prov.created_utc;
+    p.ranks_per_node = comm.single_node() ? rt.size() : 0;
+    const double gemm_s = quick ? 0.05 : 0.4;
+    p.gemm_small = gemm_rate(MPI_COMM_WORLD, 128, gemm_s);
+    p.gemm_medium = gemm_rate(MPI_COMM_WORLD, 512, gemm_s);
+    p.gemm_large = gemm_rate(MPI_COMM_WORLD, 1024, gemm_s);
+    p.memory_Bps = 2 * coll::bench::measure_copy_bandwidth(comm);  // copied bytes are read once and written once
+    p.reduce_Bps = reduce_rate(MPI_COMM_WORLD);
+    char line[256];
+    std::snprintf(line, sizeof line,
+                  "# gemm fp32 %.1f / %.1f / %.1f GFLOP/s (128^3 / 512^3 / 1024^3), memory %.2f GB/s, reduce %.2f GB/s",
+                  p.gemm_small / 1e9, p.gemm_medium / 1e9, p.gemm_large / 1e9, p.memory_Bps / 1e9, p.reduce_Bps / 1e9);
+    log0(line);
+    const double gamma = 1 / p.reduce_Bps;
+    for (const char* op : {"allreduce", "reduce_scatter", "allgather", "broadcast"}) {
+      coll::bench::Options o;
+      o.op = op;
+      o.algo = "all";
+      o.min_bytes = "4K";
+      o.max_bytes = quick ? "1M" : "16M";
+      o.step_factor = 4;
+      o.iters = quick ? 3 : 10;
+      o.warmup = quick ? 1 : 3;
+      o.check = false;
+      auto plan = coll::bench::make_plan(o);
+      plan.quiet = true;
+      plan.algos.erase(std::remove_if(plan.algos.begin(), plan.algos.end(),
+                                      [&](coll::Algo a) {
+                                        return a == coll::Algo::Hier || (a == coll::Algo::Shm && !comm.single_node());
+                                      }),
+                       plan.algos.end());
+      const auto rows = coll::bench::run(comm, plan);
+      for (const coll::Algo a : plan.algos) {
+        std::vector<std::pair<double, double>> pts;
+        for (const auto& r : rows)
+          if (r.algo == a) pts.push_back({double(r.bytes), r.t_max});
+        perf::CollectiveFit f;
+        f.algo = coll::name(a);
+        f.op = op;
+        f.scope = comm.single_node() ? "intra" : "inter";
+        f.ranks = rt.size();
+        try {
+          f.link = perf::fit_alpha_beta(f.algo, op, rt.size(), pts, gamma);
+        } catch (const RuntimeError&) {
+          continue;  // no closed form for this algorithm and operation
+        }
+        f.fit_error = perf::median_relative_error(f.algo, op, rt.size(), pts, f.link);
+        p.collectives.push_back(f);
+        std::snprintf(line, sizeof line, "# %-14s %-6s alpha %7.2f us  beta^-1 %6.2f GB/s  (median fit error %4.1f%%)",
+                      op, f.algo.c_str(), f.link.alpha_s * 1e6,
+                      f.link.beta_s_per_B > 0 ? 1e-9 / f.link.beta_s_per_B : 0.0, 100 * f.fit_error);
+        log0(line);
+      }
+    }
+    if (rt.rank() == 0) {
+      const std::string tmp = output + ".tmp-" + std::to_string(getpid());
+      {
+        std::ofstream out(tmp);
+        out << perf::to_toml(p);
+        if (!out) throw RuntimeError("cannot write " + tmp);
+      }
+      if (std::rename(tmp.c_str(), output.c_str()) != 0) throw RuntimeError("cannot rename " + tmp + " to " + output);
+      log0("# profile written to " + output);
+    }
+    return 0;
+  });
+}

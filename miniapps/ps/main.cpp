@@ -49,6 +49,8 @@ int main(int argc, char** argv) {
     }
     auto cfg = ps_app::read_config(deck, rt.size(), opts.inject, opts.resume, opts.overwrite, !opts.dump_state.empty());
     app::check_outputs(opts);
+    app::RunControls controls;  // the faults and the checkpoints are the servers' (cfg.ps); the profile is the driver's
+    if (!opts.profile.empty()) controls.profile = std::make_shared<perf::MachineProfile>(perf::read_profile("--profile", opts.profile));
     coll::set_watchdog(opts.timeout_s);
     rt.check_inputs();
     if (opts.resume) cfg.ps.resume_path = ps_app::find_checkpoint(cfg);  // collective; the same verdict on every rank
@@ -66,6 +68,7 @@ int main(int argc, char** argv) {
     su.strategy = "ps";
     su.deck = &deck;
     su.opts = &opts;
+    su.controls = &controls;
     su.model = cfg.model;
     su.train = cfg.train;
     su.dp = rt.size() - cfg.ps.servers - (cfg.ps.scheduler ? 1 : 0);

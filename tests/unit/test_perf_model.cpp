@@ -153,7 +153,7 @@ TEST(PerfModel, StepModelPieces) {
   EXPECT_DOUBLE_EQ(one.backward_s, 2 * one.forward_s);  // one rate class: the backward is 2× everywhere
   EXPECT_DOUBLE_EQ(one.comm_pure_s, 0);
   in.train.global_batch = 16;
-  EXPECT_NEAR(predict_step(in, prof).forward_s / one.forward_s, 2.0, 1e-9);  // linear in the batch
+  EXPECT_NEAR(predict_step(in, prof).forward_s / one.forward_s, 2.0, 2e-3);  // linear in the batch (but per-step parts)
 
   in.train.global_batch = 8;
   in.strategy = "tp";

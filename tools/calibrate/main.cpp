@@ -3,6 +3,7 @@
 // busy, and α, β of every collective algorithm and operation the suite implements, fitted to partrain-collectives'
 // own harness over 4 KiB – 16 MiB.
 //   mpiexec -n 2 partrain-calibrate --output machine.toml
+#include <sched.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -22,7 +23,9 @@
 #include "partrain/core/timer.hpp"
 #include "partrain/io/h5.hpp"
 #include "partrain/io/provenance.hpp"
+#include "partrain/kernels/activation.hpp"
 #include "partrain/kernels/gemm.hpp"
+#include "partrain/kernels/optimizer.hpp"
 #include "partrain/perf/profile.hpp"
 
 using namespace partrain;
@@ -79,6 +82,22 @@ double reduce_rate(MPI_Comm comm) {
   return median_over_ranks(comm, best);
 }
 
+/// Elements (parameters) per second of a kernel run over n elements, every rank at once (the best of several).
+template <class F>
+double kernel_rate(MPI_Comm comm, std::int64_t n, F&& body) {
+  body();  // warm-up
+  coll::barrier(comm);
+  double best = 0;
+  for (int rep = 0; rep < 8; ++rep) {
+    Kokkos::fence();
+    const double t0 = wall_time_s();
+    body();
+    Kokkos::fence();
+    best = std::max(best, double(n) / (wall_time_s() - t0));
+  }
+  return median_over_ranks(comm, best);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -102,16 +121,37 @@ int main(int argc, char** argv) {
     p.source = "partrain-calibrate " + prov.git_commit + ", " + std::to_string(rt.size()) + " ranks on " +
                prov.hostnames + ", " + prov.created_utc;
     p.ranks_per_node = comm.single_node() ? rt.size() : 0;
+    {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      if (sched_getaffinity(0, sizeof set, &set) == 0) p.cores_per_node = CPU_COUNT(&set);
+      if (comm.single_node() && p.cores_per_node < rt.size())
+        log0("# note: " + std::to_string(rt.size()) + " ranks on " + std::to_string(p.cores_per_node) +
+             " cores: the rates are those of shared cores; calibrate with at most one rank per core");
+    }
     const double gemm_s = quick ? 0.05 : 0.4;
+    p.gemm_tiny = gemm_rate(MPI_COMM_WORLD, 64, gemm_s);
     p.gemm_small = gemm_rate(MPI_COMM_WORLD, 128, gemm_s);
     p.gemm_medium = gemm_rate(MPI_COMM_WORLD, 512, gemm_s);
     p.gemm_large = gemm_rate(MPI_COMM_WORLD, 1024, gemm_s);
     p.memory_Bps = 2 * coll::bench::measure_copy_bandwidth(comm);  // copied bytes are read once and written once
     p.reduce_Bps = reduce_rate(MPI_COMM_WORLD);
+    {
+      const std::int64_t n = 4 << 20;  // 16 MiB of fp32 per tensor
+      View1<float> x("calibrate.x", n), y("calibrate.y", n), m("calibrate.m", n), v("calibrate.v", n);
+      Kokkos::deep_copy(x, 0.5f);
+      Kokkos::deep_copy(y, 0.01f);
+      p.pointwise_eps = kernel_rate(MPI_COMM_WORLD, n, [&] { kernels::gelu_forward(x, y); });
+      std::int64_t step = 0;
+      p.adam_pps = kernel_rate(MPI_COMM_WORLD, n, [&] { kernels::adam_step(x, y, m, v, kernels::AdamParams{}, ++step); });
+      p.sgd_pps = kernel_rate(MPI_COMM_WORLD, n, [&] { kernels::sgd_step(x, y, View1<float>(), kernels::SgdParams{}); });
+    }
     char line[256];
     std::snprintf(line, sizeof line,
-                  "# gemm fp32 %.1f / %.1f / %.1f GFLOP/s (128^3 / 512^3 / 1024^3), memory %.2f GB/s, reduce %.2f GB/s",
-                  p.gemm_small / 1e9, p.gemm_medium / 1e9, p.gemm_large / 1e9, p.memory_Bps / 1e9, p.reduce_Bps / 1e9);
+                  "# gemm fp32 %.1f / %.1f / %.1f / %.1f GFLOP/s (64^3 / 128^3 / 512^3 / 1024^3), memory %.2f GB/s, reduce %.2f GB/s, "
+                  "GELU %.2f G/s, AdamW %.2f G/s, SGD %.2f G/s",
+                  p.gemm_tiny / 1e9, p.gemm_small / 1e9, p.gemm_medium / 1e9, p.gemm_large / 1e9, p.memory_Bps / 1e9, p.reduce_Bps / 1e9,
+                  p.pointwise_eps / 1e9, p.adam_pps / 1e9, p.sgd_pps / 1e9);
     log0(line);
     const double gamma = 1 / p.reduce_Bps;
     for (const char* op : {"allreduce", "reduce_scatter", "allgather", "broadcast"}) {

@@ -144,6 +144,7 @@ Run read_run(const std::string& path) {
     r.tokens_per_s = num_attr(path, g, "tokens_per_s", false);
     r.comm_exposed_s = num_attr(path, g, "comm_exposed_s", false);
     r.comm_exposed_share = num_attr(path, g, "comm_exposed_share", false);
+    r.predicted_step_time_s = num_attr(path, g, "predicted_step_time_s", false);
   }
   if (r.strategy == "collectives") {
     const std::string op = str_attr(path, f, "op", false);

@@ -11,11 +11,9 @@ V get(const toml::table& t, const char* section, const char* key, V def) {
   return v ? *v : def;
 }
 
-/// "auto" as the trainers resolve it: the shared-memory algorithm on one node, ring across nodes.
-std::string resolve(const std::string& algo, int ranks_per_node) {
-  if (algo != "auto") return algo;
-  return ranks_per_node == 0 ? "shm" : "ring";
-}
+/// "auto" stays a tuner's choice: the fastest algorithm the profile has a fit for (on one node of this machine, shm —
+/// what the trainers' auto picks; a mini-app's own run replaces it with the algorithm its trainer resolved).
+std::string resolve(const std::string& algo, int /*ranks_per_node*/) { return algo; }
 
 }  // namespace
 
@@ -25,6 +23,7 @@ StepInputs step_inputs(const toml::table& d, const std::string& strategy, int ra
   in.model = model;
   in.train = train;
   in.ranks_per_node = ranks_per_node;
+  in.ranks_on_node = ranks_per_node > 0 ? ranks_per_node : ranks;
   in.strategy = strategy == "tp+sp" ? "tp" : strategy;
   in.algo = resolve(get<std::string>(d, "dp", "algorithm", "auto"), ranks_per_node);
   in.bucket_bytes = get<double>(d, "dp", "bucket_mib", 25.0) * 1048576;

@@ -12,6 +12,7 @@ namespace partrain::perf {
 
 double MachineProfile::gemm_rate(double m, double n, double k) const {
   const double side = std::cbrt(std::max(1.0, m * n * k));
+  if (side <= 96 && gemm_tiny > 0) return gemm_tiny;
   return side <= 192 ? gemm_small : side <= 768 ? gemm_medium : gemm_large;
 }
 
@@ -61,13 +62,18 @@ MachineProfile read_profile(const std::string& key, const std::string& path) {
   p.name = text(root, "name");
   p.source = text(root, "source");
   if (root.get("ranks_per_node")) p.ranks_per_node = int(positive(key, path, root, "ranks_per_node"));
+  if (root.get("cores_per_node")) p.cores_per_node = int(positive(key, path, root, "cores_per_node"));
   const auto* c = root["compute"].as_table();
   if (!c) input_error(key, path, "[compute] is missing");
+  p.gemm_tiny = positive(key, path, *c, "gemm_tiny", false);
   p.gemm_small = positive(key, path, *c, "gemm_small");
   p.gemm_medium = positive(key, path, *c, "gemm_medium");
   p.gemm_large = positive(key, path, *c, "gemm_large");
   p.memory_Bps = positive(key, path, *c, "memory_Bps");
   p.reduce_Bps = positive(key, path, *c, "reduce_Bps");
+  p.pointwise_eps = positive(key, path, *c, "pointwise_eps", false);
+  p.adam_pps = positive(key, path, *c, "adam_pps", false);
+  p.sgd_pps = positive(key, path, *c, "sgd_pps", false);
   if (p.gemm_small <= 0 || p.gemm_medium <= 0 || p.gemm_large <= 0 || p.memory_Bps <= 0 || p.reduce_Bps <= 0)
     input_error(key, path, "every [compute] rate must be > 0");
   if (const auto* arr = root["collective"].as_array()) {
@@ -99,13 +105,19 @@ MachineProfile read_profile(const std::string& key, const std::string& path) {
 std::string to_toml(const MachineProfile& p) {
   std::ostringstream os;
   os << "# partrain machine profile (README, \"The performance model\")\n";
-  os << "name = \"" << p.name << "\"\nsource = \"" << p.source << "\"\nranks_per_node = " << p.ranks_per_node << "\n\n";
+  os << "name = \"" << p.name << "\"\nsource = \"" << p.source << "\"\nranks_per_node = " << p.ranks_per_node << "\n";
+  if (p.cores_per_node > 0) os << "cores_per_node = " << p.cores_per_node << "   # more ranks than this share the cores\n";
+  os << "\n";
   os << "[compute]\n";
-  os << "gemm_small = " << num(p.gemm_small) << "    # fp32 FLOP/s of one rank, gemms of side <= 192\n";
+  if (p.gemm_tiny > 0) os << "gemm_tiny = " << num(p.gemm_tiny) << "     # fp32 FLOP/s of one rank, gemms of side <= 96\n";
+  os << "gemm_small = " << num(p.gemm_small) << "    # side <= 192\n";
   os << "gemm_medium = " << num(p.gemm_medium) << "   # side <= 768\n";
   os << "gemm_large = " << num(p.gemm_large) << "    # larger\n";
   os << "memory_Bps = " << num(p.memory_Bps) << "    # one rank's streaming rate, bytes read + written, every rank at once\n";
   os << "reduce_Bps = " << num(p.reduce_Bps) << "    # one rank's a += b rate per byte of b (gamma = 1 / reduce_Bps)\n";
+  if (p.pointwise_eps > 0) os << "pointwise_eps = " << num(p.pointwise_eps) << " # elements/s of GELU forward (fp32)\n";
+  if (p.adam_pps > 0) os << "adam_pps = " << num(p.adam_pps) << "      # parameters/s of the AdamW step\n";
+  if (p.sgd_pps > 0) os << "sgd_pps = " << num(p.sgd_pps) << "       # parameters/s of the SGD step\n";
   for (const auto& c : p.collectives) {
     os << "\n[[collective]]\nalgo = \"" << c.algo << "\"\nop = \"" << c.op << "\"\nscope = \"" << c.scope << "\"\n";
     if (c.ranks > 0) os << "ranks = " << c.ranks << "\n";

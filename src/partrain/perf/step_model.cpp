@@ -37,6 +37,13 @@ double optimizer_bytes_per_param(const models::OptimizerConfig& o, double elem) 
   return elem * 7;
 }
 
+/// Seconds of the optimizer over `params` parameters: the measured kernel rate, or its streaming bound.
+double optimizer_seconds(const models::OptimizerConfig& o, double params, double elem, const MachineProfile& p) {
+  const double stream = params * optimizer_bytes_per_param(o, elem) / p.memory_Bps;
+  const double rate = o.kind == "sgd" ? p.sgd_pps : p.adam_pps;
+  return rate > 0 ? std::max(stream, params / rate) : stream;
+}
+
 void add_note(std::string* note, const std::string& what) {
   if (note && note->find(what) == std::string::npos) *note += (note->empty() ? "" : "; ") + what;
 }
@@ -64,6 +71,20 @@ double collective_seconds(const MachineProfile& p, const std::string& algo, cons
                           double bytes, bool spans_nodes, std::string* note) {
   if (group <= 1 || bytes <= 0) return 0;
   const std::string scope = spans_nodes ? "inter" : "intra";
+  if (algo == "auto") {  // a tuner's choice (NCCL's, partrain's auto): the fastest fitted algorithm at this size
+    double best = -1;
+    for (const auto& c : p.collectives)
+      if (c.op == op && c.scope == scope) {
+        try {
+          const double t = collective_time(c.algo, op, group, bytes, c.link);
+          if (best < 0 || t < best) best = t;
+        } catch (const RuntimeError&) {
+        }
+      }
+    if (best >= 0) return best;
+    add_note(note, "no " + op + " fit (" + scope + ") in the profile: not predicted");
+    return -1;
+  }
   const CollectiveFit* fit = p.find(algo, op, scope);
   if (!fit && algo == "shm" && spans_nodes) add_note(note, "shm spans no nodes: ring's fit used");
   if (!fit && algo != "ring") {
@@ -88,13 +109,25 @@ double collective_seconds(const MachineProfile& p, const std::string& algo, cons
   }
 }
 
-StepPrediction predict_compute(const models::ModelSpec& spec, std::int64_t samples, const MachineProfile& p) {
+StepPrediction predict_compute(const models::ModelSpec& spec, std::int64_t samples, const MachineProfile& p,
+                               double shard) {
   StepPrediction r;
   const auto m = declare(spec);
   const double elem = spec.dtype == "fp64" ? 8 : 4;
   const auto rows = samples * models::rows_per_sample(spec);
-  const double rate = p.gemm_rate(double(rows), width(spec), width(spec)) * (elem == 8 ? 0.5 : 1.0);
+  // the NMT's LSTMs multiply per time step: rows = the batch
+  const double gemm_rows = spec.kind == "nmt" ? double(samples) : double(rows);
+  const double rate = p.gemm_rate(gemm_rows, 4 * width(spec) / shard, width(spec)) * (elem == 8 ? 0.5 : 1.0);
   bool all_known = true;
+  double layer_flops = 0;
+  for (const auto& l : m->layers()) layer_flops += l->forward_flops(rows);
+  const double model_flops = m->forward_flops(samples);
+  if (layer_flops < 0.5 * model_flops) {  // a model that is not a list of layers (the NMT): its FLOPs at the gemm rate
+    r.forward_s = model_flops / rate;
+    r.backward_s = 2 * model_flops / rate;
+    r.note = "compute from the model's FLOPs alone (no per-layer traffic)";
+    return r;
+  }
   for (const auto& l : m->layers()) {
     const double flops = l->forward_flops(rows);
     double act = l->activation_elements(rows);
@@ -102,17 +135,14 @@ StepPrediction predict_compute(const models::ModelSpec& spec, std::int64_t sampl
       all_known = false;
       act = double(rows) * double(l->out_width());
     }
-    // forward reads its input and writes its activations; backward reads them and writes the input's gradient
-    const double bytes = 2 * act * elem;
-    r.forward_s += std::max(flops / rate, bytes / p.memory_Bps);
-    r.backward_s += std::max(2 * flops / rate, 2 * bytes / p.memory_Bps);
+    // the gemms at the gemm rate, then every activation element through a pointwise kernel (bias, activation,
+    // softmax, residual: the profile's rate, or the memory rate for reading the input and writing the output);
+    // backward twice both
+    const double pw = p.pointwise_eps > 0 ? act / p.pointwise_eps : 2 * act * elem / p.memory_Bps;
+    r.forward_s += flops / rate + pw;
+    r.backward_s += 2 * (flops / rate + pw);
   }
-  if (r.forward_s == 0) {  // a model that is not a list of layers (the NMT): its FLOPs at the gemm rate
-    const double flops = m->forward_flops(samples);
-    r.forward_s = flops / rate;
-    r.backward_s = 2 * flops / rate;
-    r.note = "compute from the model's FLOPs alone (no per-layer traffic)";
-  } else if (!all_known) {
+  if (!all_known) {
     r.note = "some layers' activation traffic estimated from their output width";
   }
   return r;
@@ -124,16 +154,19 @@ StepPrediction predict_step(const StepInputs& in, const MachineProfile& p) {
   const auto m = declare(in.model);
   const double elem = in.model.dtype == "fp64" ? 8 : 4;
   const double psi = double(m->params().numel());
-  const double opt_bytes = optimizer_bytes_per_param(in.train.optimizer, elem);
-  StepPrediction r = predict_compute(in.model, local, p);
   const std::string s = in.strategy;
+  // a pipeline stage computes microbatches: its gemms have the microbatch's rows
+  const int mb = s == "pp" ? std::max(1, in.microbatches) : 1;
+  StepPrediction r = predict_compute(in.model, std::max<std::int64_t>(1, local / mb), p, s == "tp" || s == "pp" ? tp : 1);
+  r.forward_s *= mb;
+  r.backward_s *= mb;
 
   if (s == "serial" || s == "dp" || s == "tp") {
     // tensor parallelism: a rank computes 1/t of every block (the replicated LayerNorms are small) and keeps 1/t of
     // the parameters; each block does 2 allreduces forward and 2 backward of the activations (b·T·C), not overlapped
     r.forward_s /= tp;
     r.backward_s /= tp;
-    r.optimizer_s = psi / tp * opt_bytes / p.memory_Bps;
+    r.optimizer_s = optimizer_seconds(in.train.optimizer, psi / tp, elem, p);
     if (tp > 1) {
       const double rows = double(local) * double(models::rows_per_sample(in.model));
       const double act = rows * width(in.model) * elem;
@@ -154,7 +187,6 @@ StepPrediction predict_step(const StepInputs& in, const MachineProfile& p) {
     gradient_allreduce(p, in, dp, psi / tp * elem, r.backward_s, r);
   } else if (s == "pp") {
     // p stages of equal compute; m microbatches; the schedule's bubble stretches the compute
-    const int mb = std::max(1, in.microbatches);
     namespace pl = parallel::pipeline;
     pl::ScheduleSpec spec;
     pl::parse(in.schedule, spec.kind);
@@ -176,17 +208,17 @@ StepPrediction predict_step(const StepInputs& in, const MachineProfile& p) {
         r.comm_exposed_s += 2.0 * (pp - 1) * one;
       }
     }
-    r.optimizer_s = psi / (pp * tp) * opt_bytes / p.memory_Bps;
+    r.optimizer_s = optimizer_seconds(in.train.optimizer, psi / (pp * tp), elem, p);
     gradient_allreduce(p, in, dp, psi / (pp * tp) * elem, r.backward_s, r);
   } else if (s == "zero") {
     // stage 0: partrain-dp; 1–2: gradients reduce-scattered (bucketed, overlapped like the allreduce), the optimizer
     // on 1/d, the parameters allgathered after it (exposed); 3: the parameters gathered again for the backward
     const bool sp = spans(dp, in.ranks_per_node);
     if (in.zero_stage == 0 || dp == 1) {
-      r.optimizer_s = psi * opt_bytes / p.memory_Bps;
+      r.optimizer_s = optimizer_seconds(in.train.optimizer, psi, elem, p);
       gradient_allreduce(p, in, dp, psi * elem, r.backward_s, r);
     } else {
-      r.optimizer_s = psi / dp * opt_bytes / p.memory_Bps;
+      r.optimizer_s = optimizer_seconds(in.train.optimizer, psi / dp, elem, p);
       const double bytes = psi * elem, bucket = std::max(1.0, std::min(in.bucket_bytes, bytes));
       const double nb = std::ceil(bytes / bucket);
       const double rs = nb * collective_seconds(p, in.algo, "reduce_scatter", dp, bucket, sp, &r.note);
@@ -216,7 +248,7 @@ StepPrediction predict_step(const StepInputs& in, const MachineProfile& p) {
       r.backward_s *= busy_max / busy_sum;
       r.bubble_s = total * (w.makespan - busy_max) / busy_sum;
     }
-    r.optimizer_s = psi / k * opt_bytes / p.memory_Bps;
+    r.optimizer_s = optimizer_seconds(in.train.optimizer, psi / k, elem, p);
     gradient_allreduce(p, in, dp, psi / k * elem, r.backward_s, r);
     add_note(&r.note, "the wavefront's messages are not modelled");
   } else if (s == "ps") {
@@ -231,10 +263,19 @@ StepPrediction predict_step(const StepInputs& in, const MachineProfile& p) {
       r.comm_pure_s = 2 * one * W;  // pull and push of every worker through one server's link
       r.comm_exposed_s = r.comm_pure_s;
     }
-    r.optimizer_s = psi / S * opt_bytes / p.memory_Bps * (in.ps_mode == "bsp" || in.ps_mode == "half_sync" ? 1 : W);
+    r.optimizer_s = optimizer_seconds(in.train.optimizer, psi / S, elem, p) * (in.ps_mode == "bsp" || in.ps_mode == "half_sync" ? 1 : W);
     add_note(&r.note, "the parameter server's model is a bound: one server link carries every worker's pull and push");
   } else {
     add_note(&r.note, "no model for strategy " + s);
+  }
+  // more ranks on a node than it has cores: each rank gets cores/ranks of one (the waits yield)
+  if (p.cores_per_node > 0 && in.ranks_on_node > p.cores_per_node) {
+    const double share = double(in.ranks_on_node) / p.cores_per_node;
+    r.forward_s *= share;
+    r.backward_s *= share;
+    r.bubble_s *= share;
+    r.optimizer_s *= share;
+    add_note(&r.note, std::to_string(in.ranks_on_node) + " ranks share " + std::to_string(p.cores_per_node) + " cores");
   }
   r.step_s = r.forward_s + r.backward_s + r.bubble_s + r.optimizer_s + r.comm_exposed_s;
   return r;

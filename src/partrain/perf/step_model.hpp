@@ -23,6 +23,7 @@ struct StepInputs {
   models::TrainSpec train;
   int dp = 1, tp = 1, pp = 1;   ///< replicas, tensor-parallel degree, pipeline stages (nmt: model_parallel in pp)
   int ranks_per_node = 0;       ///< 0: every rank on one node
+  int ranks_on_node = 1;        ///< ranks sharing a node's cores (more than the profile's cores: each runs slower)
   std::string algo = "ring";    ///< the gradient allreduce's resolved algorithm
   double bucket_bytes = 4 << 20;
   bool overlap = true;
@@ -47,8 +48,10 @@ struct StepPrediction {
   std::string note;            ///< what the model does not cover ("" when all of it)
 };
 
-/// One rank's compute for `samples` samples of the whole model (forward; backward = 2× its FLOPs and traffic).
-StepPrediction predict_compute(const models::ModelSpec& model, std::int64_t samples, const MachineProfile& p);
+/// One rank's compute for `samples` samples of the whole model (forward; backward = 2× its FLOPs and traffic);
+/// `shard` divides the gemms' width for the choice of the gemm rate (tensor parallelism's narrower gemms).
+StepPrediction predict_compute(const models::ModelSpec& model, std::int64_t samples, const MachineProfile& p,
+                               double shard = 1);
 /// The step of any strategy.
 StepPrediction predict_step(const StepInputs& in, const MachineProfile& p);
 /// Seconds of one collective from the profile's fit for (algo, op) in the scope a group of `group` ranks spans;

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The performance model's tools end to end (README, "The performance model"): partrain-calibrate writes a profile
+# (--quick), a mini-app run with --profile stores predicted_* beside its measurement, partrain-compare shows the
+# predicted step and the error, partrain-predict tabulates a what-if over rank counts and ranks layouts (--search),
+# and its CSV is drawn.
+#   test_perf_tools.sh REPO BUILD_DIR MPIEXEC
+set -u
+repo=$1; build=$2; mpiexec=$3
+cd "$repo"
+d=$(mktemp -d /tmp/partrain_perf.XXXXXX)
+trap 'rm -rf "$d"' EXIT
+fails=0
+ok() { echo "ok: $1"; }
+no() { echo "FAILED: $1"; fails=$((fails + 1)); }
+
+"$mpiexec" -n 2 "$build/tools/partrain-calibrate" --quick -o "$d/m.toml" > "$d/cal.log" 2>&1 || { cat "$d/cal.log"; no "calibrate"; }
+grep -q "^gemm_large = " "$d/m.toml" && grep -q '^algo = "ring"' "$d/m.toml" && grep -q "^cores_per_node = " "$d/m.toml" \
+  && ok "calibrate wrote a profile" || no "profile content"
+
+"$mpiexec" -n 2 "$build/miniapps/partrain-dp" -i inputs/dp_mlp.toml --set train.steps=6 --profile "$d/m.toml" \
+  --output "$d/dp.h5" > "$d/dp.log" 2>&1 || { cat "$d/dp.log"; no "dp with --profile"; }
+grep -qE "^# predicted step [0-9.]+ ms \(measured [0-9.]+, [-+][0-9.]+%\)" "$d/dp.log" && ok "predicted line" || no "predicted line"
+/usr/bin/python3 - "$d/dp.h5" <<'PY' && ok "predicted_* in the result file" || no "predicted_* in the result file"
+import sys, h5py
+s = h5py.File(sys.argv[1])["summary"].attrs
+parts = s["predicted_compute_s"] + s["predicted_bubble_s"] + s["predicted_optimizer_s"] + s["predicted_comm_exposed_s"]
+assert s["predicted_step_time_s"] > 0 and abs(parts - s["predicted_step_time_s"]) < 1e-12, dict(s)
+assert 0.2 < s["predicted_step_time_s"] / s["step_time_median_s"] < 5, "prediction off by more than 5x"
+PY
+PARTRAIN_PROFILE=/no/such.toml "$mpiexec" -n 1 "$build/miniapps/partrain-ref" -i inputs/ref_mlp.toml > "$d/env.log" 2>&1
+[ $? -eq 2 ] && grep -q "error: PARTRAIN_PROFILE = /no/such.toml: cannot read the profile" "$d/env.log" && ok "bad \$PARTRAIN_PROFILE" || no "bad \$PARTRAIN_PROFILE: $(cat "$d/env.log")"
+
+"$build/tools/partrain-compare" "$d/dp.h5" --csv > "$d/cmp.csv" || no "compare"
+/usr/bin/python3 - "$d/cmp.csv" <<'PY' && ok "compare's predicted and error columns" || no "compare columns"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+r = rows[0]
+err = 100 * (float(r["predicted_ms"]) - float(r["step_time_ms"])) / float(r["step_time_ms"])
+assert abs(err - float(r["prediction_error_pct"])) < 0.01, r
+PY
+
+p="$build/tools/partrain-predict"
+"$p" --deck inputs/dp_gpt_small.toml --profile inputs/machines/h100_nvlink_ndr.toml --ranks 8,64 --scaling weak --csv "$d/t.csv" > "$d/pred.log" 2>&1 \
+  || { cat "$d/pred.log"; no "predict"; }
+[ "$(grep -cE '^ +(8|64) ' "$d/pred.log")" -eq 2 ] && ok "predict: one row per rank count" || no "predict rows: $(cat "$d/pred.log")"
+/usr/bin/python3 - "$d/t.csv" <<'PY' && ok "predict: strong scaling across nodes costs efficiency" || no "predict efficiency"
+import csv, sys
+r = list(csv.DictReader(open(sys.argv[1])))
+assert float(r[0]["efficiency"]) == 1.0 and 0 < float(r[1]["efficiency"]) < 1.0, r
+assert float(r[1]["comm_exposed_s"]) > 0, r
+PY
+"$p" --deck inputs/pp_gpt_small.toml --profile inputs/machines/h100_nvlink_ndr.toml --strategy pp --ranks 16 --search \
+  --memory-limit-gib 80 > "$d/search.log" 2>&1 || { cat "$d/search.log"; no "search"; }
+/usr/bin/python3 - "$d/search.log" <<'PY' && ok "search: layouts ranked by predicted step" || no "search ranking: $(cat "$d/search.log")"
+import sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip() and l.split()[0] == "16"]
+steps = [float(x[2]) for x in rows]
+assert len(rows) >= 3 and steps == sorted(steps), rows
+PY
+if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
+  /usr/bin/python3 tools/analysis/plot_predict.py "$d/t.csv" --out "$d/t.png" > /dev/null && [ -s "$d/t.png" ] && ok "plot" || no "plot"
+fi
+[ $fails -eq 0 ] && echo "perf tools: ok" || echo "perf tools: $fails failed"
+exit $((fails > 0))

@@ -191,3 +191,37 @@ TEST(PerfModel, StepModelPieces) {
   in.zero_stage = 0;
   EXPECT_NEAR(predict_step(in, prof).optimizer_s, 2 * z1.optimizer_s, 1e-15);  // stage 1 shards the optimizer
 }
+
+TEST(PerfModel, HierarchicalAcrossNodes) {
+  // 2 nodes of 2 ranks: hier = reduce-scatter within the node + allreduce of half the bytes across + allgather within
+  MachineProfile p = toy_profile();
+  for (auto c : std::vector<CollectiveFit>(p.collectives)) {
+    c.scope = "inter";
+    c.link.beta_s_per_B *= 10;  // the network is ten times slower than the node
+    p.collectives.push_back(c);
+  }
+  StepInputs in;
+  in.model = gpt();
+  in.train.global_batch = 8;
+  in.strategy = "dp";
+  in.dp = 4;
+  in.ranks_per_node = 2;
+  in.bucket_bytes = 1e12;  // one bucket
+  in.overlap = false;
+  models::Gpt<double> m(in.model.gpt);
+  m.build(0, false, false);
+  const double n = double(m.params().numel()) * 4;
+  const auto& intra = p.collectives[0].link;
+  const auto inter = p.collectives[4].link;
+  const double hier = collective_time("ring", "reduce_scatter", 2, n, intra) +
+                      collective_time("ring", "allreduce", 2, n / 2, inter) +
+                      collective_time("ring", "allgather", 2, n, intra);
+  const double flat = collective_time("ring", "allreduce", 4, n, inter);
+  in.algo = "hier";
+  EXPECT_NEAR(predict_step(in, p).comm_pure_s, hier, 1e-12);
+  in.algo = "ring";
+  EXPECT_NEAR(predict_step(in, p).comm_pure_s, flat, 1e-12);
+  in.algo = "auto";
+  EXPECT_NEAR(predict_step(in, p).comm_pure_s, std::min(hier, flat), 1e-12);
+  EXPECT_LT(hier, flat);
+}

@@ -17,6 +17,18 @@ no() { echo "FAILED: $1"; fails=$((fails + 1)); }
 grep -q "^gemm_large = " "$d/m.toml" && grep -q '^algo = "ring"' "$d/m.toml" && grep -q "^cores_per_node = " "$d/m.toml" \
   && ok "calibrate wrote a profile" || no "profile content"
 
+"$mpiexec" -n 4 "$build/tools/partrain-calibrate" --quick --pretend-node-size 2 -o "$d/h.toml" > "$d/cal4.log" 2>&1 \
+  || { cat "$d/cal4.log"; no "calibrate --pretend-node-size"; }
+/usr/bin/python3 - "$d/h.toml" <<'PY' && ok "the hierarchical case: intra fits within pretend nodes, inter across" || no "pretend profile"
+import sys, tomllib
+p = tomllib.load(open(sys.argv[1], "rb"))
+fits = {(c["algo"], c["op"], c["scope"]): c for c in p["collective"]}
+assert p["ranks_per_node"] == 2, p["ranks_per_node"]
+assert ("ring", "allreduce", "intra") in fits and ("ring", "allreduce", "inter") in fits, sorted(fits)
+assert ("shm", "allreduce", "intra") in fits and ("shm", "allreduce", "inter") not in fits, sorted(fits)
+assert all(c["ranks"] == 2 for c in p["collective"]), "each group has 2 ranks"
+PY
+
 "$mpiexec" -n 2 "$build/miniapps/partrain-dp" -i inputs/dp_mlp.toml --set train.steps=6 --profile "$d/m.toml" \
   --output "$d/dp.h5" > "$d/dp.log" 2>&1 || { cat "$d/dp.log"; no "dp with --profile"; }
 grep -qE "^# predicted step [0-9.]+ ms \(measured [0-9.]+, [-+][0-9.]+%\)" "$d/dp.log" && ok "predicted line" || no "predicted line"

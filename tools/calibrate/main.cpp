@@ -109,18 +109,25 @@ int main(int argc, char** argv) {
     app.add_option("--name", name, "the profile's name (default: the host name)");
     app.add_flag("--overwrite", overwrite, "replace an existing profile");
     app.add_flag("--quick", quick, "fewer sizes and repetitions (a test's calibration, not a machine's)");
+    int pretend = 0;
+    app.add_option("--pretend-node-size", pretend,
+                   "treat consecutive groups of this many ranks as nodes: fit the intra-node algorithms on each group "
+                   "and the inter-node ones across the groups (the hierarchical case, on one machine)");
     if (int rc = parse_command_line(app, argc, argv); rc >= 0) return rc;
     io::check_output_path("--output", output, overwrite);
     if (rt.size() < 2) input_error("ranks", std::to_string(rt.size()), "partrain-calibrate needs at least 2 ranks (the collectives)");
+    if (pretend < 0 || pretend == 1 || (pretend > 0 && (rt.size() % pretend != 0 || rt.size() / pretend < 2)))
+      input_error("--pretend-node-size", std::to_string(pretend),
+                  "must be 0 or divide the ranks (" + std::to_string(rt.size()) + ") into at least 2 nodes of at least 2 ranks");
     rt.check_inputs();
     rt.inputs_done();
     const auto prov = io::collect_provenance(MPI_COMM_WORLD, argc, argv);
-    coll::MpiCommunicator comm(MPI_COMM_WORLD);
+    coll::MpiCommunicator comm(MPI_COMM_WORLD, pretend);
     perf::MachineProfile p;
     p.name = name.empty() ? prov.hostnames : name;
     p.source = "partrain-calibrate " + prov.git_commit + ", " + std::to_string(rt.size()) + " ranks on " +
                prov.hostnames + ", " + prov.created_utc;
-    p.ranks_per_node = comm.single_node() ? rt.size() : 0;
+    p.ranks_per_node = pretend > 0 ? pretend : comm.single_node() ? rt.size() : 0;
     {
       cpu_set_t set;
       CPU_ZERO(&set);
@@ -154,6 +161,8 @@ int main(int argc, char** argv) {
                   p.pointwise_eps / 1e9, p.adam_pps / 1e9, p.sgd_pps / 1e9);
     log0(line);
     const double gamma = 1 / p.reduce_Bps;
+    // α, β of every algorithm and operation on `c` (the whole job, a node's ranks or one rank per node), as `scope`
+    auto fit_all = [&](coll::MpiCommunicator& c, const std::string& scope) {
     for (const char* op : {"allreduce", "reduce_scatter", "allgather", "broadcast"}) {
       coll::bench::Options o;
       o.op = op;
@@ -168,10 +177,10 @@ int main(int argc, char** argv) {
       plan.quiet = true;
       plan.algos.erase(std::remove_if(plan.algos.begin(), plan.algos.end(),
                                       [&](coll::Algo a) {
-                                        return a == coll::Algo::Hier || (a == coll::Algo::Shm && !comm.single_node());
+                                        return a == coll::Algo::Hier || (a == coll::Algo::Shm && (!c.single_node() || scope == "inter"));
                                       }),
                        plan.algos.end());
-      const auto rows = coll::bench::run(comm, plan);
+      const auto rows = coll::bench::run(c, plan);
       for (const coll::Algo a : plan.algos) {
         std::vector<std::pair<double, double>> pts;
         for (const auto& r : rows)
@@ -179,20 +188,27 @@ int main(int argc, char** argv) {
         perf::CollectiveFit f;
         f.algo = coll::name(a);
         f.op = op;
-        f.scope = comm.single_node() ? "intra" : "inter";
-        f.ranks = rt.size();
+        f.scope = scope;
+        f.ranks = c.size();
         try {
-          f.link = perf::fit_alpha_beta(f.algo, op, rt.size(), pts, gamma);
+          f.link = perf::fit_alpha_beta(f.algo, op, c.size(), pts, gamma);
         } catch (const RuntimeError&) {
           continue;  // no closed form for this algorithm and operation
         }
-        f.fit_error = perf::median_relative_error(f.algo, op, rt.size(), pts, f.link);
+        f.fit_error = perf::median_relative_error(f.algo, op, c.size(), pts, f.link);
         p.collectives.push_back(f);
-        std::snprintf(line, sizeof line, "# %-14s %-6s alpha %7.2f us  beta^-1 %6.2f GB/s  (median fit error %4.1f%%)",
-                      op, f.algo.c_str(), f.link.alpha_s * 1e6,
+        std::snprintf(line, sizeof line, "# %-5s %-14s %-6s alpha %7.2f us  beta^-1 %6.2f GB/s  (median fit error %4.1f%%)",
+                      scope.c_str(), op, f.algo.c_str(), f.link.alpha_s * 1e6,
                       f.link.beta_s_per_B > 0 ? 1e-9 / f.link.beta_s_per_B : 0.0, 100 * f.fit_error);
         log0(line);
       }
+    }
+    };
+    if (pretend > 0) {  // each group's ranks run their intra-node fits at once, then one rank per group across
+      fit_all(*comm.node_comm(), "intra");
+      fit_all(*comm.cross_comm(), "inter");
+    } else {
+      fit_all(comm, comm.single_node() ? "intra" : "inter");
     }
     if (rt.rank() == 0) {
       const std::string tmp = output + ".tmp-" + std::to_string(getpid());

@@ -50,15 +50,32 @@ void add_note(std::string* note, const std::string& what) {
 
 bool spans(int group, int ranks_per_node) { return ranks_per_node > 0 && group > ranks_per_node; }
 
+/// An allreduce among `group` ranks: the flat algorithm, or — across nodes, for "hier" or "auto" — the hierarchical
+/// one (reduce-scatter within each node, allreduce of a node's share across the nodes, allgather within the node),
+/// whichever is faster for "auto".
+double allreduce_seconds(const MachineProfile& p, const std::string& algo, int group, double bytes, int ranks_per_node,
+                         std::string* note) {
+  const bool sp = spans(group, ranks_per_node);
+  const double flat = algo == "hier" ? -1 : collective_seconds(p, algo, "allreduce", group, bytes, sp, note);
+  if (!sp || (algo != "auto" && algo != "hier") || group % ranks_per_node != 0) return flat;
+  std::string ignored;
+  const int nodes = group / ranks_per_node;
+  const double rs = collective_seconds(p, "auto", "reduce_scatter", ranks_per_node, bytes, false, &ignored);
+  const double ar = collective_seconds(p, "auto", "allreduce", nodes, bytes / ranks_per_node, true, &ignored);
+  const double ag = collective_seconds(p, "auto", "allgather", ranks_per_node, bytes, false, &ignored);
+  if (rs < 0 || ar < 0 || ag < 0) return flat;
+  const double hier = rs + ar + ag;
+  return flat < 0 ? hier : std::min(flat, hier);
+}
+
 /// The bucketed gradient allreduce of `bytes`, overlapped with `backward_s` but for its last bucket.
 void gradient_allreduce(const MachineProfile& p, const StepInputs& in, int group, double bytes, double backward_s,
                         StepPrediction& r) {
   if (group <= 1 || bytes <= 0) return;
   const double bucket = std::max(1.0, std::min(in.bucket_bytes, bytes)), nb = std::ceil(bytes / bucket);
   const double last = bytes - (nb - 1) * bucket;
-  const bool sp = spans(group, in.ranks_per_node);
-  const double t_full = collective_seconds(p, in.algo, "allreduce", group, bucket, sp, &r.note);
-  const double t_last = collective_seconds(p, in.algo, "allreduce", group, last, sp, &r.note);
+  const double t_full = allreduce_seconds(p, in.algo, group, bucket, in.ranks_per_node, &r.note);
+  const double t_last = allreduce_seconds(p, in.algo, group, last, in.ranks_per_node, &r.note);
   if (t_full < 0 || t_last < 0) return;
   const double pure = (nb - 1) * t_full + t_last;
   r.comm_pure_s += pure;

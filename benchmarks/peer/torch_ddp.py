@@ -10,6 +10,8 @@ import argparse
 import json
 import os
 import statistics
+import sys
+import threading
 import time
 
 import torch
@@ -18,8 +20,13 @@ import torch.multiprocessing as mp
 import torch.nn as nn
 import torch.nn.functional as F
 
+from peer_run import die_with_parent, free_port
+
 
 def worker(rank, a, port, queue):
+    die_with_parent()  # the spawning process gone (killed, timed out): this worker goes too
+    # bounded: a worker still running after --timeout seconds is stuck (a peer gone, a rendezvous lost) and exits
+    threading.Timer(a.timeout, lambda: os._exit(3)).start()
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     torch.set_num_threads(1)
@@ -51,6 +58,9 @@ def worker(rank, a, port, queue):
         slowest = [max(ts[i] for ts in gathered) for i in range(len(times))]
         queue.put(statistics.median(slowest))
     dist.destroy_process_group()
+    queue.close()
+    queue.join_thread()  # the result is in the pipe before the worker goes
+    os._exit(0)  # the timer thread must not keep the worker alive
 
 
 def main():
@@ -59,13 +69,34 @@ def main():
     ap.add_argument("--batch", type=int, default=64, help="samples per rank")
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--port", type=int, default=29571)
+    ap.add_argument("--port", type=int, default=0, help="rendezvous port (default: a free one)")
+    ap.add_argument("--timeout", type=float, default=300, help="seconds after which a worker counts as hung")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    port = a.port or free_port()
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    mp.spawn(worker, args=(a, a.port, queue), nprocs=a.ranks, join=True)
-    med = queue.get()
+    procs = [ctx.Process(target=worker, args=(r, a, port, queue)) for r in range(a.ranks)]
+    for p in procs:
+        p.start()
+    deadline = time.monotonic() + a.timeout + 30
+    med = None
+    while med is None:
+        try:
+            med = queue.get(timeout=1.0)
+        except Exception:  # queue.Empty
+            failed = [p for p in procs if p.exitcode not in (None, 0)]
+            if failed or time.monotonic() > deadline or all(p.exitcode == 0 for p in procs):
+                for p in procs:
+                    if p.is_alive():
+                        p.kill()
+                why = (f"worker exit codes {[p.exitcode for p in procs]}" if failed or time.monotonic() <= deadline
+                       else f"no result after {a.timeout + 30:.0f} s")
+                sys.exit(f"torch_ddp.py: {a.ranks} ranks on port {port}: {why}")
+    for p in procs:
+        p.join(timeout=30)
+        if p.is_alive():
+            p.kill()
     out = {"peer": "pytorch-ddp-gloo", "torch": torch.__version__, "ranks": a.ranks, "step_time_median_ms": med * 1e3,
            "samples_per_s": a.batch * a.ranks / med}
     print(json.dumps(out) if a.json else

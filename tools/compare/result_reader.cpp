@@ -133,6 +133,19 @@ Run read_run(const std::string& path) {
   r.pp = int(num_attr(path, f, "pp"));
   try {
     flatten(toml::parse(r.config_toml), "", r.config);
+    // the keys of the model kinds this run does not train (model.nmt.* in a GPT run): a later version that declares
+    // a new kind must not make older results "config differs"
+    const auto kind = r.config.find("model.kind");
+    if (kind != r.config.end()) {
+      std::string k = kind->second;
+      k.erase(std::remove(k.begin(), k.end(), '"'), k.end());
+      for (auto it = r.config.begin(); it != r.config.end();) {
+        const auto& key = it->first;
+        const bool other_kind = key.rfind("model.", 0) == 0 && std::count(key.begin(), key.end(), '.') >= 2 &&
+                                key.compare(6, k.size() + 1, k + ".") != 0;
+        it = other_kind ? r.config.erase(it) : std::next(it);
+      }
+    }
   } catch (const toml::parse_error&) {
     bad(path, "config_toml is not valid TOML");
   }

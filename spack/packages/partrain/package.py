@@ -41,6 +41,3 @@ class Partrain(CMakePackage, CudaPackage):
             self.define("PARTRAIN_NCCL", self.spec.satisfies("+nccl")),
         ]
 
-    def setup_run_environment(self, env):
-        # the decks, sweep files, machine profiles and job-script templates (a module sets this too)
-        env.set("PARTRAIN_SHARE", self.prefix.share.partrain)

@@ -1,0 +1,107 @@
+#!/usr/bin/python3
+"""Checks any partrain --dump-state file against PyTorch: rebuilds the dumped model (MLP, GPT; the NMT through
+torch_nmt.py) from the dumped parameters by name, recomputes the loss and every gradient in float64 on the dumped
+batch, and prints the worst relative error per tensor against DESIGN.md's tolerances — fp64 dumps 1e-12 (loss) and
+1e-9 (gradients), fp32 dumps 1e-5 and 1e-4. Works on a dump of partrain-ref or of any mini-app (they gather whole
+tensors under the reference's names), so it checks a run on any machine.
+
+    /usr/bin/python3 benchmarks/peer/torch_check.py dump.h5 [--all]     # exit 0 when every tensor is within tolerance
+"""
+import argparse
+import math
+import os
+import sys
+import tomllib
+
+import h5py
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+torch.set_default_dtype(torch.float64)
+
+
+def layer_norm(x, p, name):
+    return F.layer_norm(x, (x.shape[-1],), p[name + ".weight"], p[name + ".bias"], eps=1e-5)
+
+
+def gpt_loss(p, inputs, targets, cfg):
+    H = cfg["heads"]
+    B, T = inputs.shape
+    x = p["wte"][inputs] + p["wpe"][:T]
+    for i in range(cfg["layers"]):
+        b = f"blocks.{i}."
+        C = x.shape[-1]
+        q, k, v = F.linear(layer_norm(x, p, b + "ln1"), p[b + "attn.qkv.weight"], p[b + "attn.qkv.bias"]).split(C, dim=2)
+        q, k, v = (t.view(B, T, H, C // H).transpose(1, 2) for t in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(C // H)
+        att = att.masked_fill(~torch.tril(torch.ones(T, T, dtype=torch.bool)), float("-inf")).softmax(dim=-1)
+        y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)
+        x = x + F.linear(y, p[b + "attn.proj.weight"], p[b + "attn.proj.bias"])
+        h = F.gelu(F.linear(layer_norm(x, p, b + "ln2"), p[b + "mlp.fc.weight"], p[b + "mlp.fc.bias"]), approximate="tanh")
+        x = x + F.linear(h, p[b + "mlp.proj.weight"], p[b + "mlp.proj.bias"])
+    logits = layer_norm(x, p, "ln_f") @ p["wte"].t()
+    return F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1).long())
+
+
+def mlp_loss(p, inputs, targets, cfg):
+    n = len(cfg["widths"]) - 1
+    x = inputs
+    for i in range(n):
+        x = F.linear(x, p[f"layers.{i}.weight"], p[f"layers.{i}.bias"])
+        if i < n - 1:
+            x = F.relu(x) if cfg.get("activation", "relu") == "relu" else F.gelu(x, approximate="tanh")
+    return F.cross_entropy(x, targets.long())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dump")
+    ap.add_argument("--all", action="store_true", help="print every tensor's error, not only the worst")
+    a = ap.parse_args()
+    try:
+        f = h5py.File(a.dump, "r")
+    except OSError as e:
+        sys.exit(f"torch_check.py: {a.dump}: not a readable HDF5 file ({e})")
+    with f:
+        if "params" not in f or "grads" not in f or "loss" not in f:
+            sys.exit(f"torch_check.py: {a.dump}: not a partrain --dump-state file (no params/grads/loss)")
+        cfg = tomllib.loads(f.attrs["config_toml"])
+        kind = cfg["model"]["kind"]
+        if kind == "nmt":
+            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+            import torch_nmt
+            sys.exit(torch_nmt.check(a.dump))
+        fp64 = f["params"][list(f["params"])[0]].dtype == np.float64
+        p = {k: torch.tensor(f["params"][k][()], dtype=torch.float64, requires_grad=True) for k in f["params"]}
+        grads = {k: f["grads"][k][()] for k in f["grads"]}
+        inputs = torch.tensor(f["batch/inputs"][()])
+        targets = torch.tensor(f["batch/targets"][()])
+        ref_loss = float(f["loss"][()])
+    if kind == "gpt":
+        loss = gpt_loss(p, inputs.long(), targets, cfg["model"]["gpt"])
+    elif kind == "mlp":
+        loss = mlp_loss(p, inputs.double(), targets, cfg["model"]["mlp"])
+    else:
+        sys.exit(f"torch_check.py: model.kind = {kind}: no PyTorch model for it")
+    loss.backward()
+    tol_loss, tol_grad = (1e-12, 1e-9) if fp64 else (1e-5, 1e-4)
+    errs = {}
+    for k, g in grads.items():
+        theirs = p[k].grad
+        errs[k] = (torch.tensor(g, dtype=torch.float64) - theirs).norm().item() / max(theirs.norm().item(), 1e-30)
+    loss_err = abs(loss.item() - ref_loss) / max(abs(loss.item()), 1e-30)
+    worst = max(errs, key=errs.get)
+    bad = [k for k, e in errs.items() if e > tol_grad]
+    if a.all:
+        for k in sorted(errs):
+            print(f"  {k:32s} {errs[k]:.2e}")
+    ok = loss_err <= tol_loss and not bad
+    print(f"torch_check: {a.dump}: {cfg['model']['kind']} ({'fp64' if fp64 else 'fp32'}), loss PyTorch {loss.item():.10g} vs "
+          f"partrain {ref_loss:.10g} (relative {loss_err:.1e}, tolerance {tol_loss:g}); {len(errs)} gradients, worst "
+          f"{worst} {errs[worst]:.1e} (tolerance {tol_grad:g}): {'ok' if ok else 'FAILED ' + ', '.join(bad)}")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

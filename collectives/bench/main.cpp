@@ -138,6 +138,7 @@ int main(int argc, char** argv) {
     const auto prov = io::collect_provenance(MPI_COMM_WORLD, argc, argv);
     const double copy_bw = bench::measure_copy_bandwidth(comm);
     log0("# partrain-collectives, " + std::to_string(rt.size()) + " ranks on " + prov.hostnames);
+    log0("# threading: " + prov.threading + "; wait policy " + coll::wait_policy_name(coll::wait_policy()));
     char line[256];
     std::snprintf(line, sizeof line,
                   "# memcpy bandwidth (64 MiB, one core per rank, all ranks at once): %.2f GB/s copied", copy_bw / 1e9);

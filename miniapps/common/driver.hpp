@@ -60,6 +60,7 @@ template <class T>
 int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::Provenance& prov) {
   const Deck& deck = *su.deck;
   const CommonOptions& opts = *su.opts;
+  log0("# threading: " + prov.threading + "; wait policy " + coll::wait_policy_name(coll::wait_policy()));
   int n = 1, rank = 0;
   MPI_Comm_size(su.world, &n);
   MPI_Comm_rank(su.world, &rank);

@@ -33,7 +33,7 @@ struct Source {
   std::vector<Run> runs;
 };
 
-using Key = std::tuple<std::string, std::string, std::string, int>;  // app, strategy, model, ranks
+using Key = std::tuple<std::string, std::string, std::string, int, int>;  // app, strategy, model, ranks, threads
 
 double med(std::vector<double> v) {
   v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return std::isnan(x); }), v.end());
@@ -58,7 +58,7 @@ double batch_of(const Run& r) {
 std::vector<Entry> entries_for(const Source& s, const Key& k) {
   std::vector<Entry> out;
   for (const auto& r : s.runs) {
-    if (Key{r.app, r.strategy, r.model, r.nranks} != k) continue;
+    if (Key{r.app, r.strategy, r.model, r.nranks, r.threads} != k) continue;
     auto it = std::find_if(out.begin(), out.end(), [&](const Entry& e) { return e.runs.front().config == r.config; });
     if (it == out.end()) out.push_back(Entry{{r}, NAN, NAN, NAN, NAN, NAN, "", ""});
     else it->runs.push_back(r);
@@ -87,6 +87,8 @@ std::vector<Entry> entries_for(const Source& s, const Key& k) {
     e.exposed_pct = med(ex);
     e.predicted_s = med(pr);
     if (e.runs.size() > 1) e.note = std::to_string(e.runs.size()) + " repetitions";
+    if (e.runs.front().threads > 1)
+      e.note += (e.note.empty() ? "" : ", ") + std::to_string(e.runs.front().threads) + " threads per rank";
   }
   if (out.size() > 1)
     for (std::size_t i = 0; i < out.size(); ++i) out[i].note += (out[i].note.empty() ? "" : ", ") + std::string("config ") + std::to_string(i + 1) + " of " + std::to_string(out.size());
@@ -96,10 +98,11 @@ std::vector<Entry> entries_for(const Source& s, const Key& k) {
 void efficiency(const Source& s, const Key& k, Entry& e) {
   int base_ranks = INT32_MAX;
   for (const auto& r : s.runs)
-    if (r.app == std::get<0>(k) && r.strategy == std::get<1>(k) && r.model == std::get<2>(k) && r.nranks < base_ranks)
+    if (r.app == std::get<0>(k) && r.strategy == std::get<1>(k) && r.model == std::get<2>(k) &&
+        r.threads == std::get<4>(k) && r.nranks < base_ranks)
       base_ranks = r.nranks;
   if (base_ranks == INT32_MAX || std::get<1>(k) == "collectives") return;
-  const auto base = entries_for(s, Key{std::get<0>(k), std::get<1>(k), std::get<2>(k), base_ranks});
+  const auto base = entries_for(s, Key{std::get<0>(k), std::get<1>(k), std::get<2>(k), base_ranks, std::get<4>(k)});
   for (const auto& b : base) {
     if (without_batch(b.runs.front().config) != without_batch(e.runs.front().config)) continue;
     const double p1 = base_ranks, p = std::get<3>(k), b1 = batch_of(b.runs.front()), bp = batch_of(e.runs.front());
@@ -147,7 +150,7 @@ int run(int argc, char** argv) {
   }
   std::vector<Key> keys;
   for (const auto& s : sources)
-    for (const auto& r : s.runs) keys.emplace_back(r.app, r.strategy, r.model, r.nranks);
+    for (const auto& r : s.runs) keys.emplace_back(r.app, r.strategy, r.model, r.nranks, r.threads);
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
 

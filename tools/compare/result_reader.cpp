@@ -128,6 +128,7 @@ Run read_run(const std::string& path) {
   r.blas = str_attr(path, f, "blas");
   r.config_toml = str_attr(path, f, "config_toml");
   r.nranks = int(num_attr(path, f, "nranks"));
+  if (const double t = num_attr(path, f, "threads", false); t >= 1) r.threads = int(t);
   r.dp = int(num_attr(path, f, "dp"));
   r.tp = int(num_attr(path, f, "tp"));
   r.pp = int(num_attr(path, f, "pp"));

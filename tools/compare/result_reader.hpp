@@ -12,6 +12,7 @@ namespace partrain::compare {
 struct Run {
   std::string path, app, strategy, variant, model, hostnames, git_commit, created_utc, mpi_version, blas, config_toml;
   int nranks = 1, dp = 1, tp = 1, pp = 1;
+  int threads = 1;  ///< threads per rank (files written before it was recorded: 1)
   std::map<std::string, std::string> config;
   // strategy holds "<strategy> <variant>" when the file names a variant (a pipeline schedule, a ZeRO stage, ...)  ///< config_toml flattened: "train.batch" → "16"
   double step_time_s = NAN, samples_per_s = NAN, tokens_per_s = NAN, comm_exposed_s = NAN, comm_exposed_share = NAN;

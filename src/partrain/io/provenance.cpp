@@ -1,5 +1,6 @@
 #include "partrain/io/provenance.hpp"
 
+#include <sched.h>
 #include <unistd.h>
 
 #include <Kokkos_Core.hpp>
@@ -64,6 +65,19 @@ Provenance collect_provenance(MPI_Comm comm, int argc, char** argv) {
 #else
   p.compiler = "unknown";
 #endif
+  p.threads = Kokkos::DefaultExecutionSpace().concurrency();
+  {
+    auto env = [](const char* v) { const char* x = std::getenv(v); return std::string(x ? x : "unset"); };
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    const int cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+    p.threading = std::to_string(p.threads) + " thread" + (p.threads == 1 ? "" : "s") + " per rank (Kokkos " +
+                  Kokkos::DefaultExecutionSpace::name() + "); OMP_NUM_THREADS=" + env("OMP_NUM_THREADS") +
+                  " OMP_WAIT_POLICY=" + env("OMP_WAIT_POLICY") + " OMP_PROC_BIND=" + env("OMP_PROC_BIND") +
+                  " OPENBLAS_NUM_THREADS=" + env("OPENBLAS_NUM_THREADS") + "; " + std::to_string(cores) +
+                  " cores allowed; " + std::to_string(p.nranks / std::max<std::size_t>(1, hosts.size())) +
+                  " ranks per host";
+  }
   for (int i = 0; i < argc; ++i) p.command_line += (i ? " " : "") + quote(argv[i]);
   for (const char* v : {"SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID"})
     if (const char* id = std::getenv(v)) {
@@ -78,6 +92,8 @@ void write_provenance(H5Writer& w, const Provenance& p) {
   w.attr(root, "schema", std::string(kResultSchema));
   w.attr(root, "schema_version", kResultSchemaVersion);
   w.attr(root, "created_utc", p.created_utc);
+  w.attr(root, "threads", std::int64_t(p.threads));
+  w.attr(root, "threading", p.threading);
   w.attr(root, "git_commit", p.git_commit);
   w.attr(root, "hostnames", p.hostnames);
   w.attr(root, "mpi_version", p.mpi_version);

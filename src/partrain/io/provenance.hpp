@@ -13,7 +13,10 @@ namespace partrain::io {
 struct Provenance {
   std::string created_utc, git_commit, hostnames, mpi_version, hdf5_version, kokkos_version, blas, compiler,
       command_line, job_id;
-  int nranks = 1;
+  /// threads per rank and how they run: Kokkos' concurrency, OMP_NUM_THREADS, OMP_WAIT_POLICY, OMP_PROC_BIND,
+  /// OPENBLAS_NUM_THREADS, the cores this rank may run on, ranks per host (rank 0's view; the launch is the same)
+  std::string threading;
+  int nranks = 1, threads = 1;
 };
 
 /// Collective over comm. `argv` is joined (shell-quoted where needed) into command_line.

@@ -53,7 +53,12 @@ void StateIo<T>::add_ranges_io(const std::string& group, const models::ParamStor
                                std::function<void(std::int64_t, std::int64_t, T*)> get,
                                std::function<void(std::int64_t, std::int64_t, const T*)> set) {
   buffers_.push_back({std::move(get), std::move(set)});
-  const int b = int(buffers_.size()) - 1;
+  add_range_pieces(group, store, ranges, int(buffers_.size()) - 1, write, true);
+}
+
+template <class T>
+void StateIo<T>::add_range_pieces(const std::string& group, const models::ParamStore<T>& store,
+                                  const std::vector<Range>& ranges, int b, bool write, bool read) {
   for (const auto& r : ranges) {
     std::vector<double> zeros(std::size_t(r.end - r.begin));
     std::int64_t at = r.offset;
@@ -61,7 +66,7 @@ void StateIo<T>::add_ranges_io(const std::string& group, const models::ParamStor
       std::int64_t n = 1;
       for (auto c : part.count) n *= c;
       part.values.clear();
-      pieces_.push_back({part, at, n, b, write, true});
+      pieces_.push_back({part, at, n, b, write, read});
       at += n;
     }
   }

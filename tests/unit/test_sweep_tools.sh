@@ -27,7 +27,7 @@ grep -q "^#SBATCH --ntasks=2$" "$s" && grep -q "^#SBATCH --nodes=1$" "$s" && gre
   && ok "slurm directives" || { no "slurm directives"; cat "$s"; }
 "$sweep" inputs/sweeps/dp_gpt_weak.toml --scheduler pbs --out "$d/p" --build "$build" >/dev/null || no "pbs generation"
 p=$d/p/jobs/dp_gpt_weak_r1_k0.sh
-grep -q "^#PBS -l select=1:ncpus=1:mpiprocs=1$" "$p" && grep -q "^#PBS -l walltime=00:10:00$" "$p" \
+grep -q "^#PBS -l select=1:ncpus=1:mpiprocs=1:ompthreads=1$" "$p" && grep -q "^#PBS -l walltime=00:10:00$" "$p" \
   && grep -q "^##PBS -q CHANGE_ME_queue" "$p" && grep -q "^#PBS -N dp_gpt_weak_r1_k0$" "$p" \
   && grep -q "set train.batch=8 " "$p" && ok "pbs directives" || { no "pbs directives"; cat "$p"; }
 bash -n "$s" && bash -n "$p" && ok "scripts parse" || no "scripts parse"
@@ -86,6 +86,13 @@ grep -qE "partrain-dp +dp +gpt.* 2 \[2\] .* 1\.00 .*2 repetitions" <<<"$out" && 
 "$compare" "$L/results" "$d/other.h5" | grep -q "config differs" && ok "config differs" || no "config differs"
 
 # Bad input
+printf 'app = "partrain-dp"\ndeck = "inputs/dp_gpt_small.toml"\nranks = [2]\nranks_per_node = 2\nthreads = [1, 2]\n' > "$d/thr.toml"
+"$sweep" "$d/thr.toml" --scheduler slurm --out "$d/thr" --build "$build" > /dev/null || no "threads sweep"
+grep -q "^#SBATCH --cpus-per-task=2" "$d/thr/jobs/thr_r2_t2_k0.sh" && grep -q "^export PARTRAIN_THREADS=2" "$d/thr/jobs/thr_r2_t2_k0.sh" \
+  && grep -q "^#SBATCH --cpus-per-task=1" "$d/thr/jobs/thr_r2_t1_k0.sh" && ok "threads: a sweep dimension in the scripts" || no "threads in the scripts"
+"$sweep" "$d/thr.toml" --scheduler pbs --out "$d/thrp" --build "$build" > /dev/null || no "threads sweep (pbs)"
+grep -q "select=1:ncpus=4:mpiprocs=2:ompthreads=2" "$d/thrp/jobs/thr_r2_t2_k0.sh" && ok "threads: PBS ncpus" || no "threads: PBS ncpus"
+expect_err "error: .*t0.toml: threads = \\[ 0 \\]: must be a non-empty list" bash -c "printf 'app = \"partrain-dp\"\ndeck = \"inputs/dp_gpt_small.toml\"\nranks = [1]\nthreads = [0]\n' > $d/t0.toml; $sweep $d/t0.toml --out $d/t0o"
 expect_err "^partrain-sweep: error: .*bad.toml: colour = \"red\": unknown key" bash -c "printf 'app = \"partrain-dp\"\ndeck = \"inputs/dp_gpt_small.toml\"\nranks = [1]\ncolour = \"red\"\n' > $d/bad.toml; $sweep $d/bad.toml --out $d/x --build $build"
 expect_err "error: ranks = 3: cannot be spread evenly over nodes of ranks_per_node = 2" bash -c "printf 'app = \"partrain-dp\"\ndeck = \"inputs/dp_gpt_small.toml\"\nranks = [3]\nranks_per_node = 2\n' > $d/r.toml; $sweep $d/r.toml --scheduler slurm --out $d/y"
 expect_err "error: ranks = 4: needs 2 nodes; the local scheduler" bash -c "printf 'app = \"partrain-dp\"\ndeck = \"inputs/dp_gpt_small.toml\"\nranks = [4]\nranks_per_node = 2\n' > $d/r2.toml; $sweep $d/r2.toml --scheduler local --out $d/y2"

@@ -120,7 +120,8 @@ Sweep load_sweep(const std::string& path) {
                                         std::string(e.description()));
   }
   only_keys(path, root, "", {"app", "deck", "kind", "ranks", "ranks_per_node", "repetitions", "time_limit", "args",
-                             "set", "weak", "points", "slurm", "pbs", "mpiexec", "requeue", "checkpoint_every"});
+                             "set", "weak", "points", "slurm", "pbs", "mpiexec", "requeue", "checkpoint_every",
+                             "threads"});
   Sweep s;
   auto slash = path.find_last_of('/');
   s.name = path.substr(slash == std::string::npos ? 0 : slash + 1);
@@ -180,6 +181,16 @@ Sweep load_sweep(const std::string& path) {
   }
   s.slurm = site(path, root, "slurm");
   s.pbs = site(path, root, "pbs");
+  if (auto th = root.get("threads")) {
+    auto arr = th->as_array();
+    if (!arr || arr->empty()) bad(path, "threads", node_text(*th), "must be a non-empty list of integers >= 1");
+    s.threads.clear();
+    for (auto&& e : *arr) {
+      const auto v = e.value<std::int64_t>();
+      if (!v || *v < 1 || *v > 4096) bad(path, "threads", node_text(*th), "must be a non-empty list of integers >= 1");
+      s.threads.push_back(int(*v));
+    }
+  }
   if (auto rq = root.get("requeue")) {
     if (!rq->is_boolean()) bad(path, "requeue", node_text(*rq), "must be true or false");
     s.requeue = rq->as_boolean()->get();
@@ -204,12 +215,16 @@ std::vector<Point> expand(const Sweep& s, const std::string& scheduler, const st
       input_error("ranks", std::to_string(r),
                   "needs " + std::to_string(nodes) + " nodes; the local scheduler runs on this machine only "
                   "(raise ranks_per_node to oversubscribe it)");
+    const bool named_threads = s.threads != std::vector<int>{1};
+    for (int t : s.threads)
     for (int k = 0; k < s.repetitions; ++k) {
       Point p;
       p.ranks = r;
       p.nodes = nodes;
       p.rep = k;
-      p.name = s.name + "_r" + std::to_string(r) + "_k" + std::to_string(k);
+      p.threads = t;
+      p.name = s.name + "_r" + std::to_string(r) + (named_threads ? "_t" + std::to_string(t) : "") + "_k" +
+               std::to_string(k);
       if (s.app != "partrain-collectives") p.argv = {"--input", s.deck};
       for (const auto& [key, v] : s.set) p.argv.insert(p.argv.end(), {"--set", key + "=" + v});
       for (const auto& [key, per_rank] : s.weak)
@@ -280,7 +295,8 @@ std::string render_job(const std::string& template_path, const Sweep& s, const P
                   (srun ? "#SBATCH --signal=USR1@60\n" : "#SBATCH --signal=B:USR1@60\n");
   if (s.requeue && scheduler == "pbs") site_lines += "#PBS -r y\n";
   if (!site_lines.empty() && site_lines.back() == '\n') site_lines.pop_back();
-  std::string launch = srun ? "srun -n " + std::to_string(p.ranks) : quote(s.mpiexec) + " -n " + std::to_string(p.ranks);
+  std::string launch = srun ? "srun -n " + std::to_string(p.ranks) + " --cpus-per-task=" + std::to_string(p.threads)
+                            : quote(s.mpiexec) + " -n " + std::to_string(p.ranks);
   launch += " " + quote(binary);
   for (const auto& a : p.argv) launch += " " + quote(a);
   if (s.requeue && scheduler != "local") {
@@ -305,7 +321,11 @@ std::string render_job(const std::string& template_path, const Sweep& s, const P
       {"TIME_LIMIT", s.time_limit},
       {"LOG", log_path},
       {"SITE_DIRECTIVES", site_lines},
-      {"ENVIRONMENT", "source " + quote(workdir + "/scripts/env.sh") + "   # one BLAS thread per rank; OpenBLAS core fix"},
+      {"THREADS", std::to_string(p.threads)},
+      {"CPUS_PER_NODE", std::to_string(std::min(p.ranks, s.ranks_per_node) * p.threads)},
+      {"ENVIRONMENT", "export PARTRAIN_THREADS=" + std::to_string(p.threads) +
+                          "   # threads per rank for BLAS and OpenMP (scripts/env.sh)\nsource " +
+                          quote(workdir + "/scripts/env.sh") + "   # OMP_WAIT_POLICY=passive; OpenBLAS core fix"},
       {"WORKDIR", quote(workdir)},
       {"LAUNCH", launch}};
   std::string out;

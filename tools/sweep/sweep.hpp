@@ -27,6 +27,9 @@ struct Sweep {
   /// (CMake's MPIEXEC_EXECUTABLE), which matches the MPI the mini-apps are built against; "mpiexec" takes PATH's.
   std::string mpiexec;
   std::vector<int> ranks;
+  /// threads per rank, a sweep dimension beside ranks (default [1]): PARTRAIN_THREADS (BLAS and OpenMP threads,
+  /// scripts/env.sh), --cpus-per-task (SLURM), ncpus (PBS)
+  std::vector<int> threads = {1};
   int ranks_per_node = 1, repetitions = 1;
   std::vector<std::string> args;
   std::vector<std::pair<std::string, std::string>> set;               ///< key, TOML value text
@@ -41,8 +44,8 @@ struct Sweep {
 };
 
 struct Point {
-  std::string name;  ///< <sweep>_r<ranks>_k<rep>
-  int ranks = 1, nodes = 1, rep = 0;
+  std::string name;  ///< <sweep>_r<ranks>_k<rep>, or <sweep>_r<ranks>_t<threads>_k<rep> when threads is not [1]
+  int ranks = 1, nodes = 1, rep = 0, threads = 1;
   std::vector<std::string> argv;  ///< the mini-app's arguments (without the launcher)
 };
 

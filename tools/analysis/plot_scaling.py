@@ -60,6 +60,27 @@ def slug(s):
     return re.sub(r"[^A-Za-z0-9]+", "_", s).strip("_")
 
 
+def scaling_points(mine):
+    """(ranks, speedup, efficiency, kind) against the smallest rank count of one source's runs (sorted by ranks),
+    strong where the batch is unchanged, weak where it grows with the ranks; runs of another configuration skipped."""
+    base = mine[0]
+    pts = []
+    for r in mine:
+        if r["config"] != base["config"] or not r["batch"] or not base["batch"]:
+            continue
+        p = r["ranks"] / base["ranks"]
+        if r["batch"] == base["batch"]:
+            kind, speedup = "strong", base["step"] / r["step"]
+            eff = speedup / p
+        elif r["batch"] * base["ranks"] == base["batch"] * r["ranks"]:
+            kind, eff = "weak", base["step"] / r["step"]
+            speedup = eff * p
+        else:
+            continue
+        pts.append((r["ranks"], speedup, eff, kind))
+    return pts
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("sources", nargs="+")
@@ -88,21 +109,7 @@ def main():
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
         for src in [x for x in args.sources if any(r["source"] == x for r in rs)]:
             mine = sorted((r for r in rs if r["source"] == src), key=lambda r: r["ranks"])
-            base = mine[0]
-            pts = []
-            for r in mine:
-                if r["config"] != base["config"] or not r["batch"] or not base["batch"]:
-                    continue
-                p = r["ranks"] / base["ranks"]
-                if r["batch"] == base["batch"]:
-                    kind, speedup = "strong", base["step"] / r["step"]
-                    eff = speedup / p
-                elif r["batch"] * base["ranks"] == base["batch"] * r["ranks"]:
-                    kind, eff = "weak", base["step"] / r["step"]
-                    speedup = eff * p
-                else:
-                    continue
-                pts.append((r["ranks"], speedup, eff, kind))
+            pts = scaling_points(mine)
             if len(pts) < 2:
                 continue
             label = f"{source_label(args.sources.index(src) + 1, src, mine[0]['hosts'])} ({pts[-1][3]})"
@@ -111,8 +118,13 @@ def main():
         if ax1.lines:
             ranks = sorted({r["ranks"] for r in rs})
             ax1.plot(ranks, [x / ranks[0] for x in ranks], "k--", lw=0.8, label="ideal")
-            ax1.set(xlabel="ranks", ylabel="speedup", title=f"{app} {model}")
+            ax1.set(xlabel="ranks", ylabel="speedup")
             ax2.set(xlabel="ranks", ylabel="parallel efficiency (%)", ylim=(0, 110))
+            for ax in (ax1, ax2):  # rank counts as scaling papers draw them: log2 axis, integer ticks
+                ax.set_xscale("log", base=2)
+                ax.set_xticks(ranks, [str(x) for x in ranks])
+                ax.minorticks_off()
+            fig.suptitle(f"{app}\n{model}", fontsize=9)  # two short lines: never wider than the figure
             ax1.legend(fontsize=7)
             fig.tight_layout()
             path = os.path.join(args.out, f"{name}_scaling.png")
@@ -130,7 +142,8 @@ def main():
                     ax.bar(range(r["ranks"]), v, bottom=bottom, label=p)
                     bottom = [b + x for b, x in zip(bottom, v)]
             ax.plot(range(r["ranks"]), [1e3 * t for t in r["time"]], "k_", markersize=20, label="step")
-            ax.set(xlabel="rank", ylabel="ms per step (median)", title=f"{model}, {r['ranks']} ranks")
+            ax.set(xlabel="rank", ylabel="ms per step (median)")
+            ax.set_title(f"{model}\n{r['ranks']} ranks", fontsize=8)  # wrapped to the (narrow) figure
             ax.set_xticks(range(r["ranks"]))
             ax.legend(fontsize=7)
             fig.tight_layout()
@@ -138,6 +151,37 @@ def main():
             fig.savefig(path, dpi=110)
             plt.close(fig)
             written.append(path)
+    # One figure comparing the strategies: every (app, model) of the first source that scales over 2+ rank counts
+    series = []
+    for (app, strategy, model), rs in sorted(groups.items()):
+        mine = sorted((r for r in rs if r["source"] == args.sources[0]), key=lambda r: r["ranks"])
+        by_ranks = {}
+        for q in scaling_points(mine) if mine else []:  # repetitions: the median per rank count
+            by_ranks.setdefault(q[0], []).append(q)
+        pts = [(n, statistics.median(x[1] for x in qs), statistics.median(x[2] for x in qs), qs[0][3])
+               for n, qs in sorted(by_ranks.items())]
+        if len(pts) >= 2:
+            series.append((f"{strategy} {model}", pts))
+    if len(series) >= 2:
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
+        ranks = sorted({q[0] for _, pts in series for q in pts})
+        for label, pts in series:
+            ax1.plot([q[0] for q in pts], [q[1] for q in pts], "o-", label=label)
+            ax2.plot([q[0] for q in pts], [100 * q[2] for q in pts], "o-", label=label)
+        ax1.plot(ranks, [x / ranks[0] for x in ranks], "k--", lw=0.8, label="ideal")
+        ax1.set(xlabel="ranks", ylabel="speedup")
+        ax2.set(xlabel="ranks", ylabel="parallel efficiency (%)", ylim=(0, 110))
+        for ax in (ax1, ax2):
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(ranks, [str(x) for x in ranks])
+            ax.minorticks_off()
+        ax1.legend(fontsize=6)
+        fig.suptitle(f"strategies compared: {args.sources[0]}", fontsize=9)
+        fig.tight_layout()
+        path = os.path.join(args.out, "strategies_scaling.png")
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
     for p in written:
         print("plot_scaling: wrote", p)
     if not written:

@@ -93,6 +93,10 @@ grep -q "^#SBATCH --cpus-per-task=2" "$d/thr/jobs/thr_r2_t2_k0.sh" && grep -q "^
 "$sweep" "$d/thr.toml" --scheduler pbs --out "$d/thrp" --build "$build" > /dev/null || no "threads sweep (pbs)"
 grep -q "select=1:ncpus=4:mpiprocs=2:ompthreads=2" "$d/thrp/jobs/thr_r2_t2_k0.sh" && ok "threads: PBS ncpus" || no "threads: PBS ncpus"
 expect_err "error: .*t0.toml: threads = \\[ 0 \\]: must be a non-empty list" bash -c "printf 'app = \"partrain-dp\"\ndeck = \"inputs/dp_gpt_small.toml\"\nranks = [1]\nthreads = [0]\n' > $d/t0.toml; $sweep $d/t0.toml --out $d/t0o"
+"$sweep" inputs/suites/quickstart.toml --scheduler slurm --out "$d/suite" --build "$build" > /dev/null || no "suite generation"
+n=$(ls "$d"/suite/*/jobs/*.sh 2>/dev/null | wc -l)
+[ "$n" -eq 13 ] && [ -d "$d/suite/tp_gpt_strong/jobs" ] && ok "suite: every listed sweep's scripts ($n)" || no "suite: $n scripts"
+expect_err "error: .*suite_bad.toml: sweeps = \\[\\]: must list at least one sweep file" bash -c "printf 'sweeps = []\n' > $d/suite_bad.toml; $sweep $d/suite_bad.toml --out $d/sb"
 expect_err "^partrain-sweep: error: .*bad.toml: colour = \"red\": unknown key" bash -c "printf 'app = \"partrain-dp\"\ndeck = \"inputs/dp_gpt_small.toml\"\nranks = [1]\ncolour = \"red\"\n' > $d/bad.toml; $sweep $d/bad.toml --out $d/x --build $build"
 expect_err "error: ranks = 3: cannot be spread evenly over nodes of ranks_per_node = 2" bash -c "printf 'app = \"partrain-dp\"\ndeck = \"inputs/dp_gpt_small.toml\"\nranks = [3]\nranks_per_node = 2\n' > $d/r.toml; $sweep $d/r.toml --scheduler slurm --out $d/y"
 expect_err "error: ranks = 4: needs 2 nodes; the local scheduler" bash -c "printf 'app = \"partrain-dp\"\ndeck = \"inputs/dp_gpt_small.toml\"\nranks = [4]\nranks_per_node = 2\n' > $d/r2.toml; $sweep $d/r2.toml --scheduler local --out $d/y2"

@@ -115,23 +115,20 @@ bool still_queued(const std::string& scheduler, const std::string& id) {
   return rc == 0 && !out.empty();
 }
 
-int run(int argc, char** argv) {
-  CLI::App app{"partrain-sweep: job scripts for a strong or weak scaling sweep", "partrain-sweep"};
-  std::string sweep_file, scheduler = "local", out, build;
-  bool submit = false, overwrite = false, resume = false;
-  app.add_option("sweep", sweep_file, "sweep file (inputs/sweeps/*.toml)")->required();
-  app.add_option("--scheduler", scheduler, "slurm | pbs | local")->capture_default_str();
-  app.add_option("--out", out, "output directory (created with its parents)")->required();
-  app.add_option("--build", build, "partrain build directory (default: the tree partrain-sweep is in)");
-  app.add_flag("--submit", submit, "submit the scripts (sbatch / qsub) and record the job ids");
-  app.add_flag("--overwrite", overwrite, "replace the scripts and results of an earlier sweep in --out");
-  app.add_flag("--resume", resume,
-               "continue an earlier sweep in --out: run (local) or submit only the points without a result, "
-               "skipping jobs still queued; existing scripts are kept");
-  if (int rc = parse_command_line(app, argc, argv); rc >= 0) return rc;
-  if (scheduler != "slurm" && scheduler != "pbs" && scheduler != "local")
-    input_error("--scheduler", scheduler, "must be slurm, pbs or local");
-  if (resume && overwrite) input_error("--resume", "true", "cannot be combined with --overwrite");
+/// The progress of a suite's points, all sweeps together.
+struct Progress {
+  std::size_t total = 0, done = 0;
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  double elapsed() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); }
+};
+
+std::size_t count_points(const std::string& sweep_file, const std::string& scheduler) {
+  return sweep::expand(sweep::load_sweep(sweep_file), scheduler, "").size();
+}
+
+/// One sweep file into `out` (the points of a suite share `prog`'s progress line).
+int run_sweep(const std::string& sweep_file, const std::string& scheduler, const std::string& out,
+              const std::string& build, bool submit, bool overwrite, bool resume, Progress* prog) {
   const auto s = sweep::load_sweep(sweep_file);
   const std::string exe_dir = parent(absolute("/proc/self/exe"));
   const std::string home = sweep_home(sweep_file, exe_dir);
@@ -181,6 +178,7 @@ int run(int argc, char** argv) {
   }
   std::size_t pending = 0;
   for (bool t : todo) pending += t;
+  if (!(prog && scheduler == "local"))  // a suite run here keeps one progress line
   std::printf("partrain-sweep: %s (%s scaling of %s), %zu points%s, %s scripts in %s/jobs\n", s.name.c_str(),
               s.kind.c_str(), s.app.c_str(), points.size(),
               resume ? (", " + std::to_string(pending) + " without a result").c_str() : "", scheduler.c_str(),
@@ -193,14 +191,20 @@ int run(int argc, char** argv) {
     std::size_t done = 0;
     for (std::size_t i = 0; i < points.size(); ++i) {
       if (!todo[i]) continue;
-      progress_bar(done, pending, points[i].name, elapsed());
+      if (prog) progress_bar(prog->done, prog->total, points[i].name, prog->elapsed());
+      else progress_bar(done, pending, points[i].name, elapsed());
       const std::string log = dir + "/logs/" + points[i].name + ".log";
       const int rc = std::system(("bash '" + scripts[i] + "' > '" + log + "' 2>&1").c_str());
       ++done;
+      if (prog) ++prog->done;
       if (rc != 0) {
         ++failed;
         std::printf("\npartrain-sweep: %s failed (exit %d); see %s\n", points[i].name.c_str(), WEXITSTATUS(rc), log.c_str());
       }
+    }
+    if (prog) {
+      if (failed) std::printf("partrain-sweep: %s: %d failed (rerun with --resume)\n", s.name.c_str(), failed);
+      return failed ? 1 : 0;
     }
     if (pending) progress_bar(pending, pending, "done", elapsed());
     std::printf("%spartrain-sweep: results in %s/results%s\n", pending ? "\n" : "", dir.c_str(),
@@ -233,6 +237,45 @@ int run(int argc, char** argv) {
     std::printf("partrain-sweep: job ids in %s/jobs.tsv\n", dir.c_str());
   }
   return 0;
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"partrain-sweep: job scripts for a strong or weak scaling sweep", "partrain-sweep"};
+  std::string sweep_file, scheduler = "local", out, build;
+  bool submit = false, overwrite = false, resume = false;
+  app.add_option("sweep", sweep_file, "sweep file (inputs/sweeps/*.toml), or a suite of them (inputs/suites/*.toml)")
+      ->required();
+  app.add_option("--scheduler", scheduler, "slurm | pbs | local")->capture_default_str();
+  app.add_option("--out", out, "output directory (created with its parents)")->required();
+  app.add_option("--build", build, "partrain build directory (default: the tree partrain-sweep is in)");
+  app.add_flag("--submit", submit, "submit the scripts (sbatch / qsub) and record the job ids");
+  app.add_flag("--overwrite", overwrite, "replace the scripts and results of an earlier sweep in --out");
+  app.add_flag("--resume", resume,
+               "continue an earlier sweep in --out: run (local) or submit only the points without a result, "
+               "skipping jobs still queued; existing scripts are kept");
+  if (int rc = parse_command_line(app, argc, argv); rc >= 0) return rc;
+  if (scheduler != "slurm" && scheduler != "pbs" && scheduler != "local")
+    input_error("--scheduler", scheduler, "must be slurm, pbs or local");
+  if (resume && overwrite) input_error("--resume", "true", "cannot be combined with --overwrite");
+  // A suite file lists sweep files (`sweeps = [...]`, relative to the suite's home): each runs into OUT/<its name>,
+  // all validated before any runs, and their points share one progress line (local) or are submitted together.
+  const auto suite = sweep::load_suite(sweep_file);
+  if (!suite.empty()) {
+    const std::string home = sweep_home(sweep_file, parent(absolute("/proc/self/exe")));
+    std::vector<std::string> files;
+    for (const auto& f : suite) files.push_back(f[0] == '/' ? f : home + "/" + f);
+    for (const auto& f : files) (void)sweep::load_sweep(f);  // every file checked first
+    Progress prog;
+    for (const auto& f : files) prog.total += count_points(f, scheduler);
+    int rc = 0;
+    for (const auto& f : files) {
+      const auto s = sweep::load_sweep(f);
+      rc = std::max(rc, run_sweep(f, scheduler, out + "/" + s.name, build, submit, overwrite, resume, &prog));
+    }
+    if (scheduler == "local" && prog.total) std::printf("\npartrain-sweep: suite %s: %zu points in %s\n", sweep_file.c_str(), prog.total, out.c_str());
+    return rc;
+  }
+  return run_sweep(sweep_file, scheduler, out, build, submit, overwrite, resume, nullptr);
 }
 
 }  // namespace

@@ -107,6 +107,22 @@ std::string format_number(double v) {
 
 }  // namespace
 
+std::vector<std::string> load_suite(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0 || S_ISDIR(st.st_mode)) return {};  // load_sweep says what is wrong
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error&) {
+    return {};  // load_sweep reports the syntax error
+  }
+  if (!root.contains("sweeps")) return {};
+  only_keys(path, root, "", {"sweeps"});
+  std::vector<std::string> out = get_strings(path, root, "sweeps");
+  if (out.empty()) bad(path, "sweeps", "[]", "must list at least one sweep file");
+  return out;
+}
+
 Sweep load_sweep(const std::string& path) {
   struct stat st {};
   if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) input_error("sweep file", path, "is a directory, not a sweep file");

@@ -49,6 +49,10 @@ struct Point {
   std::vector<std::string> argv;  ///< the mini-app's arguments (without the launcher)
 };
 
+/// The sweep files a suite file lists (`sweeps = ["inputs/sweeps/dp_gpt_strong.toml", …]`, as written); empty when
+/// the file is a sweep file, not a suite. InputError on a malformed suite.
+std::vector<std::string> load_suite(const std::string& path);
+
 /// Parses and validates a sweep file; InputError naming the file and key on anything unknown or wrong.
 Sweep load_sweep(const std::string& path);
 

@@ -23,8 +23,10 @@ import torch.nn.functional as F
 from peer_run import die_with_parent, free_port
 
 
-def worker(rank, a, port, queue):
+def worker(rank, a, port, queue, parent):
     die_with_parent()  # the spawning process gone (killed, timed out): this worker goes too
+    if os.getppid() != parent:  # it went while this worker was still starting, before the line above armed it
+        os._exit(1)
     # bounded: a worker still running after --timeout seconds is stuck (a peer gone, a rendezvous lost) and exits
     threading.Timer(a.timeout, lambda: os._exit(3)).start()
     os.environ["MASTER_ADDR"] = "127.0.0.1"
@@ -76,7 +78,7 @@ def main():
     port = a.port or free_port()
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=worker, args=(r, a, port, queue)) for r in range(a.ranks)]
+    procs = [ctx.Process(target=worker, args=(r, a, port, queue, os.getpid())) for r in range(a.ranks)]
     for p in procs:
         p.start()
     deadline = time.monotonic() + a.timeout + 30

@@ -27,7 +27,8 @@ for _ in $(seq 1 100); do pgrep -f "torch_ddp.py --ranks 2 --steps 100000" > /de
 sleep 1
 kill -9 $caller
 wait $caller 2>/dev/null
-for _ in $(seq 1 50); do  # SIGKILL reaches the workers through their parents' deaths: give it up to 5 s
+for _ in $(seq 1 300); do  # SIGKILL reaches the workers through their parents' deaths; a worker still importing
+                           # torch when its parent went notices at its start: give it up to 30 s (a loaded machine)
   left=$(pgrep -f "torch_ddp.py --ranks 2 --steps 100000|multiprocessing.spawn" | wc -l)
   [ "$left" -eq 0 ] && break
   sleep 0.1

@@ -14,6 +14,7 @@ import os
 import re
 import statistics
 import sys
+import tomllib
 
 import h5py
 import matplotlib
@@ -45,7 +46,7 @@ def load(path):
                 phases[p] = [statistics.median(v[:, r]) for r in range(v.shape[1])]
         return {"app": a["app"], "strategy": a["strategy"], "model": a["model"], "ranks": int(a["nranks"]),
                 "step": float(f["summary"].attrs["step_time_median_s"]), "batch": batch_of(a["config_toml"]),
-                "config": re.sub(r"^batch = \d+$", "", a["config_toml"], flags=re.M), "phases": phases,
+                "config": scaling_config(a["config_toml"]), "phases": phases,
                 "time": [statistics.median(f["steps/time_s"][()][warm:, r]) for r in range(int(a["nranks"]))],
                 "hosts": str(a.get("hostnames", "?"))}
 
@@ -58,6 +59,16 @@ def source_label(index, src, hosts):
 
 def slug(s):
     return re.sub(r"[^A-Za-z0-9]+", "_", s).strip("_")
+
+
+def scaling_config(config_toml):
+    """The configuration less what a scaling sweep changes with the rank count: the batch (weak scaling) and the
+    parallel degrees that follow the ranks (as partrain-compare compares them)."""
+    cfg = tomllib.loads(config_toml)
+    cfg.get("train", {}).pop("batch", None)
+    for sec, key in (("tp", "degree"), ("pp", "degree"), ("nmt", "model_parallel"), ("nmt", "replicas")):
+        cfg.get(sec, {}).pop(key, None)
+    return repr(sorted((k, repr(v)) for k, v in cfg.items()))
 
 
 def scaling_points(mine):
@@ -151,18 +162,20 @@ def main():
             fig.savefig(path, dpi=110)
             plt.close(fig)
             written.append(path)
-    # One figure comparing the strategies: every (app, model) of the first source that scales over 2+ rank counts
-    series = []
-    for (app, strategy, model), rs in sorted(groups.items()):
-        mine = sorted((r for r in rs if r["source"] == args.sources[0]), key=lambda r: r["ranks"])
-        by_ranks = {}
-        for q in scaling_points(mine) if mine else []:  # repetitions: the median per rank count
-            by_ranks.setdefault(q[0], []).append(q)
-        pts = [(n, statistics.median(x[1] for x in qs), statistics.median(x[2] for x in qs), qs[0][3])
-               for n, qs in sorted(by_ranks.items())]
-        if len(pts) >= 2:
-            series.append((f"{strategy} {model}", pts))
-    if len(series) >= 2:
+    # One figure per source comparing its strategies: every (app, model) that scales over 2+ rank counts
+    for src in args.sources:
+        series = []
+        for (app, strategy, model), rs in sorted(groups.items()):
+            mine = sorted((r for r in rs if r["source"] == src), key=lambda r: r["ranks"])
+            by_ranks = {}
+            for q in scaling_points(mine) if mine else []:  # repetitions: the median per rank count
+                by_ranks.setdefault(q[0], []).append(q)
+            pts = [(n, statistics.median(x[1] for x in qs), statistics.median(x[2] for x in qs), qs[0][3])
+                   for n, qs in sorted(by_ranks.items())]
+            if len(pts) >= 2:
+                series.append((f"{app.replace('partrain-', '')} {model}", pts))
+        if len(series) < 2:
+            continue
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
         ranks = sorted({q[0] for _, pts in series for q in pts})
         for label, pts in series:
@@ -176,9 +189,9 @@ def main():
             ax.set_xticks(ranks, [str(x) for x in ranks])
             ax.minorticks_off()
         ax1.legend(fontsize=6)
-        fig.suptitle(f"strategies compared: {args.sources[0]}", fontsize=9)
+        fig.suptitle(f"strategies compared: {src}", fontsize=9)
         fig.tight_layout()
-        path = os.path.join(args.out, "strategies_scaling.png")
+        path = os.path.join(args.out, f"strategies_{slug(os.path.basename(os.path.normpath(src)))}_scaling.png")
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)

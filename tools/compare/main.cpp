@@ -25,6 +25,7 @@ struct Entry {  // one source's runs for one row with one configuration
   std::vector<Run> runs;
   double step_s = NAN, throughput = NAN, exposed_pct = NAN, efficiency = NAN;
   double predicted_s = NAN;  ///< the performance model's step (median over the runs that have one)
+  double bubble_pct = NAN, memory_mib = NAN;
   std::string unit, note;
 };
 
@@ -60,14 +61,16 @@ std::vector<Entry> entries_for(const Source& s, const Key& k) {
   for (const auto& r : s.runs) {
     if (Key{r.app, r.strategy, r.model, r.nranks, r.threads} != k) continue;
     auto it = std::find_if(out.begin(), out.end(), [&](const Entry& e) { return e.runs.front().config == r.config; });
-    if (it == out.end()) out.push_back(Entry{{r}, NAN, NAN, NAN, NAN, NAN, "", ""});
+    if (it == out.end()) out.push_back(Entry{{r}, NAN, NAN, NAN, NAN, NAN, NAN, NAN, "", ""});
     else it->runs.push_back(r);
   }
   for (auto& e : out) {
-    std::vector<double> t, tp, ex, pr;
+    std::vector<double> t, tp, ex, pr, bu, me;
     for (const auto& r : e.runs) {
       t.push_back(r.step_time_s);
       pr.push_back(r.predicted_step_time_s);
+      bu.push_back(100.0 * r.bubble_fraction);
+      me.push_back(r.memory_bytes / 1048576.0);
       if (r.strategy == "collectives") {
         tp.push_back(r.busbw_GBps);
         e.unit = "GB/s busbw (" + r.busbw_algo + ")";
@@ -86,6 +89,8 @@ std::vector<Entry> entries_for(const Source& s, const Key& k) {
     e.throughput = med(tp);
     e.exposed_pct = med(ex);
     e.predicted_s = med(pr);
+    e.bubble_pct = med(bu);
+    e.memory_mib = med(me);
     if (e.runs.size() > 1) e.note = std::to_string(e.runs.size()) + " repetitions";
     if (e.runs.front().threads > 1)
       e.note += (e.note.empty() ? "" : ", ") + std::to_string(e.runs.front().threads) + " threads per rank";
@@ -169,11 +174,11 @@ int run(int argc, char** argv) {
                   nr == 1 ? "" : "s", r.hostnames.c_str(), r.git_commit.c_str());
       std::printf("%s     MPI: %s\n%s     BLAS: %s\n", m, short_text(r.mpi_version).c_str(), m, short_text(r.blas).c_str());
     }
-    if (markdown) std::printf("\n| app | strategy | model | ranks | source | ms/step | predicted | error | throughput | efficiency | exposed comm | ratio to [1] | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    else std::printf("%-22s %-18s %-36s %5s %4s %11s %10s %7s %22s %6s %8s %9s  %s\n", "# app", "strategy", "model", "ranks", "src",
-                     "ms/step", "predicted", "error", "throughput", "eff", "exposed", "ratio", "note");
+    if (markdown) std::printf("\n| app | strategy | model | ranks | source | ms/step | predicted | error | throughput | efficiency | exposed comm | bubble | mem/rank MiB | ratio to [1] | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    else std::printf("%-22s %-18s %-36s %5s %4s %11s %10s %7s %22s %6s %8s %7s %8s %9s  %s\n", "# app", "strategy", "model", "ranks",
+                     "src", "ms/step", "predicted", "error", "throughput", "eff", "exposed", "bubble", "mem MiB", "ratio", "note");
   } else {
-    std::printf("app,strategy,model,ranks,source,step_time_ms,throughput,throughput_unit,efficiency,exposed_comm_pct,ratio_to_first,note,predicted_ms,prediction_error_pct\n");
+    std::printf("app,strategy,model,ranks,source,step_time_ms,throughput,throughput_unit,efficiency,exposed_comm_pct,ratio_to_first,note,predicted_ms,prediction_error_pct,bubble_pct,memory_per_rank_mib\n");
   }
   for (const auto& k : keys) {
     const auto first = entries_for(sources[0], k);
@@ -196,29 +201,33 @@ int run(int argc, char** argv) {
         const std::string pred = fmt(e.predicted_s * 1e3, "%.3f");
         const double err_pct = 100.0 * (e.predicted_s - e.step_s) / e.step_s;
         const std::string err = fmt(err_pct, "%+.1f%%");
+        const std::string bub = fmt(e.bubble_pct, "%.1f%%"), mem = fmt(e.memory_mib, "%.0f");
         if (csv)
-          std::printf("%s,%s,\"%s\",%d,\"%s\",%s,%s,%s,%s,%s,%s,\"%s\",%s,%s\n", std::get<0>(k).c_str(), std::get<1>(k).c_str(),
+          std::printf("%s,%s,\"%s\",%d,\"%s\",%s,%s,%s,%s,%s,%s,\"%s\",%s,%s,%s,%s\n", std::get<0>(k).c_str(), std::get<1>(k).c_str(),
                       std::get<2>(k).c_str(), std::get<3>(k), sources[i].label.c_str(), fmt(e.step_s * 1e3, "%.6g").c_str(),
                       fmt(e.throughput, "%.6g").c_str(), e.unit.c_str(), fmt(e.efficiency, "%.4f").c_str(),
                       fmt(e.exposed_pct, "%.2f").c_str(), ratio == "config differs" ? "" : ratio.c_str(),
                       (e.note + (ratio == "config differs" ? (e.note.empty() ? "" : "; ") + ratio : "")).c_str(),
                       std::isnan(e.predicted_s) ? "" : fmt(e.predicted_s * 1e3, "%.6g").c_str(),
-                      std::isnan(err_pct) ? "" : fmt(err_pct, "%.2f").c_str());
+                      std::isnan(err_pct) ? "" : fmt(err_pct, "%.2f").c_str(),
+                      std::isnan(e.bubble_pct) ? "" : fmt(e.bubble_pct, "%.2f").c_str(),
+                      std::isnan(e.memory_mib) ? "" : fmt(e.memory_mib, "%.1f").c_str());
         else if (markdown)
-          std::printf("| %s | %s | %s | %d | [%zu] | %s | %s | %s | %s | %s | %s | %s | %s |\n", std::get<0>(k).c_str(), std::get<1>(k).c_str(),
+          std::printf("| %s | %s | %s | %d | [%zu] | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", std::get<0>(k).c_str(), std::get<1>(k).c_str(),
                       std::get<2>(k).c_str(), std::get<3>(k), i + 1, ms.c_str(), pred.c_str(), err.c_str(), tput.c_str(), eff.c_str(),
-                      exp.c_str(), ratio.c_str(), e.note.c_str());
+                      exp.c_str(), bub.c_str(), mem.c_str(), ratio.c_str(), e.note.c_str());
         else
-          std::printf("%-22s %-18s %-36s %5d [%zu] %11s %10s %7s %22s %6s %8s %9s  %s\n", std::get<0>(k).c_str(), std::get<1>(k).c_str(),
+          std::printf("%-22s %-18s %-36s %5d [%zu] %11s %10s %7s %22s %6s %8s %7s %8s %9s  %s\n", std::get<0>(k).c_str(), std::get<1>(k).c_str(),
                       std::get<2>(k).c_str(), std::get<3>(k), i + 1, ms.c_str(), pred.c_str(), err.c_str(), tput.c_str(), eff.c_str(),
-                      exp.c_str(), ratio.c_str(), e.note.c_str());
+                      exp.c_str(), bub.c_str(), mem.c_str(), ratio.c_str(), e.note.c_str());
       }
     }
   }
   if (!csv)
     std::printf("%s ms/step: median step time over the timed steps (collectives rows: one call at the largest message "
                 "size, best algorithm); predicted, error: the performance model's step (runs with --profile) and "
-                "(predicted - measured) / measured; eff: parallel efficiency against the source's smallest rank count; exposed: "
+                "(predicted - measured) / measured; bubble: the pipeline's idle share; mem MiB: rank 0's peak memory "
+                "(parameters, gradients, optimizer, activations, buffers); eff: parallel efficiency against the source's smallest rank count; exposed: "
                 "communication the step waited for, share of the step\n",
                 markdown ? "\n>" : "#");
   return 0;

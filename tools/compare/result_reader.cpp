@@ -159,6 +159,11 @@ Run read_run(const std::string& path) {
     r.comm_exposed_s = num_attr(path, g, "comm_exposed_s", false);
     r.comm_exposed_share = num_attr(path, g, "comm_exposed_share", false);
     r.predicted_step_time_s = num_attr(path, g, "predicted_step_time_s", false);
+    r.bubble_fraction = num_attr(path, g, "bubble_fraction", false);
+    double mem = 0;
+    for (const char* k : {"params_bytes", "grads_bytes", "optimizer_bytes", "activations_bytes", "comm_buffers_bytes"})
+      mem += num_attr(path, g, k, false);  // NaN when a file has none of them (collectives)
+    r.memory_bytes = mem;
   }
   if (r.strategy == "collectives") {
     const std::string op = str_attr(path, f, "op", false);

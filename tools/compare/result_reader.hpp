@@ -17,6 +17,8 @@ struct Run {
   // strategy holds "<strategy> <variant>" when the file names a variant (a pipeline schedule, a ZeRO stage, ...)  ///< config_toml flattened: "train.batch" → "16"
   double step_time_s = NAN, samples_per_s = NAN, tokens_per_s = NAN, comm_exposed_s = NAN, comm_exposed_share = NAN;
   double predicted_step_time_s = NAN;  ///< the performance model's (runs with --profile)
+  double bubble_fraction = NAN;        ///< partrain-pp: the pipeline's idle share
+  double memory_bytes = NAN;           ///< rank 0's peak: parameters + gradients + optimizer + activations + buffers
   double busbw_GBps = NAN;  ///< collectives: best algorithm's busbw at the largest size
   std::string busbw_algo;
 };

@@ -96,6 +96,9 @@ expect_err "error: .*t0.toml: threads = \\[ 0 \\]: must be a non-empty list" bas
 "$sweep" inputs/suites/quickstart.toml --scheduler slurm --out "$d/suite" --build "$build" > /dev/null || no "suite generation"
 n=$(ls "$d"/suite/*/jobs/*.sh 2>/dev/null | wc -l)
 [ "$n" -eq 13 ] && [ -d "$d/suite/tp_gpt_strong/jobs" ] && ok "suite: every listed sweep's scripts ($n)" || no "suite: $n scripts"
+"$sweep" inputs/suites/quickstart_weak.toml --scheduler slurm --out "$d/suitew" --build "$build" > /dev/null || no "weak suite generation"
+n=$(ls "$d"/suitew/*/jobs/*.sh 2>/dev/null | wc -l)
+[ "$n" -eq 13 ] && grep -q "train.batch=8" "$d/suitew/pp_gpt_weak/jobs/pp_gpt_weak_r2_k0.sh" && ok "weak suite ($n)" || no "weak suite: $n scripts"
 expect_err "error: .*suite_bad.toml: sweeps = \\[\\]: must list at least one sweep file" bash -c "printf 'sweeps = []\n' > $d/suite_bad.toml; $sweep $d/suite_bad.toml --out $d/sb"
 expect_err "^partrain-sweep: error: .*bad.toml: colour = \"red\": unknown key" bash -c "printf 'app = \"partrain-dp\"\ndeck = \"inputs/dp_gpt_small.toml\"\nranks = [1]\ncolour = \"red\"\n' > $d/bad.toml; $sweep $d/bad.toml --out $d/x --build $build"
 expect_err "error: ranks = 3: cannot be spread evenly over nodes of ranks_per_node = 2" bash -c "printf 'app = \"partrain-dp\"\ndeck = \"inputs/dp_gpt_small.toml\"\nranks = [3]\nranks_per_node = 2\n' > $d/r.toml; $sweep $d/r.toml --scheduler slurm --out $d/y"

@@ -5,7 +5,7 @@
 #   test_install.sh REPO BUILD_DIR MPIEXEC
 set -euo pipefail
 repo=$1; build=$2; mpiexec=$3
-d=$(mktemp -d /tmp/partrain_install.XXXXXX)
+d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
 cmake --install "$build" --prefix "$d/prefix" > "$d/install.log"
 for f in bin/partrain-dp bin/partrain-sweep bin/partrain-predict share/partrain/inputs/dp_mlp.toml \

@@ -9,7 +9,7 @@ repo=$1; build=$2; mpiexec=$3
 cd "$repo"
 /usr/bin/python3 -c "import torch" 2>/dev/null || { echo "python3-torch not installed: skipped"; exit 77; }
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-d=$(mktemp -d /tmp/partrain_torch.XXXXXX)
+d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
 B=$build/miniapps
 G=(--set model.gpt.layers=2 --set model.gpt.seq_len=32 --set train.steps=2)

@@ -7,7 +7,7 @@
 set -u
 repo=$1; build=$2; mpiexec=$3
 cd "$repo"
-d=$(mktemp -d /tmp/partrain_perf.XXXXXX)
+d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
 fails=0
 ok() { echo "ok: $1"; }

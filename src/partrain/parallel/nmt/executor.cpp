@@ -395,15 +395,20 @@ static void gather_dout(std::int64_t r0, std::int64_t r1, const std::vector<View
 }
 
 template <class T>
-void NmtExecutor<T>::backward_unit(Local& l, std::int64_t c, StepTimes& t) {
-  const auto [r0, r1] = rows_of(c);
-  auto& s = *streams_.at(l.id);
-  std::vector<View2<T>> contribs;
+std::vector<View2<T>> NmtExecutor<T>::contributions(Stream& s, std::int64_t c, double& idle) {
+  std::vector<View2<T>> out;
   for (int cu : s.consumers) {
     auto ids = s.contrib_ids.find(cu);
-    if (ids != s.contrib_ids.end()) wait_recv(ids->second[std::size_t(c)], t.idle_backward_s);
-    contribs.push_back(s.contrib.at(cu));
+    if (ids != s.contrib_ids.end()) wait_recv(ids->second[std::size_t(c)], idle);
+    out.push_back(s.contrib.at(cu));
   }
+  return out;
+}
+
+template <class T>
+void NmtExecutor<T>::backward_unit(Local& l, std::int64_t c, StepTimes& t) {
+  const auto [r0, r1] = rows_of(c);
+  const auto contribs = contributions(*streams_.at(l.id), c, t.idle_backward_s);
   const double c0 = fenced_time_s();
   gather_dout(r0, r1, contribs, l.dout);
   std::vector<View2<T>> in;
@@ -431,13 +436,7 @@ void NmtExecutor<T>::backward_unit(Local& l, std::int64_t c, StepTimes& t) {
 template <class T>
 void NmtExecutor<T>::attention_backward_chunk(Local& l, std::int64_t c, StepTimes& t) {
   const auto [r0, r1] = rows_of(c);
-  auto& s = *streams_.at(l.id);
-  std::vector<View2<T>> contribs;
-  for (int cu : s.consumers) {
-    auto ids = s.contrib_ids.find(cu);
-    if (ids != s.contrib_ids.end()) wait_recv(ids->second[std::size_t(c)], t.idle_backward_s);
-    contribs.push_back(s.contrib.at(cu));
-  }
+  const auto contribs = contributions(*streams_.at(l.id), c, t.idle_backward_s);
   const double c0 = fenced_time_s();
   gather_dout(r0, r1, contribs, l.dout);
   const int q = l.parts[0], keys = l.parts[1];

@@ -67,6 +67,8 @@ class NmtExecutor {
   View2<T> input_rows(int stream, std::int64_t chunk, StepTimes& t, bool forward_phase);
   void send_rows(int stream, const View2<T>& src, std::int64_t chunk, int dest_rank, int tag);
   void wait_recv(int id, double& idle);
+  /// Chunk c's output gradients from every consumer of stream s (waiting for the ones sent from other ranks).
+  std::vector<View2<T>> contributions(Stream& s, std::int64_t c, double& idle);
   int ftag(int stream, std::int64_t chunk) const;
   int btag(int stream, int consumer, std::int64_t chunk) const;
   std::pair<std::int64_t, std::int64_t> rows_of(std::int64_t chunk) const;

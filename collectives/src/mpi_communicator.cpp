@@ -1,7 +1,9 @@
 #include "partrain/collectives/mpi_communicator.hpp"
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
+#include <deque>
 
 #include "algorithms.hpp"
 #include "partrain/core/error.hpp"
@@ -43,6 +45,8 @@ MpiCommunicator::MpiCommunicator(MPI_Comm comm, int pretend_ranks_per_node) : po
   PARTRAIN_MPI_CHECK(MPI_Allreduce(&local, &max_local, 1, MPI_INT, MPI_MAX, p2p_));
   if (!single_node_ && min_local == max_local && local > 1) {
     node_.reset(new MpiCommunicator(node));
+    node_gather_.reset(new MpiCommunicator(node));
+    hier_ = std::make_unique<HierSequencer>();
     MPI_Comm cross;
     PARTRAIN_MPI_CHECK(MPI_Comm_split(p2p_, local_rank, rank_, &cross));
     cross_.reset(new MpiCommunicator(cross));
@@ -153,32 +157,63 @@ Plan make_plan(int rank, int n, DataType dt, ReduceOp op, std::int64_t chunk_byt
 }
 }  // namespace
 
+/// Hierarchical allreduces of one communicator in flight together (data-parallel buckets) must post their
+/// sub-collectives in the same order on every rank, or the node's shm calls and the ring across nodes match the
+/// wrong partners — found on the virtual cluster (tests/cluster), where buckets came out wrong. Each call gets an
+/// index in posting order: its reduce-scatters go out at once on the node group, in that order; its ring across
+/// nodes and its allgather (on a second node group, so that they never interleave with later reduce-scatters) go
+/// out strictly in index order; testing any of them drives the earlier ones, so no wait depends on the caller
+/// testing the requests in order. Calls still pipeline: bucket k + 1 reduces in the node while bucket k crosses.
+struct HierSequencer {
+  std::uint64_t created = 0, next_cross = 0, next_gather = 0;
+  std::deque<void*> live;  // the unfinished calls (HierarchicalAllreduce), in index order
+  void progress();
+};
+
 namespace {
 /// Hierarchical allreduce as three requests run one after the other: shm reduce-scatter in the node (each local
 /// rank gets one block), ring allreduce of that block across the nodes, shm allgather in the node.
 class HierarchicalAllreduce : public RequestState {
  public:
-  HierarchicalAllreduce(MpiCommunicator& node, MpiCommunicator& cross, const void* send, void* recv,
-                        std::int64_t count, DataType dt, ReduceOp op)
-      : node_(node), cross_(cross), recv_(static_cast<char*>(recv)), count_(count), dt_(dt), op_(op),
-        es_(std::int64_t(size_of(dt))) {
+  HierarchicalAllreduce(MpiCommunicator& node, MpiCommunicator& gather, MpiCommunicator& cross,
+                        HierSequencer& seq, const void* send, void* recv, std::int64_t count, DataType dt,
+                        ReduceOp op)
+      : node_(node), gather_(gather), cross_(cross), seq_(seq), index_(seq.created++),
+        recv_(static_cast<char*>(recv)), count_(count), dt_(dt), op_(op), es_(std::int64_t(size_of(dt))) {
     if (send != recv && count > 0) std::memcpy(recv, send, std::size_t(count * es_));
     cur_ = node_.reduce_scatter(recv_, recv_, count_, dt_, op_, Algo::Shm);
+    seq_.live.push_back(this);
+  }
+  ~HierarchicalAllreduce() override {
+    auto it = std::find(seq_.live.begin(), seq_.live.end(), static_cast<void*>(this));
+    if (it != seq_.live.end()) seq_.live.erase(it);
   }
   bool test() override {
-    for (;;) {
-      if (!cur_.test()) return false;
+    seq_.progress();
+    return stage_ == 3;
+  }
+  /// Moves on as far as its sub-requests and the posting order allow.
+  void advance() {
+    while (stage_ < 3 && cur_.test()) {
       const std::int64_t off = block_offset(count_, node_.size(), node_.rank());
       const std::int64_t n = block_count(count_, node_.size(), node_.rank());
-      if (stage_ == 0) cur_ = cross_.allreduce(recv_ + off * es_, recv_ + off * es_, n, dt_, op_, Algo::Ring);
-      else if (stage_ == 1) cur_ = node_.allgather(recv_ + off * es_, recv_, count_, dt_, Algo::Shm);
-      else return true;
+      if (stage_ == 0) {
+        if (seq_.next_cross != index_) return;
+        cur_ = cross_.allreduce(recv_ + off * es_, recv_ + off * es_, n, dt_, op_, Algo::Ring);
+        ++seq_.next_cross;
+      } else if (stage_ == 1) {
+        if (seq_.next_gather != index_) return;
+        cur_ = gather_.allgather(recv_ + off * es_, recv_, count_, dt_, Algo::Shm);
+        ++seq_.next_gather;
+      }
       ++stage_;
     }
   }
 
  private:
-  MpiCommunicator &node_, &cross_;
+  MpiCommunicator &node_, &gather_, &cross_;
+  HierSequencer& seq_;
+  std::uint64_t index_;
   char* recv_;
   std::int64_t count_;
   DataType dt_;
@@ -188,6 +223,11 @@ class HierarchicalAllreduce : public RequestState {
   int stage_ = 0;
 };
 }  // namespace
+
+void HierSequencer::progress() {
+  // in index order: an earlier call posts its next step before a later one asks whether it may
+  for (std::size_t i = 0; i < live.size(); ++i) static_cast<HierarchicalAllreduce*>(live[i])->advance();
+}
 
 Request MpiCommunicator::allreduce(const void* send, void* recv, std::int64_t count, DataType dt, ReduceOp op,
                                    Algo algo) {
@@ -204,7 +244,7 @@ Request MpiCommunicator::allreduce(const void* send, void* recv, std::int64_t co
     return std::move(Request(std::move(st)).describe("allreduce", -1));
   }
   if (a == Algo::Hier) {
-    Request r(std::make_unique<HierarchicalAllreduce>(*node_, *cross_, send, recv, count, dt, op));
+    Request r(std::make_unique<HierarchicalAllreduce>(*node_, *node_gather_, *cross_, *hier_, send, recv, count, dt, op));
     r.test();
     return std::move(r.describe("allreduce", -1));
   }

@@ -39,15 +39,22 @@ void check(const models::ModelSpec& ms, coll::Algo algo, bool overlap) {
   expect_grads_close(*m, grads, ref.first_grads, kGradTol, what);
   for (std::size_t s = 0; s < loss.size(); ++s) EXPECT_LE(rel(loss[s], ref.loss[s]), kTrajectoryTol) << what << " step " << s;
 }
+
+/// The gradient algorithms to try: the flat ones, and shm on one node or hier across nodes (tests/cluster).
+std::vector<coll::Algo> gradient_algorithms() {
+  const coll::MpiCommunicator world(MPI_COMM_WORLD);
+  return {coll::Algo::Ring, coll::Algo::RecDbl, coll::Algo::Vendor,
+          world.single_node() ? coll::Algo::Shm : coll::Algo::Hier};
+}
 }  // namespace
 
 TEST(DataParallel, GptMatchesReference) {
-  for (auto algo : {coll::Algo::Ring, coll::Algo::RecDbl, coll::Algo::Vendor, coll::Algo::Shm})
+  for (auto algo : gradient_algorithms())
     for (bool overlap : {true, false}) check(small_gpt(), algo, overlap);
 }
 
 TEST(DataParallel, MlpMatchesReference) {
-  for (auto algo : {coll::Algo::Ring, coll::Algo::RecDbl, coll::Algo::Vendor, coll::Algo::Shm})
+  for (auto algo : gradient_algorithms())
     for (bool overlap : {true, false}) check(small_mlp(), algo, overlap);
 }
 

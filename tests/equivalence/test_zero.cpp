@@ -3,7 +3,7 @@
 // and every gathered gradient tensor (the reference's names and shapes), over 20 steps the loss trajectory; and the
 // final parameters bit for bit against stage 0 where the reduction order is the same — every case but the GPT's tied
 // wte at stages 2 and 3, whose two gradient contributions (head and embedding) are reduce-scattered separately and
-// added after the reduction instead of before it.
+// added after the reduction instead of before it, and every stage > 0 across nodes, where stage 0's allreduce is hier.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -72,7 +72,11 @@ void check(const models::ModelSpec& ms) {
       EXPECT_LE(rel(r.loss[0], ref.loss[0]), kLossTol) << what;
       for (std::size_t s = 0; s < r.loss.size(); ++s)
         EXPECT_LE(rel(r.loss[s], ref.loss[s]), kTrajectoryTol) << what << " step " << s;
-      const bool same_order = !(ms.kind == "gpt" && stage >= 2);
+      // Across nodes, auto's allreduce (stage 0) is hier — node sums first — while the reduce-scatter of stages 1–3
+      // is a flat ring: another summation order, equal within rounding only (seen on the virtual cluster, 2 × 2).
+      coll::MpiCommunicator world(MPI_COMM_WORLD);
+      const bool hier = stage > 0 && world.resolve(coll::Op::Allreduce, coll::Algo::Auto, 1 << 20) == coll::Algo::Hier;
+      const bool same_order = !(ms.kind == "gpt" && stage >= 2) && !hier;
       ASSERT_EQ(r.final_params.size(), base.final_params.size()) << what;
       for (std::size_t k = 0; k < r.final_params.size(); ++k) {
         const auto& a = r.final_params[k];

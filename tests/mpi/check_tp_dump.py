@@ -15,6 +15,8 @@ import numpy as np
 
 mpiexec, np_, tp_exe, ref_exe, deck = sys.argv[1:6]
 extra = sys.argv[6:]
+# t = the ranks, unless --set tp.degree=T makes it a dp × tp grid
+tp_degree = int(next((a.split("=", 1)[1] for a in extra if a.startswith("tp.degree=")), np_))
 common = ["--set", "train.steps=1", "--set", "train.warmup=0", "--set", "model.gpt.layers=2",
           "--set", "model.gpt.seq_len=16", "--set", "model.gpt.channels=32", "--set", "model.gpt.vocab=64"] + extra
 fails = []
@@ -44,7 +46,7 @@ with tempfile.TemporaryDirectory() as d:
                     fails.append(f"{g}/{name} relative error {e:.2e}")
     with h5py.File(res) as f:
         s, at = f["summary"].attrs, f.attrs
-        if int(at["tp"]) != int(np_) or "layout" not in at or at["strategy"] not in ("tp", "tp+sp"):
+        if int(at["tp"]) != tp_degree or "layout" not in at or at["strategy"] not in ("tp", "tp+sp"):
             fails.append("tp / layout / strategy attributes")
         m, p = s["tp_block_bytes_sent_per_layer_per_microbatch"], s["predicted_tp_block_bytes_sent_per_layer_per_microbatch"]
         if abs(m - p) > 1e-6 * p:

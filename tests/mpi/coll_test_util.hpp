@@ -14,6 +14,25 @@ inline double input_value(int rank, std::int64_t i) { return double(rank + 1) * 
 inline double sum_value(int n, std::int64_t i) { return double(n) * double(n + 1) / 2 * double(i % 97 + 1); }
 inline double max_value(int n, std::int64_t i) { return double(n) * double(i % 97 + 1); }
 
+/// The ranks of MPI_COMM_WORLD on this rank's node (MPI's shared-memory domain): all of them on one machine, one
+/// node's share on the virtual cluster (scripts/vcluster) or a real one — where the shm algorithm can run.
+inline MPI_Comm node_world() {
+  static MPI_Comm node = [] {
+    MPI_Comm c;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &c);
+    return c;
+  }();
+  return node;
+}
+
+/// The algorithms that implement `op` and can run on `c`: shm only when every rank is on one node.
+inline std::vector<coll::Algo> runnable_algorithms(const coll::MpiCommunicator& c, coll::Op op) {
+  std::vector<coll::Algo> out;
+  for (coll::Algo a : coll::algorithms_for(op))
+    if (a != coll::Algo::Shm || c.single_node()) out.push_back(a);
+  return out;
+}
+
 template <class T>
 std::vector<T> inputs(int rank, std::int64_t count, std::int64_t first = 0) {
   std::vector<T> v(static_cast<std::size_t>(count));

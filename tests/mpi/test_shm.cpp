@@ -1,6 +1,6 @@
 // The shm algorithm beyond the exhaustive operation tests: the zero-copy allreduce on shared-window buffers (one
 // call and several in flight on disjoint ranges, as data-parallel buckets are), the epoch counter wrapping
-// around, and two communicators used at once.
+// around, and two communicators used at once — among the ranks of each node (all ranks on one machine).
 #include <gtest/gtest.h>
 
 #include <sched.h>
@@ -14,9 +14,8 @@ using namespace partrain::coll;
 using namespace partrain::test;
 
 TEST(Shm, ZeroCopyAllreduceExact) {
-  MpiCommunicator c(MPI_COMM_WORLD);
+  MpiCommunicator c(node_world());
   const int n = c.size(), r = c.rank();
-  if (!c.single_node()) GTEST_SKIP() << "ranks on several nodes";
   const std::int64_t cap = 262144 + 64;
   auto* buf = static_cast<double*>(c.shared_buffer(cap * 8));
   for (std::int64_t count : {0, 1, 7, 4099, 262144})
@@ -34,7 +33,7 @@ TEST(Shm, ZeroCopyAllreduceExact) {
 }
 
 TEST(Shm, ZeroCopyBucketsInFlightTogether) {
-  MpiCommunicator c(MPI_COMM_WORLD);
+  MpiCommunicator c(node_world());
   const int n = c.size(), r = c.rank();
   const std::int64_t count = 100000, buckets = 7, per = count / buckets + 1;
   auto* buf = static_cast<float*>(c.shared_buffer(count * 4));
@@ -55,7 +54,7 @@ TEST(Shm, ZeroCopyBucketsInFlightTogether) {
 }
 
 TEST(Shm, EpochCounterWrapsAround) {
-  MpiCommunicator c(MPI_COMM_WORLD);
+  MpiCommunicator c(node_world());
   c.set_chunk_bytes(256);  // many chunks (epochs) per call
   c.set_shm_first_epoch(UINT64_MAX - 100);
   const int n = c.size(), r = c.rank();
@@ -70,7 +69,7 @@ TEST(Shm, EpochCounterWrapsAround) {
 }
 
 TEST(Shm, TwoCommunicatorsAtOnce) {
-  MpiCommunicator a(MPI_COMM_WORLD), b(MPI_COMM_WORLD);
+  MpiCommunicator a(node_world()), b(node_world());
   const int n = a.size(), r = a.rank();
   for (int it = 0; it < 10; ++it) {
     auto x = inputs<float>(r, 50000), y = inputs<float>(r, 30000);
@@ -86,9 +85,8 @@ TEST(Shm, TwoCommunicatorsAtOnce) {
 // with non-temporal stores: a destination that is not 32-byte aligned (the head element by element), an odd
 // tail, in and out of place, for each operation.
 TEST(Shm, LargeMessagesWithStreamingStores) {
-  MpiCommunicator c(MPI_COMM_WORLD);
+  MpiCommunicator c(node_world());
   const int n = c.size(), r = c.rank();
-  if (!c.single_node()) GTEST_SKIP() << "ranks on several nodes";
   const std::int64_t count = (std::int64_t(64) << 20) / 4 + 5;  // 64 MiB + 20 B: past any 2-rank LLC up to 256 MiB
   auto x = inputs<float>(r, count);
   std::vector<float> y(static_cast<std::size_t>(count + 1));

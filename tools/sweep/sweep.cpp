@@ -136,7 +136,7 @@ Sweep load_sweep(const std::string& path) {
                                         std::string(e.description()));
   }
   only_keys(path, root, "", {"app", "deck", "kind", "ranks", "ranks_per_node", "repetitions", "time_limit", "args",
-                             "set", "weak", "points", "slurm", "pbs", "mpiexec", "requeue", "checkpoint_every",
+                             "set", "weak", "points", "slurm", "pbs", "mpiexec", "requeue", "checkpoint_every", "max_requeues",
                              "threads"});
   Sweep s;
   auto slash = path.find_last_of('/');
@@ -214,6 +214,10 @@ Sweep load_sweep(const std::string& path) {
   if (root.get("checkpoint_every")) {
     s.checkpoint_every = get_int(path, root, "checkpoint_every", 10, 1);
     if (!s.requeue) bad(path, "checkpoint_every", std::to_string(s.checkpoint_every), "only with requeue = true");
+  }
+  if (root.get("max_requeues")) {
+    s.max_requeues = get_int(path, root, "max_requeues", 3, 0);
+    if (!s.requeue) bad(path, "max_requeues", std::to_string(s.max_requeues), "only with requeue = true");
   }
   if (s.requeue && s.app == "partrain-collectives")
     bad(path, "requeue", "true", "partrain-collectives has no training state to checkpoint");
@@ -320,13 +324,27 @@ std::string render_job(const std::string& template_path, const Sweep& s, const P
     // them) or SIGTERM, after writing a checkpoint, with exit code 3: the job then requeues itself and resumes.
     // A mini-app that does not stop at a step boundary (partrain-ps: its servers run at their own pace) dies of the
     // signal instead (exit 138 = 128 + SIGUSR1) and resumes from its last periodic checkpoint: requeued as well.
+    // Any other failure but bad input (exit 2) — a rank or a whole node died, the watchdog ended a hung wait (124)
+    // — requeues as well, at most max_requeues times per point (the count lives beside its checkpoints): the next
+    // attempt resumes from the last periodic checkpoint once the scheduler has nodes again.
     std::string forward = srun ? "" : "trap 'signalled=1; pkill -USR1 -s 0 -f \"^" + binary + " \" || true' USR1\n";
     const std::string requeue = scheduler == "slurm" ? "scontrol requeue \"$SLURM_JOB_ID\"" : "qrerun \"$PBS_JOBID\"";
+    std::string ckpt_dir;
+    for (std::size_t i = 0; i + 1 < p.argv.size(); ++i)
+      if (p.argv[i] == "--checkpoint-dir") ckpt_dir = p.argv[i + 1];
+    const std::string count_file = quote(ckpt_dir + "/requeues_after_failure");
     launch = "set +e\nsignalled=0\n" + forward + launch + " &\npid=$!\n" +
              "while true; do wait \"$pid\"; rc=$?; kill -0 \"$pid\" 2>/dev/null || break; done\n" +
              "if [ \"$rc\" -eq 3 ] || [ \"$rc\" -eq 138 ] || { [ \"$signalled\" -eq 1 ] && [ \"$rc\" -ne 0 ]; }; then\n" +
              "  echo \"stopped (exit $rc) before the time limit: requeueing; the next attempt resumes from the checkpoint\"\n  " +
-             requeue + "\nfi\nexit \"$rc\"";
+             requeue + "\nelif [ \"$rc\" -ne 0 ] && [ \"$rc\" -ne 2 ]; then\n" +
+             "  n=$(cat " + count_file + " 2>/dev/null || echo 0)\n" +
+             "  if [ \"$n\" -lt " + std::to_string(s.max_requeues) + " ]; then\n" +
+             "    mkdir -p " + quote(ckpt_dir) + " && echo $((n + 1)) > " + count_file + "\n" +
+             "    echo \"failed (exit $rc): requeueing ($((n + 1)) of " + std::to_string(s.max_requeues) +
+             "); the next attempt resumes from the last checkpoint\"\n    " + requeue + "\n" +
+             "  else\n    echo \"failed (exit $rc) after " + std::to_string(s.max_requeues) +
+             " requeues (max_requeues): giving up\"\n  fi\nfi\nexit \"$rc\"";
   }
   const std::map<std::string, std::string> values = {
       {"POINT", p.name},

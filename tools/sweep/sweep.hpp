@@ -41,6 +41,9 @@ struct Sweep {
   /// the mini-app writes a checkpoint and stops (exit code 3) and the job requeues itself; PBS jobs are rerunnable.
   bool requeue = false;
   std::int64_t checkpoint_every = 10;
+  /// requeue = true: a run that fails otherwise (a rank or a whole node died: any exit but 0, 2 — bad input — and
+  /// the stop codes) requeues itself too, at most this many times per point (counted in its checkpoint directory).
+  std::int64_t max_requeues = 3;
 };
 
 struct Point {

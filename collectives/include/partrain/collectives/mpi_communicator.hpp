@@ -34,6 +34,7 @@ namespace partrain::coll {
 
 class ScratchPool;
 class ShmNode;
+struct HierSequencer;
 struct ShmBuffer;
 
 class MpiCommunicator : public Communicator {
@@ -105,7 +106,8 @@ class MpiCommunicator : public Communicator {
   std::unique_ptr<ShmNode> shm_;
   std::uint64_t shm_first_epoch_ = 1;
   std::vector<std::unique_ptr<ShmBuffer>> shared_;
-  std::unique_ptr<MpiCommunicator> node_, cross_;
+  std::unique_ptr<MpiCommunicator> node_, node_gather_, cross_;  // hier: reduce-scatters; allgathers; across
+  std::unique_ptr<HierSequencer> hier_;                          // the order hier's calls post their steps in
 };
 
 }  // namespace partrain::coll

@@ -17,8 +17,9 @@ namespace partrain::coll {
 
 enum class WaitPolicy { Spin, Yield };
 
-/// Spin, or Yield when ranks on the node (shared-memory split of `comm`) exceed the cores this process may use;
-/// PARTRAIN_WAIT overrides. Collective over `comm` (it splits the communicator once).
+/// Spin, or Yield when the ranks of `comm` on this machine (the same running kernel, which may hold several MPI
+/// nodes: containers, network namespaces) exceed the cores this process may use; PARTRAIN_WAIT overrides.
+/// Collective over `comm` (it splits the communicator once).
 WaitPolicy detect_wait_policy(MPI_Comm comm);
 /// The process-wide policy (set by set_wait_policy, else detected on MPI_COMM_WORLD at first use).
 WaitPolicy wait_policy();

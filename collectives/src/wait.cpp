@@ -91,12 +91,16 @@ WaitPolicy detect_wait_policy(MPI_Comm comm) {
   // smaller: hosts that are containers or network namespaces of one machine (scripts/vcluster) are separate nodes to
   // MPI but run on the same cores. Measured there, 2 namespaces x 2 ranks on 2 cores, spinning ranks made every
   // 64 KiB allreduce take 12-60 ms (scheduler ticks) against 3-8 ms yielding.
+  return machine_ranks(comm) > usable_cores() ? WaitPolicy::Yield : WaitPolicy::Spin;
+}
+
+int machine_ranks(MPI_Comm comm) {
   MPI_Comm machine;
   PARTRAIN_MPI_CHECK(MPI_Comm_split(comm, machine_color(), 0, &machine));
-  int local = 1;
-  PARTRAIN_MPI_CHECK(MPI_Comm_size(machine, &local));
+  int n = 1;
+  PARTRAIN_MPI_CHECK(MPI_Comm_size(machine, &n));
   PARTRAIN_MPI_CHECK(MPI_Comm_free(&machine));
-  return local > usable_cores() ? WaitPolicy::Yield : WaitPolicy::Spin;
+  return n;
 }
 
 WaitPolicy wait_policy() {

@@ -127,11 +127,30 @@ int main(int argc, char** argv) {
     p.name = name.empty() ? prov.hostnames : name;
     p.source = "partrain-calibrate " + prov.git_commit + ", " + std::to_string(rt.size()) + " ranks on " +
                prov.hostnames + ", " + prov.created_utc;
-    p.ranks_per_node = pretend > 0 ? pretend : comm.single_node() ? rt.size() : 0;
+    // Nodes: pretend groups, or MPI's shared-memory domains (real nodes, or those of scripts/vcluster)
+    int local = 1;
+    {
+      MPI_Comm node;
+      PARTRAIN_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+      PARTRAIN_MPI_CHECK(MPI_Comm_size(node, &local));
+      PARTRAIN_MPI_CHECK(MPI_Comm_free(&node));
+      int lo = local, hi = local;
+      coll::allreduce(&local, &lo, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+      coll::allreduce(&local, &hi, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+      if (lo != hi) local = 0;  // nodes of different sizes: no ranks-per-node figure
+    }
+    p.ranks_per_node = pretend > 0 ? pretend : comm.single_node() ? rt.size() : local;
     {
       cpu_set_t set;
       CPU_ZERO(&set);
       if (sched_getaffinity(0, sizeof set, &set) == 0) p.cores_per_node = CPU_COUNT(&set);
+      // nodes that are namespaces or containers of one machine (scripts/vcluster) share its cores: a node's share
+      const int nodes_here = local > 0 ? std::max(1, coll::machine_ranks(MPI_COMM_WORLD) / local) : 1;
+      if (nodes_here > 1 && !comm.single_node()) {
+        log0("# note: " + std::to_string(nodes_here) + " nodes share this machine's " + std::to_string(p.cores_per_node) +
+             " cores (virtual nodes): cores_per_node = " + std::to_string(std::max(1, p.cores_per_node / nodes_here)));
+        p.cores_per_node = std::max(1, p.cores_per_node / nodes_here);
+      }
       if (comm.single_node() && p.cores_per_node < rt.size())
         log0("# note: " + std::to_string(rt.size()) + " ranks on " + std::to_string(p.cores_per_node) +
              " cores: the rates are those of shared cores; calibrate with at most one rank per core");
@@ -204,8 +223,8 @@ int main(int argc, char** argv) {
       }
     }
     };
-    if (pretend > 0) {  // each group's ranks run their intra-node fits at once, then one rank per group across
-      fit_all(*comm.node_comm(), "intra");
+    if (comm.node_comm()) {  // several nodes (real or pretend) of several ranks each: every node fits its intra-node
+      fit_all(*comm.node_comm(), "intra");  // algorithms at once, then one rank per node across
       fit_all(*comm.cross_comm(), "inter");
     } else {
       fit_all(comm, comm.single_node() ? "intra" : "inter");

@@ -21,6 +21,9 @@ enum class WaitPolicy { Spin, Yield };
 /// nodes: containers, network namespaces) exceed the cores this process may use; PARTRAIN_WAIT overrides.
 /// Collective over `comm` (it splits the communicator once).
 WaitPolicy detect_wait_policy(MPI_Comm comm);
+/// How many ranks of `comm` run under this rank's kernel (its boot id): the ranks sharing this machine's cores,
+/// whichever MPI node each is on. Collective over `comm`.
+int machine_ranks(MPI_Comm comm);
 /// The process-wide policy (set by set_wait_policy, else detected on MPI_COMM_WORLD at first use).
 WaitPolicy wait_policy();
 void set_wait_policy(WaitPolicy p);

@@ -2,7 +2,7 @@
 """partrain-collectives' allreduce on the virtual cluster (scripts/vcluster), 2 nodes x 1 and 2 nodes x 2 ranks, with
 the wait policy forced to spin (what the detection chose at 2 ranks per node before it counted the whole machine) and
 as detected: 3 interleaved repetitions, the median over them of each call's time (max over ranks), in microseconds.
-Brings its own cluster up (name pvbench, 10.253.0) and down. Run as root from the repository, after the build:
+Brings its own cluster up (name ptbnch, 10.253.0) and down. Run as root from the repository, after the build:
     /usr/bin/python3 benchmarks/vcluster_allreduce.py [BUILD_DIR]
 """
 import collections
@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 build = sys.argv[1] if len(sys.argv) > 1 else "build/release"
-env = dict(os.environ, PARTRAIN_VCLUSTER_NAME="pvbench", PARTRAIN_VCLUSTER_NET="10.253.0")
+env = dict(os.environ, PARTRAIN_VCLUSTER_NAME="ptbnch", PARTRAIN_VCLUSTER_NET="10.253.0")
 env.pop("PARTRAIN_WAIT", None)
 subprocess.run(["scripts/vcluster", "up", "--nodes", "2"], env=env, check=True, stdout=subprocess.DEVNULL)
 times = collections.defaultdict(list)

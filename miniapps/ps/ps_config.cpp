@@ -31,7 +31,7 @@ void declare_keys(Deck& d) {
 }
 
 namespace {
-std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+std::string in_quotes(const std::string& s) { return "\"" + s + "\""; }
 }  // namespace
 
 Config read_config(const Deck& d, int world, const std::vector<std::string>& inject, bool resume, bool overwrite,
@@ -76,13 +76,13 @@ Config read_config(const Deck& d, int world, const std::vector<std::string>& inj
                     " + " + std::to_string(W) + " workers = " + std::to_string(o.servers + sched + W) + ", but the job has " +
                     std::to_string(world) + " ranks");
   if (o.mode != pps::Mode::Ssp && o.staleness != 0)
-    input_error("ps.staleness", std::to_string(o.staleness), "is only used with ps.mode = \"ssp\" (ps.mode is " + quoted(mode) + ")");
+    input_error("ps.staleness", std::to_string(o.staleness), "is only used with ps.mode = \"ssp\" (ps.mode is " + in_quotes(mode) + ")");
   if (o.mode != pps::Mode::HalfSync && o.jitter_ms != 0)
-    input_error("ps.jitter_ms", std::to_string(o.jitter_ms), "is only used with ps.mode = \"half_sync\" (ps.mode is " + quoted(mode) + ")");
+    input_error("ps.jitter_ms", std::to_string(o.jitter_ms), "is only used with ps.mode = \"half_sync\" (ps.mode is " + in_quotes(mode) + ")");
   if (o.mode != pps::Mode::Local && o.local_steps != 1)
-    input_error("ps.local_steps", std::to_string(o.local_steps), "is only used with ps.mode = \"local\" (ps.mode is " + quoted(mode) + ")");
+    input_error("ps.local_steps", std::to_string(o.local_steps), "is only used with ps.mode = \"local\" (ps.mode is " + in_quotes(mode) + ")");
   if (o.mode != pps::Mode::Asp && o.delay_buffer != 0)
-    input_error("ps.delay_buffer", std::to_string(o.delay_buffer), "is only used with ps.mode = \"asp\" (ps.mode is " + quoted(mode) + ")");
+    input_error("ps.delay_buffer", std::to_string(o.delay_buffer), "is only used with ps.mode = \"asp\" (ps.mode is " + in_quotes(mode) + ")");
   if (o.backup && o.servers < 2)
     input_error("ps.backup", "true", "needs at least 2 servers (a shard's backup lives on the next server)");
   if (c.train.global_batch < workers)
@@ -94,9 +94,9 @@ Config read_config(const Deck& d, int world, const std::vector<std::string>& inj
     double ms = 0;
     char tail = 0;
     if (std::sscanf(straggler.c_str(), "%d:%lf%c", &rank, &ms, &tail) != 2 || ms <= 0)
-      input_error("ps.straggler", quoted(straggler), "must be \"rank:delay_ms\" with delay_ms > 0");
+      input_error("ps.straggler", in_quotes(straggler), "must be \"rank:delay_ms\" with delay_ms > 0");
     if (rank < o.servers + sched || rank >= world)
-      input_error("ps.straggler", quoted(straggler),
+      input_error("ps.straggler", in_quotes(straggler),
                   "rank " + std::to_string(rank) + " is not a worker (workers are ranks " + std::to_string(o.servers + sched) +
                       ".." + std::to_string(world - 1) + ")");
     o.straggler = rank;
@@ -112,7 +112,7 @@ Config read_config(const Deck& d, int world, const std::vector<std::string>& inj
     input_error("ps.checkpoint_every", std::to_string(o.checkpoint_every), "needs ps.checkpoint_dir");
   if (resume && o.checkpoint_dir.empty()) input_error("--resume", "", "needs ps.checkpoint_dir (where the checkpoints are)");
   if (!o.checkpoint_dir.empty())
-    io::check_checkpoint_dir("ps.checkpoint_dir", quoted(o.checkpoint_dir), o.checkpoint_dir, resume, overwrite);
+    io::check_checkpoint_dir("ps.checkpoint_dir", in_quotes(o.checkpoint_dir), o.checkpoint_dir, resume, overwrite);
   return c;
 }
 

@@ -85,21 +85,11 @@ TEST(Nodes, ShmWithinANodeHierAcrossAutoChooses) {
 
 TEST(Nodes, HierMatchesTheFlatRingAcrossRealNodes) {
   MpiCommunicator c(MPI_COMM_WORLD);
-  const int n = c.size(), r = c.rank();
   for (std::int64_t count : {0, 1, 7, 4099, 262144, 1000003})
     for (ReduceOp op : {ReduceOp::Sum, ReduceOp::Max})
       for (bool in_place : {false, true}) {
         SCOPED_TRACE("count " + std::to_string(count) + (in_place ? " in place" : ""));
-        auto x = inputs<float>(r, count), y = x;
-        std::vector<float> hier(static_cast<std::size_t>(count)), flat(hier.size());
-        c.allreduce(in_place ? y.data() : x.data(), in_place ? y.data() : hier.data(), count, op, Algo::Hier).wait();
-        if (in_place) hier = y;
-        c.allreduce(x.data(), flat.data(), count, op, Algo::Ring).wait();
-        EXPECT_EQ(hier, flat);
-        std::int64_t bad = 0;
-        for (std::int64_t i = 0; i < count; ++i)
-          bad += hier[std::size_t(i)] != float(op == ReduceOp::Sum ? sum_value(n, i) : max_value(n, i));
-        EXPECT_EQ(bad, 0);
+        expect_hier_matches_flat(c, count, op, in_place);
       }
 }
 

@@ -2,6 +2,7 @@
 // whose sums and maxima are exact in float and double, so results are compared with ==.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <mpi.h>
 
 #include <vector>
@@ -41,4 +42,19 @@ std::vector<T> inputs(int rank, std::int64_t count, std::int64_t first = 0) {
 }
 
 
+/// One hierarchical allreduce of `count` floats (in place or not) against the flat ring's result and the closed form:
+/// both exactly.
+inline void expect_hier_matches_flat(coll::MpiCommunicator& c, std::int64_t count, coll::ReduceOp op, bool in_place) {
+  const int n = c.size(), r = c.rank();
+  auto x = inputs<float>(r, count), y = x;
+  std::vector<float> hier(static_cast<std::size_t>(count)), flat(hier.size());
+  c.allreduce(in_place ? y.data() : x.data(), in_place ? y.data() : hier.data(), count, op, coll::Algo::Hier).wait();
+  if (in_place) hier = y;
+  c.allreduce(x.data(), flat.data(), count, op, coll::Algo::Ring).wait();
+  EXPECT_EQ(hier, flat);
+  std::int64_t bad = 0;
+  for (std::int64_t i = 0; i < count; ++i)
+    bad += hier[std::size_t(i)] != float(op == coll::ReduceOp::Sum ? sum_value(n, i) : max_value(n, i));
+  EXPECT_EQ(bad, 0);
+}
 }  // namespace partrain::test

@@ -15,7 +15,6 @@ TEST(Hierarchical, MatchesFlatOnPretendNodes) {
   if (!MpiCommunicator(MPI_COMM_WORLD).single_node()) GTEST_SKIP() << "pretend nodes live inside one real node";
   for (int per_node : {1, 2, 3}) {
     MpiCommunicator c(MPI_COMM_WORLD, per_node);
-    const int n = c.size(), r = c.rank();
     const bool equal_nodes = world % per_node == 0;
     EXPECT_EQ(c.single_node(), per_node >= world) << per_node;
     EXPECT_EQ(c.node_comm() != nullptr, per_node < world && per_node > 1 && equal_nodes) << per_node;
@@ -29,17 +28,7 @@ TEST(Hierarchical, MatchesFlatOnPretendNodes) {
         for (bool in_place : {false, true}) {
           SCOPED_TRACE("per_node " + std::to_string(per_node) + " count " + std::to_string(count) +
                        (in_place ? " in place" : ""));
-          auto x = inputs<float>(r, count);
-          std::vector<float> hier(static_cast<std::size_t>(count)), flat(static_cast<std::size_t>(count));
-          auto y = x;
-          c.allreduce(in_place ? y.data() : x.data(), in_place ? y.data() : hier.data(), count, op, Algo::Hier).wait();
-          if (in_place) hier = y;
-          c.allreduce(x.data(), flat.data(), count, op, Algo::Ring).wait();
-          EXPECT_EQ(hier, flat);
-          std::int64_t bad = 0;
-          for (std::int64_t i = 0; i < count; ++i)
-            bad += hier[i] != float(op == ReduceOp::Sum ? sum_value(n, i) : max_value(n, i));
-          EXPECT_EQ(bad, 0);
+          expect_hier_matches_flat(c, count, op, in_place);
         }
   }
 }

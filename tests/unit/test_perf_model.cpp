@@ -16,6 +16,7 @@
 #include "partrain/core/config.hpp"
 #include "partrain/core/error.hpp"
 #include "partrain/models/gpt.hpp"
+#include "partrain/models/nmt.hpp"
 #include "partrain/perf/collective_model.hpp"
 #include "partrain/perf/profile.hpp"
 #include "partrain/perf/step_model.hpp"
@@ -140,6 +141,45 @@ TEST(PerfModel, ProfileRoundTrip) {
   }
   EXPECT_THROW(read_profile("--profile", "/no/such.toml"), InputError);
   std::remove(path.c_str());
+}
+
+TEST(PerfModel, ThinGemmsAndTheNmtCompute) {
+  // any dimension <= 32 is thin: the LSTM step's gates, input and weight gradients over a batch of 16
+  auto p = toy_profile();
+  p.gemm_thin = 2e10;
+  EXPECT_DOUBLE_EQ(p.gemm_rate(16, 512, 128), 2e10);
+  EXPECT_DOUBLE_EQ(p.gemm_rate(512, 128, 16), 2e10);
+  EXPECT_DOUBLE_EQ(p.gemm_rate(33, 512, 128), 1e11);
+  {  // the round trip keeps it
+    const std::string path = testing::TempDir() + "/partrain_thin.toml";
+    std::ofstream(path) << to_toml(p);
+    p.lstm_ups = 3e8;
+    std::ofstream(path) << to_toml(p);
+    EXPECT_DOUBLE_EQ(read_profile("--profile", path).gemm_thin, 2e10);
+    EXPECT_DOUBLE_EQ(read_profile("--profile", path).lstm_ups, 3e8);
+    std::remove(path.c_str());
+  }
+  // the NMT: LSTM FLOPs at the thin rate, the generator at the large rate, the cells' transcendentals pointwise
+  models::ModelSpec ms;
+  ms.kind = "nmt";
+  ms.nmt.vocab = 512;
+  ms.nmt.embed = ms.nmt.hidden = 128;
+  ms.nmt.enc_layers = ms.nmt.dec_layers = 4;
+  ms.nmt.max_len = 16;
+  p.pointwise_eps = 1e9;
+  const double B = 16, S = 16, H = 128, V = 512;
+  const double generator = 2 * B * S * H * V;
+  const double total = models::Nmt<double>(ms.nmt).forward_flops(16);
+  p.lstm_ups = 1e8;
+  const double units = B * S * H * 8, softmax = B * S * (V + S);
+  const auto r = predict_compute(ms, 16, p);
+  const double gemm = (total - generator) / 2e10 + generator / 1e11;  // attention: thin too (B = 16)
+  EXPECT_NEAR(r.forward_s, gemm + units / 1e8 / 2 + softmax / 1e9, 1e-12);
+  EXPECT_NEAR(r.backward_s, 2 * gemm + units / 1e8 / 2 + softmax / 1e9, 1e-12);
+  // without gemm_thin and lstm_ups: the side's class, 5 transcendentals per unit at the GELU rate
+  p.gemm_thin = 0;
+  p.lstm_ups = 0;
+  EXPECT_LT(predict_compute(ms, 16, p).forward_s, r.forward_s);
 }
 
 TEST(PerfModel, StepModelPieces) {

@@ -25,6 +25,7 @@
 #include "partrain/io/provenance.hpp"
 #include "partrain/kernels/activation.hpp"
 #include "partrain/kernels/gemm.hpp"
+#include "partrain/kernels/lstm.hpp"
 #include "partrain/kernels/optimizer.hpp"
 #include "partrain/perf/profile.hpp"
 
@@ -64,6 +65,37 @@ double gemm_rate(MPI_Comm comm, int s, double seconds) {
   return median_over_ranks(comm, best);
 }
 
+/// The rate of the thin products an LSTM step issues over a batch of 16 (input and hidden width 256, 4·256 gates):
+/// the gates' product (16 × 1024 × 256, N·T), the input gradient's (16 × 256 × 1024, N·N) and the weight gradient's
+/// (1024 × 256 × 16, T·N), run in turn: their FLOPs over their time (median over ranks of each rank's best).
+double thin_gemm_rate(MPI_Comm comm, double seconds) {
+  const int b = 16, w = 256, g = 4 * w;
+  View2<float> x("calibrate.x", b, w), W("calibrate.W", g, w), gates("calibrate.gates", b, g), dx("calibrate.dx", b, w),
+      dW("calibrate.dW", g, w);
+  Kokkos::deep_copy(x, 0.5f);
+  Kokkos::deep_copy(W, 0.25f);
+  Kokkos::deep_copy(gates, 0.125f);
+  auto trio = [&] {
+    kernels::gemm('N', 'T', 1.0f, x, W, 0.0f, gates);
+    kernels::gemm('N', 'N', 1.0f, gates, W, 0.0f, dx);
+    kernels::gemm('T', 'N', 1.0f, gates, x, 1.0f, dW);
+  };
+  trio();  // warm-up
+  coll::barrier(comm);
+  const double flops = 3 * kernels::gemm_flops(b, g, w);
+  double best = 0;
+  const double until = wall_time_s() + seconds;
+  while (wall_time_s() < until) {
+    const int reps = std::max(1, int(2e8 / flops));
+    Kokkos::fence();
+    const double t0 = wall_time_s();
+    for (int r = 0; r < reps; ++r) trio();
+    Kokkos::fence();
+    best = std::max(best, reps * flops / (wall_time_s() - t0));
+  }
+  return median_over_ranks(comm, best);
+}
+
 /// b += a over 16 MiB per rank, every rank at once: bytes of a per second (the best of several passes).
 double reduce_rate(MPI_Comm comm) {
   const std::size_t n = (16u << 20) / sizeof(float);
@@ -96,6 +128,43 @@ double kernel_rate(MPI_Comm comm, std::int64_t n, F&& body) {
     best = std::max(best, double(n) / (wall_time_s() - t0));
   }
   return median_over_ranks(comm, best);
+}
+
+/// Hidden units per second of an LSTM cell's pointwise work, forward and backward (kernels/lstm.hpp): three sigmoids,
+/// two tanh and the cell update per unit forward; one tanh and the gates' derivatives backward. A batch of 16 rows of
+/// 256 units, as the time steps issue them, many times over.
+double lstm_pointwise_rate(MPI_Comm comm) {
+  const std::int64_t B = 16, H = 256, reps = 256;
+  View2<float> g("calibrate.g", B, 4 * H), c("calibrate.c", B, H), h("calibrate.h", B, H), d("calibrate.d", B, 4 * H);
+  Kokkos::deep_copy(g, 0.3f);
+  Kokkos::deep_copy(c, 0.2f);
+  auto step = [&] {
+    Kokkos::parallel_for(
+        "calibrate::lstm_fwd", Kokkos::RangePolicy<ExecSpace>(0, B), KOKKOS_LAMBDA(std::int64_t n) {
+          for (std::int64_t j = 0; j < H; ++j) {
+            const float gi = kernels::sigmoid(g(n, j)), gf = kernels::sigmoid(g(n, H + j));
+            const float gg = kmath::tanh(g(n, 2 * H + j)), go = kernels::sigmoid(g(n, 3 * H + j));
+            const float cn = gf * c(n, j) + gi * gg;
+            c(n, j) = 0.5f * cn;
+            h(n, j) = go * kmath::tanh(cn);
+          }
+        });
+    Kokkos::parallel_for(
+        "calibrate::lstm_bwd", Kokkos::RangePolicy<ExecSpace>(0, B), KOKKOS_LAMBDA(std::int64_t n) {
+          for (std::int64_t j = 0; j < H; ++j) {
+            const float gi = g(n, j), gf = g(n, H + j), gg = g(n, 2 * H + j), go = g(n, 3 * H + j);
+            const float tc = kmath::tanh(c(n, j));
+            const float dct = h(n, j) * go * (1 - tc * tc);
+            d(n, j) = dct * gg * gi * (1 - gi);
+            d(n, H + j) = dct * c(n, j) * gf * (1 - gf);
+            d(n, 2 * H + j) = dct * gi * (1 - gg * gg);
+            d(n, 3 * H + j) = h(n, j) * tc * go * (1 - go);
+          }
+        });
+  };
+  return kernel_rate(comm, B * H * reps, [&] {
+    for (std::int64_t r = 0; r < reps; ++r) step();
+  });
 }
 
 }  // namespace
@@ -160,6 +229,7 @@ int main(int argc, char** argv) {
     p.gemm_small = gemm_rate(MPI_COMM_WORLD, 128, gemm_s);
     p.gemm_medium = gemm_rate(MPI_COMM_WORLD, 512, gemm_s);
     p.gemm_large = gemm_rate(MPI_COMM_WORLD, 1024, gemm_s);
+    p.gemm_thin = thin_gemm_rate(MPI_COMM_WORLD, gemm_s);
     p.memory_Bps = 2 * coll::bench::measure_copy_bandwidth(comm);  // copied bytes are read once and written once
     p.reduce_Bps = reduce_rate(MPI_COMM_WORLD);
     {
@@ -171,13 +241,16 @@ int main(int argc, char** argv) {
       std::int64_t step = 0;
       p.adam_pps = kernel_rate(MPI_COMM_WORLD, n, [&] { kernels::adam_step(x, y, m, v, kernels::AdamParams{}, ++step); });
       p.sgd_pps = kernel_rate(MPI_COMM_WORLD, n, [&] { kernels::sgd_step(x, y, View1<float>(), kernels::SgdParams{}); });
+      p.lstm_ups = lstm_pointwise_rate(MPI_COMM_WORLD);
     }
-    char line[256];
+    char line[320];
     std::snprintf(line, sizeof line,
-                  "# gemm fp32 %.1f / %.1f / %.1f / %.1f GFLOP/s (64^3 / 128^3 / 512^3 / 1024^3), memory %.2f GB/s, reduce %.2f GB/s, "
-                  "GELU %.2f G/s, AdamW %.2f G/s, SGD %.2f G/s",
-                  p.gemm_tiny / 1e9, p.gemm_small / 1e9, p.gemm_medium / 1e9, p.gemm_large / 1e9, p.memory_Bps / 1e9, p.reduce_Bps / 1e9,
-                  p.pointwise_eps / 1e9, p.adam_pps / 1e9, p.sgd_pps / 1e9);
+                  "# gemm fp32 %.1f / %.1f / %.1f / %.1f GFLOP/s (64^3 / 128^3 / 512^3 / 1024^3), thin %.1f (an LSTM step's), "
+                  "memory %.2f GB/s, reduce %.2f GB/s, "
+                  "GELU %.2f G/s, AdamW %.2f G/s, SGD %.2f G/s, LSTM cell %.3f G units/s",
+                  p.gemm_tiny / 1e9, p.gemm_small / 1e9, p.gemm_medium / 1e9, p.gemm_large / 1e9, p.gemm_thin / 1e9,
+                  p.memory_Bps / 1e9, p.reduce_Bps / 1e9,
+                  p.pointwise_eps / 1e9, p.adam_pps / 1e9, p.sgd_pps / 1e9, p.lstm_ups / 1e9);
     log0(line);
     const double gamma = 1 / p.reduce_Bps;
     // α, β of every algorithm and operation on `c` (the whole job, a node's ranks or one rank per node), as `scope`

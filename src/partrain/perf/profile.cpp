@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -11,6 +12,7 @@
 namespace partrain::perf {
 
 double MachineProfile::gemm_rate(double m, double n, double k) const {
+  if (gemm_thin > 0 && std::min({m, n, k}) <= 32) return gemm_thin;
   const double side = std::cbrt(std::max(1.0, m * n * k));
   if (side <= 96 && gemm_tiny > 0) return gemm_tiny;
   return side <= 192 ? gemm_small : side <= 768 ? gemm_medium : gemm_large;
@@ -66,6 +68,7 @@ MachineProfile read_profile(const std::string& key, const std::string& path) {
   const auto* c = root["compute"].as_table();
   if (!c) input_error(key, path, "[compute] is missing");
   p.gemm_tiny = positive(key, path, *c, "gemm_tiny", false);
+  p.gemm_thin = positive(key, path, *c, "gemm_thin", false);
   p.gemm_small = positive(key, path, *c, "gemm_small");
   p.gemm_medium = positive(key, path, *c, "gemm_medium");
   p.gemm_large = positive(key, path, *c, "gemm_large");
@@ -73,6 +76,7 @@ MachineProfile read_profile(const std::string& key, const std::string& path) {
   p.reduce_Bps = positive(key, path, *c, "reduce_Bps");
   p.pointwise_eps = positive(key, path, *c, "pointwise_eps", false);
   p.adam_pps = positive(key, path, *c, "adam_pps", false);
+  p.lstm_ups = positive(key, path, *c, "lstm_ups", false);
   p.sgd_pps = positive(key, path, *c, "sgd_pps", false);
   if (p.gemm_small <= 0 || p.gemm_medium <= 0 || p.gemm_large <= 0 || p.memory_Bps <= 0 || p.reduce_Bps <= 0)
     input_error(key, path, "every [compute] rate must be > 0");
@@ -110,6 +114,7 @@ std::string to_toml(const MachineProfile& p) {
   os << "\n";
   os << "[compute]\n";
   if (p.gemm_tiny > 0) os << "gemm_tiny = " << num(p.gemm_tiny) << "     # fp32 FLOP/s of one rank, gemms of side <= 96\n";
+  if (p.gemm_thin > 0) os << "gemm_thin = " << num(p.gemm_thin) << "     # any dimension <= 32 (an LSTM step's)\n";
   os << "gemm_small = " << num(p.gemm_small) << "    # side <= 192\n";
   os << "gemm_medium = " << num(p.gemm_medium) << "   # side <= 768\n";
   os << "gemm_large = " << num(p.gemm_large) << "    # larger\n";
@@ -118,6 +123,7 @@ std::string to_toml(const MachineProfile& p) {
   if (p.pointwise_eps > 0) os << "pointwise_eps = " << num(p.pointwise_eps) << " # elements/s of GELU forward (fp32)\n";
   if (p.adam_pps > 0) os << "adam_pps = " << num(p.adam_pps) << "      # parameters/s of the AdamW step\n";
   if (p.sgd_pps > 0) os << "sgd_pps = " << num(p.sgd_pps) << "       # parameters/s of the SGD step\n";
+  if (p.lstm_ups > 0) os << "lstm_ups = " << num(p.lstm_ups) << "      # LSTM cell units/s, pointwise, forward + backward\n";
   for (const auto& c : p.collectives) {
     os << "\n[[collective]]\nalgo = \"" << c.algo << "\"\nop = \"" << c.op << "\"\nscope = \"" << c.scope << "\"\n";
     if (c.ranks > 0) os << "ranks = " << c.ranks << "\n";

@@ -24,14 +24,17 @@ struct MachineProfile {
   std::string name, source;
   int ranks_per_node = 1;
   int cores_per_node = 0;  ///< cores the calibration's ranks could use (0: unknown); more ranks than that share them
-  /// fp32 gemm rate of one rank (FLOP/s) by the geometric mean side of the product: ≤ 96 ("tiny": an LSTM's
-  /// per-time-step gemms), ≤ 192 ("small"), ≤ 768 ("medium"), larger. A profile without gemm_tiny uses gemm_small.
-  double gemm_tiny = 0, gemm_small = 0, gemm_medium = 0, gemm_large = 0;
+  /// fp32 gemm rate of one rank (FLOP/s) by the geometric mean side of the product: ≤ 96 ("tiny"), ≤ 192 ("small"),
+  /// ≤ 768 ("medium"), larger; and "thin": any dimension ≤ 32 (an LSTM's per-time-step products over a batch of 16,
+  /// and its weight gradients summed over that batch). A profile without gemm_tiny uses gemm_small; without
+  /// gemm_thin, the class of the side.
+  double gemm_tiny = 0, gemm_small = 0, gemm_medium = 0, gemm_large = 0, gemm_thin = 0;
   double memory_Bps = 0;  ///< one rank's streaming rate (bytes read + written per second), every rank at once
   double reduce_Bps = 0;  ///< one rank's a += b rate over its bytes of b (γ = 1 / reduce_Bps)
   double pointwise_eps = 0;  ///< fp32 elements per second of a pointwise kernel (GELU forward); 0: memory-bound
   double adam_pps = 0;       ///< parameters per second of the Adam(W) step; 0: memory-bound
   double sgd_pps = 0;        ///< parameters per second of the SGD step; 0: memory-bound
+  double lstm_ups = 0;       ///< hidden units per second of an LSTM cell's pointwise work, forward + backward; 0: unknown
   std::vector<CollectiveFit> collectives;
 
   /// The gemm rate for an m×n×k product (the class of its geometric mean side).

@@ -139,7 +139,30 @@ StepPrediction predict_compute(const models::ModelSpec& spec, std::int64_t sampl
   double layer_flops = 0;
   for (const auto& l : m->layers()) layer_flops += l->forward_flops(rows);
   const double model_flops = m->forward_flops(samples);
-  if (layer_flops < 0.5 * model_flops) {  // a model that is not a list of layers (the NMT): its FLOPs at the gemm rate
+  if (spec.kind == "nmt") {
+    // The NMT runs its LSTMs one time step at a time: every gemm has the batch as one dimension (thin), the
+    // generator is one large gemm over all the target rows, and each LSTM cell passes its 4·H gates through
+    // 5 transcendentals (3 sigmoids, 2 tanh) per hidden unit; the generator's softmax one per logit.
+    const auto& c = spec.nmt;
+    const double B = double(samples), S = double(c.max_len), H = double(c.hidden), V = double(c.vocab);
+    const double generator = 2.0 * B * S * H * V, attention = 4.0 * B * S * S * H;
+    const double lstm = model_flops - generator - attention;
+    const double thin = p.gemm_rate(B, 4 * H, H) * (elem == 8 ? 0.5 : 1.0);
+    const double gemm_s = lstm / thin + attention / (p.gemm_rate(B, S, H) * (elem == 8 ? 0.5 : 1.0)) +
+                          generator / (p.gemm_rate(B * S, V, H) * (elem == 8 ? 0.5 : 1.0));
+    // the cells' pointwise work (units = hidden units × time steps × layers × rows), forward + backward at the
+    // profile's LSTM rate, split evenly; without it, 5 transcendentals per unit at the GELU rate each way
+    const double units = B * S * H * double(c.enc_layers + c.dec_layers);
+    const double cell_s = p.lstm_ups > 0 ? units / p.lstm_ups
+                          : p.pointwise_eps > 0 ? 2 * 5 * units / p.pointwise_eps : 2 * 5 * units * elem / p.memory_Bps;
+    const double softmax = B * S * (V + S);  // the generator's and the attention's softmax
+    const double sm_s = p.pointwise_eps > 0 ? softmax / p.pointwise_eps : 2 * softmax * elem / p.memory_Bps;
+    r.forward_s = gemm_s + cell_s / 2 + sm_s;
+    r.backward_s = 2 * gemm_s + cell_s / 2 + sm_s;
+    r.note = p.gemm_thin > 0 ? "" : "the profile has no gemm_thin: the LSTM steps' gemms at the class of their side";
+    return r;
+  }
+  if (layer_flops < 0.5 * model_flops) {  // a model that is not a list of layers: its FLOPs at the gemm rate
     r.forward_s = model_flops / rate;
     r.backward_s = 2 * model_flops / rate;
     r.note = "compute from the model's FLOPs alone (no per-layer traffic)";

@@ -31,6 +31,19 @@ grep -q "^#PBS -l select=1:ncpus=1:mpiprocs=1:ompthreads=1$" "$p" && grep -q "^#
   && grep -q "^##PBS -q CHANGE_ME_queue" "$p" && grep -q "^#PBS -N dp_gpt_weak_r1_k0$" "$p" \
   && grep -q "set train.batch=8 " "$p" && ok "pbs directives" || { no "pbs directives"; cat "$p"; }
 bash -n "$s" && bash -n "$p" && ok "scripts parse" || no "scripts parse"
+# requeue = true under PBS: rerunnable, stops requeue with qrerun, failures at most max_requeues times
+cat > "$d/rq.toml" <<T
+app = "partrain-dp"
+deck = "inputs/dp_mlp.toml"
+ranks = [2]
+requeue = true
+max_requeues = 2
+T
+"$sweep" "$d/rq.toml" --scheduler pbs --out "$d/rq" --build "$build" >/dev/null || no "requeue generation"
+q=$d/rq/jobs/rq_r2_k0.sh
+grep -q "^#PBS -r y$" "$q" && grep -q 'qrerun "$PBS_JOBID"' "$q" && grep -q "requeues_after_failure" "$q" \
+  && grep -q '"$n" -lt 2' "$q" && grep -q -- "--checkpoint-dir $d/rq/checkpoints/rq_r2_k0" "$q" && bash -n "$q" \
+  && ok "requeue script (pbs, max_requeues)" || { no "requeue script"; cat "$q"; }
 
 # A local sweep, then compare it with itself in three formats
 cat > "$d/tiny.toml" <<T

@@ -230,6 +230,17 @@ TEST(PerfModel, StepModelPieces) {
   EXPECT_NEAR(z3.optimizer_s, z1.optimizer_s, 1e-15);
   in.zero_stage = 0;
   EXPECT_NEAR(predict_step(in, prof).optimizer_s, 2 * z1.optimizer_s, 1e-15);  // stage 1 shards the optimizer
+
+  // the parameter server: bsp's servers sum the W workers' gradients (γ) and update once; asp updates per push
+  in.strategy = "ps";
+  in.servers = 1;
+  in.workers = 2;
+  in.ps_mode = "asp";
+  const auto asp = predict_step(in, prof);
+  in.ps_mode = "bsp";
+  const auto bsp = predict_step(in, prof);
+  EXPECT_NEAR(asp.optimizer_s, 2 * (bsp.optimizer_s - 2 * bytes / prof.reduce_Bps), 1e-12);
+  EXPECT_NEAR(bsp.comm_pure_s, asp.comm_pure_s, 1e-15);
 }
 
 TEST(PerfModel, HierarchicalAcrossNodes) {

@@ -303,7 +303,11 @@ StepPrediction predict_step(const StepInputs& in, const MachineProfile& p) {
       r.comm_pure_s = 2 * one * W;  // pull and push of every worker through one server's link
       r.comm_exposed_s = r.comm_pure_s;
     }
-    r.optimizer_s = optimizer_seconds(in.train.optimizer, psi / S, elem, p) * (in.ps_mode == "bsp" || in.ps_mode == "half_sync" ? 1 : W);
+    const bool sync = in.ps_mode == "bsp" || in.ps_mode == "half_sync";
+    r.optimizer_s = optimizer_seconds(in.train.optimizer, psi / S, elem, p) * (sync ? 1 : W);
+    // synchronous modes: each server sums the W workers' gradients of its shard (the reduction's γ) before it
+    // updates, while the workers wait for the pull
+    if (sync && p.reduce_Bps > 0) r.optimizer_s += double(W) * psi / S * elem / p.reduce_Bps;
     add_note(&r.note, "the parameter server's model is a bound: one server link carries every worker's pull and push");
   } else {
     add_note(&r.note, "no model for strategy " + s);

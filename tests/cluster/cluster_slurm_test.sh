@@ -12,7 +12,7 @@ export PARTRAIN_VCLUSTER_NAME=pttest PARTRAIN_VCLUSTER_NET=10.252.0
 vc=$repo/scripts/vcluster
 "$vc" check || exit 77
 command -v slurmctld >/dev/null && command -v munged >/dev/null || { echo "slurm-wlm or munge not installed: skipped"; exit 77; }
-work=$(mktemp -d /tmp/partrain-cluster-slurm.XXXXXX)
+work=$(mktemp -d)
 trap '"$vc" down; rm -rf "$work"' EXIT
 "$vc" up --nodes 2 --slurm
 cd "$repo"

@@ -256,7 +256,8 @@ std::vector<Point> expand(const Sweep& s, const std::string& scheduler, const st
       if (s.requeue) {  // resumable: the attempt that finishes replaces an earlier attempt's incomplete result
         const auto slash = result_dir.find_last_of('/');
         const std::string top = slash == std::string::npos ? "." : result_dir.substr(0, slash);
-        p.argv.insert(p.argv.end(), {"--checkpoint-dir", top + "/checkpoints/" + p.name, "--checkpoint-every",
+        p.checkpoint_dir = top + "/checkpoints/" + p.name;
+        p.argv.insert(p.argv.end(), {"--checkpoint-dir", p.checkpoint_dir, "--checkpoint-every",
                                      std::to_string(s.checkpoint_every), "--resume", "--overwrite"});
       }
       pts.push_back(p);
@@ -329,10 +330,7 @@ std::string render_job(const std::string& template_path, const Sweep& s, const P
     // attempt resumes from the last periodic checkpoint once the scheduler has nodes again.
     std::string forward = srun ? "" : "trap 'signalled=1; pkill -USR1 -s 0 -f \"^" + binary + " \" || true' USR1\n";
     const std::string requeue = scheduler == "slurm" ? "scontrol requeue \"$SLURM_JOB_ID\"" : "qrerun \"$PBS_JOBID\"";
-    std::string ckpt_dir;
-    for (std::size_t i = 0; i + 1 < p.argv.size(); ++i)
-      if (p.argv[i] == "--checkpoint-dir") ckpt_dir = p.argv[i + 1];
-    const std::string count_file = quote(ckpt_dir + "/requeues_after_failure");
+    const std::string count_file = quote(p.checkpoint_dir + "/requeues_after_failure");
     launch = "set +e\nsignalled=0\n" + forward + launch + " &\npid=$!\n" +
              "while true; do wait \"$pid\"; rc=$?; kill -0 \"$pid\" 2>/dev/null || break; done\n" +
              "if [ \"$rc\" -eq 3 ] || [ \"$rc\" -eq 138 ] || { [ \"$signalled\" -eq 1 ] && [ \"$rc\" -ne 0 ]; }; then\n" +
@@ -340,7 +338,7 @@ std::string render_job(const std::string& template_path, const Sweep& s, const P
              requeue + "\nelif [ \"$rc\" -ne 0 ] && [ \"$rc\" -ne 2 ]; then\n" +
              "  n=$(cat " + count_file + " 2>/dev/null || echo 0)\n" +
              "  if [ \"$n\" -lt " + std::to_string(s.max_requeues) + " ]; then\n" +
-             "    mkdir -p " + quote(ckpt_dir) + " && echo $((n + 1)) > " + count_file + "\n" +
+             "    mkdir -p " + quote(p.checkpoint_dir) + " && echo $((n + 1)) > " + count_file + "\n" +
              "    echo \"failed (exit $rc): requeueing ($((n + 1)) of " + std::to_string(s.max_requeues) +
              "); the next attempt resumes from the last checkpoint\"\n    " + requeue + "\n" +
              "  else\n    echo \"failed (exit $rc) after " + std::to_string(s.max_requeues) +

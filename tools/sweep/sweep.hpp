@@ -50,6 +50,7 @@ struct Point {
   std::string name;  ///< <sweep>_r<ranks>_k<rep>, or <sweep>_r<ranks>_t<threads>_k<rep> when threads is not [1]
   int ranks = 1, nodes = 1, rep = 0, threads = 1;
   std::vector<std::string> argv;  ///< the mini-app's arguments (without the launcher)
+  std::string checkpoint_dir;     ///< requeue = true: where its checkpoints (and its failure count) live
 };
 
 /// The sweep files a suite file lists (`sweeps = ["inputs/sweeps/dp_gpt_strong.toml", …]`, as written); empty when

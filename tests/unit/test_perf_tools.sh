@@ -61,6 +61,21 @@ r = list(csv.DictReader(open(sys.argv[1])))
 assert float(r[0]["efficiency"]) == 1.0 and 0 < float(r[1]["efficiency"]) < 1.0, r
 assert float(r[1]["comm_exposed_s"]) > 0, r
 PY
+# mixed precision (a what-if): the half gemm rates and 2-byte messages make the same step faster, the same states
+# (2 + 2 + 12 bytes per parameter against 4 + 4 + 8) and half the activations take less memory
+wide="--set model.gpt.channels=2048 --set model.gpt.heads=16 --set model.gpt.seq_len=1024"
+"$p" --deck inputs/tp_gpt_small.toml --profile inputs/machines/h100_nvlink_ndr.toml $wide --strategy tp --ranks 16 \
+  --csv "$d/f32.csv" > /dev/null 2>&1 \
+  && "$p" --deck inputs/tp_gpt_small.toml --profile inputs/machines/h100_nvlink_ndr.toml $wide --strategy tp --ranks 16 \
+     --precision bf16 --csv "$d/bf16.csv" > "$d/bf16.log" 2>&1 || { cat "$d/bf16.log"; no "predict --precision"; }
+grep -q "mixed precision (bf16)" "$d/bf16.log" && ok "predict: mixed precision named" || no "mixed precision header: $(head -1 "$d/bf16.log")"
+/usr/bin/python3 - "$d/f32.csv" "$d/bf16.csv" <<'PY' && ok "predict: bf16 faster, messages half, less memory" || no "predict bf16"
+import csv, sys
+a, b = (next(csv.DictReader(open(f))) for f in sys.argv[1:3])
+assert float(b["compute_s"]) < float(a["compute_s"]) / 2, (a, b)
+assert 0.45 < float(b["comm_pure_s"]) / float(a["comm_pure_s"]) < 0.6, (a, b)
+assert float(b["memory_bytes"]) < float(a["memory_bytes"]), (a, b)
+PY
 "$p" --deck inputs/pp_gpt_small.toml --profile inputs/machines/h100_nvlink_ndr.toml --strategy pp --ranks 16 --search \
   --memory-limit-gib 80 > "$d/search.log" 2>&1 || { cat "$d/search.log"; no "search"; }
 /usr/bin/python3 - "$d/search.log" <<'PY' && ok "search: layouts ranked by predicted step" || no "search ranking: $(cat "$d/search.log")"

@@ -83,7 +83,8 @@ int main(int argc, char** argv) {
     CLI::App app{"partrain-predict: the performance model's step, memory and scaling for any rank count and layout",
                  "partrain-predict"};
     std::vector<std::string> sets;
-    std::string deck_path, profile_path, strategy = "dp", ranks_text = "1:64", scaling = "strong", layout, csv_path;
+    std::string deck_path, profile_path, strategy = "dp", ranks_text = "1:64", scaling = "strong", layout, csv_path,
+        precision;
     int ranks_per_node = 0;
     double memory_limit_gib = 0;
     bool search = false, overwrite = false;
@@ -94,6 +95,9 @@ int main(int argc, char** argv) {
     app.add_option("--ranks", ranks_text, "N, N1,N2,… or A:B (powers of two)")->capture_default_str();
     app.add_option("--scaling", scaling, "strong (train.batch fixed) | weak (train.batch × N / first N)")->capture_default_str();
     app.add_option("--layout", layout, "dp×tp×pp (or DPxTPxPP) at every N: tp and pp fixed, dp = N / (tp·pp)");
+    app.add_option("--precision", precision,
+                   "fp32 | fp64 (the deck's model.dtype by default) | fp16 | bf16: mixed-precision training as "
+                   "Megatron-LM runs it (a what-if: needs the profile's gemm_half_* rates)");
     app.add_option("--ranks-per-node", ranks_per_node, "ranks per node (default: the profile's)");
     app.add_flag("--search", search, "rank every layout dp × tp × pp of each N by predicted step time");
     app.add_option("--memory-limit-gib", memory_limit_gib, "with --search: layouts above this memory per rank are dropped");
@@ -127,6 +131,13 @@ int main(int argc, char** argv) {
       t->insert_or_assign(key, *one.get("v"));
     }
     auto [model, train] = read_specs(deck);
+    if (!precision.empty()) {
+      if (precision != "fp32" && precision != "fp64" && !perf::is_half(precision))
+        input_error("--precision", precision, "must be fp32, fp64, fp16 or bf16");
+      if (perf::is_half(precision) && !prof.has_half())
+        input_error("--precision", precision, "the profile " + profile_path + " has no gemm_half_small/medium/large rates");
+      model.dtype = precision;
+    }
     const std::vector<std::string> strategies = {"serial", "dp", "tp", "pp", "zero", "nmt", "ps"};
     if (std::find(strategies.begin(), strategies.end(), strategy) == strategies.end())
       input_error("--strategy", strategy, "must be one of serial, dp, tp, pp, zero, nmt, ps");
@@ -224,7 +235,8 @@ int main(int argc, char** argv) {
       for (auto& r : rows)
         r.efficiency = scaling == "strong" ? double(b.n) * b.p.step_s / (double(r.n) * r.p.step_s) : b.p.step_s / r.p.step_s;
     }
-    std::printf("# partrain-predict: %s, strategy %s, %s scaling, profile %s (%s)\n", models::describe(model).c_str(),
+    std::printf("# partrain-predict: %s %s, strategy %s, %s scaling, profile %s (%s)\n", models::describe(model).c_str(),
+                perf::is_half(model.dtype) ? ("mixed precision (" + model.dtype + ")").c_str() : model.dtype.c_str(),
                 strategy.c_str(), scaling.c_str(), prof.name.c_str(), profile_path.c_str());
     std::printf("%7s %12s %10s %10s %9s %9s %9s %12s %12s %6s\n", "ranks", "dp×tp×pp", "step ms", "compute", "bubble",
                 "optim", "comm exp", "mem/rank MiB", "samples/s", "eff");

@@ -6,6 +6,7 @@
 #include "partrain/models/gpt.hpp"
 #include "partrain/models/mlp.hpp"
 #include "partrain/models/nmt.hpp"
+#include "partrain/parallel/zero/estimator.hpp"
 
 namespace partrain::perf {
 
@@ -15,30 +16,43 @@ MemoryPrediction predict_memory(const StepInputs& in) {
   else if (in.model.kind == "nmt") m = std::make_unique<models::Nmt<double>>(in.model.nmt);
   else m = std::make_unique<models::Mlp<double>>(in.model.mlp);
   m->build(0, false, false);
-  const double elem = in.model.dtype == "fp64" ? 8 : 4, psi = double(m->params().numel());
+  const bool half = is_half(in.model.dtype);
+  const double elem = in.model.dtype == "fp64" ? 8 : half ? 2 : 4, psi = double(m->params().numel());
   const int dp = std::max(1, in.dp), tp = std::max(1, in.tp), pp = std::max(1, in.pp);
-  const double k = in.train.optimizer.kind == "sgd" ? (in.train.optimizer.momentum > 0 ? 1 : 0) : 2;
   MemoryPrediction r;
   double split = double(tp) * pp;  // model parallelism divides every state
   if (in.strategy == "nmt") split = pp;
   if (in.strategy == "ps") split = 1;
-  r.params = r.grads = psi / split * elem;
-  r.optimizer = k * psi / split * elem;
-  if (in.strategy == "zero" && dp > 1) {
-    if (in.zero_stage >= 1) r.optimizer /= dp;
-    if (in.zero_stage >= 2) r.grads /= dp;
-    if (in.zero_stage >= 3) r.params /= dp;
-  }
+  // the model states by the ZeRO paper's shares (the estimator partrain-zero --estimate prints): fp32 4 + 4 + KΨ,
+  // mixed precision 2 + 2 + KΨ with the master copy in K; fp64 twice fp32's
+  parallel::zero::EstimateInput e;
+  e.psi = psi / split;
+  e.stage = in.strategy == "zero" && dp > 1 ? in.zero_stage : 0;
+  e.nd = dp;
+  e.precision = half ? "mixed" : "fp32";
+  e.optimizer = in.train.optimizer.kind;
+  e.momentum = in.train.optimizer.momentum;
+  const auto states = parallel::zero::estimate(e);
+  const double scale = elem == 8 ? 2.0 : 1.0;
+  r.params = states.params * scale;
+  r.grads = states.grads * scale;
+  r.optimizer = states.optimizer * scale;
   if (in.strategy == "ps") r.optimizer = 0;  // the servers hold it
   const std::int64_t local = std::max<std::int64_t>(1, in.train.global_batch / (in.strategy == "ps" ? std::max(1, in.workers) : dp));
   const auto rows = local * models::rows_per_sample(in.model);
   double act = 0;
   for (const auto& l : m->layers()) act += std::max(0.0, l->activation_elements(rows));
   act *= elem / split;
-  if (in.strategy == "pp" && pp > 1) {  // the microbatches a stage keeps at once
+  if (in.strategy == "pp") {  // the microbatches a stage keeps at once
     const double mb = std::max(1, in.microbatches);
-    const double inflight = in.schedule == "gpipe" ? mb : std::min(mb, double(pp));
+    const double inflight = pp == 1 ? 1.0 : in.schedule == "gpipe" ? mb : std::min(mb, double(pp));
     act *= inflight / mb;
+    // recomputation keeps only each microbatch's stage input (its rows × the model's width) and, while one
+    // microbatch runs its backward, that microbatch's activations
+    if (in.recompute) {
+      const double width = in.model.kind == "gpt" ? double(in.model.gpt.channels) : 0.0;
+      act = act / inflight + inflight * double(rows) / mb * width * elem;
+    }
   }
   r.activations = act;
   return r;

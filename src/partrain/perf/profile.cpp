@@ -11,7 +11,11 @@
 
 namespace partrain::perf {
 
-double MachineProfile::gemm_rate(double m, double n, double k) const {
+double MachineProfile::gemm_rate(double m, double n, double k, bool half) const {
+  if (half && has_half()) {
+    const double side = std::cbrt(std::max(1.0, m * n * k));
+    return side <= 192 ? gemm_half_small : side <= 768 ? gemm_half_medium : gemm_half_large;
+  }
   if (gemm_thin > 0 && std::min({m, n, k}) <= 32) return gemm_thin;
   const double side = std::cbrt(std::max(1.0, m * n * k));
   if (side <= 96 && gemm_tiny > 0) return gemm_tiny;
@@ -72,6 +76,12 @@ MachineProfile read_profile(const std::string& key, const std::string& path) {
   p.gemm_small = positive(key, path, *c, "gemm_small");
   p.gemm_medium = positive(key, path, *c, "gemm_medium");
   p.gemm_large = positive(key, path, *c, "gemm_large");
+  p.gemm_half_small = positive(key, path, *c, "gemm_half_small", false);
+  p.gemm_half_medium = positive(key, path, *c, "gemm_half_medium", false);
+  p.gemm_half_large = positive(key, path, *c, "gemm_half_large", false);
+  const int halves = (p.gemm_half_small > 0) + (p.gemm_half_medium > 0) + (p.gemm_half_large > 0);
+  if (halves != 0 && halves != 3)
+    input_error(key, path, "gemm_half_small, gemm_half_medium and gemm_half_large go together (all three or none)");
   p.memory_Bps = positive(key, path, *c, "memory_Bps");
   p.reduce_Bps = positive(key, path, *c, "reduce_Bps");
   p.pointwise_eps = positive(key, path, *c, "pointwise_eps", false);
@@ -118,6 +128,11 @@ std::string to_toml(const MachineProfile& p) {
   os << "gemm_small = " << num(p.gemm_small) << "    # side <= 192\n";
   os << "gemm_medium = " << num(p.gemm_medium) << "   # side <= 768\n";
   os << "gemm_large = " << num(p.gemm_large) << "    # larger\n";
+  if (p.has_half()) {
+    os << "gemm_half_small = " << num(p.gemm_half_small) << "   # fp16/bf16 FLOP/s, side <= 192\n";
+    os << "gemm_half_medium = " << num(p.gemm_half_medium) << "  # side <= 768\n";
+    os << "gemm_half_large = " << num(p.gemm_half_large) << "   # larger\n";
+  }
   os << "memory_Bps = " << num(p.memory_Bps) << "    # one rank's streaming rate, bytes read + written, every rank at once\n";
   os << "reduce_Bps = " << num(p.reduce_Bps) << "    # one rank's a += b rate per byte of b (gamma = 1 / reduce_Bps)\n";
   if (p.pointwise_eps > 0) os << "pointwise_eps = " << num(p.pointwise_eps) << " # elements/s of GELU forward (fp32)\n";

@@ -29,6 +29,9 @@ struct MachineProfile {
   /// and its weight gradients summed over that batch). A profile without gemm_tiny uses gemm_small; without
   /// gemm_thin, the class of the side.
   double gemm_tiny = 0, gemm_small = 0, gemm_medium = 0, gemm_large = 0, gemm_thin = 0;
+  /// The half-precision (fp16/bf16, tensor-core) gemm rates by the same classes, for mixed-precision what-if
+  /// predictions (partrain-predict --precision); 0: the profile has none (partrain-calibrate measures fp32 only).
+  double gemm_half_small = 0, gemm_half_medium = 0, gemm_half_large = 0;
   double memory_Bps = 0;  ///< one rank's streaming rate (bytes read + written per second), every rank at once
   double reduce_Bps = 0;  ///< one rank's a += b rate over its bytes of b (γ = 1 / reduce_Bps)
   double pointwise_eps = 0;  ///< fp32 elements per second of a pointwise kernel (GELU forward); 0: memory-bound
@@ -37,8 +40,9 @@ struct MachineProfile {
   double lstm_ups = 0;       ///< hidden units per second of an LSTM cell's pointwise work, forward + backward; 0: unknown
   std::vector<CollectiveFit> collectives;
 
-  /// The gemm rate for an m×n×k product (the class of its geometric mean side).
-  double gemm_rate(double m, double n, double k) const;
+  /// The gemm rate for an m×n×k product (the class of its geometric mean side); `half`: the half-precision rate.
+  double gemm_rate(double m, double n, double k, bool half = false) const;
+  bool has_half() const { return gemm_half_small > 0 && gemm_half_medium > 0 && gemm_half_large > 0; }
   /// The fit for (algo, op, scope); nullptr when the profile has none.
   const CollectiveFit* find(const std::string& algo, const std::string& op, const std::string& scope) const;
 };

@@ -31,15 +31,22 @@ double width(const models::ModelSpec& s) {
   return w;
 }
 
+/// Bytes of one element of the model's dtype; fp16 and bf16 mean mixed-precision training (step_model.hpp).
+double elem_bytes(const std::string& dtype) { return dtype == "fp64" ? 8 : is_half(dtype) ? 2 : 4; }
+
 /// Bytes the optimizer streams per parameter: read p, g, write p; momentum's m read and written; Adam's m and v.
-double optimizer_bytes_per_param(const models::OptimizerConfig& o, double elem) {
+/// Mixed precision: the fp32 gradient read, the fp32 master copy, m and v read and written, the half copy written.
+double optimizer_bytes_per_param(const models::OptimizerConfig& o, const std::string& dtype) {
+  if (is_half(dtype)) return 4 + 8 + 2 + (o.kind == "sgd" ? (o.momentum > 0 ? 8 : 0) : 16);
+  const double elem = elem_bytes(dtype);
   if (o.kind == "sgd") return elem * (o.momentum > 0 ? 5 : 3);
   return elem * 7;
 }
 
 /// Seconds of the optimizer over `params` parameters: the measured kernel rate, or its streaming bound.
-double optimizer_seconds(const models::OptimizerConfig& o, double params, double elem, const MachineProfile& p) {
-  const double stream = params * optimizer_bytes_per_param(o, elem) / p.memory_Bps;
+double optimizer_seconds(const models::OptimizerConfig& o, double params, const std::string& dtype,
+                         const MachineProfile& p) {
+  const double stream = params * optimizer_bytes_per_param(o, dtype) / p.memory_Bps;
   const double rate = o.kind == "sgd" ? p.sgd_pps : p.adam_pps;
   return rate > 0 ? std::max(stream, params / rate) : stream;
 }
@@ -48,38 +55,62 @@ void add_note(std::string* note, const std::string& what) {
   if (note && note->find(what) == std::string::npos) *note += (note->empty() ? "" : "; ") + what;
 }
 
-bool spans(int group, int ranks_per_node) { return ranks_per_node > 0 && group > ranks_per_node; }
+/// Ranks of one group on a node: the group's members are `stride` ranks apart (the grid's order: tp, then dp, then
+/// pp — core/grid.hpp), so a node of `ranks_per_node` ranks holds ranks_per_node / stride of them (0: one node).
+int group_per_node(int group, int stride, int ranks_per_node) {
+  if (ranks_per_node <= 0) return group;
+  return std::clamp(ranks_per_node / std::max(1, stride), 1, group);
+}
+bool spans(int group, int stride, int ranks_per_node) { return group_per_node(group, stride, ranks_per_node) < group; }
 
-/// An allreduce among `group` ranks: the flat algorithm, or — across nodes, for "hier" or "auto" — the hierarchical
-/// one (reduce-scatter within each node, allreduce of a node's share across the nodes, allgather within the node),
-/// whichever is faster for "auto".
-double allreduce_seconds(const MachineProfile& p, const std::string& algo, int group, double bytes, int ranks_per_node,
+/// An allreduce among `group` ranks, `per_node` of them on each node: the flat algorithm, or — across nodes, for
+/// "hier" or "auto" — the hierarchical one (reduce-scatter within each node, allreduce of a node's share across the
+/// nodes, allgather within the node), whichever is faster for "auto".
+double allreduce_seconds(const MachineProfile& p, const std::string& algo, int group, double bytes, int per_node,
                          std::string* note) {
-  const bool sp = spans(group, ranks_per_node);
+  const bool sp = per_node < group;
   const double flat = algo == "hier" ? -1 : collective_seconds(p, algo, "allreduce", group, bytes, sp, note);
-  if (!sp || (algo != "auto" && algo != "hier") || group % ranks_per_node != 0) return flat;
+  if (!sp || (algo != "auto" && algo != "hier") || group % per_node != 0) return flat;
   std::string ignored;
-  const int nodes = group / ranks_per_node;
-  const double rs = collective_seconds(p, "auto", "reduce_scatter", ranks_per_node, bytes, false, &ignored);
-  const double ar = collective_seconds(p, "auto", "allreduce", nodes, bytes / ranks_per_node, true, &ignored);
-  const double ag = collective_seconds(p, "auto", "allgather", ranks_per_node, bytes, false, &ignored);
+  const int nodes = group / per_node;
+  const double rs = collective_seconds(p, "auto", "reduce_scatter", per_node, bytes, false, &ignored);
+  const double ar = collective_seconds(p, "auto", "allreduce", nodes, bytes / per_node, true, &ignored);
+  const double ag = collective_seconds(p, "auto", "allgather", per_node, bytes, false, &ignored);
   if (rs < 0 || ar < 0 || ag < 0) return flat;
   const double hier = rs + ar + ag;
   return flat < 0 ? hier : std::min(flat, hier);
 }
 
-/// The bucketed gradient allreduce of `bytes`, overlapped with `backward_s` but for its last bucket.
-void gradient_allreduce(const MachineProfile& p, const StepInputs& in, int group, double bytes, double backward_s,
-                        StepPrediction& r) {
+/// The bucketed gradient allreduce of `bytes` among `group` ranks `stride` apart, overlapped with `backward_s` but
+/// for its last bucket.
+void gradient_allreduce(const MachineProfile& p, const StepInputs& in, int group, int stride, double bytes,
+                        double backward_s, StepPrediction& r) {
   if (group <= 1 || bytes <= 0) return;
+  const int per_node = group_per_node(group, stride, in.ranks_per_node);
   const double bucket = std::max(1.0, std::min(in.bucket_bytes, bytes)), nb = std::ceil(bytes / bucket);
   const double last = bytes - (nb - 1) * bucket;
-  const double t_full = allreduce_seconds(p, in.algo, group, bucket, in.ranks_per_node, &r.note);
-  const double t_last = allreduce_seconds(p, in.algo, group, last, in.ranks_per_node, &r.note);
+  const double t_full = allreduce_seconds(p, in.algo, group, bucket, per_node, &r.note);
+  const double t_last = allreduce_seconds(p, in.algo, group, last, per_node, &r.note);
   if (t_full < 0 || t_last < 0) return;
   const double pure = (nb - 1) * t_full + t_last;
   r.comm_pure_s += pure;
   r.comm_exposed_s += in.overlap ? std::max(t_last, pure - backward_s * (nb - 1) / nb) : pure;
+}
+
+/// Tensor parallelism's collectives of one transformer block on activations of `act` bytes: 2 allreduces forward
+/// and 2 backward (or, with sequence parallelism, an allgather and a reduce-scatter in place of each: the same
+/// bytes); never overlapped. Negative when the profile has no fit.
+double tp_block_seconds(const MachineProfile& p, const StepInputs& in, double act, std::string* note) {
+  const int tp = std::max(1, in.tp);
+  if (tp <= 1) return 0;
+  const bool sp = spans(tp, 1, in.ranks_per_node);
+  if (in.sequence_parallel) {
+    const double ag = collective_seconds(p, in.tp_algo, "allgather", tp, act, sp, note);
+    const double rs = collective_seconds(p, in.tp_algo, "reduce_scatter", tp, act, sp, note);
+    return ag < 0 || rs < 0 ? -1 : 2 * (ag + rs);
+  }
+  const double ar = collective_seconds(p, in.tp_algo, "allreduce", tp, act, sp, note);
+  return ar < 0 ? -1 : 4 * ar;
 }
 
 }  // namespace
@@ -130,11 +161,20 @@ StepPrediction predict_compute(const models::ModelSpec& spec, std::int64_t sampl
                                double shard) {
   StepPrediction r;
   const auto m = declare(spec);
-  const double elem = spec.dtype == "fp64" ? 8 : 4;
+  const double elem = elem_bytes(spec.dtype);
+  const bool half = is_half(spec.dtype);
+  if (half && !p.has_half()) r.note = "the profile has no gemm_half_* rates: fp32's used";
+  // fp64 gemms at half the fp32 rate
+  auto gemm = [&](double a, double b, double c) { return p.gemm_rate(a, b, c, half) * (elem == 8 ? 0.5 : 1.0); };
+  // a pointwise pass over `n` activation elements: the profile's (fp32) kernel rate, or reading the input and
+  // writing the output at the memory rate — the latter always in half precision (2-byte elements)
+  auto pointwise = [&](double n) {
+    return p.pointwise_eps > 0 && !half ? n / p.pointwise_eps : 2 * n * elem / p.memory_Bps;
+  };
   const auto rows = samples * models::rows_per_sample(spec);
   // the NMT's LSTMs multiply per time step: rows = the batch
   const double gemm_rows = spec.kind == "nmt" ? double(samples) : double(rows);
-  const double rate = p.gemm_rate(gemm_rows, 4 * width(spec) / shard, width(spec)) * (elem == 8 ? 0.5 : 1.0);
+  const double rate = gemm(gemm_rows, 4 * width(spec) / shard, width(spec));
   bool all_known = true;
   double layer_flops = 0;
   for (const auto& l : m->layers()) layer_flops += l->forward_flops(rows);
@@ -147,25 +187,22 @@ StepPrediction predict_compute(const models::ModelSpec& spec, std::int64_t sampl
     const double B = double(samples), S = double(c.max_len), H = double(c.hidden), V = double(c.vocab);
     const double generator = 2.0 * B * S * H * V, attention = 4.0 * B * S * S * H;
     const double lstm = model_flops - generator - attention;
-    const double thin = p.gemm_rate(B, 4 * H, H) * (elem == 8 ? 0.5 : 1.0);
-    const double gemm_s = lstm / thin + attention / (p.gemm_rate(B, S, H) * (elem == 8 ? 0.5 : 1.0)) +
-                          generator / (p.gemm_rate(B * S, V, H) * (elem == 8 ? 0.5 : 1.0));
+    const double gemm_s = lstm / gemm(B, 4 * H, H) + attention / gemm(B, S, H) + generator / gemm(B * S, V, H);
     // the cells' pointwise work (units = hidden units × time steps × layers × rows), forward + backward at the
     // profile's LSTM rate, split evenly; without it, 5 transcendentals per unit at the GELU rate each way
     const double units = B * S * H * double(c.enc_layers + c.dec_layers);
-    const double cell_s = p.lstm_ups > 0 ? units / p.lstm_ups
-                          : p.pointwise_eps > 0 ? 2 * 5 * units / p.pointwise_eps : 2 * 5 * units * elem / p.memory_Bps;
+    const double cell_s = p.lstm_ups > 0 && !half ? units / p.lstm_ups : 2 * pointwise(5 * units);
     const double softmax = B * S * (V + S);  // the generator's and the attention's softmax
-    const double sm_s = p.pointwise_eps > 0 ? softmax / p.pointwise_eps : 2 * softmax * elem / p.memory_Bps;
+    const double sm_s = pointwise(softmax);
     r.forward_s = gemm_s + cell_s / 2 + sm_s;
     r.backward_s = 2 * gemm_s + cell_s / 2 + sm_s;
-    r.note = p.gemm_thin > 0 ? "" : "the profile has no gemm_thin: the LSTM steps' gemms at the class of their side";
+    if (p.gemm_thin <= 0 && !half) add_note(&r.note, "the profile has no gemm_thin: the LSTM steps' gemms at the class of their side");
     return r;
   }
   if (layer_flops < 0.5 * model_flops) {  // a model that is not a list of layers: its FLOPs at the gemm rate
     r.forward_s = model_flops / rate;
     r.backward_s = 2 * model_flops / rate;
-    r.note = "compute from the model's FLOPs alone (no per-layer traffic)";
+    add_note(&r.note, "compute from the model's FLOPs alone (no per-layer traffic)");
     return r;
   }
   for (const auto& l : m->layers()) {
@@ -178,13 +215,11 @@ StepPrediction predict_compute(const models::ModelSpec& spec, std::int64_t sampl
     // the gemms at the gemm rate, then every activation element through a pointwise kernel (bias, activation,
     // softmax, residual: the profile's rate, or the memory rate for reading the input and writing the output);
     // backward twice both
-    const double pw = p.pointwise_eps > 0 ? act / p.pointwise_eps : 2 * act * elem / p.memory_Bps;
+    const double pw = pointwise(act);
     r.forward_s += flops / rate + pw;
     r.backward_s += 2 * (flops / rate + pw);
   }
-  if (!all_known) {
-    r.note = "some layers' activation traffic estimated from their output width";
-  }
+  if (!all_known) add_note(&r.note, "some layers' activation traffic estimated from their output width");
   return r;
 }
 
@@ -192,7 +227,7 @@ StepPrediction predict_step(const StepInputs& in, const MachineProfile& p) {
   const int dp = std::max(1, in.dp), tp = std::max(1, in.tp), pp = std::max(1, in.pp);
   const std::int64_t local = std::max<std::int64_t>(1, in.train.global_batch / dp);
   const auto m = declare(in.model);
-  const double elem = in.model.dtype == "fp64" ? 8 : 4;
+  const double elem = elem_bytes(in.model.dtype);
   const double psi = double(m->params().numel());
   const std::string s = in.strategy;
   // a pipeline stage computes microbatches: its gemms have the microbatch's rows
@@ -206,25 +241,18 @@ StepPrediction predict_step(const StepInputs& in, const MachineProfile& p) {
     // the parameters; each block does 2 allreduces forward and 2 backward of the activations (b·T·C), not overlapped
     r.forward_s /= tp;
     r.backward_s /= tp;
-    r.optimizer_s = optimizer_seconds(in.train.optimizer, psi / tp, elem, p);
+    r.optimizer_s = optimizer_seconds(in.train.optimizer, psi / tp, in.model.dtype, p);
     if (tp > 1) {
       const double rows = double(local) * double(models::rows_per_sample(in.model));
-      const double act = rows * width(in.model) * elem;
       const double layers = in.model.kind == "gpt" ? double(in.model.gpt.layers) : 1.0;
-      const bool sp = spans(tp, in.ranks_per_node);
-      double per_block;
-      if (in.sequence_parallel)  // allgather + reduce-scatter in place of each allreduce: the same bytes
-        per_block = 2 * (collective_seconds(p, in.tp_algo, "allgather", tp, act, sp, &r.note) +
-                         collective_seconds(p, in.tp_algo, "reduce_scatter", tp, act, sp, &r.note));
-      else
-        per_block = 4 * collective_seconds(p, in.tp_algo, "allreduce", tp, act, sp, &r.note);
+      const double per_block = tp_block_seconds(p, in, rows * width(in.model) * elem, &r.note);
       if (per_block > 0) {
         r.comm_pure_s += layers * per_block;
         r.comm_exposed_s += layers * per_block;
       }
       if (in.model.kind != "gpt") add_note(&r.note, "tensor parallelism modelled for the GPT's blocks only");
     }
-    gradient_allreduce(p, in, dp, psi / tp * elem, r.backward_s, r);
+    gradient_allreduce(p, in, dp, tp, psi / tp * elem, r.backward_s, r);
   } else if (s == "pp") {
     // p stages of equal compute; m microbatches; the schedule's bubble stretches the compute
     namespace pl = parallel::pipeline;
@@ -237,28 +265,38 @@ StepPrediction predict_step(const StepInputs& in, const MachineProfile& p) {
     r.forward_s /= (pp * tp);
     r.backward_s /= (pp * tp);
     if (in.recompute) r.backward_s += r.forward_s;
-    const double busy = r.forward_s + r.backward_s;
+    const double act = double(local) / mb * double(models::rows_per_sample(in.model)) * width(in.model) * elem;
+    // a stage's tensor-parallel collectives: its blocks' per microbatch (the recomputed forward's again), on the
+    // critical path of every microbatch — the bubble stretches them with the compute
+    double tp_s = 0;
+    if (tp > 1 && in.model.kind == "gpt") {
+      const double per_block = tp_block_seconds(p, in, act, &r.note);
+      if (per_block > 0) tp_s = per_block * (in.recompute ? 1.5 : 1.0) * double(in.model.gpt.layers) / pp * mb;
+      r.comm_pure_s += tp_s;
+      r.comm_exposed_s += tp_s;
+    }
+    const double busy = r.forward_s + r.backward_s + tp_s;
     r.bubble_s = bubble < 1 ? busy * bubble / (1 - bubble) : 0;
-    // every microbatch crosses p − 1 boundaries forward and back; the fill and drain ones are on the critical path
+    // every microbatch crosses p − 1 boundaries forward and back; the fill and drain ones are on the critical path.
+    // Neighbouring stages are tp·dp ranks apart: across nodes once a stage's ranks fill a node.
     if (pp > 1) {
-      const double act = double(local) / mb * double(models::rows_per_sample(in.model)) * width(in.model) * elem;
-      const double one = collective_seconds(p, "ring", "allgather", 2, 2 * act, spans(pp, in.ranks_per_node), &r.note);
+      const double one = collective_seconds(p, "ring", "allgather", 2, 2 * act, spans(pp, tp * dp, in.ranks_per_node), &r.note);
       if (one > 0) {
         r.comm_pure_s += 2.0 * mb * spec.v * one;
         r.comm_exposed_s += 2.0 * (pp - 1) * one;
       }
     }
-    r.optimizer_s = optimizer_seconds(in.train.optimizer, psi / (pp * tp), elem, p);
-    gradient_allreduce(p, in, dp, psi / (pp * tp) * elem, r.backward_s, r);
+    r.optimizer_s = optimizer_seconds(in.train.optimizer, psi / (pp * tp), in.model.dtype, p);
+    gradient_allreduce(p, in, dp, tp, psi / (pp * tp) * elem, r.backward_s, r);
   } else if (s == "zero") {
     // stage 0: partrain-dp; 1–2: gradients reduce-scattered (bucketed, overlapped like the allreduce), the optimizer
     // on 1/d, the parameters allgathered after it (exposed); 3: the parameters gathered again for the backward
-    const bool sp = spans(dp, in.ranks_per_node);
+    const bool sp = spans(dp, 1, in.ranks_per_node);
     if (in.zero_stage == 0 || dp == 1) {
-      r.optimizer_s = optimizer_seconds(in.train.optimizer, psi, elem, p);
-      gradient_allreduce(p, in, dp, psi * elem, r.backward_s, r);
+      r.optimizer_s = optimizer_seconds(in.train.optimizer, psi, in.model.dtype, p);
+      gradient_allreduce(p, in, dp, 1, psi * elem, r.backward_s, r);
     } else {
-      r.optimizer_s = optimizer_seconds(in.train.optimizer, psi / dp, elem, p);
+      r.optimizer_s = optimizer_seconds(in.train.optimizer, psi / dp, in.model.dtype, p);
       const double bytes = psi * elem, bucket = std::max(1.0, std::min(in.bucket_bytes, bytes));
       const double nb = std::ceil(bytes / bucket);
       const double rs = nb * collective_seconds(p, in.algo, "reduce_scatter", dp, bucket, sp, &r.note);
@@ -288,8 +326,8 @@ StepPrediction predict_step(const StepInputs& in, const MachineProfile& p) {
       r.backward_s *= busy_max / busy_sum;
       r.bubble_s = total * (w.makespan - busy_max) / busy_sum;
     }
-    r.optimizer_s = optimizer_seconds(in.train.optimizer, psi / k, elem, p);
-    gradient_allreduce(p, in, dp, psi / k * elem, r.backward_s, r);
+    r.optimizer_s = optimizer_seconds(in.train.optimizer, psi / k, in.model.dtype, p);
+    gradient_allreduce(p, in, dp, k, psi / k * elem, r.backward_s, r);  // replicas are k ranks apart
     add_note(&r.note, "the wavefront's messages are not modelled");
   } else if (s == "ps") {
     // a worker computes its share and pulls and pushes the whole model through the S servers, whose links carry
@@ -304,7 +342,7 @@ StepPrediction predict_step(const StepInputs& in, const MachineProfile& p) {
       r.comm_exposed_s = r.comm_pure_s;
     }
     const bool sync = in.ps_mode == "bsp" || in.ps_mode == "half_sync";
-    r.optimizer_s = optimizer_seconds(in.train.optimizer, psi / S, elem, p) * (sync ? 1 : W);
+    r.optimizer_s = optimizer_seconds(in.train.optimizer, psi / S, in.model.dtype, p) * (sync ? 1 : W);
     // synchronous modes: each server sums the W workers' gradients of its shard (the reduction's γ) before it
     // updates, while the workers wait for the pull
     if (sync && p.reduce_Bps > 0) r.optimizer_s += double(W) * psi / S * elem / p.reduce_Bps;

@@ -7,6 +7,10 @@
 //              2 + 2 allreduces per block, ZeRO's reduce-scatter and gathers, the pipeline's point-to-point
 //   pipeline   the schedule's bubble (parallel/pipeline/schedule.hpp's formula) stretches the compute
 //   NMT        the wavefront model's fill and drain (parallel/nmt/wavefront.hpp) stretches the compute
+//   precision  a model of dtype fp16 or bf16 (partrain-predict --precision: a what-if, no mini-app trains in it) is
+//              priced as mixed-precision training as Megatron-LM and DeepSpeed run it: gemms at the profile's
+//              gemm_half_* rates, activations, tensor/pipeline messages and gradients of 2 bytes, the pointwise kernels
+//              memory-bound on 2-byte elements, the optimizer on fp32 master weights (30 bytes per parameter)
 // Predictions are stored as predicted_* beside the measured figures; the README's error table says how far apart.
 #pragma once
 
@@ -16,6 +20,9 @@
 #include "partrain/perf/profile.hpp"
 
 namespace partrain::perf {
+
+/// fp16 and bf16: mixed-precision training (above).
+inline bool is_half(const std::string& dtype) { return dtype == "fp16" || dtype == "bf16"; }
 
 struct StepInputs {
   std::string strategy = "dp";  ///< serial | dp | tp | pp | zero | nmt | ps
@@ -31,7 +38,7 @@ struct StepInputs {
   bool sequence_parallel = false;
   std::string schedule = "1f1b";  ///< gpipe | 1f1b | interleaved | zb
   int microbatches = 1, chunks = 1;
-  bool recompute = false;
+  bool recompute = false;       ///< pp: every stage recomputes its forward in the backward (tensor collectives too)
   int zero_stage = 0;
   bool prefetch = true;
   std::int64_t time_chunk = 4;  ///< nmt

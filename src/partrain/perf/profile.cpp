@@ -73,6 +73,7 @@ MachineProfile read_profile(const std::string& key, const std::string& path) {
   if (!c) input_error(key, path, "[compute] is missing");
   p.gemm_tiny = positive(key, path, *c, "gemm_tiny", false);
   p.gemm_thin = positive(key, path, *c, "gemm_thin", false);
+  p.thin_s_per_B = positive(key, path, *c, "thin_s_per_B", false);
   p.gemm_small = positive(key, path, *c, "gemm_small");
   p.gemm_medium = positive(key, path, *c, "gemm_medium");
   p.gemm_large = positive(key, path, *c, "gemm_large");
@@ -125,6 +126,8 @@ std::string to_toml(const MachineProfile& p) {
   os << "[compute]\n";
   if (p.gemm_tiny > 0) os << "gemm_tiny = " << num(p.gemm_tiny) << "     # fp32 FLOP/s of one rank, gemms of side <= 96\n";
   if (p.gemm_thin > 0) os << "gemm_thin = " << num(p.gemm_thin) << "     # any dimension <= 32 (an LSTM step's)\n";
+  if (p.thin_s_per_B > 0)
+    os << "thin_s_per_B = " << num(p.thin_s_per_B) << "  # a thin product's fixed part: seconds per byte of weight per call\n";
   os << "gemm_small = " << num(p.gemm_small) << "    # side <= 192\n";
   os << "gemm_medium = " << num(p.gemm_medium) << "   # side <= 768\n";
   os << "gemm_large = " << num(p.gemm_large) << "    # larger\n";

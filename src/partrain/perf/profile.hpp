@@ -29,6 +29,10 @@ struct MachineProfile {
   /// and its weight gradients summed over that batch). A profile without gemm_tiny uses gemm_small; without
   /// gemm_thin, the class of the side.
   double gemm_tiny = 0, gemm_small = 0, gemm_medium = 0, gemm_large = 0, gemm_thin = 0;
+  /// A thin product's part that does not scale with its rows: seconds per byte of the weight operand, per call (the
+  /// BLAS packs the weight, or reads and writes its gradient, whatever the batch); with it, gemm_thin is the rate of
+  /// the rest. 0: unknown (gemm_thin then stands for the whole product at the calibration's batch of 16).
+  double thin_s_per_B = 0;
   /// The half-precision (fp16/bf16, tensor-core) gemm rates by the same classes, for mixed-precision what-if
   /// predictions (partrain-predict --precision); 0: the profile has none (partrain-calibrate measures fp32 only).
   double gemm_half_small = 0, gemm_half_medium = 0, gemm_half_large = 0;

@@ -187,7 +187,17 @@ StepPrediction predict_compute(const models::ModelSpec& spec, std::int64_t sampl
     const double B = double(samples), S = double(c.max_len), H = double(c.hidden), V = double(c.vocab);
     const double generator = 2.0 * B * S * H * V, attention = 4.0 * B * S * S * H;
     const double lstm = model_flops - generator - attention;
-    const double gemm_s = lstm / gemm(B, 4 * H, H) + attention / gemm(B, S, H) + generator / gemm(B * S, V, H);
+    double gemm_s = lstm / gemm(B, 4 * H, H) + attention / gemm(B, S, H) + generator / gemm(B * S, V, H);
+    // and the thin products' part that does not scale with the batch: each time step's 2 gemms forward and 4
+    // backward stream every LSTM weight 3 times (its product forward, the input or hidden gradient, its gradient)
+    if (p.thin_s_per_B > 0 && !half) {
+      double weights = 0;
+      for (const auto& info : m->params().infos())
+        if (info.name.find(".weight_ih") != std::string::npos || info.name.find(".weight_hh") != std::string::npos)
+          weights += double(info.size);
+      const double fixed = 3 * S * weights * elem * p.thin_s_per_B;
+      gemm_s += fixed / 3;  // forward a third of it, backward two thirds (gemm_s ×1 and ×2 below)
+    }
     // the cells' pointwise work (units = hidden units × time steps × layers × rows), forward + backward at the
     // profile's LSTM rate, split evenly; without it, 5 transcendentals per unit at the GELU rate each way
     const double units = B * S * H * double(c.enc_layers + c.dec_layers);

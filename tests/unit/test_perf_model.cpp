@@ -172,12 +172,19 @@ TEST(PerfModel, ThinGemmsAndTheNmtCompute) {
     const std::string path = testing::TempDir() + "/partrain_thin.toml";
     std::ofstream(path) << to_toml(p);
     p.lstm_ups = 3e8;
+    p.lstm_forward_ups = 4e8;
+    p.thin_s_per_B = 2e-11;
     std::ofstream(path) << to_toml(p);
-    EXPECT_DOUBLE_EQ(read_profile("--profile", path).gemm_thin, 2e10);
-    EXPECT_DOUBLE_EQ(read_profile("--profile", path).lstm_ups, 3e8);
+    const auto q = read_profile("--profile", path);
+    EXPECT_DOUBLE_EQ(q.gemm_thin, 2e10);
+    EXPECT_DOUBLE_EQ(q.lstm_ups, 3e8);
+    EXPECT_DOUBLE_EQ(q.lstm_forward_ups, 4e8);
+    EXPECT_DOUBLE_EQ(q.thin_s_per_B, 2e-11);
+    p.lstm_forward_ups = p.thin_s_per_B = 0;
     std::remove(path.c_str());
   }
-  // the NMT: LSTM FLOPs at the thin rate, the generator at the large rate, the cells' transcendentals pointwise
+  // the NMT: LSTM FLOPs at the thin rate plus their weights' fixed part, the generator at the large rate, the source
+  // attention's multiply-adds at the pointwise rate, the cells at the LSTM rates (forward alone and both)
   models::ModelSpec ms;
   ms.kind = "nmt";
   ms.nmt.vocab = 512;
@@ -185,15 +192,23 @@ TEST(PerfModel, ThinGemmsAndTheNmtCompute) {
   ms.nmt.enc_layers = ms.nmt.dec_layers = 4;
   ms.nmt.max_len = 16;
   p.pointwise_eps = 1e9;
-  const double B = 16, S = 16, H = 128, V = 512;
-  const double generator = 2 * B * S * H * V;
+  p.thin_s_per_B = 1e-11;
+  const double B = 16, S = 16, H = 128, E = 128, V = 512;
+  const double generator = 2 * B * S * H * V, attention = 4 * B * S * S * H;
   const double total = models::Nmt<double>(ms.nmt).forward_flops(16);
   p.lstm_ups = 1e8;
+  p.lstm_forward_ups = 1.5e8;
   const double units = B * S * H * 8, softmax = B * S * (V + S);
   const auto r = predict_compute(ms, 16, p);
-  const double gemm = (total - generator) / 2e10 + generator / 1e11;  // attention: thin too (B = 16)
-  EXPECT_NEAR(r.forward_s, gemm + units / 1e8 / 2 + softmax / 1e9, 1e-12);
-  EXPECT_NEAR(r.backward_s, 2 * gemm + units / 1e8 / 2 + softmax / 1e9, 1e-12);
+  // the LSTM weights (models/nmt.hpp): the bidirectional layer's two [2H, E] + [2H, H/2], three encoder layers'
+  // [4H, H] + [4H, H], the first decoder layer's [4H, E] + [4H, H], three more [4H, 2H] + [4H, H]; each streamed 3
+  // times a time step, a third of it forward
+  const double weights = 2 * (2 * H * E + 2 * H * H / 2) + 3 * (8 * H * H) + (4 * H * E + 4 * H * H) + 3 * (12 * H * H);
+  const double fixed = 3 * S * weights * 4 * 1e-11;
+  const double gemm = (total - generator - attention) / 2e10 + generator / 1e11 + fixed / 3;
+  const double att = attention / 2 / 1e9, cell_f = units / 1.5e8, cell_b = units / 1e8 - cell_f;
+  EXPECT_NEAR(r.forward_s, gemm + cell_f + softmax / 1e9 + att, 1e-12);
+  EXPECT_NEAR(r.backward_s, 2 * gemm + cell_b + softmax / 1e9 + att, 1e-12);
   // without gemm_thin and lstm_ups: the side's class, 5 transcendentals per unit at the GELU rate
   p.gemm_thin = 0;
   p.lstm_ups = 0;

@@ -65,18 +65,18 @@ double gemm_rate(MPI_Comm comm, int s, double seconds) {
   return median_over_ranks(comm, best);
 }
 
-/// The thin products an LSTM step issues (input and hidden width 256, 4·256 gates): the gates' product (b × 1024 ×
-/// 256, N·T), the input gradient's (b × 256 × 1024, N·N) and the weight gradient's (1024 × 256 × b, T·N), run in
-/// turn, at batches of 4 and 32 rows. Their time is a part proportional to the FLOPs and a part that is not — the
-/// BLAS packs the 1024 × 256 weight (or reads and writes its gradient) on every call, whatever the batch — so the two
-/// batches give both: the FLOP rate (`rate`) and the seconds per byte of weight per call (`s_per_B`).
-/// Median over ranks of each rank's best, at each batch.
+/// The thin products an LSTM step issues: the gates' product (b × 4w × w, N·T), the input gradient's (b × w × 4w,
+/// N·N) and the weight gradient's (4w × w × b, T·N), run in turn, at batches of 4 and 32 rows and widths of 64, 128
+/// and 256 (the suite's LSTM widths). Their time is a part proportional to the FLOPs and a part that is not — the
+/// BLAS packs the 4w × w weight (or reads and writes its gradient) on every call, whatever the batch — so the six
+/// give both, by least squares on relative error: the FLOP rate (`rate`) and the seconds per byte of weight per call
+/// (`s_per_B`). Each time is the median over ranks of each rank's best.
 struct ThinFit {
   double rate = 0, s_per_B = 0;
 };
 ThinFit thin_gemm_fit(MPI_Comm comm, double seconds) {
-  const int w = 256, g = 4 * w;
-  auto trio_seconds = [&](int b) {
+  auto trio_seconds = [&](int b, int w) {
+    const int g = 4 * w;
     View2<float> x("calibrate.x", b, w), W("calibrate.W", g, w), gates("calibrate.gates", b, g),
         dx("calibrate.dx", b, w), dW("calibrate.dW", g, w);
     Kokkos::deep_copy(x, 0.5f);
@@ -101,17 +101,28 @@ ThinFit thin_gemm_fit(MPI_Comm comm, double seconds) {
     }
     return median_over_ranks(comm, best);
   };
-  const int b0 = 4, b1 = 32;
-  const double t0 = trio_seconds(b0), t1 = trio_seconds(b1);
-  const double f0 = 3 * kernels::gemm_flops(b0, g, w), f1 = 3 * kernels::gemm_flops(b1, g, w);
+  // t = F·x + W·y, weighted by 1/t: the normal equations of the 2 × 2 system
+  double sff = 0, sfw = 0, sww = 0, sft = 0, swt = 0, best_rate = 0;
+  for (int w : {64, 128, 256})
+    for (int b : {4, 32}) {
+      const double t = trio_seconds(b, w), F = 3 * kernels::gemm_flops(b, 4 * w, w) / t;
+      const double W = 3.0 * 4 * w * w * sizeof(float) / t;
+      sff += F * F;
+      sfw += F * W;
+      sww += W * W;
+      sft += F;
+      swt += W;
+      best_rate = std::max(best_rate, F);
+    }
   ThinFit fit;
-  const double per_flop = (t1 - t0) / (f1 - f0);
-  if (per_flop <= 0) {  // noise beat the difference: the large batch's rate, nothing fixed
-    fit.rate = f1 / t1;
-    return fit;
+  const double det = sff * sww - sfw * sfw;
+  const double x = det > 0 ? (sft * sww - swt * sfw) / det : 0, y = det > 0 ? (sff * swt - sfw * sft) / det : 0;
+  if (x > 0 && y >= 0) {
+    fit.rate = 1 / x;
+    fit.s_per_B = y;
+  } else {  // noise beat the split: the FLOPs alone (x from sff·x = sft)
+    fit.rate = sft > 0 ? sff / sft : best_rate;
   }
-  fit.rate = 1 / per_flop;
-  fit.s_per_B = std::max(0.0, t0 - f0 * per_flop) / (3.0 * g * w * sizeof(float));
   return fit;
 }
 
@@ -149,41 +160,41 @@ double kernel_rate(MPI_Comm comm, std::int64_t n, F&& body) {
   return median_over_ranks(comm, best);
 }
 
-/// Hidden units per second of an LSTM cell's pointwise work, forward and backward (kernels/lstm.hpp): three sigmoids,
-/// two tanh and the cell update per unit forward; one tanh and the gates' derivatives backward. A batch of 16 rows of
-/// 256 units, as the time steps issue them, many times over.
-double lstm_pointwise_rate(MPI_Comm comm) {
+/// Hidden units per second of an LSTM cell's pointwise work — the NMT's own kernels (kernels/lstm.hpp): the forward's
+/// biases, three sigmoids, two tanh and cell update per unit; the backward's tanh, the gates' derivatives and the
+/// biases' gradients — forward alone and forward + backward. A batch of 16 rows of 256 units, as the time steps issue
+/// them, many times over.
+struct LstmRates {
+  double forward = 0, both = 0;
+};
+LstmRates lstm_pointwise_rates(MPI_Comm comm) {
   const std::int64_t B = 16, H = 256, reps = 256;
-  View2<float> g("calibrate.g", B, 4 * H), c("calibrate.c", B, H), h("calibrate.h", B, H), d("calibrate.d", B, 4 * H);
+  View2<float> g("calibrate.g", B, 4 * H), c("calibrate.c", B, H), cn("calibrate.cn", B, H), h("calibrate.h", B, H),
+      dh("calibrate.dh", B, H), dc("calibrate.dc", B, H), dg("calibrate.dg", B, 4 * H), dcp("calibrate.dcp", B, H);
+  View1<float> b1("calibrate.b1", 4 * H), b2("calibrate.b2", 4 * H), db1("calibrate.db1", 4 * H), db2("calibrate.db2", 4 * H);
   Kokkos::deep_copy(g, 0.3f);
   Kokkos::deep_copy(c, 0.2f);
-  auto step = [&] {
-    Kokkos::parallel_for(
-        "calibrate::lstm_fwd", Kokkos::RangePolicy<ExecSpace>(0, B), KOKKOS_LAMBDA(std::int64_t n) {
-          for (std::int64_t j = 0; j < H; ++j) {
-            const float gi = kernels::sigmoid(g(n, j)), gf = kernels::sigmoid(g(n, H + j));
-            const float gg = kmath::tanh(g(n, 2 * H + j)), go = kernels::sigmoid(g(n, 3 * H + j));
-            const float cn = gf * c(n, j) + gi * gg;
-            c(n, j) = 0.5f * cn;
-            h(n, j) = go * kmath::tanh(cn);
-          }
-        });
-    Kokkos::parallel_for(
-        "calibrate::lstm_bwd", Kokkos::RangePolicy<ExecSpace>(0, B), KOKKOS_LAMBDA(std::int64_t n) {
-          for (std::int64_t j = 0; j < H; ++j) {
-            const float gi = g(n, j), gf = g(n, H + j), gg = g(n, 2 * H + j), go = g(n, 3 * H + j);
-            const float tc = kmath::tanh(c(n, j));
-            const float dct = h(n, j) * go * (1 - tc * tc);
-            d(n, j) = dct * gg * gi * (1 - gi);
-            d(n, H + j) = dct * c(n, j) * gf * (1 - gf);
-            d(n, 2 * H + j) = dct * gi * (1 - gg * gg);
-            d(n, 3 * H + j) = h(n, j) * tc * go * (1 - go);
-          }
-        });
+  Kokkos::deep_copy(dh, 0.1f);
+  Kokkos::deep_copy(dc, 0.1f);
+  auto forward = [&] {
+    Kokkos::deep_copy(g, 0.3f);  // the gates are overwritten by their activations: restore the products
+    kernels::lstm_gates_forward(g, b1, b2, c, cn, h);
   };
-  return kernel_rate(comm, B * H * reps, [&] {
-    for (std::int64_t r = 0; r < reps; ++r) step();
+  // the restore's own cost, taken out of both
+  const double restore = kernel_rate(comm, B * H * reps, [&] {
+    for (std::int64_t r = 0; r < reps; ++r) Kokkos::deep_copy(g, 0.3f);
   });
+  const double fwd = kernel_rate(comm, B * H * reps, [&] {
+    for (std::int64_t r = 0; r < reps; ++r) forward();
+  });
+  const double both = kernel_rate(comm, B * H * reps, [&] {
+    for (std::int64_t r = 0; r < reps; ++r) {
+      forward();
+      kernels::lstm_gates_backward(dh, dc, c, g, cn, dg, dcp, db1, db2);
+    }
+  });
+  auto minus_restore = [&](double rate) { return 1 / std::max(1e-15, 1 / rate - 1 / restore); };
+  return {minus_restore(fwd), minus_restore(both)};
 }
 
 }  // namespace
@@ -262,18 +273,20 @@ int main(int argc, char** argv) {
       std::int64_t step = 0;
       p.adam_pps = kernel_rate(MPI_COMM_WORLD, n, [&] { kernels::adam_step(x, y, m, v, kernels::AdamParams{}, ++step); });
       p.sgd_pps = kernel_rate(MPI_COMM_WORLD, n, [&] { kernels::sgd_step(x, y, View1<float>(), kernels::SgdParams{}); });
-      p.lstm_ups = lstm_pointwise_rate(MPI_COMM_WORLD);
+      const auto lstm = lstm_pointwise_rates(MPI_COMM_WORLD);
+      p.lstm_ups = lstm.both;
+      p.lstm_forward_ups = lstm.forward;
     }
     char line[320];
     std::snprintf(line, sizeof line,
                   "# gemm fp32 %.1f / %.1f / %.1f / %.1f GFLOP/s (64^3 / 128^3 / 512^3 / 1024^3), thin %.1f + %.2f GB/s of weight "
                   "(an LSTM step's), "
                   "memory %.2f GB/s, reduce %.2f GB/s, "
-                  "GELU %.2f G/s, AdamW %.2f G/s, SGD %.2f G/s, LSTM cell %.3f G units/s",
+                  "GELU %.2f G/s, AdamW %.2f G/s, SGD %.2f G/s, LSTM cell %.3f G units/s (forward alone %.3f)",
                   p.gemm_tiny / 1e9, p.gemm_small / 1e9, p.gemm_medium / 1e9, p.gemm_large / 1e9, p.gemm_thin / 1e9,
                   p.thin_s_per_B > 0 ? 1e-9 / p.thin_s_per_B : 0.0,
                   p.memory_Bps / 1e9, p.reduce_Bps / 1e9,
-                  p.pointwise_eps / 1e9, p.adam_pps / 1e9, p.sgd_pps / 1e9, p.lstm_ups / 1e9);
+                  p.pointwise_eps / 1e9, p.adam_pps / 1e9, p.sgd_pps / 1e9, p.lstm_ups / 1e9, p.lstm_forward_ups / 1e9);
     log0(line);
     const double gamma = 1 / p.reduce_Bps;
     // α, β of every algorithm and operation on `c` (the whole job, a node's ranks or one rank per node), as `scope`

@@ -29,16 +29,14 @@ KOKKOS_INLINE_FUNCTION T sigmoid(T x) {
   return T(1) / (T(1) + kmath::exp(-x));
 }
 
-/// gates: [B, 4H] saved post-activation (i, f, c̃, o); c_next, h_next: [B, H].
+/// The forward cell's pointwise work on the gates' products `gates` ([B, 4H], overwritten by i | f | c̃ | o): the
+/// biases, 3 sigmoids and 2 tanh per hidden unit, the new cell and hidden state.
 template <class T>
-void lstm_cell_forward(const View2<T>& x, const View2<T>& h, const View2<T>& c, const LstmWeights<T>& w,
-                       const View2<T>& gates, const View2<T>& c_next, const View2<T>& h_next) {
-  const std::int64_t H = h.extent(1);
-  gemm('N', 'T', T(1), x, w.w_ih, T(0), gates);
-  gemm('N', 'T', T(1), h, w.w_hh, T(1), gates);
-  auto b_ih = w.b_ih, b_hh = w.b_hh;
+void lstm_gates_forward(const View2<T>& gates, const View1<T>& b_ih, const View1<T>& b_hh, const View2<T>& c,
+                        const View2<T>& c_next, const View2<T>& h_next) {
+  const std::int64_t H = c.extent(1);
   Kokkos::parallel_for(
-      "partrain::lstm::forward", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(std::int64_t n) {
+      "partrain::lstm::forward", Kokkos::RangePolicy<ExecSpace>(0, gates.extent(0)), KOKKOS_LAMBDA(std::int64_t n) {
         for (std::int64_t j = 0; j < H; ++j) {
           const T gi = sigmoid(gates(n, j) + b_ih(j) + b_hh(j));
           const T gf = sigmoid(gates(n, H + j) + b_ih(H + j) + b_hh(H + j));
@@ -55,15 +53,15 @@ void lstm_cell_forward(const View2<T>& x, const View2<T>& h, const View2<T>& c, 
       });
 }
 
-/// Backward of one cell. dgates: [B, 4H] scratch; dx, dh, dc: [B, ·] overwritten; weight grads accumulated.
+/// The backward cell's pointwise work: dgates ([B, 4H]) and dc from dh', dc' and the forward's gates and cells, then
+/// the biases' gradients (the column sums of dgates, accumulated).
 template <class T>
-void lstm_cell_backward(const View2<T>& dh_next, const View2<T>& dc_next, const View2<T>& x, const View2<T>& h,
-                        const View2<T>& c, const View2<T>& gates, const View2<T>& c_next, const LstmWeights<T>& w,
-                        const View2<T>& dgates, const View2<T>& dx, const View2<T>& dh, const View2<T>& dc,
-                        const LstmWeights<T>& dw) {
-  const std::int64_t H = h.extent(1);
+void lstm_gates_backward(const View2<T>& dh_next, const View2<T>& dc_next, const View2<T>& c, const View2<T>& gates,
+                         const View2<T>& c_next, const View2<T>& dgates, const View2<T>& dc, const View1<T>& db_ih,
+                         const View1<T>& db_hh) {
+  const std::int64_t H = c.extent(1);
   Kokkos::parallel_for(
-      "partrain::lstm::backward", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(std::int64_t n) {
+      "partrain::lstm::backward", Kokkos::RangePolicy<ExecSpace>(0, gates.extent(0)), KOKKOS_LAMBDA(std::int64_t n) {
         for (std::int64_t j = 0; j < H; ++j) {
           const T gi = gates(n, j), gf = gates(n, H + j), gg = gates(n, 2 * H + j), go = gates(n, 3 * H + j);
           const T tc = kmath::tanh(c_next(n, j));
@@ -75,12 +73,31 @@ void lstm_cell_backward(const View2<T>& dh_next, const View2<T>& dc_next, const 
           dc(n, j) = dct * gf;
         }
       });
+  bias_backward(dgates, db_ih);
+  bias_backward(dgates, db_hh);
+}
+
+/// Forward of one cell: x [B, I], h, c [B, H] → gates [B, 4H] saved post-activation (i, f, c̃, o); c_next, h_next:
+/// [B, H].
+template <class T>
+void lstm_cell_forward(const View2<T>& x, const View2<T>& h, const View2<T>& c, const LstmWeights<T>& w,
+                       const View2<T>& gates, const View2<T>& c_next, const View2<T>& h_next) {
+  gemm('N', 'T', T(1), x, w.w_ih, T(0), gates);
+  gemm('N', 'T', T(1), h, w.w_hh, T(1), gates);
+  lstm_gates_forward(gates, w.b_ih, w.b_hh, c, c_next, h_next);
+}
+
+/// Backward of one cell. dgates: [B, 4H] scratch; dx, dh, dc: [B, ·] overwritten; weight grads accumulated.
+template <class T>
+void lstm_cell_backward(const View2<T>& dh_next, const View2<T>& dc_next, const View2<T>& x, const View2<T>& h,
+                        const View2<T>& c, const View2<T>& gates, const View2<T>& c_next, const LstmWeights<T>& w,
+                        const View2<T>& dgates, const View2<T>& dx, const View2<T>& dh, const View2<T>& dc,
+                        const LstmWeights<T>& dw) {
+  lstm_gates_backward(dh_next, dc_next, c, gates, c_next, dgates, dc, dw.b_ih, dw.b_hh);
   if (dx.extent(0) > 0) gemm('N', 'N', T(1), dgates, w.w_ih, T(0), dx);
   gemm('N', 'N', T(1), dgates, w.w_hh, T(0), dh);
   gemm('T', 'N', T(1), dgates, x, T(1), dw.w_ih);
   gemm('T', 'N', T(1), dgates, h, T(1), dw.w_hh);
-  bias_backward(dgates, dw.b_ih);
-  bias_backward(dgates, dw.b_hh);
 }
 
 }  // namespace partrain::kernels

@@ -42,6 +42,7 @@ struct MachineProfile {
   double adam_pps = 0;       ///< parameters per second of the Adam(W) step; 0: memory-bound
   double sgd_pps = 0;        ///< parameters per second of the SGD step; 0: memory-bound
   double lstm_ups = 0;       ///< hidden units per second of an LSTM cell's pointwise work, forward + backward; 0: unknown
+  double lstm_forward_ups = 0;  ///< the same, forward alone (5 transcendentals a unit against the backward's 1); 0: half
   std::vector<CollectiveFit> collectives;
 
   /// The gemm rate for an m×n×k product (the class of its geometric mean side); `half`: the half-precision rate.

@@ -187,7 +187,10 @@ StepPrediction predict_compute(const models::ModelSpec& spec, std::int64_t sampl
     const double B = double(samples), S = double(c.max_len), H = double(c.hidden), V = double(c.vocab);
     const double generator = 2.0 * B * S * H * V, attention = 4.0 * B * S * S * H;
     const double lstm = model_flops - generator - attention;
-    double gemm_s = lstm / gemm(B, 4 * H, H) + attention / gemm(B, S, H) + generator / gemm(B * S, V, H);
+    double gemm_s = lstm / gemm(B, 4 * H, H) + generator / gemm(B * S, V, H);
+    // the source attention is a loop of its own (kernels/source_attention.hpp), not a gemm: its multiply-adds at the
+    // pointwise kernels' element rate, each way (the backward's twice the multiply-adds in about the same time here)
+    const double attention_s = p.pointwise_eps > 0 && !half ? attention / 2 / p.pointwise_eps : attention / gemm(B, S, H);
     // and the thin products' part that does not scale with the batch: each time step's 2 gemms forward and 4
     // backward stream every LSTM weight 3 times (its product forward, the input or hidden gradient, its gradient)
     if (p.thin_s_per_B > 0 && !half) {
@@ -199,13 +202,16 @@ StepPrediction predict_compute(const models::ModelSpec& spec, std::int64_t sampl
       gemm_s += fixed / 3;  // forward a third of it, backward two thirds (gemm_s ×1 and ×2 below)
     }
     // the cells' pointwise work (units = hidden units × time steps × layers × rows), forward + backward at the
-    // profile's LSTM rate, split evenly; without it, 5 transcendentals per unit at the GELU rate each way
+    // profile's LSTM rates (forward and both); without them, 5 transcendentals per unit at the GELU rate each way
     const double units = B * S * H * double(c.enc_layers + c.dec_layers);
     const double cell_s = p.lstm_ups > 0 && !half ? units / p.lstm_ups : 2 * pointwise(5 * units);
     const double softmax = B * S * (V + S);  // the generator's and the attention's softmax
     const double sm_s = pointwise(softmax);
-    r.forward_s = gemm_s + cell_s / 2 + sm_s;
-    r.backward_s = 2 * gemm_s + cell_s / 2 + sm_s;
+    // forward's share of the cells: measured, or half
+    const double cell_f = p.lstm_ups > 0 && p.lstm_forward_ups > 0 && !half ? std::min(cell_s, units / p.lstm_forward_ups)
+                                                                             : cell_s / 2;
+    r.forward_s = gemm_s + cell_f + sm_s + attention_s;
+    r.backward_s = 2 * gemm_s + (cell_s - cell_f) + sm_s + attention_s;
     if (p.gemm_thin <= 0 && !half) add_note(&r.note, "the profile has no gemm_thin: the LSTM steps' gemms at the class of their side");
     return r;
   }

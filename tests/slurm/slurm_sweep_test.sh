@@ -17,7 +17,8 @@ cleanup() {
   sleep 1
   [ -f "$work/slurmd.pid" ] && kill "$(cat "$work/slurmd.pid")" 2>/dev/null || true
   [ -f "$work/slurmctld.pid" ] && kill "$(cat "$work/slurmctld.pid")" 2>/dev/null || true
-  [ "$started_munge" = 1 ] && pkill -x munged 2>/dev/null || true
+  # only the munged this test started (by its pid file): a virtual cluster's munged of its own may be running
+  [ "$started_munge" = 1 ] && [ -f /run/munge/munged.pid ] && kill "$(cat /run/munge/munged.pid)" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -47,7 +48,9 @@ MpiDefault=none
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$(getconf _NPROCESSORS_ONLN) State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 CONF
-if ! pgrep -x munged >/dev/null; then
+# the machine's munge, asked through its default socket: a munged process alone proves nothing (scripts/vcluster's
+# runs on a socket of its own, and an exited one lingers as a zombie where nothing reaps it)
+if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
   mkdir -p /run/munge && chown munge:munge /run/munge 2>/dev/null || true
   [ -f /etc/munge/munge.key ] || (mungekey -c 2>/dev/null || create-munge-key -f)
   runuser -u munge -- munged 2>/dev/null || munged --force

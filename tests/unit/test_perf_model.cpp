@@ -110,6 +110,62 @@ TEST(PerfModel, FitRecoversAlphaBeta) {
   }
 }
 
+TEST(PerfModel, FitsBySizeRange) {
+  // below 256 KiB one regime (an eager protocol, in cache), from 256 KiB another: the fit splits there and recovers
+  // both; a single regime stays one fit; a profile answers each size from its range
+  const LinkParams small{5e-6, 1.0 / 10e9, 1.0 / 1e10}, large{20e-6, 1.0 / 4e9, 1.0 / 1e10};  // γ: the toy profile's
+  std::vector<std::pair<double, double>> pts, one;
+  for (double n = 4096; n <= 16 << 20; n *= 2) {
+    pts.push_back({n, collective_time("ring", "allreduce", 4, n, n < 262144 ? small : large)});
+    one.push_back({n, collective_time("ring", "allreduce", 4, n, small)});
+  }
+  const auto fits = fit_by_size_range("ring", "allreduce", 4, pts, small.gamma_s_per_B);
+  ASSERT_EQ(fits.size(), 2u);
+  EXPECT_DOUBLE_EQ(fits[0].max_bytes, 262144);
+  EXPECT_DOUBLE_EQ(fits[1].min_bytes, 262144);
+  EXPECT_NEAR(fits[0].link.alpha_s / small.alpha_s, 1.0, 1e-6);
+  EXPECT_NEAR(fits[0].link.beta_s_per_B / small.beta_s_per_B, 1.0, 1e-6);
+  EXPECT_NEAR(fits[1].link.alpha_s / large.alpha_s, 1.0, 1e-6);
+  EXPECT_NEAR(fits[1].link.beta_s_per_B / large.beta_s_per_B, 1.0, 1e-6);
+  EXPECT_EQ(fit_by_size_range("ring", "allreduce", 4, one, small.gamma_s_per_B).size(), 1u);
+
+  MachineProfile p = toy_profile();
+  p.collectives.clear();
+  for (const auto& r : fits) {
+    CollectiveFit f;
+    f.algo = "ring";
+    f.op = "allreduce";
+    f.scope = "intra";
+    f.min_bytes = r.min_bytes;
+    f.max_bytes = r.max_bytes;
+    f.link = r.link;
+    p.collectives.push_back(f);
+  }
+  const std::string path = testing::TempDir() + "/partrain_ranges.toml";
+  std::ofstream(path) << to_toml(p);
+  const auto q = read_profile("--profile", path);
+  ASSERT_EQ(q.collectives.size(), 2u);
+  EXPECT_EQ(q.find("ring", "allreduce", "intra", 65536), &q.collectives[0]);
+  EXPECT_EQ(q.find("ring", "allreduce", "intra", 262144), &q.collectives[1]);
+  EXPECT_EQ(q.find("ring", "allreduce", "intra", 1e12), &q.collectives[1]);  // beyond every range: the nearest
+  EXPECT_EQ(q.find("ring", "allreduce", "intra", 1), &q.collectives[0]);
+  std::string note;
+  for (double n : {16384.0, 4194304.0}) {
+    const double t = collective_time("ring", "allreduce", 4, n, n < 262144 ? small : large);
+    EXPECT_NEAR(collective_seconds(q, "ring", "allreduce", 4, n, false, &note), t, 1e-5 * t) << n;
+  }
+  std::ofstream(path) << "name = \"r\"\n[compute]\ngemm_small = 1e9\ngemm_medium = 1e9\ngemm_large = 1e9\n"
+                         "memory_Bps = 1e9\nreduce_Bps = 1e9\n[[collective]]\nalgo = \"ring\"\nop = \"allreduce\"\n"
+                         "alpha_s = 1e-6\nbeta_s_per_B = 1e-10\nmin_bytes = 4096\nmax_bytes = 1024\n";
+  try {
+    read_profile("--profile", path);
+    FAIL() << "a range with max_bytes below min_bytes was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("max_bytes must be above min_bytes"), std::string::npos) << e.what();
+  }
+  std::remove(path.c_str());
+}
+
 TEST(PerfModel, BusbwConvention) {
   // nccl-tests: busbw = size / time · 2(p−1)/p for allreduce; with α → 0 and γ → 0 a ring shows busbw = 1/β
   const LinkParams l{1e-6, 1.0 / 370e9, 0};

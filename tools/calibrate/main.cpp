@@ -297,7 +297,7 @@ int main(int argc, char** argv) {
       o.algo = "all";
       o.min_bytes = "4K";
       o.max_bytes = quick ? "1M" : "16M";
-      o.step_factor = 4;
+      o.step_factor = quick ? 4 : 2;  // enough sizes on each side of a protocol switch for a fit by range
       o.iters = quick ? 3 : 10;
       o.warmup = quick ? 1 : 3;
       o.check = false;
@@ -313,22 +313,32 @@ int main(int argc, char** argv) {
         std::vector<std::pair<double, double>> pts;
         for (const auto& r : rows)
           if (r.algo == a) pts.push_back({double(r.bytes), r.t_max});
-        perf::CollectiveFit f;
-        f.algo = coll::name(a);
-        f.op = op;
-        f.scope = scope;
-        f.ranks = c.size();
+        std::vector<perf::RangeFit> fits;
         try {
-          f.link = perf::fit_alpha_beta(f.algo, op, c.size(), pts, gamma);
+          fits = perf::fit_by_size_range(coll::name(a), op, c.size(), pts, gamma);
         } catch (const RuntimeError&) {
           continue;  // no closed form for this algorithm and operation
         }
-        f.fit_error = perf::median_relative_error(f.algo, op, c.size(), pts, f.link);
-        p.collectives.push_back(f);
-        std::snprintf(line, sizeof line, "# %-5s %-14s %-6s alpha %7.2f us  beta^-1 %6.2f GB/s  (median fit error %4.1f%%)",
-                      scope.c_str(), op, f.algo.c_str(), f.link.alpha_s * 1e6,
-                      f.link.beta_s_per_B > 0 ? 1e-9 / f.link.beta_s_per_B : 0.0, 100 * f.fit_error);
-        log0(line);
+        for (const auto& r : fits) {
+          perf::CollectiveFit f;
+          f.algo = coll::name(a);
+          f.op = op;
+          f.scope = scope;
+          f.ranks = c.size();
+          f.min_bytes = r.min_bytes;
+          f.max_bytes = r.max_bytes;
+          f.link = r.link;
+          f.fit_error = r.fit_error;
+          p.collectives.push_back(f);
+          const std::string range = fits.size() == 1 ? std::string("all sizes")
+                                    : r.max_bytes > 0 ? "< " + std::to_string(std::int64_t(r.max_bytes) / 1024) + " KiB"
+                                                      : ">= " + std::to_string(std::int64_t(r.min_bytes) / 1024) + " KiB";
+          std::snprintf(line, sizeof line,
+                        "# %-5s %-14s %-6s alpha %7.2f us  beta^-1 %6.2f GB/s  (%s; median fit error %4.1f%%)",
+                        scope.c_str(), op, f.algo.c_str(), f.link.alpha_s * 1e6,
+                        f.link.beta_s_per_B > 0 ? 1e-9 / f.link.beta_s_per_B : 0.0, range.c_str(), 100 * f.fit_error);
+          log0(line);
+        }
       }
     }
     };

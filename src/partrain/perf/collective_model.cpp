@@ -110,6 +110,37 @@ LinkParams fit_alpha_beta(const std::string& algo, const std::string& op, int p,
   return l;
 }
 
+std::vector<RangeFit> fit_by_size_range(const std::string& algo, const std::string& op, int p,
+                                        std::vector<std::pair<double, double>> n_and_t, double gamma_s_per_B) {
+  std::sort(n_and_t.begin(), n_and_t.end());
+  RangeFit one;
+  one.link = fit_alpha_beta(algo, op, p, n_and_t, gamma_s_per_B);
+  one.fit_error = median_relative_error(algo, op, p, n_and_t, one.link);
+  std::vector<RangeFit> best{one};
+  if (one.fit_error <= 0.03) return best;
+  double best_error = one.fit_error / 2;  // a split must at least halve it
+  for (std::size_t k = 3; k + 3 <= n_and_t.size(); ++k) {
+    const std::vector<std::pair<double, double>> lo(n_and_t.begin(), n_and_t.begin() + std::ptrdiff_t(k)),
+        hi(n_and_t.begin() + std::ptrdiff_t(k), n_and_t.end());
+    RangeFit a, b;
+    a.link = fit_alpha_beta(algo, op, p, lo, gamma_s_per_B);
+    b.link = fit_alpha_beta(algo, op, p, hi, gamma_s_per_B);
+    a.fit_error = median_relative_error(algo, op, p, lo, a.link);
+    b.fit_error = median_relative_error(algo, op, p, hi, b.link);
+    a.max_bytes = b.min_bytes = n_and_t[k].first;
+    // the median relative error over all the points, each under its own range's fit
+    std::vector<double> e;
+    for (const auto& [n, t] : n_and_t)
+      if (t > 0) e.push_back(std::abs(collective_time(algo, op, p, n, n < b.min_bytes ? a.link : b.link) - t) / t);
+    std::nth_element(e.begin(), e.begin() + std::ptrdiff_t(e.size() / 2), e.end());
+    if (!e.empty() && e[e.size() / 2] < best_error) {
+      best_error = e[e.size() / 2];
+      best = {a, b};
+    }
+  }
+  return best;
+}
+
 double median_relative_error(const std::string& algo, const std::string& op, int p,
                              const std::vector<std::pair<double, double>>& n_and_t, const LinkParams& link) {
   std::vector<double> e;

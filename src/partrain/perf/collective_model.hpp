@@ -38,6 +38,20 @@ double collective_time(const std::string& algo, const std::string& op, int p, do
 LinkParams fit_alpha_beta(const std::string& algo, const std::string& op, int p,
                           const std::vector<std::pair<double, double>>& n_and_t, double gamma_s_per_B);
 
+/// A fit over the message sizes [min_bytes, max_bytes) (max_bytes 0: no upper end).
+struct RangeFit {
+  double min_bytes = 0, max_bytes = 0;
+  LinkParams link;
+  double fit_error = 0;  ///< median relative error over its points
+};
+
+/// α and β by message-size range: one fit over every point, or — where a protocol switch (eager to rendezvous, a
+/// different code path above some size) bends the curve — two fits split at the measured size that gives the lowest
+/// median error, each over at least 3 points, kept only when it at least halves the single fit's median error and that
+/// error is above 3%. Points sorted by size or not.
+std::vector<RangeFit> fit_by_size_range(const std::string& algo, const std::string& op, int p,
+                                        std::vector<std::pair<double, double>> n_and_t, double gamma_s_per_B);
+
 /// Median relative error |model − measured| / measured of a fit over the same points.
 double median_relative_error(const std::string& algo, const std::string& op, int p,
                              const std::vector<std::pair<double, double>>& n_and_t, const LinkParams& link);

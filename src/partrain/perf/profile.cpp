@@ -22,10 +22,23 @@ double MachineProfile::gemm_rate(double m, double n, double k, bool half) const 
   return side <= 192 ? gemm_small : side <= 768 ? gemm_medium : gemm_large;
 }
 
-const CollectiveFit* MachineProfile::find(const std::string& algo, const std::string& op, const std::string& scope) const {
-  for (const auto& c : collectives)
-    if (c.algo == algo && c.op == op && c.scope == scope) return &c;
-  return nullptr;
+const CollectiveFit* MachineProfile::find(const std::string& algo, const std::string& op, const std::string& scope,
+                                          double bytes) const {
+  const CollectiveFit* best = nullptr;
+  double best_distance = 0;
+  for (const auto& c : collectives) {
+    if (c.algo != algo || c.op != op || c.scope != scope) continue;
+    if (bytes < 0) return &c;
+    // how far the size lies outside the range, in factors of two (0: inside)
+    const double below = c.min_bytes > 0 && bytes < c.min_bytes ? std::log2(c.min_bytes / std::max(1.0, bytes)) : 0;
+    const double above = c.max_bytes > 0 && bytes >= c.max_bytes ? std::log2(std::max(1.0, bytes) / c.max_bytes) + 1e-9 : 0;
+    const double distance = below + above;
+    if (!best || distance < best_distance) {
+      best = &c;
+      best_distance = distance;
+    }
+  }
+  return best;
 }
 
 namespace {
@@ -108,6 +121,10 @@ MachineProfile read_profile(const std::string& key, const std::string& path) {
         input_error(key, path, "collective " + f.algo + " " + f.op + ": no such algorithm and operation");
       }
       f.ranks = int(positive(key, path, *t, "ranks", false));
+      f.min_bytes = positive(key, path, *t, "min_bytes", false);
+      f.max_bytes = positive(key, path, *t, "max_bytes", false);
+      if (f.max_bytes > 0 && f.max_bytes <= f.min_bytes)
+        input_error(key, path, "collective " + f.algo + " " + f.op + ": max_bytes must be above min_bytes");
       f.link.alpha_s = positive(key, path, *t, "alpha_s");
       f.link.beta_s_per_B = positive(key, path, *t, "beta_s_per_B");
       f.link.gamma_s_per_B = 1 / p.reduce_Bps;
@@ -147,6 +164,8 @@ std::string to_toml(const MachineProfile& p) {
   for (const auto& c : p.collectives) {
     os << "\n[[collective]]\nalgo = \"" << c.algo << "\"\nop = \"" << c.op << "\"\nscope = \"" << c.scope << "\"\n";
     if (c.ranks > 0) os << "ranks = " << c.ranks << "\n";
+    if (c.min_bytes > 0) os << "min_bytes = " << num(c.min_bytes) << "   # the sizes this fit holds for: [min, max)\n";
+    if (c.max_bytes > 0) os << "max_bytes = " << num(c.max_bytes) << "\n";
     os << "alpha_s = " << num(c.link.alpha_s) << "\nbeta_s_per_B = " << num(c.link.beta_s_per_B) << "\n";
     if (c.ranks > 0) os << "fit_error = " << num(c.fit_error) << "   # median relative error over the measured sizes\n";
   }

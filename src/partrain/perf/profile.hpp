@@ -16,6 +16,7 @@ struct CollectiveFit {
   std::string algo, op;     ///< "ring", "allreduce", …
   std::string scope;        ///< "intra" (ranks of one node) or "inter" (between nodes)
   int ranks = 0;            ///< the rank count it was measured at (0: hand-written)
+  double min_bytes = 0, max_bytes = 0;  ///< the message sizes it holds for, [min, max) (0, 0: all)
   LinkParams link;
   double fit_error = 0;     ///< median relative error of the fit over the measured sizes
 };
@@ -48,8 +49,10 @@ struct MachineProfile {
   /// The gemm rate for an m×n×k product (the class of its geometric mean side); `half`: the half-precision rate.
   double gemm_rate(double m, double n, double k, bool half = false) const;
   bool has_half() const { return gemm_half_small > 0 && gemm_half_medium > 0 && gemm_half_large > 0; }
-  /// The fit for (algo, op, scope); nullptr when the profile has none.
-  const CollectiveFit* find(const std::string& algo, const std::string& op, const std::string& scope) const;
+  /// The fit for (algo, op, scope) at a message of `bytes` (< 0: any size): the one whose size range holds it, else
+  /// the nearest range; nullptr when the profile has none.
+  const CollectiveFit* find(const std::string& algo, const std::string& op, const std::string& scope,
+                            double bytes = -1) const;
 };
 
 /// Reads a profile; InputError naming `key` (the flag that gave the path) on a missing file, a TOML error or a

@@ -122,7 +122,7 @@ double collective_seconds(const MachineProfile& p, const std::string& algo, cons
   if (algo == "auto") {  // a tuner's choice (NCCL's, partrain's auto): the fastest fitted algorithm at this size
     double best = -1;
     for (const auto& c : p.collectives)
-      if (c.op == op && c.scope == scope) {
+      if (c.op == op && c.scope == scope && &c == p.find(c.algo, op, scope, bytes)) {  // each algorithm's range
         try {
           const double t = collective_time(c.algo, op, group, bytes, c.link);
           if (best < 0 || t < best) best = t;
@@ -133,16 +133,16 @@ double collective_seconds(const MachineProfile& p, const std::string& algo, cons
     add_note(note, "no " + op + " fit (" + scope + ") in the profile: not predicted");
     return -1;
   }
-  const CollectiveFit* fit = p.find(algo, op, scope);
+  const CollectiveFit* fit = p.find(algo, op, scope, bytes);
   if (!fit && algo == "shm" && spans_nodes) add_note(note, "shm spans no nodes: ring's fit used");
   if (!fit && algo != "ring") {
-    fit = p.find("ring", op, scope);
+    fit = p.find("ring", op, scope, bytes);
     if (fit) add_note(note, "no " + algo + " " + op + " fit: ring's used");
   }
   if (!fit)
     for (const auto& c : p.collectives)
       if (c.op == op && c.scope == scope) {
-        fit = &c;
+        fit = p.find(c.algo, op, scope, bytes);
         add_note(note, "no ring " + op + " fit: " + c.algo + "'s used");
         break;
       }

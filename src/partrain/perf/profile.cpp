@@ -164,8 +164,8 @@ std::string to_toml(const MachineProfile& p) {
   for (const auto& c : p.collectives) {
     os << "\n[[collective]]\nalgo = \"" << c.algo << "\"\nop = \"" << c.op << "\"\nscope = \"" << c.scope << "\"\n";
     if (c.ranks > 0) os << "ranks = " << c.ranks << "\n";
-    if (c.min_bytes > 0) os << "min_bytes = " << num(c.min_bytes) << "   # the sizes this fit holds for: [min, max)\n";
-    if (c.max_bytes > 0) os << "max_bytes = " << num(c.max_bytes) << "\n";
+    if (c.min_bytes > 0) os << "min_bytes = " << std::int64_t(c.min_bytes) << "   # the sizes this fit holds for: [min, max)\n";
+    if (c.max_bytes > 0) os << "max_bytes = " << std::int64_t(c.max_bytes) << "\n";
     os << "alpha_s = " << num(c.link.alpha_s) << "\nbeta_s_per_B = " << num(c.link.beta_s_per_B) << "\n";
     if (c.ranks > 0) os << "fit_error = " << num(c.fit_error) << "   # median relative error over the measured sizes\n";
   }

@@ -44,6 +44,17 @@ MachineProfile toy_profile() {
   return p;
 }
 
+/// toy_profile() with a network between nodes ten times slower than the node (the same fits, scope "inter").
+MachineProfile two_level_profile() {
+  MachineProfile p = toy_profile();
+  for (auto c : std::vector<CollectiveFit>(p.collectives)) {
+    c.scope = "inter";
+    c.link.beta_s_per_B *= 10;
+    p.collectives.push_back(c);
+  }
+  return p;
+}
+
 models::ModelSpec gpt() {
   models::ModelSpec m;
   m.kind = "gpt";
@@ -334,12 +345,7 @@ TEST(PerfModel, StepModelPieces) {
 
 TEST(PerfModel, HierarchicalAcrossNodes) {
   // 2 nodes of 2 ranks: hier = reduce-scatter within the node + allreduce of half the bytes across + allgather within
-  MachineProfile p = toy_profile();
-  for (auto c : std::vector<CollectiveFit>(p.collectives)) {
-    c.scope = "inter";
-    c.link.beta_s_per_B *= 10;  // the network is ten times slower than the node
-    p.collectives.push_back(c);
-  }
+  const MachineProfile p = two_level_profile();
   StepInputs in;
   in.model = gpt();
   in.train.global_batch = 8;
@@ -391,12 +397,7 @@ TEST(PerfModel, GroupsAcrossNodes) {
   // dp groups are tp ranks apart: with tp = 8 on nodes of 8, each replica's gradient allreduce crosses nodes with one
   // rank per node (the network's fit, no hierarchy); tensor groups stay inside a node; pipeline neighbours (tp·dp
   // ranks apart) cross once a stage fills a node
-  MachineProfile p = toy_profile();
-  for (auto c : std::vector<CollectiveFit>(p.collectives)) {
-    c.scope = "inter";
-    c.link.beta_s_per_B *= 10;
-    p.collectives.push_back(c);
-  }
+  const MachineProfile p = two_level_profile();
   StepInputs in;
   in.model = gpt();
   in.train.global_batch = 16;
@@ -422,6 +423,22 @@ TEST(PerfModel, GroupsAcrossNodes) {
   in.tp = 4;
   in.ranks_per_node = 4;  // now one replica per node: the allreduce is among one rank per node
   EXPECT_NEAR(predict_step(in, p).comm_pure_s, tp_s + flat, 1e-12);
+
+  // a pipeline of 2 stages of 4 replicas: on one node of 8 its transfers stay inside; on nodes of 4 each stage is a
+  // node and every transfer crosses (the replicas' allreduce stays inside either way)
+  in.strategy = "pp";
+  in.tp = 1;
+  in.dp = 4;
+  in.pp = 2;
+  in.microbatches = 4;
+  in.ranks_per_node = 8;
+  const auto inside = predict_step(in, p);
+  in.ranks_per_node = 4;
+  const auto across = predict_step(in, p);
+  const double mb_act = 16.0 / 4 / 4 * 128 * 256 * 4;  // a microbatch's activations
+  const double hop_in = collective_time("ring", "allgather", 2, 2 * mb_act, p.collectives[2].link);
+  const double hop_out = collective_time("ring", "allgather", 2, 2 * mb_act, p.collectives[6].link);
+  EXPECT_NEAR(across.comm_pure_s - inside.comm_pure_s, 2 * 4 * (hop_out - hop_in), 1e-12);
 }
 
 TEST(PerfModel, MegatronLm2021Table1) {

@@ -1,7 +1,8 @@
 // partrain-calibrate: measures this machine into a machine profile for the performance model (README, "The
-// performance model"): fp32 gemm rates by shape class, the streaming and reduction rates of one rank with every rank
-// busy, and α, β of every collective algorithm and operation the suite implements, fitted to partrain-collectives'
-// own harness over 4 KiB – 16 MiB.
+// performance model"): fp32 gemm rates by shape class and of the thin products an LSTM step issues, the streaming,
+// reduction, pointwise, optimizer and LSTM-cell rates of one rank with every rank busy, and α, β of every collective
+// algorithm and operation the suite implements, fitted to partrain-collectives' own harness over 4 KiB – 16 MiB (by
+// size range where one line does not fit).
 //   mpiexec -n 2 partrain-calibrate --output machine.toml
 #include <sched.h>
 #include <unistd.h>

@@ -18,6 +18,8 @@
 #include "partrain/core/error.hpp"
 #include "partrain/models/gpt.hpp"
 #include "partrain/models/nmt.hpp"
+#include "partrain/parallel/nmt/placement.hpp"
+#include "partrain/parallel/nmt/wavefront.hpp"
 #include "partrain/perf/collective_model.hpp"
 #include "partrain/perf/profile.hpp"
 #include "partrain/perf/step_model.hpp"
@@ -280,6 +282,43 @@ TEST(PerfModel, ThinGemmsAndTheNmtCompute) {
   p.gemm_thin = 0;
   p.lstm_ups = 0;
   EXPECT_LT(predict_compute(ms, 16, p).forward_s, r.forward_s);
+}
+
+TEST(PerfModel, NmtWavefrontInSeconds) {
+  // the wavefront's schedule with FLOPs costs given explicitly is the FLOPs model itself; the step model runs it with
+  // seconds from the profile, so the fill and drain's share of the step follows what each part costs: slower cells
+  // (which the attention and the generator do not have) change it — with FLOPs costs it could not move
+  models::NmtConfig c;
+  c.vocab = 512;
+  c.embed = c.hidden = 128;
+  c.enc_layers = c.dec_layers = 4;
+  c.max_len = 16;
+  const parallel::nmt::Placement place(c, 2);
+  const auto a = parallel::nmt::wavefront_model(c, place, 8, 4);
+  const auto b = parallel::nmt::wavefront_model(c, place, 4, parallel::nmt::flop_costs(c, 8, 2));
+  EXPECT_DOUBLE_EQ(a.makespan, b.makespan);
+  EXPECT_EQ(a.busy, b.busy);
+
+  MachineProfile p = toy_profile();
+  p.gemm_thin = 2e10;
+  p.pointwise_eps = 1e9;
+  p.lstm_ups = 1e8;
+  StepInputs in;
+  in.strategy = "nmt";
+  in.model.kind = "nmt";
+  in.model.nmt = c;
+  in.train.global_batch = 8;
+  in.pp = 2;  // k
+  in.dp = 1;
+  auto share = [&] {
+    const auto r = predict_step(in, p);
+    return r.bubble_s / (r.forward_s + r.backward_s);
+  };
+  const double fast = share();
+  p.lstm_ups = 1e7;
+  const double slow = share();
+  EXPECT_GT(fast, 0);
+  EXPECT_GT(std::fabs(slow - fast), 0.01 * fast);
 }
 
 TEST(PerfModel, StepModelPieces) {

@@ -113,6 +113,45 @@ double tp_block_seconds(const MachineProfile& p, const StepInputs& in, double ac
   return ar < 0 ? -1 : 4 * ar;
 }
 
+/// A pointwise pass over `n` elements: the profile's (fp32) kernel rate, or reading the input and writing the output
+/// at the memory rate — the latter always in half precision (2-byte elements).
+double pointwise_seconds(const MachineProfile& p, double n, double elem, bool half) {
+  return p.pointwise_eps > 0 && !half ? n / p.pointwise_eps : 2 * n * elem / p.memory_Bps;
+}
+
+struct FwdBwd {
+  double forward = 0, backward = 0;
+};
+
+/// One NMT LSTM over `steps` time steps of `rows` rows, input width `in`, `units` hidden, in seconds: its gemms at
+/// the thin rate (or their side's class) plus the part that does not scale with the rows — each time step's 2 gemms
+/// forward and 4 backward stream the weight 3 times (its product, the input or hidden gradient, its gradient), a
+/// third of it forward — and its cells at the profile's LSTM rates (forward alone and both; without them, 5
+/// transcendentals a unit at the pointwise rate each way). Backward: twice the gemms.
+FwdBwd lstm_seconds(const MachineProfile& p, const std::string& dtype, double rows, double steps, double in,
+                    double units) {
+  const double elem = elem_bytes(dtype);
+  const bool half = is_half(dtype);
+  const double weights = 4.0 * units * (in + units), flops = 2.0 * rows * steps * weights;
+  const double rate = p.gemm_rate(rows, 4 * units, in, half) * (elem == 8 ? 0.5 : 1.0);
+  const double fixed = p.thin_s_per_B > 0 && !half ? 3 * steps * weights * elem * p.thin_s_per_B : 0.0;
+  const double n = rows * steps * units;
+  const double cells = p.lstm_ups > 0 && !half ? n / p.lstm_ups : 2 * pointwise_seconds(p, 5 * n, elem, half);
+  const double cells_f = p.lstm_ups > 0 && p.lstm_forward_ups > 0 && !half ? std::min(cells, n / p.lstm_forward_ups)
+                                                                            : cells / 2;
+  return {flops / rate + fixed / 3 + cells_f, 2 * flops / rate + 2 * fixed / 3 + (cells - cells_f)};
+}
+
+/// The source attention (kernels/source_attention.hpp) for `steps` query steps of `rows` rows over S source steps of
+/// width H, each way: a loop of its own, not a gemm — its multiply-adds at the pointwise kernels' element rate (the
+/// backward's twice the multiply-adds in about the same time here).
+double attention_seconds(const MachineProfile& p, const std::string& dtype, double rows, double steps, double S,
+                         double H) {
+  const double flops = 4.0 * rows * steps * S * H;
+  if (p.pointwise_eps > 0 && !is_half(dtype)) return flops / 2 / p.pointwise_eps;
+  return flops / (p.gemm_rate(rows, S, H, is_half(dtype)) * (dtype == "fp64" ? 0.5 : 1.0));
+}
+
 }  // namespace
 
 double collective_seconds(const MachineProfile& p, const std::string& algo, const std::string& op, int group,
@@ -166,11 +205,7 @@ StepPrediction predict_compute(const models::ModelSpec& spec, std::int64_t sampl
   if (half && !p.has_half()) r.note = "the profile has no gemm_half_* rates: fp32's used";
   // fp64 gemms at half the fp32 rate
   auto gemm = [&](double a, double b, double c) { return p.gemm_rate(a, b, c, half) * (elem == 8 ? 0.5 : 1.0); };
-  // a pointwise pass over `n` activation elements: the profile's (fp32) kernel rate, or reading the input and
-  // writing the output at the memory rate — the latter always in half precision (2-byte elements)
-  auto pointwise = [&](double n) {
-    return p.pointwise_eps > 0 && !half ? n / p.pointwise_eps : 2 * n * elem / p.memory_Bps;
-  };
+  auto pointwise = [&](double n) { return pointwise_seconds(p, n, elem, half); };
   const auto rows = samples * models::rows_per_sample(spec);
   // the NMT's LSTMs multiply per time step: rows = the batch
   const double gemm_rows = spec.kind == "nmt" ? double(samples) : double(rows);
@@ -180,38 +215,26 @@ StepPrediction predict_compute(const models::ModelSpec& spec, std::int64_t sampl
   for (const auto& l : m->layers()) layer_flops += l->forward_flops(rows);
   const double model_flops = m->forward_flops(samples);
   if (spec.kind == "nmt") {
-    // The NMT runs its LSTMs one time step at a time: every gemm has the batch as one dimension (thin), the
-    // generator is one large gemm over all the target rows, and each LSTM cell passes its 4·H gates through
-    // 5 transcendentals (3 sigmoids, 2 tanh) per hidden unit; the generator's softmax one per logit.
+    // The NMT runs its LSTMs one time step at a time (lstm_seconds), the source attention as a loop of its own, the
+    // generator as one large gemm over all the target rows, and the generator's and attention's softmax pointwise.
     const auto& c = spec.nmt;
-    const double B = double(samples), S = double(c.max_len), H = double(c.hidden), V = double(c.vocab);
-    const double generator = 2.0 * B * S * H * V, attention = 4.0 * B * S * S * H;
-    const double lstm = model_flops - generator - attention;
-    double gemm_s = lstm / gemm(B, 4 * H, H) + generator / gemm(B * S, V, H);
-    // the source attention is a loop of its own (kernels/source_attention.hpp), not a gemm: its multiply-adds at the
-    // pointwise kernels' element rate, each way (the backward's twice the multiply-adds in about the same time here)
-    const double attention_s = p.pointwise_eps > 0 && !half ? attention / 2 / p.pointwise_eps : attention / gemm(B, S, H);
-    // and the thin products' part that does not scale with the batch: each time step's 2 gemms forward and 4
-    // backward stream every LSTM weight 3 times (its product forward, the input or hidden gradient, its gradient)
-    if (p.thin_s_per_B > 0 && !half) {
-      double weights = 0;
-      for (const auto& info : m->params().infos())
-        if (info.name.find(".weight_ih") != std::string::npos || info.name.find(".weight_hh") != std::string::npos)
-          weights += double(info.size);
-      const double fixed = 3 * S * weights * elem * p.thin_s_per_B;
-      gemm_s += fixed / 3;  // forward a third of it, backward two thirds (gemm_s ×1 and ×2 below)
-    }
-    // the cells' pointwise work (units = hidden units × time steps × layers × rows), forward + backward at the
-    // profile's LSTM rates (forward and both); without them, 5 transcendentals per unit at the GELU rate each way
-    const double units = B * S * H * double(c.enc_layers + c.dec_layers);
-    const double cell_s = p.lstm_ups > 0 && !half ? units / p.lstm_ups : 2 * pointwise(5 * units);
-    const double softmax = B * S * (V + S);  // the generator's and the attention's softmax
-    const double sm_s = pointwise(softmax);
-    // forward's share of the cells: measured, or half
-    const double cell_f = p.lstm_ups > 0 && p.lstm_forward_ups > 0 && !half ? std::min(cell_s, units / p.lstm_forward_ups)
-                                                                             : cell_s / 2;
-    r.forward_s = gemm_s + cell_f + sm_s + attention_s;
-    r.backward_s = 2 * gemm_s + (cell_s - cell_f) + sm_s + attention_s;
+    const double B = double(samples), S = double(c.max_len), E = double(c.embed), H = double(c.hidden),
+                 V = double(c.vocab);
+    FwdBwd lstms;
+    auto add = [&](double in, double units, double count) {
+      const auto t = lstm_seconds(p, spec.dtype, B, S, in, units);
+      lstms.forward += count * t.forward;
+      lstms.backward += count * t.backward;
+    };
+    add(E, H / 2, 2);                                // the bidirectional layer's two directions
+    add(H, H, double(c.enc_layers - 1));             // the encoder's other layers
+    add(E, H, 1);                                    // the first decoder layer
+    add(2 * H, H, double(c.dec_layers - 1));         // the decoder's others (input feeding: [h, context])
+    const double generator_s = 2.0 * B * S * H * V / gemm(B * S, V, H);
+    const double attention_s = attention_seconds(p, spec.dtype, B, S, S, H);
+    const double sm_s = pointwise(B * S * (V + S));
+    r.forward_s = lstms.forward + generator_s + sm_s + attention_s;
+    r.backward_s = lstms.backward + 2 * generator_s + sm_s + attention_s;
     if (p.gemm_thin <= 0 && !half) add_note(&r.note, "the profile has no gemm_thin: the LSTM steps' gemms at the class of their side");
     return r;
   }
@@ -329,8 +352,25 @@ StepPrediction predict_step(const StepInputs& in, const MachineProfile& p) {
   } else if (s == "nmt") {
     // k model-parallel ranks per replica run the wavefront; the model's fill and drain idle stretches the compute
     const int k = pp;
+    // the wavefront's schedule with every chunk's cost in seconds (the pieces of predict_compute), so that the
+    // ranks' shares and the fill and drain follow what each part costs here, not its FLOPs
     parallel::nmt::Placement place(in.model.nmt, k);
-    const auto w = parallel::nmt::wavefront_model(in.model.nmt, place, local, in.time_chunk);
+    const auto& c = in.model.nmt;
+    const double rows = double(local), S = double(c.max_len), H = double(c.hidden), V = double(c.vocab);
+    const std::string dtype = in.model.dtype;
+    namespace nm = parallel::nmt;
+    nm::ChunkCosts costs;
+    costs.forward = [&](const nm::Unit& u, double steps, double i, double units) {
+      return u.kind == nm::UnitKind::Attention ? attention_seconds(p, dtype, rows, steps, S, H)
+                                               : lstm_seconds(p, dtype, rows, steps, i, units).forward;
+    };
+    costs.backward = [&](const nm::Unit& u, double steps, double i, double units) {
+      return u.kind == nm::UnitKind::Attention ? attention_seconds(p, dtype, rows, steps, S, H)
+                                               : lstm_seconds(p, dtype, rows, steps, i, units).backward;
+    };
+    costs.generator = 3 * 2.0 * rows * S * H * V / k /
+                      (p.gemm_rate(rows * S, V / k, H, is_half(dtype)) * (dtype == "fp64" ? 0.5 : 1.0));
+    const auto w = nm::wavefront_model(c, place, in.time_chunk, costs);
     double busy_max = 0, busy_sum = 0;
     for (double b : w.busy) {
       busy_max = std::max(busy_max, b);

@@ -5,23 +5,50 @@
 
 namespace partrain::parallel::nmt {
 
+ChunkCosts flop_costs(const models::NmtConfig& c, std::int64_t B, int k) {
+  const double b = double(B), S = double(c.max_len), H = double(c.hidden), V = double(c.vocab);
+  ChunkCosts costs;
+  costs.forward = [=](const Unit& u, double steps, double in, double units) {
+    return u.kind == UnitKind::Attention ? 4.0 * b * steps * S * H : 2.0 * b * steps * 4.0 * units * (in + units);
+  };
+  costs.backward = [f = costs.forward](const Unit& u, double steps, double in, double units) {
+    return 2 * f(u, steps, in, units);
+  };
+  costs.generator = 3 * 2.0 * b * S * H * V / double(k);  // forward + backward of the generator shard
+  return costs;
+}
+
 WavefrontModel wavefront_model(const models::NmtConfig& c, const Placement& pl, std::int64_t B, std::int64_t chunk) {
+  return wavefront_model(c, pl, chunk, flop_costs(c, B, pl.k()));
+}
+
+WavefrontModel wavefront_model(const models::NmtConfig& c, const Placement& pl, std::int64_t chunk,
+                               const ChunkCosts& costs) {
   const auto& units = pl.units();
   const int U = int(units.size()), k = pl.k();
   const std::int64_t S = c.max_len, n = (S + chunk - 1) / chunk;
-  const double E = double(c.embed), H = double(c.hidden), V = double(c.vocab);
+  const double E = double(c.embed), H = double(c.hidden);
   auto steps = [&](std::int64_t ch) { return double(std::min(S, (ch + 1) * chunk) - ch * chunk); };
-  auto cost = [&](int u, std::int64_t ch) {
-    const auto& x = units[std::size_t(u)];
-    const double st = steps(ch);
+  // an LSTM unit's input and hidden widths (0, 0: the attention)
+  auto widths = [&](const Unit& x) -> std::pair<double, double> {
     switch (x.kind) {
       case UnitKind::BiFwd:
-      case UnitKind::BiBwd: return 2.0 * double(B) * st * 4.0 * (H / 2) * (E + H / 2);
-      case UnitKind::Enc: return 2.0 * double(B) * st * 4.0 * H * (H + H);
-      case UnitKind::Dec: return 2.0 * double(B) * st * 4.0 * H * ((x.index == 0 ? E : 2 * H) + H);
-      case UnitKind::Attention: return 4.0 * double(B) * st * double(S) * H;
+      case UnitKind::BiBwd: return {E, H / 2};
+      case UnitKind::Enc: return {H, H};
+      case UnitKind::Dec: return {x.index == 0 ? E : 2 * H, H};
+      case UnitKind::Attention: return {0, 0};
     }
-    return 0.0;
+    return {0, 0};
+  };
+  auto cost = [&](int u, std::int64_t ch) {
+    const auto& x = units[std::size_t(u)];
+    const auto [in, w] = widths(x);
+    return costs.forward(x, steps(ch), in, w);
+  };
+  auto bcost = [&](int u, std::int64_t ch) {
+    const auto& x = units[std::size_t(u)];
+    const auto [in, w] = widths(x);
+    return costs.backward(x, steps(ch), in, w);
   };
   auto find = [&](UnitKind kind, int i) {
     for (int u = 0; u < U; ++u)
@@ -82,10 +109,9 @@ WavefrontModel wavefront_model(const models::NmtConfig& c, const Placement& pl, 
   }
   // The generator on every rank after the last decoder chunk (and the group's reductions: a barrier).
   double t_gen = *std::max_element(free.begin(), free.end());
-  const double gen = 2.0 * double(B * S) * H * V / double(k);
   for (int r = 0; r < k; ++r) {
-    free[std::size_t(r)] = t_gen + 3 * gen;  // forward + backward of the generator shard
-    m.busy[std::size_t(r)] += 3 * gen;
+    free[std::size_t(r)] = t_gen + costs.generator;  // forward + backward of the generator shard
+    m.busy[std::size_t(r)] += costs.generator;
   }
   // Backward: units in reverse order, chunks reversed; a producer's chunk waits for its consumers' same chunk.
   std::map<std::pair<int, std::int64_t>, double> bdone;
@@ -123,7 +149,7 @@ WavefrontModel wavefront_model(const models::NmtConfig& c, const Placement& pl, 
         const auto [u, ch] = q[next[std::size_t(r)]];
         double t = free[std::size_t(r)];
         if (!ready_bwd(u, ch, t)) break;
-        const double d = 2 * cost(u, ch);
+        const double d = bcost(u, ch);
         bdone[{u, ch}] = t + d;
         free[std::size_t(r)] = t + d;
         m.busy[std::size_t(r)] += d;

@@ -6,7 +6,8 @@
 //              bucketed gradient allreduce (overlapped with the backward but its last bucket), tensor parallelism's
 //              2 + 2 allreduces per block, ZeRO's reduce-scatter and gathers, the pipeline's point-to-point
 //   pipeline   the schedule's bubble (parallel/pipeline/schedule.hpp's formula) stretches the compute
-//   NMT        the wavefront model's fill and drain (parallel/nmt/wavefront.hpp) stretches the compute
+//   NMT        the LSTMs per time step (thin gemms, their weights' part per call, the cells' rates), the attention loop;
+//              the fill and drain of the wavefront's schedule (parallel/nmt/wavefront.hpp) with those costs in seconds
 //   precision  a model of dtype fp16 or bf16 (partrain-predict --precision: a what-if, no mini-app trains in it) is
 //              priced as mixed-precision training as Megatron-LM and DeepSpeed run it: gemms at the profile's
 //              gemm_half_* rates, activations, tensor/pipeline messages and gradients of 2 bytes, the pointwise kernels

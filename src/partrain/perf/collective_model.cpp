@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "partrain/core/error.hpp"
 
@@ -110,6 +111,16 @@ LinkParams fit_alpha_beta(const std::string& algo, const std::string& op, int p,
   return l;
 }
 
+namespace {
+
+double median(std::vector<double> e) {
+  if (e.empty()) return 0;
+  std::nth_element(e.begin(), e.begin() + std::ptrdiff_t(e.size() / 2), e.end());
+  return e[e.size() / 2];
+}
+
+}  // namespace
+
 std::vector<RangeFit> fit_by_size_range(const std::string& algo, const std::string& op, int p,
                                         std::vector<std::pair<double, double>> n_and_t, double gamma_s_per_B) {
   std::sort(n_and_t.begin(), n_and_t.end());
@@ -132,9 +143,8 @@ std::vector<RangeFit> fit_by_size_range(const std::string& algo, const std::stri
     std::vector<double> e;
     for (const auto& [n, t] : n_and_t)
       if (t > 0) e.push_back(std::abs(collective_time(algo, op, p, n, n < b.min_bytes ? a.link : b.link) - t) / t);
-    std::nth_element(e.begin(), e.begin() + std::ptrdiff_t(e.size() / 2), e.end());
-    if (!e.empty() && e[e.size() / 2] < best_error) {
-      best_error = e[e.size() / 2];
+    if (!e.empty() && median(e) < best_error) {
+      best_error = median(e);
       best = {a, b};
     }
   }
@@ -146,9 +156,7 @@ double median_relative_error(const std::string& algo, const std::string& op, int
   std::vector<double> e;
   for (const auto& [n, t] : n_and_t)
     if (t > 0) e.push_back(std::abs(collective_time(algo, op, p, n, link) - t) / t);
-  if (e.empty()) return 0;
-  std::nth_element(e.begin(), e.begin() + std::ptrdiff_t(e.size() / 2), e.end());
-  return e[e.size() / 2];
+  return median(std::move(e));
 }
 
 }  // namespace partrain::perf

@@ -113,6 +113,12 @@ double tp_block_seconds(const MachineProfile& p, const StepInputs& in, double ac
   return ar < 0 ? -1 : 4 * ar;
 }
 
+/// The gemm rate of an m×n×k product in the model's dtype: the profile's class rate, half-precision's for fp16/bf16,
+/// half the fp32 rate for fp64.
+double gemm_rate(const MachineProfile& p, const std::string& dtype, double m, double n, double k) {
+  return p.gemm_rate(m, n, k, is_half(dtype)) * (dtype == "fp64" ? 0.5 : 1.0);
+}
+
 /// A pointwise pass over `n` elements: the profile's (fp32) kernel rate, or reading the input and writing the output
 /// at the memory rate — the latter always in half precision (2-byte elements).
 double pointwise_seconds(const MachineProfile& p, double n, double elem, bool half) {
@@ -133,7 +139,7 @@ FwdBwd lstm_seconds(const MachineProfile& p, const std::string& dtype, double ro
   const double elem = elem_bytes(dtype);
   const bool half = is_half(dtype);
   const double weights = 4.0 * units * (in + units), flops = 2.0 * rows * steps * weights;
-  const double rate = p.gemm_rate(rows, 4 * units, in, half) * (elem == 8 ? 0.5 : 1.0);
+  const double rate = gemm_rate(p, dtype, rows, 4 * units, in);
   const double fixed = p.thin_s_per_B > 0 && !half ? 3 * steps * weights * elem * p.thin_s_per_B : 0.0;
   const double n = rows * steps * units;
   const double cells = p.lstm_ups > 0 && !half ? n / p.lstm_ups : 2 * pointwise_seconds(p, 5 * n, elem, half);
@@ -149,7 +155,7 @@ double attention_seconds(const MachineProfile& p, const std::string& dtype, doub
                          double H) {
   const double flops = 4.0 * rows * steps * S * H;
   if (p.pointwise_eps > 0 && !is_half(dtype)) return flops / 2 / p.pointwise_eps;
-  return flops / (p.gemm_rate(rows, S, H, is_half(dtype)) * (dtype == "fp64" ? 0.5 : 1.0));
+  return flops / gemm_rate(p, dtype, rows, S, H);
 }
 
 }  // namespace
@@ -203,8 +209,7 @@ StepPrediction predict_compute(const models::ModelSpec& spec, std::int64_t sampl
   const double elem = elem_bytes(spec.dtype);
   const bool half = is_half(spec.dtype);
   if (half && !p.has_half()) r.note = "the profile has no gemm_half_* rates: fp32's used";
-  // fp64 gemms at half the fp32 rate
-  auto gemm = [&](double a, double b, double c) { return p.gemm_rate(a, b, c, half) * (elem == 8 ? 0.5 : 1.0); };
+  auto gemm = [&](double a, double b, double c) { return gemm_rate(p, spec.dtype, a, b, c); };
   auto pointwise = [&](double n) { return pointwise_seconds(p, n, elem, half); };
   const auto rows = samples * models::rows_per_sample(spec);
   // the NMT's LSTMs multiply per time step: rows = the batch
@@ -369,7 +374,7 @@ StepPrediction predict_step(const StepInputs& in, const MachineProfile& p) {
                                                : lstm_seconds(p, dtype, rows, steps, i, units).backward;
     };
     costs.generator = 3 * 2.0 * rows * S * H * V / k /
-                      (p.gemm_rate(rows * S, V / k, H, is_half(dtype)) * (dtype == "fp64" ? 0.5 : 1.0));
+                      gemm_rate(p, dtype, rows * S, V / k, H);
     const auto w = nm::wavefront_model(c, place, in.time_chunk, costs);
     double busy_max = 0, busy_sum = 0;
     for (double b : w.busy) {

@@ -8,6 +8,8 @@
 # Skips (exit 77) without root, namespaces or slurm-wlm.
 set -euo pipefail
 repo=$1; build=$2; MPIEXEC=$3
+# the environment the job scripts run in (threads, OpenBLAS's core type): the direct run below must match it bit for bit
+source "$repo/scripts/env.sh"
 export PARTRAIN_VCLUSTER_NAME=pttest PARTRAIN_VCLUSTER_NET=10.252.0
 vc=$repo/scripts/vcluster
 "$vc" check || exit 77

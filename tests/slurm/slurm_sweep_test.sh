@@ -6,6 +6,8 @@
 # Skips (exit 77) when slurm-wlm is not installed or this is not root.
 set -euo pipefail
 repo=$1; build=$2; MPIEXEC=${3:-mpiexec}
+# the environment the job scripts run in (threads, OpenBLAS's core type): the direct run below must match it bit for bit
+source "$repo/scripts/env.sh"
 if ! command -v slurmctld >/dev/null || ! command -v sbatch >/dev/null; then echo "slurm-wlm not installed: skipped"; exit 77; fi
 if [ "$(id -u)" -ne 0 ]; then echo "not root: skipped"; exit 77; fi
 # (getconf, not nproc: nproc honours OMP_NUM_THREADS, which scripts/env.sh sets to 1)
@@ -138,10 +140,13 @@ done
 ls "$rq"/checkpoints/*/ckpt-*.h5 >/dev/null 2>&1 || { echo "no checkpoint appeared"; cat "$rq"/logs/*.log; exit 1; }
 echo "requeueing job $id mid-run"
 scontrol requeue "$id"
-for _ in $(seq 1 20); do  # a requeued job waits for its begin time: let it start at once
-  scontrol update jobid="$id" StartTime=now >/dev/null 2>&1 && break
-  sleep 0.5
+# A requeued job is held until a begin time ~2 minutes on (and the scheduler looks again only once a minute): once
+# it is pending again, move its start to now. Moved while it is still completing, the hold comes afterwards.
+for _ in $(seq 1 120); do
+  [ "$(squeue -h -j "$id" -o %T 2>/dev/null)" = PENDING ] && break
+  sleep 0.25
 done
+scontrol update jobid="$id" StartTime=now >/dev/null 2>&1 || true
 for _ in $(seq 1 180); do
   [ -z "$(squeue -h -j "$id" 2>/dev/null)" ] && break
   sleep 1

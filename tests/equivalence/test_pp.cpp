@@ -2,7 +2,8 @@
 // (where p divides the rank count; the rest of the ranks are data-parallel replicas), m ∈ {1, p, 4p} where the
 // schedule allows, GPT and MLP, with and without recomputation; at 4 ranks also p2 × t2 (tensor parallelism inside
 // the stages). After the first step: the loss, the global gradient norm and every gathered gradient tensor (the
-// reference's names and shapes, the tied wte's two copies summed); over 20 steps: the loss trajectory.
+// reference's names and shapes, the tied wte's two copies summed); the loss of the second step (the update applied);
+// over 20 steps, once per schedule and depth (m = 4p, no recomputation): the loss trajectory.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -43,12 +44,22 @@ const Trajectory& reference(const models::ModelSpec& ms) {
   return it->second;
 }
 
+/// One process grid per shape for the whole test: making one is a dozen blocking MPI calls (communicator
+/// duplicates and splits), 0.2 s each time at 4 ranks on 2 cores — most of the test's time when every layout made its own.
+coll::ProcessGrid& grid_of(GridShape shape) {
+  static std::map<std::tuple<int, int, int>, std::unique_ptr<coll::ProcessGrid>> grids;
+  auto& g = grids[{shape.pp, shape.dp, shape.tp}];
+  if (!g) g = std::make_unique<coll::ProcessGrid>(MPI_COMM_WORLD, shape);
+  return *g;
+}
+
 struct Layout {
   int p = 1, t = 1;
   pl::ScheduleKind kind = pl::ScheduleKind::OneFOneB;
   int m = 1, v = 1;
   bool recompute = false, sp = false;
   std::string partition = "uniform";
+  std::int64_t steps = 2;  ///< 20: the whole loss trajectory
 };
 
 void check(const models::ModelSpec& ms, const Layout& l) {
@@ -56,9 +67,9 @@ void check(const models::ModelSpec& ms, const Layout& l) {
   MPI_Comm_size(MPI_COMM_WORLD, &world);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   const int d = world / (l.p * l.t);
-  const auto ts = pp_train(20);
+  const auto ts = pp_train(l.steps);
   const auto& ref = reference(ms);
-  coll::ProcessGrid grid(MPI_COMM_WORLD, GridShape{l.p, d, l.t});
+  coll::ProcessGrid& grid = grid_of(GridShape{l.p, d, l.t});
   parallel::TpContext tp{&grid.tp(), coll::Algo::Ring, l.sp};
   auto make = [&]() -> std::unique_ptr<models::Model<float>> {
     if (l.t > 1) return std::make_unique<parallel::TpGpt<float>>(ms.gpt, tp);
@@ -75,7 +86,8 @@ void check(const models::ModelSpec& ms, const Layout& l) {
   pl::PipelineTrainer<float> tr(make, ms.seed, *data, ts, grid, l.t > 1 ? &tp : nullptr, o);
   const std::string what = ms.kind + " " + pl::name(l.kind) + " p=" + std::to_string(l.p) + " d=" + std::to_string(d) +
                            " t=" + std::to_string(l.t) + " m=" + std::to_string(l.m) + " v=" + std::to_string(l.v) +
-                           (l.recompute ? " recompute" : "") + (l.sp ? " sp" : "") + " " + l.partition;
+                           (l.recompute ? " recompute" : "") + (l.sp ? " sp" : "") + " " + l.partition + " " +
+                           std::to_string(l.steps) + " steps";
   std::vector<double> loss;
   for (std::int64_t s = 0; s < ts.steps; ++s) {
     auto r = tr.step(s, [&](double) {
@@ -108,7 +120,8 @@ void check(const models::ModelSpec& ms, const Layout& l) {
   for (const auto& [name, ok] : tr.self_check()) EXPECT_TRUE(ok) << what << ": " << name;
 }
 
-/// Every schedule × m ∈ {1, p, 4p} × recompute for the pipeline depths that divide the rank count.
+/// Every schedule × m ∈ {1, p, 4p} × recompute for the pipeline depths that divide the rank count; the 20-step
+/// trajectory once per schedule and depth.
 void every_layout(const models::ModelSpec& ms) {
   int world = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &world);
@@ -120,7 +133,11 @@ void every_layout(const models::ModelSpec& ms) {
         if (m == p && p == 1) continue;  // the same as m = 1
         const int v = kind == pl::ScheduleKind::Interleaved ? 2 : 1;
         if (!pl::why_not({kind, p, m, v}).empty()) continue;
-        for (bool recompute : {false, true}) check(ms, Layout{p, 1, kind, m, v, recompute});
+        for (bool recompute : {false, true}) {
+          Layout l{p, 1, kind, m, v, recompute};
+          if (m == 4 * p && !recompute) l.steps = 20;
+          check(ms, l);
+        }
       }
   }
 }
@@ -146,7 +163,12 @@ TEST(PipelineParallel, TensorParallelStagesAtFourRanks) {
   if (world != 4) GTEST_SKIP() << "p2 x t2 needs 4 ranks";
   for (auto kind : {pl::ScheduleKind::GPipe, pl::ScheduleKind::OneFOneB, pl::ScheduleKind::Interleaved})
     for (int m : {2, 8})
-      for (bool recompute : {false, true})
-        check(pp_gpt(), Layout{2, 2, kind, m, kind == pl::ScheduleKind::Interleaved ? 2 : 1, recompute});
-  check(pp_gpt(), Layout{2, 2, pl::ScheduleKind::OneFOneB, 4, 1, false, true});  // sequence parallel
+      for (bool recompute : {false, true}) {
+        Layout l{2, 2, kind, m, kind == pl::ScheduleKind::Interleaved ? 2 : 1, recompute};
+        if (m == 8 && !recompute) l.steps = 20;
+        check(pp_gpt(), l);
+      }
+  Layout sp{2, 2, pl::ScheduleKind::OneFOneB, 4, 1, false, true};  // sequence parallel
+  sp.steps = 20;
+  check(pp_gpt(), sp);
 }

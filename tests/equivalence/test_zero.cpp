@@ -23,7 +23,7 @@ struct Run {
 
 Run run(const models::ModelSpec& ms, int stage, const std::string& offload) {
   const auto ts = small_train(20);
-  coll::MpiCommunicator comm(MPI_COMM_WORLD);
+  static coll::MpiCommunicator comm(MPI_COMM_WORLD);  // one for every run: making one is several blocking MPI calls
   std::unique_ptr<models::Model<float>> model;
   if (ms.kind == "gpt") model = std::make_unique<models::Gpt<float>>(ms.gpt);
   else model = std::make_unique<models::Mlp<float>>(ms.mlp);

@@ -1,7 +1,5 @@
 #include "partrain/collectives/request.hpp"
 
-#include <sched.h>
-
 namespace partrain::coll {
 
 void progress_mpi() {
@@ -12,9 +10,9 @@ void progress_mpi() {
 void Request::wait(WaitPolicy policy) {
   const double t0 = watchdog_now();
   for (unsigned i = 1; !test(); ++i) {
-    if (policy == WaitPolicy::Yield) sched_yield();
+    idle(policy);
     if (i % 64 == 0) progress_mpi();
-    if (i % 1024 == 0) watchdog_check(t0, what_, peer_);
+    if (i % kWatchdogEvery == 0) watchdog_check(t0, what_, peer_);
   }
 }
 
@@ -28,9 +26,9 @@ void wait_all(std::vector<Request>& reqs, WaitPolicy policy) {
       if (!r.done() && !open) open = &r;
     }
     if (all) return;
-    if (policy == WaitPolicy::Yield) sched_yield();
+    idle(policy);
     if (i % 64 == 0) progress_mpi();
-    if (i % 1024 == 0 && open) watchdog_check(t0, open->what(), open->peer());
+    if (i % kWatchdogEvery == 0 && open) watchdog_check(t0, open->what(), open->peer());
   }
 }
 

@@ -21,6 +21,7 @@ double g_watchdog_s = 0;
 std::int64_t g_watchdog_step = -1;
 bool g_policy_set = false;
 WaitPolicy g_policy = WaitPolicy::Spin;
+WaitCounters g_wait_counters;
 
 int usable_cores() {
   cpu_set_t set;
@@ -73,7 +74,7 @@ void watchdog_check(double since, const char* what, int peer) {
   }
   char step_text[48] = "";
   if (g_watchdog_step >= 0) std::snprintf(step_text, sizeof step_text, " in step %lld", (long long)g_watchdog_step);
-  std::fprintf(stderr, "partrain: error: watchdog: rank %d waited %.0f s for %s%s%s (--timeout %g; 0 turns it off)\n",
+  std::fprintf(stderr, "partrain: error: watchdog: rank %d waited %.1f s for %s%s%s (--timeout %g; 0 turns it off)\n",
                rank, waited, what, peer_text, step_text, g_watchdog_s);
   std::fflush(stderr);
   const timespec pause{0, 300000000};  // the line reaches mpiexec before the job is torn down
@@ -115,14 +116,24 @@ void set_wait_policy(WaitPolicy p) {
 
 const char* wait_policy_name(WaitPolicy p) { return p == WaitPolicy::Spin ? "spin" : "yield"; }
 
+void idle(WaitPolicy policy) {
+  ++g_wait_counters.turns;
+  if (policy == WaitPolicy::Yield) {
+    ++g_wait_counters.yields;
+    sched_yield();
+  }
+}
+
+WaitCounters wait_counters() { return g_wait_counters; }
+
 void wait(MPI_Request& req, MPI_Status* status, WaitPolicy policy, const char* what) {
   int done = 0;
   const double t0 = watchdog_now();
   for (unsigned i = 1;; ++i) {
     PARTRAIN_MPI_CHECK(MPI_Test(&req, &done, status));
     if (done) return;
-    if (policy == WaitPolicy::Yield) sched_yield();
-    if (i % 1024 == 0) watchdog_check(t0, what, -1);
+    idle(policy);
+    if (i % kWatchdogEvery == 0) watchdog_check(t0, what, -1);
   }
 }
 
@@ -132,8 +143,8 @@ void wait_all(std::vector<MPI_Request>& reqs, WaitPolicy policy) {
   for (unsigned i = 1;; ++i) {
     PARTRAIN_MPI_CHECK(MPI_Testall(int(reqs.size()), reqs.data(), &done, MPI_STATUSES_IGNORE));
     if (done) return;
-    if (policy == WaitPolicy::Yield) sched_yield();
-    if (i % 1024 == 0) watchdog_check(t0, "MPI requests", -1);
+    idle(policy);
+    if (i % kWatchdogEvery == 0) watchdog_check(t0, "MPI requests", -1);
   }
 }
 

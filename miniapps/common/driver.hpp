@@ -46,6 +46,19 @@ inline void check_outputs(const CommonOptions& opts) {
   if (!opts.dump_state.empty()) io::check_output_path("--dump-state", opts.dump_state, opts.overwrite);
 }
 
+/// Per step, what each rank waited for the slowest: the largest "busy" time over the ranks (the trainer's own work
+/// in the step) less this rank's. The collectives make every rank pay the slowest rank's step; this is how much of
+/// this rank's step that was (inside its exposed communication, or a pipeline's bubble). NaN where the trainer does
+/// not say what its busy time was. Collective over `world`.
+inline double wait_for_others(MPI_Comm world, const parallel::StepRecord& r) {
+  double busy = std::nan(""), slowest = 0;
+  for (const auto& [name, v] : r.phases)
+    if (name == "busy") busy = v;
+  const double mine = std::isnan(busy) ? -1.0 : busy;
+  coll::allreduce(&mine, &slowest, 1, MPI_DOUBLE, MPI_MAX, world);
+  return std::isnan(busy) ? std::nan("") : slowest - busy;
+}
+
 /// Median of the timed steps (the first `warmup` excluded) of one series; NaN entries (a rank with no such step)
 /// are left out, and a series with nothing timed gives NaN (over_ranks leaves the rank out).
 inline double timed_median(const std::vector<double>& v, std::int64_t warmup) {
@@ -78,11 +91,17 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
     log0("# note: train.warmup = " + std::to_string(ts.warmup_requested) + " clamped to " + std::to_string(ts.warmup) +
          " so that a step is timed (train.steps = " + std::to_string(ts.steps) + ")");
 
-  std::vector<double> losses, times;
+  std::vector<double> losses, times, walls;  // walls: back to back, the wall clock from one step's end to the next's
   std::map<std::string, std::vector<double>> phases;
   ProgressLine progress(int(ts.steps), gpt ? "tok" : "samples");
   auto data = models::make_dataset<T>(su.model);
+  double dump_s = 0;  // the state dump's time, left out of the back-to-back figure
   auto dump = [&](std::int64_t step, double loss) {
+    const double d0 = wall_time_s();
+    struct Timed {  // on every exit
+      double d0, *into;
+      ~Timed() { *into += wall_time_s() - d0; }
+    } timed{d0, &dump_s};
     const auto params = trainer.gather_full(false), grads = trainer.gather_full(true);  // collective
     if (rank != 0) return;
     auto global = data->allocate(ts.global_batch);
@@ -121,10 +140,15 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
     install_stop_handlers();
     const auto tensors = dir.empty() ? std::vector<io::CheckpointTensor>{} : parallel::state_tensors(su.model, ts.optimizer);
     std::int64_t last_written = first_step;  // a resumed run's first state is on disk already
+    double checkpoint_s = 0;  // left out of the back-to-back figure (reported on its own line)
     auto write_checkpoint = [&](std::int64_t next) {  // the state after `next` steps
       if (next == last_written) return;
       last_written = next;
       const double t0 = wall_time_s();
+      struct Timed {
+        double t0, *into;
+        ~Timed() { *into += wall_time_s() - t0; }
+      } timed{t0, &checkpoint_s};
       io::CheckpointMeta meta;
       meta.step = next;
       meta.model = models::describe(su.model);
@@ -141,6 +165,11 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
       std::snprintf(line, sizeof line, "# checkpoint: %s (%.2f s)", path.c_str(), wall_time_s() - t0);
       log0(line);
     };
+    // One barrier before the first step; from there the back-to-back clock runs over everything a long run pays
+    // between two step ends — each trainer's own barrier at its step's start, the step, the step line's and the stop
+    // agreement's small collectives — except checkpoints and the state dump (their own lines).
+    coll::barrier(su.world);
+    double step_end = wall_time_s();
     for (std::int64_t s = first_step; s < ts.steps; ++s) {
       coll::set_watchdog_step(s + 1);  // as the step lines count
       if (const int sig = stop_requested(su.world)) {  // SIGTERM / SIGUSR1 on some rank: stop here, resumable
@@ -152,15 +181,20 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
       }
       inject_faults(rc.faults, rank, s);
       const bool dump_here = s + 1 == ts.steps && !opts.dump_state.empty();
-      const auto r = trainer.step(s, dump_here ? typename parallel::Trainer<T>::BeforeUpdate(
-                                                     [&](double loss) { dump(s, loss); })
-                                               : nullptr);
+      auto r = trainer.step(s, dump_here ? typename parallel::Trainer<T>::BeforeUpdate(
+                                               [&](double loss) { dump(s, loss); })
+                                         : nullptr);
+      r.phase("wait_for_others", wait_for_others(su.world, r));
       losses.push_back(r.loss);
       times.push_back(r.time_s);
       for (const auto& [name, v] : r.phases) phases[name].push_back(v);
       const auto t = coll::over_ranks(su.world, r.time_s);
       log0(progress.format(int(s + 1), r.loss, t[1], work_per_step / t[1], trainer.step_note(r)));
       if (opts.checkpoint_every > 0 && (s + 1) % opts.checkpoint_every == 0 && s + 1 < ts.steps) write_checkpoint(s + 1);
+      const double now = wall_time_s();
+      walls.push_back(now - step_end - checkpoint_s - dump_s);
+      step_end = now;
+      checkpoint_s = dump_s = 0;
     }
     coll::set_watchdog_step(-1);
     if (losses.empty()) {
@@ -195,13 +229,18 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
   const coll::Counters counters = trainer.counters();  // before any communication-only replay
   if (su.pure_comm_reps > 0) trainer.measure_pure_comm(su.pure_comm_reps);
 
-  // Summary over the timed steps: per-rank medians, then min/median/max over ranks.
+  // Summary over the timed steps of this run (a resumed or stopped run counts the steps it trained, and warms up
+  // again): per-rank medians, then min/median/max over ranks.
   parallel::RunMedians med;
-  med.steps = ts.steps - first_step;
-  med.timed_steps = ts.steps - std::min(ts.warmup, ts.steps);
-  const auto step_t = coll::over_ranks(su.world, timed_median(times, ts.warmup));
+  med.steps = std::int64_t(losses.size());
+  const std::int64_t warmup = std::min(ts.warmup, std::max<std::int64_t>(med.steps - 1, 0));
+  med.timed_steps = med.steps - warmup;
+  const auto step_t = coll::over_ranks(su.world, timed_median(times, warmup));
+  const auto wall_t = coll::over_ranks(su.world, timed_median(walls, warmup));
   med.step_time_s = step_t[1];
-  for (const auto& [name, v] : phases) med.phase_s[name] = coll::over_ranks(su.world, timed_median(v, ts.warmup))[1];
+  for (const auto& [name, v] : phases) med.phase_s[name] = coll::over_ranks(su.world, timed_median(v, warmup))[1];
+  const auto waited = coll::over_ranks(su.world, phases.count("wait_for_others") ? timed_median(phases["wait_for_others"], warmup)
+                                                                                 : std::nan(""));
   double exposed = 0;
   for (const auto& p : trainer.exposed_comm_phases()) exposed += med.phase(p);
 
@@ -228,6 +267,19 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
   std::snprintf(line, sizeof line, "# step time %.2f / %.2f / %.2f ms (min/median/max over ranks, %lld timed steps)",
                 step_t[0] * 1e3, step_t[1] * 1e3, step_t[2] * 1e3, (long long)med.timed_steps);
   log0(line);
+  if (!std::isnan(wall_t[1])) {
+    std::snprintf(line, sizeof line,
+                  "# back to back %.2f ms per step (median; the wall clock between step ends: each step's start "
+                  "barrier and the step line's agreement included, checkpoints and dumps not)", wall_t[1] * 1e3);
+    log0(line);
+  }
+  if (!std::isnan(waited[1])) {
+    std::snprintf(line, sizeof line,
+                  "# waiting for the slowest rank %.2f / %.2f / %.2f ms per step (min/median/max over ranks: load "
+                  "imbalance, paid inside exposed communication and bubbles)",
+                  waited[0] * 1e3, waited[1] * 1e3, waited[2] * 1e3);
+    log0(line);
+  }
   for (const auto& [name, v] : strategy_summary)
     if (name == "comm_pure_s") {
       std::snprintf(line, sizeof line, "# comm alone (t_pure) %.2f ms, exposed %.2f ms per step", v * 1e3, exposed * 1e3);
@@ -281,6 +333,7 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
   if (!opts.output.empty()) {
     io::RankRecord rec;
     rec.time_s = times;
+    rec.wall_s = walls;
     rec.phases = phases;
     rec.memory = mem;
     rec.rss_peak_bytes = peak_rss_bytes();
@@ -295,7 +348,7 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
     info.dp = su.dp;
     info.tp = su.tp;
     info.pp = su.pp;
-    info.warmup_steps = std::min(ts.warmup, ts.steps);
+    info.warmup_steps = warmup;
     info.loss = losses;
     info.attrs = {{"dtype", su.model.dtype}, {"wait_policy", coll::wait_policy_name(coll::wait_policy())},
                   {"complete", stopped_at < 0 ? "true" : "false"}, {"first_step", std::to_string(first_step)}};
@@ -307,6 +360,10 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
     info.summary = {{"step_time_median_s", step_t[1]},
                     {"step_time_min_s", step_t[0]},
                     {"step_time_max_s", step_t[2]},
+                    {"step_wall_median_s", wall_t[1]},
+                    {"wait_for_others_min_s", waited[0]},
+                    {"wait_for_others_median_s", waited[1]},
+                    {"wait_for_others_max_s", waited[2]},
                     {"flops_per_step", flops_per_step},
                     {"flops_per_s", flops_per_step * throughput / work_per_step},
                     {"comm_exposed_share", exposed / step_t[1]},

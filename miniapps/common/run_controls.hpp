@@ -125,10 +125,12 @@ inline int stop_requested(MPI_Comm comm) {
 }
 
 /// Fault injection at the start of step `step` on this rank: kill (SIGKILL), stall (stop responding: sleep until the
-/// job is taken down — the watchdog of the other ranks does it), slow (sleep).
+/// job is taken down — the watchdog of the other ranks does it), signal (SIGUSR1: a stop at the next step boundary),
+/// slow (the step's compute pays the delay: planned here, slept by the trainer inside its timed step).
 inline void inject_faults(const FaultPlan& plan, int rank, std::int64_t step) {
   if (plan.empty()) return;
   plan.kill_if_planned(rank, step);
+  plan.signal_if_planned(rank, step);
   if (plan.stalls(rank, step)) {
     std::fprintf(stderr, "[rank %d] fault injection: stall at step %lld\n", rank, (long long)step);
     std::fflush(stderr);
@@ -137,10 +139,7 @@ inline void inject_faults(const FaultPlan& plan, int rank, std::int64_t step) {
       nanosleep(&ts, nullptr);
     }
   }
-  if (const double ms = plan.slow_ms(rank, step); ms > 0) {
-    const timespec ts{time_t(ms / 1000), long(std::fmod(ms, 1000.0) * 1e6)};
-    nanosleep(&ts, nullptr);
-  }
+  plan_straggle(plan.slow_ms(rank, step));
 }
 
 }  // namespace partrain::app

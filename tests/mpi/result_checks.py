@@ -63,6 +63,27 @@ def check_training_result(f, app, strategy, nranks):
                       ("step_time_max_s", max(per_rank))]:
         if abs(s[key] - want) > 1e-12 * max(1.0, abs(want)):
             bad.append(f"summary {key} = {s[key]} but the timed steps of /steps/time_s give {want}")
+    if not ps:
+        # back to back: [S, R], positive, and at least the step itself on every rank
+        wall = f["steps/wall_s"][()] if "steps/wall_s" in f else None
+        if wall is None or wall.shape != (steps, nranks) or not np.all(wall > 0):
+            bad.append("steps/wall_s is not [S, R] positive")
+        else:
+            want = median([median(wall[w:, r]) for r in range(nranks)])
+            if abs(s["step_wall_median_s"] - want) > 1e-12 * max(1.0, want):
+                bad.append(f"summary step_wall_median_s = {s['step_wall_median_s']}, the timed steps give {want}")
+        # waiting for the slowest: exactly the slowest rank's busy time less this rank's, every step
+        ph = f["steps/phases"]
+        if "busy_s" not in ph or "wait_for_others_s" not in ph:
+            bad.append("steps/phases has no busy_s or wait_for_others_s")
+        else:
+            busy, wait = ph["busy_s"][()], ph["wait_for_others_s"][()]
+            want = busy.max(axis=1, keepdims=True) - busy
+            if not np.allclose(wait, want, rtol=0, atol=1e-12) or not np.all(wait.min(axis=1) == 0):
+                bad.append(f"wait_for_others_s is not the slowest busy time less each rank's: {wait} vs {want}")
+            per = [median(wait[w:, r]) for r in range(nranks)]
+            if abs(s["wait_for_others_median_s"] - median(per)) > 1e-12:
+                bad.append("summary wait_for_others_median_s is not recomputed from the series")
     # every dataset says what it is
     def visit(name, obj):
         if isinstance(obj, h5py.Dataset):

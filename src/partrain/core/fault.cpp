@@ -1,5 +1,8 @@
 #include "partrain/core/fault.hpp"
 
+#include <time.h>
+
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <sstream>
@@ -18,7 +21,8 @@ FaultPlan::FaultPlan(const std::vector<std::string>& specs, int world) {
     if (kind == "kill") f.kind = Fault::Kill;
     else if (kind == "stall") f.kind = Fault::Stall;
     else if (kind == "slow") f.kind = Fault::Slow;
-    else bad("unknown fault \"" + kind + "\" (kill, stall, slow; KIND:rank=R:step=K[:ms=D])");
+    else if (kind == "signal") f.kind = Fault::Signal;
+    else bad("unknown fault \"" + kind + "\" (kill, stall, slow, signal; KIND:rank=R:step=K[:ms=D])");
     bool has_rank = false, has_step = false;
     while (std::getline(ss, field, ':')) {
       const auto eq = field.find('=');
@@ -66,6 +70,27 @@ double FaultPlan::slow_ms(int rank, std::int64_t step) const {
   return ms;
 }
 
+void FaultPlan::signal_if_planned(int rank, std::int64_t step) const {
+  if (!signals(rank, step)) return;
+  std::fprintf(stderr, "[rank %d] fault injection: SIGUSR1 at step %lld\n", rank, (long long)step);
+  std::fflush(stderr);
+  std::raise(SIGUSR1);
+}
+
+namespace {
+double g_planned_straggle_ms = 0;
+}
+
+void plan_straggle(double ms) { g_planned_straggle_ms = ms; }
+
+void straggle() {
+  const double ms = g_planned_straggle_ms;
+  g_planned_straggle_ms = 0;
+  if (ms <= 0) return;
+  const timespec ts{time_t(ms / 1000), long(std::fmod(ms, 1000.0) * 1e6)};
+  nanosleep(&ts, nullptr);
+}
+
 void FaultPlan::kill_if_planned(int rank, std::int64_t step) const {
   if (!kills(rank, step)) return;
   std::fprintf(stderr, "[rank %d] fault injection: kill at step %lld\n", rank, (long long)step);
@@ -76,7 +101,7 @@ void FaultPlan::kill_if_planned(int rank, std::int64_t step) const {
 std::string FaultPlan::describe() const {
   std::string s;
   for (const auto& f : faults_) {
-    const char* k = f.kind == Fault::Kill ? "kill" : f.kind == Fault::Stall ? "stall" : "slow";
+    const char* k = f.kind == Fault::Kill ? "kill" : f.kind == Fault::Stall ? "stall" : f.kind == Fault::Slow ? "slow" : "signal";
     s += (s.empty() ? "" : ", ") + std::string(k) + ":rank=" + std::to_string(f.rank) + ":step=" + std::to_string(f.step);
     if (f.kind == Fault::Slow) s += ":ms=" + std::to_string(int(f.ms));
   }

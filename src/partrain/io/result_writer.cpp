@@ -50,6 +50,9 @@ std::string phase_description(const std::string& p) {
       {"bubble", "pipeline: time idle waiting for a neighbouring stage"},
       {"p2p", "pipeline: time in point-to-point activation and gradient transfers"},
       {"embedding_sync", "pipeline: the tied embedding's gradient summed between first and last stage"},
+      {"busy", "this rank's own work in the step (compute and optimizer), none of its waits for other ranks"},
+      {"wait_for_others", "the slowest rank's busy time less this rank's: what this rank waited for the slowest "
+                          "(load imbalance), inside its exposed communication or bubble"},
   };
   auto it = known.find(p);
   return it != known.end() ? it->second : "phase " + p + " of each step";
@@ -62,6 +65,8 @@ void write_result(MPI_Comm comm, const Provenance& prov, const RunInfo& info, co
   const std::size_t S = mine.time_s.size(), R = std::size_t(n);
 
   const auto times = gather(comm, mine.time_s, MPI_DOUBLE);
+  PARTRAIN_REQUIRE(mine.wall_s.empty() || mine.wall_s.size() == S, "back-to-back series length differs from the step count");
+  const auto walls = gather(comm, mine.wall_s, MPI_DOUBLE);
   std::vector<std::pair<std::string, std::vector<double>>> phases;
   for (const auto& [name, series] : mine.phases) {
     PARTRAIN_REQUIRE(series.size() == S, "phase series length differs from the step count: " + name);
@@ -95,7 +100,13 @@ void write_result(MPI_Comm comm, const Provenance& prov, const RunInfo& info, co
   w.dataset<double>(steps, "loss", info.loss.data(), {hsize_t(info.loss.size())},
                     {"nats", "mean cross-entropy over the global batch per step, before that step's update"});
   w.dataset<double>(steps, "time_s", transpose(times, R, S).data(), {hsize_t(S), hsize_t(R)},
-                    {"s", "wall time of every step [step, rank]; the first warmup_steps are excluded from /summary"});
+                    {"s", "time of every step from its start barrier [step, rank]; the first warmup_steps are excluded "
+                          "from /summary"});
+  if (!mine.wall_s.empty())
+    w.dataset<double>(steps, "wall_s", transpose(walls, R, S).data(), {hsize_t(S), hsize_t(R)},
+                      {"s", "back to back: the wall clock from the previous step's end to this step's end [step, rank] "
+                            "(the step's start barrier and the step line's agreement included; checkpoints and the "
+                            "state dump not)"});
   const hid_t ph = w.group("steps/phases");
   for (const auto& [name, rm] : phases)
     w.dataset<double>(ph, name + "_s", transpose(rm, R, S).data(), {hsize_t(S), hsize_t(R)},

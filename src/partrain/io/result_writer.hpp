@@ -26,6 +26,7 @@ namespace partrain::io {
 /// This rank's measurements.
 struct RankRecord {
   std::vector<double> time_s;                          ///< [S] step times
+  std::vector<double> wall_s;                          ///< [S] back-to-back times (empty: not measured)
   std::map<std::string, std::vector<double>> phases;   ///< phase name (without _s) → [S]
   MemorySnapshot memory;
   std::int64_t rss_peak_bytes = 0;

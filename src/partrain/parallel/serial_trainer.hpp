@@ -2,6 +2,8 @@
 // through the same driver as every strategy and writes the same result file: the baseline of every speedup.
 #pragma once
 
+#include "partrain/core/fault.hpp"
+#include "partrain/core/timer.hpp"
 #include "partrain/models/trainer.hpp"
 #include "partrain/parallel/state.hpp"
 #include "partrain/parallel/trainer.hpp"
@@ -15,15 +17,19 @@ class SerialTrainer : public Trainer<T> {
       : model_(model), ref_(model, data, spec) {}
 
   StepRecord step(std::int64_t s, const typename Trainer<T>::BeforeUpdate& before_update) override {
+    const double w0 = wall_time_s();
+    straggle();  // --inject slow
+    const double slept = wall_time_s() - w0;
     const auto r = ref_.step(s, [&](const models::Batch<T>&, double loss) {
       if (before_update) before_update(loss);
     });
     StepRecord rec;
     rec.loss = r.loss;
-    rec.time_s = r.time_s;
-    rec.phase("forward", r.forward_s);
+    rec.time_s = r.time_s + slept;
+    rec.phase("forward", r.forward_s + slept);
     rec.phase("backward", r.fwd_bwd_s - r.forward_s);
     rec.phase("optimizer", r.optimizer_s);
+    rec.phase("busy", rec.time_s);
     return rec;
   }
   std::string describe() const override {

@@ -24,8 +24,10 @@ namespace partrain::parallel {
 /// One step as this rank saw it.
 struct StepRecord {
   double loss = 0;    ///< mean over the global batch (identical on every rank)
-  double time_s = 0;  ///< this rank's whole step (fenced; data generation excluded)
-  /// Named phases in seconds (/steps/phases/<name>_s): the same names in every step of a run.
+  double time_s = 0;  ///< this rank's whole step from the step's barrier (fenced; data generation excluded)
+  /// Named phases in seconds (/steps/phases/<name>_s): the same names in every step of a run. A lockstep trainer
+  /// records "busy": this rank's own work in the step (compute and optimizer, none of the time it waited for other
+  /// ranks); the driver derives each rank's wait for the slowest ("wait_for_others") from it.
   std::vector<std::pair<std::string, double>> phases;
   void phase(const std::string& name, double seconds) { phases.emplace_back(name, seconds); }
 };

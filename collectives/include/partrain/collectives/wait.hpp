@@ -48,6 +48,38 @@ void watchdog_check(double since, const char* what, int peer);
 /// stalls until the collective ends, and a peer that needs that message first never arrives: a deadlock.
 void progress_mpi();
 
+/// One turn of a waiting loop that found nothing done yet: sched_yield() under the Yield policy, nothing under Spin.
+/// Every waiting loop of the suite calls it between its tests (the helpers below, Request::wait, the trainers' own
+/// loops), so the policy is applied in one place and counted.
+void idle(WaitPolicy policy = wait_policy());
+/// What idle() did in this process: turns taken and, of those, sched_yield() calls. Tests check that waits follow the
+/// policy (a yield per turn when oversubscribed, none when spinning) instead of timing them.
+struct WaitCounters {
+  std::int64_t turns = 0, yields = 0;
+};
+WaitCounters wait_counters();
+/// How many turns a waiting loop takes between two looks at the watchdog's clock: often enough that, with every turn
+/// a sched_yield() that may hand the core away for a time slice, the watchdog fires within a fraction of a second of
+/// its timeout (it once looked every 1024 turns: seconds late on a loaded machine).
+constexpr unsigned kWatchdogEvery = 16;
+
+/// The turns of one waiting loop over requests the helpers below do not see (a trainer's own loop over several
+/// requests): each turn() is an idle() and, every kWatchdogEvery turns, a look at the watchdog naming `what`.
+class WaitTurns {
+ public:
+  explicit WaitTurns(const char* what, int peer = -1) : what_(what), peer_(peer), since_(watchdog_now()) {}
+  void turn() {
+    idle();
+    if (++turns_ % kWatchdogEvery == 0) watchdog_check(since_, what_, peer_);
+  }
+
+ private:
+  const char* what_;
+  int peer_;
+  double since_;
+  unsigned turns_ = 0;
+};
+
 /// Waits for one request under the policy; `status` may be MPI_STATUS_IGNORE.
 void wait(MPI_Request& req, MPI_Status* status = MPI_STATUS_IGNORE, WaitPolicy policy = wait_policy(),
           const char* what = "an MPI request");

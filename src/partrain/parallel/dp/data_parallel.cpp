@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "partrain/core/error.hpp"
+#include "partrain/core/fault.hpp"
 #include "partrain/core/log.hpp"
 #include "partrain/core/timer.hpp"
 #include "partrain/parallel/tp/gpt.hpp"
@@ -44,6 +45,7 @@ StepRecord DataParallelTrainer<T>::step(std::int64_t s, const BeforeUpdate& befo
   const double tp0 = tp_ ? tp_->comm_s : 0.0;
   reducer_.begin_step();
   const double t0 = fenced_time_s();
+  straggle();  // --inject slow: this rank's compute is late
   double t_fwd = t0;
   model_.params().zero_grad();
   typename models::Model<T>::Hooks hooks;
@@ -71,6 +73,8 @@ StepRecord DataParallelTrainer<T>::step(std::int64_t s, const BeforeUpdate& befo
   rec.phase("comm", reducer_.span_s());
   rec.phase("optimizer", t_end - t_opt0);
   if (tp_) rec.phase("tp_comm", tp_->comm_s - tp0);
+  // forward and backward less what the hooks waited for (the tensor-parallel collectives inside them too)
+  rec.phase("busy", (t_bwd - t0) - in_hooks - (tp_ ? tp_->comm_s - tp0 : 0.0) + (t_end - t_opt0));
   ++steps_;
   counters_ = dp_.counters();
   dp_bytes_sent_ = counters_[coll::Op::Allreduce].bytes_sent;

@@ -94,11 +94,12 @@ double GradientReducer<T>::finish_all(const std::vector<GradientReducer*>& rs) {
   for (auto* r : rs)
     for (std::size_t k = 0; k < r->launched_.size(); ++k)
       if (!r->launched_[k]) r->launch(k);
+  coll::WaitTurns turns("the gradients' allreduces");
   for (bool done = false; !done;) {
     done = true;
     for (auto* r : rs)
       for (auto& q : r->inflight_) done = q.test() && done;
-    if (!done && coll::wait_policy() == coll::WaitPolicy::Yield) sched_yield();
+    if (!done) turns.turn();
   }
   const double t1 = wall_time_s();
   for (auto* r : rs) {

@@ -295,8 +295,8 @@ void NmtExecutor<T>::wait_recv(int id, double& idle) {
   for (unsigned i = 1;; ++i) {
     if (it->second.test()) break;
     for (auto& s : sends_) s.test();
-    if (coll::wait_policy() == coll::WaitPolicy::Yield) sched_yield();
-    if (i % 1024 == 0) coll::watchdog_check(since, it->second.what(), it->second.peer());
+    coll::idle();
+    if (i % coll::kWatchdogEvery == 0) coll::watchdog_check(since, it->second.what(), it->second.peer());
   }
   idle += wall_time_s() - t0;
   recvs_.erase(it);

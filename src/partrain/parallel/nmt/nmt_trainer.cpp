@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "partrain/core/error.hpp"
+#include "partrain/core/fault.hpp"
 #include "partrain/core/log.hpp"
 #include "partrain/core/timer.hpp"
 #include "partrain/io/result_writer.hpp"
@@ -38,9 +39,13 @@ StepRecord NmtTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_update
   const double rows = double(data_.loss_rows(std::uint64_t(s), 0, spec_.global_batch));
   coll::barrier(world_.comm());
   const double t0 = fenced_time_s();
+  straggle();  // --inject slow: this rank's compute is late
+  const double slept = fenced_time_s() - t0;
   stage_->params().zero_grad();
   StepTimes t;
   const double local_sum = exec_->step(batch_, 1.0 / rows, true, t);
+  t.forward_s += slept;
+  t.compute_s += slept;
   const double t1 = fenced_time_s();
   double rep_comm = 0;
   if (reducer_) {
@@ -65,6 +70,7 @@ StepRecord NmtTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_update
   rec.phase("group_comm", t.group_comm_s);
   rec.phase("replica_comm", rep_comm);
   rec.phase("optimizer", o1 - o0);
+  rec.phase("busy", t.compute_s + (o1 - o0));
   idle_f_.push_back(t.idle_forward_s);
   idle_b_.push_back(t.idle_backward_s);
   fwd_.push_back(t.forward_s);

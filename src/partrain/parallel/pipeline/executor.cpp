@@ -95,8 +95,8 @@ double Executor<T>::wait(coll::Request& r) {
   const double t0 = wall_time_s(), since = coll::watchdog_now();
   for (unsigned i = 1; !r.test(); ++i) {
     progress();
-    if (coll::wait_policy() == coll::WaitPolicy::Yield) sched_yield();
-    if (i % 1024 == 0) coll::watchdog_check(since, r.what(), r.peer());
+    coll::idle();
+    if (i % coll::kWatchdogEvery == 0) coll::watchdog_check(since, r.what(), r.peer());
   }
   return wall_time_s() - t0;
 }

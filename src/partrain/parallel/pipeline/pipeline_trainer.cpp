@@ -5,6 +5,7 @@
 
 #include "partrain/collectives/wait.hpp"
 #include "partrain/core/error.hpp"
+#include "partrain/core/fault.hpp"
 #include "partrain/core/log.hpp"
 #include "partrain/core/timer.hpp"
 #include "partrain/parallel/pipeline/partition.hpp"
@@ -137,6 +138,11 @@ StepRecord PipelineTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_u
   const double tp0 = tp_ ? tp_->comm_s : 0.0;
   for (auto& r : reducers_) r->begin_step();
   const double t0 = fenced_time_s();
+  const double slept = [] {  // --inject slow: this stage's compute is late
+    const double w0 = wall_time_s();
+    straggle();
+    return wall_time_s() - w0;
+  }();
   for (auto& c : chunks_) c->params().zero_grad();
   const double rows = double(spec_.global_batch * chunks_.front()->rows_per_sample());
   std::vector<TimelineEntry> tl;
@@ -165,7 +171,7 @@ StepRecord PipelineTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_u
   double exposed = final_wait;
   for (auto& r : reducers_) exposed += r->exposed_s();
   rec.time_s = (t_grads - t0) + (t_end - t_opt0);
-  rec.phase("forward", st.forward_s);
+  rec.phase("forward", st.forward_s + slept);
   rec.phase("backward", st.backward_s + st.weight_s);
   rec.phase("weight", st.weight_s);
   rec.phase("bubble", st.bubble_s);
@@ -175,6 +181,7 @@ StepRecord PipelineTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_u
   rec.phase("embedding_sync", t_tied - t_dp);
   rec.phase("optimizer", t_end - t_opt0);
   if (tp_) rec.phase("tp_comm", tp_->comm_s - tp0);
+  rec.phase("busy", slept + st.forward_s + st.backward_s + st.weight_s - (tp_ ? tp_->comm_s - tp0 : 0.0) + (t_end - t_opt0));
   peak_inflight_ = std::max(peak_inflight_, st.peak_inflight);
   bubble_s_.push_back(st.bubble_s);
   span_s_.push_back(st.span_s);

@@ -86,7 +86,7 @@ int Mailbox::sends_to(int to) const {
 }
 
 void Mailbox::pause() {
-  if (coll::wait_policy() == coll::WaitPolicy::Yield) sched_yield();
+  coll::idle();
 }
 
 void Mailbox::drain(double timeout_s) {

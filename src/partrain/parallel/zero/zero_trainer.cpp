@@ -1,12 +1,11 @@
 #include "partrain/parallel/zero/zero_trainer.hpp"
 
-#include <sched.h>
-
 #include <algorithm>
 #include <cstdio>
 
 #include "partrain/collectives/wait.hpp"
 #include "partrain/core/error.hpp"
+#include "partrain/core/fault.hpp"
 #include "partrain/core/log.hpp"
 #include "partrain/core/timer.hpp"
 #include "partrain/kernels/pointwise.hpp"
@@ -174,9 +173,10 @@ void ZeroTrainer<T>::wait_gathered(std::size_t u) {
   if (g.state == Gathered::None) gather(u);
   if (g.state == Gathered::InFlight) {
     const double t0 = wall_time_s();
+    coll::WaitTurns turns("a layer's allgather (ZeRO-3)");
     while (!g.req.done()) {  // every request in flight is progressed: shm completes them in launch order
       progress();
-      if (!g.req.done() && coll::wait_policy() == coll::WaitPolicy::Yield) sched_yield();
+      if (!g.req.done()) turns.turn();
     }
     gather_wait_s_ += wall_time_s() - t0;
     g.state = Gathered::Ready;
@@ -273,9 +273,10 @@ void ZeroTrainer<T>::finish_reduce_scatters(std::size_t launched_from) {
   };
   if (!pending()) return free_reduced(launched_from);
   const double t0 = wall_time_s();
+  coll::WaitTurns turns("the gradients' reduce-scatters");
   while (pending()) {
     progress();
-    if (pending() && coll::wait_policy() == coll::WaitPolicy::Yield) sched_yield();
+    if (pending()) turns.turn();
   }
   exposed_s_ += wall_time_s() - t0;
   free_reduced(launched_from);
@@ -295,9 +296,10 @@ void ZeroTrainer<T>::free_reduced(std::size_t launched_from) {
 
 template <class T>
 void ZeroTrainer<T>::finish_all_reduce_scatters() {
+  coll::WaitTurns turns("the gradients' reduce-scatters");
   while (!rs_inflight_.empty()) {
     progress();
-    if (!rs_inflight_.empty() && coll::wait_policy() == coll::WaitPolicy::Yield) sched_yield();
+    if (!rs_inflight_.empty()) turns.turn();
   }
   free_reduced(0);
 }
@@ -371,10 +373,11 @@ void ZeroTrainer<T>::allgather_params() {
     const auto& unit = layout_.units()[u];
     ag_inflight_.push_back(dp_.allgather(p + layout_.block_begin(u), p + unit.begin, unit.size(), opts_.algo));
   }
+  coll::WaitTurns turns("the parameters' allgathers");
   for (bool done = false; !done;) {
     progress();
     done = std::all_of(ag_inflight_.begin(), ag_inflight_.end(), [](const coll::Request& r) { return r.done(); });
-    if (!done && coll::wait_policy() == coll::WaitPolicy::Yield) sched_yield();
+    if (!done) turns.turn();
   }
   ag_inflight_.clear();
 }
@@ -390,6 +393,7 @@ StepRecord ZeroTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_updat
   const double io0 = offload_io_s_;
   if (reducer_) reducer_->begin_step();
   const double t0 = fenced_time_s();
+  straggle();  // --inject slow: this rank's compute is late
   double t_fwd = t0;
   model_.params().zero_grad();
   if (grad_shard_.size()) Kokkos::deep_copy(grad_shard_, T(0));
@@ -490,6 +494,7 @@ StepRecord ZeroTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_updat
   rec.phase("allgather", t_end - t_opt1);
   rec.phase("optimizer", t_opt1 - t_opt0);
   rec.phase("offload_io", offload_io_s_ - io0);
+  rec.phase("busy", (t_bwd - t0) - in_hooks - gather_wait_s_ + (t_opt1 - t_opt0));
   ++steps_;
   counters_ = dp_.counters();
   return rec;

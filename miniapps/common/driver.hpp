@@ -264,8 +264,9 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
 
   const auto mem = memory_snapshot();
   char line[640];
-  std::snprintf(line, sizeof line, "# step time %.2f / %.2f / %.2f ms (min/median/max over ranks, %lld timed steps)",
-                step_t[0] * 1e3, step_t[1] * 1e3, step_t[2] * 1e3, (long long)med.timed_steps);
+  std::snprintf(line, sizeof line, "# step time %.2f / %.2f / %.2f ms (min/median/max over ranks, %lld timed step%s)",
+                step_t[0] * 1e3, step_t[1] * 1e3, step_t[2] * 1e3, (long long)med.timed_steps,
+                med.timed_steps == 1 ? "" : "s");
   log0(line);
   if (!std::isnan(wall_t[1])) {
     std::snprintf(line, sizeof line,

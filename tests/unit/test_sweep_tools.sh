@@ -59,8 +59,6 @@ repetitions = 2
 "train.batch" = 2
 "model.gpt.layers" = 1
 "model.gpt.seq_len" = 16
-[points.2]
-"dp.overlap" = false
 T
 # the sweep file lives outside the repository: its deck is found relative to the current directory's repository
 # only because --build and cwd say nothing about it -> give it an absolute deck; run from /, into a nested new --out
@@ -91,7 +89,33 @@ for exe in "$build"/miniapps/partrain-*; do
 done
 out=$("$compare" "$L/results" "$L/results")
 grep -qE "partrain-dp +dp +gpt.* 2 \[2\] .* 1\.00 .*2 repetitions" <<<"$out" && ok "compare text" || { no "compare text"; echo "$out"; }
-"$compare" "$L/results" --csv | head -1 | grep -q "^app,strategy,model,ranks,source,step_time_ms" && ok "compare csv" || no "compare csv"
+"$compare" "$L/results" --csv > "$d/l.csv"
+head -1 "$d/l.csv" | grep -q "^app,strategy,model,ranks,source,step_time_ms" && ok "compare csv" || no "compare csv"
+# Efficiency against the smallest rank count (strong scaling: same batch at 1 and 2 ranks), recomputed from the result
+# files' throughputs (median of the repetitions); the plot draws the same numbers (it reads compare's CSV).
+/usr/bin/python3 tools/analysis/plot_scaling.py "$L/results" --out "$d/plots" --compare "$compare" --print > "$d/plot.txt" \
+  || no "plot_scaling"
+/usr/bin/python3 - "$d/l.csv" "$L/results" "$d/plot.txt" <<'PY' && ok "efficiency: p1*T1/(p*Tp) from the files, the same in compare and the plot" || no "efficiency"
+import csv, glob, statistics, sys
+import h5py
+rows = {int(r["ranks"]): r for r in csv.DictReader(open(sys.argv[1]))}
+tput = {}
+for f in glob.glob(sys.argv[2] + "/*.h5"):
+    with h5py.File(f) as h:
+        tput.setdefault(int(h.attrs["nranks"]), []).append(h["summary"].attrs["tokens_per_s"])
+want = statistics.median(tput[2]) / statistics.median(tput[1]) / 2
+got = float(rows[2]["efficiency"])
+assert rows[1]["scaling"] == "base" and float(rows[1]["efficiency"]) == 1.0, rows[1]
+assert rows[2]["scaling"] == "strong" and rows[2]["base_ranks"] == "1" and abs(got - want) < 1e-5 * want, (got, want)
+pts = {int(l.split("ranks=")[1].split()[0]): float(l.split("efficiency=")[1].split()[0])
+       for l in open(sys.argv[3]) if l.startswith("point ")}
+assert set(pts) == {1, 2} and abs(pts[2] - got) < 1e-5 * got, (pts, got)
+PY
+# a point's own settings ([points.N]) reach only its script
+printf 'app = "partrain-dp"\ndeck = "inputs/dp_gpt_small.toml"\nranks = [1, 2]\nranks_per_node = 2\n[points.2]\n"dp.overlap" = false\n' > "$d/pt.toml"
+"$sweep" "$d/pt.toml" --scheduler slurm --out "$d/pt" --build "$build" > /dev/null \
+  && grep -q -- "--set dp.overlap=false" "$d/pt/jobs/pt_r2_k0.sh" && ! grep -q -- "dp.overlap" "$d/pt/jobs/pt_r1_k0.sh" \
+  && ok "[points.2] settings in the 2-rank script only" || no "[points.N]"
 "$compare" "$L/results" --markdown | grep -q "^| app | strategy" && ok "compare markdown" || no "compare markdown"
 # decks that differ are not compared: a run with another learning rate
 "$mpiexec" -n 1 "$build/miniapps/partrain-dp" -i inputs/dp_gpt_small.toml --set train.steps=3 --set train.warmup=1 \

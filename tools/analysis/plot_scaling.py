@@ -3,18 +3,22 @@
 
     /usr/bin/python3 tools/analysis/plot_scaling.py RESULTS_DIR [MORE_DIRS ...] --out plots/
 
-For each (app, strategy, model) with several rank counts: speedup and parallel efficiency against the smallest
-rank count (strong scaling when the global batch is unchanged, weak when it grows with the ranks, as
-partrain-compare infers it), one line per source directory -> <out>/<name>_scaling.png. For each run: the per-rank
-breakdown of the median timed step into its phases -> <out>/<name>_r<ranks>_breakdown.png.
-Files that are not partrain results (schema "partrain.result", version 1) are reported and skipped.
+For each scaling series (an app and model at several rank counts with one configuration): speedup and parallel
+efficiency exactly as partrain-compare computes them (this script reads `partrain-compare SOURCE --csv`: one
+definition, tools/compare/scaling.hpp), one line per source directory -> <out>/<name>_scaling.png, and one figure per
+source comparing its strategies. For each run: the per-rank breakdown of the median timed step into its phases ->
+<out>/<name>_r<ranks>_breakdown.png. Files that are not partrain results (schema "partrain.result", version 1) are
+reported and skipped.
 """
 import argparse
+import csv
+import io
 import os
 import re
+import shutil
 import statistics
+import subprocess
 import sys
-import tomllib
 
 import h5py
 import matplotlib
@@ -23,11 +27,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 PHASES = ["forward", "backward", "comm_exposed", "optimizer"]
-
-
-def batch_of(config):
-    m = re.search(r"^\[train\][^\[]*?^batch = (\d+)", config, re.M | re.S)
-    return int(m.group(1)) if m else None
 
 
 def load(path):
@@ -45,8 +44,7 @@ def load(path):
                 v = f[key][()][warm:]
                 phases[p] = [statistics.median(v[:, r]) for r in range(v.shape[1])]
         return {"app": a["app"], "strategy": a["strategy"], "model": a["model"], "ranks": int(a["nranks"]),
-                "step": float(f["summary"].attrs["step_time_median_s"]), "batch": batch_of(a["config_toml"]),
-                "config": scaling_config(a["config_toml"]), "phases": phases,
+                "phases": phases,
                 "time": [statistics.median(f["steps/time_s"][()][warm:, r]) for r in range(int(a["nranks"]))],
                 "hosts": str(a.get("hostnames", "?"))}
 
@@ -61,42 +59,65 @@ def slug(s):
     return re.sub(r"[^A-Za-z0-9]+", "_", s).strip("_")
 
 
-def scaling_config(config_toml):
-    """The configuration less what a scaling sweep changes with the rank count: the batch (weak scaling) and the
-    parallel degrees that follow the ranks (as partrain-compare compares them)."""
-    cfg = tomllib.loads(config_toml)
-    cfg.get("train", {}).pop("batch", None)
-    for sec, key in (("tp", "degree"), ("pp", "degree"), ("nmt", "model_parallel"), ("nmt", "replicas")):
-        cfg.get(sec, {}).pop(key, None)
-    return repr(sorted((k, repr(v)) for k, v in cfg.items()))
+def find_compare(given):
+    """partrain-compare: --compare, else beside this script in the build tree or the installation, else on PATH."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    preset = os.environ.get("PARTRAIN_PRESET", "release")
+    for c in [given, os.path.join(here, "..", "..", "build", preset, "tools", "partrain-compare"),
+              os.path.join(here, "..", "..", "..", "..", "bin", "partrain-compare"), shutil.which("partrain-compare")]:
+        if c and os.path.isfile(c) and os.access(c, os.X_OK):
+            return c
+    sys.exit("plot_scaling: error: partrain-compare not found (build it, or give --compare PATH)")
 
 
-def scaling_points(mine):
-    """(ranks, speedup, efficiency, kind) against the smallest rank count of one source's runs (sorted by ranks),
-    strong where the batch is unchanged, weak where it grows with the ranks; runs of another configuration skipped."""
-    base = mine[0]
-    pts = []
-    for r in mine:
-        if r["config"] != base["config"] or not r["batch"] or not base["batch"]:
+def scaling_series(compare, src):
+    """{(app, model, baseline strategy): [(ranks, speedup, efficiency, kind)]} of one source, from partrain-compare's
+    CSV: the efficiency it prints is the one drawn."""
+    r = subprocess.run([compare, src, "--csv"], capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"plot_scaling: partrain-compare {src}: {r.stderr.strip()}", file=sys.stderr)
+        return {}
+    series = {}
+    for row in csv.DictReader(io.StringIO(r.stdout)):
+        if not row["scaling"] or not row["efficiency"]:
             continue
-        p = r["ranks"] / base["ranks"]
-        if r["batch"] == base["batch"]:
-            kind, speedup = "strong", base["step"] / r["step"]
-            eff = speedup / p
-        elif r["batch"] * base["ranks"] == base["batch"] * r["ranks"]:
-            kind, eff = "weak", base["step"] / r["step"]
-            speedup = eff * p
-        else:
-            continue
-        pts.append((r["ranks"], speedup, eff, kind))
-    return pts
+        key = (row["app"], row["model"], row["base_strategy"])
+        series.setdefault(key, []).append((int(row["ranks"]), float(row["speedup"]), float(row["efficiency"]), row["scaling"]))
+    for pts in series.values():
+        pts.sort()
+    return {k: v for k, v in series.items() if len(v) >= 2}
+
+
+def draw_scaling(path, title, lines, ranks, legend_size):
+    """Speedup and efficiency side by side; `lines`: [(label, [(ranks, speedup, efficiency, kind)])]."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.5, 4.3))
+    for label, pts in lines:
+        ax1.plot([q[0] for q in pts], [q[1] for q in pts], "o-", label=label)
+        ax2.plot([q[0] for q in pts], [100 * q[2] for q in pts], "o-", label=label)
+    ax1.plot(ranks, [x / ranks[0] for x in ranks], "k--", lw=0.8, label="ideal")
+    ax1.set(xlabel="ranks", ylabel="speedup")
+    ax2.set(xlabel="ranks", ylabel="parallel efficiency (%)", ylim=(0, 110))
+    for ax in (ax1, ax2):  # rank counts as scaling papers draw them: log2 axis, integer ticks
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ranks, [str(x) for x in ranks])
+        ax.minorticks_off()
+    fig.suptitle(title, fontsize=9)
+    ax1.legend(fontsize=legend_size)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("sources", nargs="+")
-    ap.add_argument("--out", required=True)
+    ap = argparse.ArgumentParser(description="Speedup, parallel efficiency and per-rank time breakdowns from partrain "
+                                             "result files, one line per source.")
+    ap.add_argument("sources", nargs="+", help="result files or directories (searched for *.h5), one source each")
+    ap.add_argument("--out", required=True, help="directory for the PNG files (created)")
+    ap.add_argument("--compare", help="the partrain-compare to read efficiencies from (default: the build's or PATH's)")
+    ap.add_argument("--print", action="store_true", help="also print every point drawn (source, app, model, ranks, "
+                                                          "speedup, efficiency)")
     args = ap.parse_args()
+    compare = find_compare(args.compare)
     os.makedirs(args.out, exist_ok=True)
     runs = []
     for src in args.sources:
@@ -112,88 +133,52 @@ def main():
                 r["source"] = src
                 runs.append(r)
     written = []
-    groups = {}
+    series = {src: scaling_series(compare, src) for src in args.sources}
+    hosts = {r["source"]: r["hosts"] for r in runs}
+    if args.print:
+        for src, ss in series.items():
+            for (app, model, base), pts in sorted(ss.items()):
+                for q in pts:
+                    print(f"point {src} {app} {model} ranks={q[0]} speedup={q[1]:.6g} efficiency={q[2]:.6g} {q[3]}")
+    # One figure per (app, model, baseline): one line per source
+    keys = sorted({k for ss in series.values() for k in ss})
+    for app, model, base in keys:
+        lines = [(f"{source_label(i + 1, src, hosts.get(src, '?'))} ({series[src][(app, model, base)][-1][3]})",
+                  series[src][(app, model, base)]) for i, src in enumerate(args.sources) if (app, model, base) in series[src]]
+        ranks = sorted({q[0] for _, pts in lines for q in pts})
+        path = os.path.join(args.out, f"{slug(f'{app}_{model}_{base}')}_scaling.png")
+        draw_scaling(path, f"{app} ({base})\n{model}", lines, ranks, 7)  # two short lines: never wider than the figure
+        written.append(path)
+    # Per run: the per-rank breakdown of the median timed step
     for r in runs:
-        groups.setdefault((r["app"], r["strategy"], r["model"]), []).append(r)
-    for (app, strategy, model), rs in groups.items():
-        name = slug(f"{app}_{model}")
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-        for src in [x for x in args.sources if any(r["source"] == x for r in rs)]:
-            mine = sorted((r for r in rs if r["source"] == src), key=lambda r: r["ranks"])
-            pts = scaling_points(mine)
-            if len(pts) < 2:
-                continue
-            label = f"{source_label(args.sources.index(src) + 1, src, mine[0]['hosts'])} ({pts[-1][3]})"
-            ax1.plot([q[0] for q in pts], [q[1] for q in pts], "o-", label=label)
-            ax2.plot([q[0] for q in pts], [100 * q[2] for q in pts], "o-", label=label)
-        if ax1.lines:
-            ranks = sorted({r["ranks"] for r in rs})
-            ax1.plot(ranks, [x / ranks[0] for x in ranks], "k--", lw=0.8, label="ideal")
-            ax1.set(xlabel="ranks", ylabel="speedup")
-            ax2.set(xlabel="ranks", ylabel="parallel efficiency (%)", ylim=(0, 110))
-            for ax in (ax1, ax2):  # rank counts as scaling papers draw them: log2 axis, integer ticks
-                ax.set_xscale("log", base=2)
-                ax.set_xticks(ranks, [str(x) for x in ranks])
-                ax.minorticks_off()
-            fig.suptitle(f"{app}\n{model}", fontsize=9)  # two short lines: never wider than the figure
-            ax1.legend(fontsize=7)
-            fig.tight_layout()
-            path = os.path.join(args.out, f"{name}_scaling.png")
-            fig.savefig(path, dpi=110)
-            written.append(path)
-        plt.close(fig)
-        for r in rs:
-            if not r["phases"]:
-                continue
-            fig, ax = plt.subplots(figsize=(max(4, 1 + 0.6 * r["ranks"]), 4))
-            bottom = [0.0] * r["ranks"]
-            for p in PHASES:
-                if p in r["phases"]:
-                    v = [1e3 * x for x in r["phases"][p]]
-                    ax.bar(range(r["ranks"]), v, bottom=bottom, label=p)
-                    bottom = [b + x for b, x in zip(bottom, v)]
-            ax.plot(range(r["ranks"]), [1e3 * t for t in r["time"]], "k_", markersize=20, label="step")
-            ax.set(xlabel="rank", ylabel="ms per step (median)")
-            ax.set_title(f"{model}\n{r['ranks']} ranks", fontsize=8)  # wrapped to the (narrow) figure
-            ax.set_xticks(range(r["ranks"]))
-            ax.legend(fontsize=7)
-            fig.tight_layout()
-            path = os.path.join(args.out, f"{name}_{slug(os.path.basename(os.path.normpath(r['source'])))}_r{r['ranks']}_breakdown.png")
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
-            written.append(path)
-    # One figure per source comparing its strategies: every (app, model) that scales over 2+ rank counts
-    for src in args.sources:
-        series = []
-        for (app, strategy, model), rs in sorted(groups.items()):
-            mine = sorted((r for r in rs if r["source"] == src), key=lambda r: r["ranks"])
-            by_ranks = {}
-            for q in scaling_points(mine) if mine else []:  # repetitions: the median per rank count
-                by_ranks.setdefault(q[0], []).append(q)
-            pts = [(n, statistics.median(x[1] for x in qs), statistics.median(x[2] for x in qs), qs[0][3])
-                   for n, qs in sorted(by_ranks.items())]
-            if len(pts) >= 2:
-                series.append((f"{app.replace('partrain-', '')} {model}", pts))
-        if len(series) < 2:
+        if not r["phases"]:
             continue
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
-        ranks = sorted({q[0] for _, pts in series for q in pts})
-        for label, pts in series:
-            ax1.plot([q[0] for q in pts], [q[1] for q in pts], "o-", label=label)
-            ax2.plot([q[0] for q in pts], [100 * q[2] for q in pts], "o-", label=label)
-        ax1.plot(ranks, [x / ranks[0] for x in ranks], "k--", lw=0.8, label="ideal")
-        ax1.set(xlabel="ranks", ylabel="speedup")
-        ax2.set(xlabel="ranks", ylabel="parallel efficiency (%)", ylim=(0, 110))
-        for ax in (ax1, ax2):
-            ax.set_xscale("log", base=2)
-            ax.set_xticks(ranks, [str(x) for x in ranks])
-            ax.minorticks_off()
-        ax1.legend(fontsize=6)
-        fig.suptitle(f"strategies compared: {src}", fontsize=9)
+        name = slug(f"{r['app']}_{r['model']}")
+        fig, ax = plt.subplots(figsize=(max(4, 1 + 0.6 * r["ranks"]), 4))
+        bottom = [0.0] * r["ranks"]
+        for p in PHASES:
+            if p in r["phases"]:
+                v = [1e3 * x for x in r["phases"][p]]
+                ax.bar(range(r["ranks"]), v, bottom=bottom, label=p)
+                bottom = [b + x for b, x in zip(bottom, v)]
+        ax.plot(range(r["ranks"]), [1e3 * t for t in r["time"]], "k_", markersize=20, label="step")
+        ax.set(xlabel="rank", ylabel="ms per step (median)")
+        ax.set_title(f"{r['model']}\n{r['ranks']} ranks", fontsize=8)  # wrapped to the (narrow) figure
+        ax.set_xticks(range(r["ranks"]))
+        ax.legend(fontsize=7)
         fig.tight_layout()
-        path = os.path.join(args.out, f"strategies_{slug(os.path.basename(os.path.normpath(src)))}_scaling.png")
+        path = os.path.join(args.out, f"{name}_{slug(os.path.basename(os.path.normpath(r['source'])))}_r{r['ranks']}_breakdown.png")
         fig.savefig(path, dpi=110)
         plt.close(fig)
+        written.append(path)
+    # One figure per source comparing its strategies
+    for src, ss in series.items():
+        if len(ss) < 2:
+            continue
+        lines = [(f"{app.replace('partrain-', '')} {base} {model}", pts) for (app, model, base), pts in sorted(ss.items())]
+        ranks = sorted({q[0] for _, pts in lines for q in pts})
+        path = os.path.join(args.out, f"strategies_{slug(os.path.basename(os.path.normpath(src)))}_scaling.png")
+        draw_scaling(path, f"strategies compared: {src}", lines, ranks, 6)
         written.append(path)
     for p in written:
         print("plot_scaling: wrote", p)

@@ -16,6 +16,7 @@
 #include "partrain/core/cli.hpp"
 #include "partrain/core/error.hpp"
 #include "result_reader.hpp"
+#include "scaling.hpp"
 
 namespace {
 using namespace partrain;
@@ -23,7 +24,9 @@ using namespace partrain::compare;
 
 struct Entry {  // one source's runs for one row with one configuration
   std::vector<Run> runs;
-  double step_s = NAN, throughput = NAN, exposed_pct = NAN, efficiency = NAN;
+  double step_s = NAN, throughput = NAN, exposed_pct = NAN, efficiency = NAN, speedup = NAN;
+  int base_ranks = 0;
+  std::string scaling, base_strategy;  ///< base, strong, weak; the baseline's strategy
   double predicted_s = NAN;  ///< the performance model's step (median over the runs that have one)
   double bubble_pct = NAN, memory_mib = NAN;
   std::string unit, note;
@@ -43,25 +46,17 @@ double med(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
 }
 
-/// The configuration less what a scaling sweep changes with the rank count: the batch (weak scaling) and the
-/// parallel degrees that follow the ranks (pp.degree, tp.degree).
-std::map<std::string, std::string> without_batch(std::map<std::string, std::string> c) {
-  for (const char* k : {"train.batch", "pp.degree", "tp.degree"}) c.erase(k);
-  return c;
-}
-
-double batch_of(const Run& r) {
-  auto it = r.config.find("train.batch");
-  return it == r.config.end() ? NAN : std::atof(it->second.c_str());
-}
-
 /// Entries of one source for one key: runs grouped by identical configuration.
 std::vector<Entry> entries_for(const Source& s, const Key& k) {
   std::vector<Entry> out;
   for (const auto& r : s.runs) {
     if (Key{r.app, r.strategy, r.model, r.nranks, r.threads} != k) continue;
     auto it = std::find_if(out.begin(), out.end(), [&](const Entry& e) { return e.runs.front().config == r.config; });
-    if (it == out.end()) out.push_back(Entry{{r}, NAN, NAN, NAN, NAN, NAN, NAN, NAN, "", ""});
+    if (it == out.end()) {
+      Entry e;
+      e.runs.push_back(r);
+      out.push_back(std::move(e));
+    }
     else it->runs.push_back(r);
   }
   for (auto& e : out) {
@@ -100,27 +95,16 @@ std::vector<Entry> entries_for(const Source& s, const Key& k) {
   return out;
 }
 
-void efficiency(const Source& s, const Key& k, Entry& e) {
-  int base_ranks = INT32_MAX;
-  for (const auto& r : s.runs)
-    if (r.app == std::get<0>(k) && r.strategy == std::get<1>(k) && r.model == std::get<2>(k) &&
-        r.threads == std::get<4>(k) && r.nranks < base_ranks)
-      base_ranks = r.nranks;
-  if (base_ranks == INT32_MAX || std::get<1>(k) == "collectives") return;
-  const auto base = entries_for(s, Key{std::get<0>(k), std::get<1>(k), std::get<2>(k), base_ranks, std::get<4>(k)});
-  for (const auto& b : base) {
-    if (without_batch(b.runs.front().config) != without_batch(e.runs.front().config)) continue;
-    const double p1 = base_ranks, p = std::get<3>(k), b1 = batch_of(b.runs.front()), bp = batch_of(e.runs.front());
-    const bool strong = b1 == bp, weak = std::abs(bp * p1 - b1 * p) < 1e-9;
-    if ((strong || weak) && e.throughput > 0 && b.throughput > 0)
-      e.efficiency = (e.throughput / b.throughput) * (p1 / p);  // = p1·T1/(p·Tp) strong, T1/Tp weak, for lockstep runs;
-                                                                // right also where ranks run at their own pace (ps)
-    else if (strong) e.efficiency = p1 * b.step_s / (p * e.step_s);
-    else if (weak) e.efficiency = b.step_s / e.step_s;
-    const char* kind = p == p1 ? "base" : b1 == bp ? "strong" : "weak";
-    if (!std::isnan(e.efficiency)) e.note += std::string(e.note.empty() ? "" : ", ") + kind;
-    return;
-  }
+/// The entry's parallel efficiency against its source's baseline (scaling.hpp: the one definition, which
+/// plot_scaling.py reads from --csv).
+void efficiency(const Source& s, Entry& e) {
+  const Scaling sc = scaling_of(e.runs, s.runs);
+  e.efficiency = sc.efficiency;
+  e.speedup = sc.speedup;
+  e.base_ranks = sc.base_ranks;
+  e.scaling = sc.kind;
+  e.base_strategy = sc.base_strategy;
+  if (!sc.kind.empty()) e.note += std::string(e.note.empty() ? "" : ", ") + sc.kind;
 }
 
 /// A library string for the header: MPICH's configure line dropped, cut at a word boundary (never mid-word).
@@ -158,6 +142,11 @@ int run(int argc, char** argv) {
     for (const auto& r : s.runs) keys.emplace_back(r.app, r.strategy, r.model, r.nranks, r.threads);
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  int ws = 18, wm = 36;  // the text table's strategy and model columns fit the longest (the NMT's strategy is long)
+  for (const auto& k : keys) {
+    ws = std::max(ws, int(std::get<1>(k).size()));
+    wm = std::max(wm, int(std::get<2>(k).size()));
+  }
 
   if (!csv) {
     for (std::size_t i = 0; i < sources.size(); ++i) {
@@ -175,10 +164,10 @@ int run(int argc, char** argv) {
       std::printf("%s     MPI: %s\n%s     BLAS: %s\n", m, short_text(r.mpi_version).c_str(), m, short_text(r.blas).c_str());
     }
     if (markdown) std::printf("\n| app | strategy | model | ranks | source | ms/step | predicted | error | throughput | efficiency | exposed comm | bubble | mem/rank MiB | ratio to [1] | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    else std::printf("%-22s %-18s %-36s %5s %4s %11s %10s %7s %22s %6s %8s %7s %8s %9s  %s\n", "# app", "strategy", "model", "ranks",
+    else std::printf("%-22s %-*s %-*s %5s %4s %11s %10s %7s %22s %6s %8s %7s %8s %9s  %s\n", "# app", ws, "strategy", wm, "model", "ranks",
                      "src", "ms/step", "predicted", "error", "throughput", "eff", "exposed", "bubble", "mem MiB", "ratio", "note");
   } else {
-    std::printf("app,strategy,model,ranks,source,step_time_ms,throughput,throughput_unit,efficiency,exposed_comm_pct,ratio_to_first,note,predicted_ms,prediction_error_pct,bubble_pct,memory_per_rank_mib\n");
+    std::printf("app,strategy,model,ranks,source,step_time_ms,throughput,throughput_unit,efficiency,exposed_comm_pct,ratio_to_first,note,predicted_ms,prediction_error_pct,bubble_pct,memory_per_rank_mib,speedup,base_ranks,scaling,base_strategy\n");
   }
   for (const auto& k : keys) {
     const auto first = entries_for(sources[0], k);
@@ -186,7 +175,7 @@ int run(int argc, char** argv) {
       auto entries = entries_for(sources[i], k);
       if (entries.empty()) continue;
       for (auto& e : entries) {
-        efficiency(sources[i], k, e);
+        efficiency(sources[i], e);
         std::string ratio = "-";
         if (i > 0 && !first.empty()) {
           auto same = std::find_if(first.begin(), first.end(), [&](const Entry& f) { return f.runs.front().config == e.runs.front().config; });
@@ -203,22 +192,24 @@ int run(int argc, char** argv) {
         const std::string err = fmt(err_pct, "%+.1f%%");
         const std::string bub = fmt(e.bubble_pct, "%.1f%%"), mem = fmt(e.memory_mib, "%.0f");
         if (csv)
-          std::printf("%s,%s,\"%s\",%d,\"%s\",%s,%s,%s,%s,%s,%s,\"%s\",%s,%s,%s,%s\n", std::get<0>(k).c_str(), std::get<1>(k).c_str(),
+          std::printf("%s,%s,\"%s\",%d,\"%s\",%s,%s,%s,%s,%s,%s,\"%s\",%s,%s,%s,%s,%s,%s,%s,\"%s\"\n", std::get<0>(k).c_str(), std::get<1>(k).c_str(),
                       std::get<2>(k).c_str(), std::get<3>(k), sources[i].label.c_str(), fmt(e.step_s * 1e3, "%.6g").c_str(),
-                      fmt(e.throughput, "%.6g").c_str(), e.unit.c_str(), fmt(e.efficiency, "%.4f").c_str(),
+                      fmt(e.throughput, "%.6g").c_str(), e.unit.c_str(), fmt(e.efficiency, "%.6g").c_str(),
                       fmt(e.exposed_pct, "%.2f").c_str(), ratio == "config differs" ? "" : ratio.c_str(),
                       (e.note + (ratio == "config differs" ? (e.note.empty() ? "" : "; ") + ratio : "")).c_str(),
                       std::isnan(e.predicted_s) ? "" : fmt(e.predicted_s * 1e3, "%.6g").c_str(),
                       std::isnan(err_pct) ? "" : fmt(err_pct, "%.2f").c_str(),
                       std::isnan(e.bubble_pct) ? "" : fmt(e.bubble_pct, "%.2f").c_str(),
-                      std::isnan(e.memory_mib) ? "" : fmt(e.memory_mib, "%.1f").c_str());
+                      std::isnan(e.memory_mib) ? "" : fmt(e.memory_mib, "%.1f").c_str(),
+                      std::isnan(e.speedup) ? "" : fmt(e.speedup, "%.6g").c_str(),
+                      e.base_ranks ? std::to_string(e.base_ranks).c_str() : "", e.scaling.c_str(), e.base_strategy.c_str());
         else if (markdown)
           std::printf("| %s | %s | %s | %d | [%zu] | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", std::get<0>(k).c_str(), std::get<1>(k).c_str(),
                       std::get<2>(k).c_str(), std::get<3>(k), i + 1, ms.c_str(), pred.c_str(), err.c_str(), tput.c_str(), eff.c_str(),
                       exp.c_str(), bub.c_str(), mem.c_str(), ratio.c_str(), e.note.c_str());
         else
-          std::printf("%-22s %-18s %-36s %5d [%zu] %11s %10s %7s %22s %6s %8s %7s %8s %9s  %s\n", std::get<0>(k).c_str(), std::get<1>(k).c_str(),
-                      std::get<2>(k).c_str(), std::get<3>(k), i + 1, ms.c_str(), pred.c_str(), err.c_str(), tput.c_str(), eff.c_str(),
+          std::printf("%-22s %-*s %-*s %5d [%zu] %11s %10s %7s %22s %6s %8s %7s %8s %9s  %s\n", std::get<0>(k).c_str(), ws,
+                      std::get<1>(k).c_str(), wm, std::get<2>(k).c_str(), std::get<3>(k), i + 1, ms.c_str(), pred.c_str(), err.c_str(), tput.c_str(), eff.c_str(),
                       exp.c_str(), bub.c_str(), mem.c_str(), ratio.c_str(), e.note.c_str());
       }
     }
@@ -227,7 +218,9 @@ int run(int argc, char** argv) {
     std::printf("%s ms/step: median step time over the timed steps (collectives rows: one call at the largest message "
                 "size, best algorithm); predicted, error: the performance model's step (runs with --profile) and "
                 "(predicted - measured) / measured; bubble: the pipeline's idle share; mem MiB: rank 0's peak memory "
-                "(parameters, gradients, optimizer, activations, buffers); eff: parallel efficiency against the source's smallest rank count; exposed: "
+                "(parameters, gradients, optimizer, activations, buffers); eff: parallel efficiency, (throughput / base "
+                "throughput) x (base ranks / ranks), against the same app, model and configuration at the source's "
+                "smallest rank count (batch and degrees may follow the ranks); exposed: "
                 "communication the step waited for, share of the step\n",
                 markdown ? "\n>" : "#");
   return 0;

@@ -235,6 +235,7 @@ Request MpiCommunicator::allreduce(const void* send, void* recv, std::int64_t co
   const Algo a = resolve(Op::Allreduce, algo, bytes);
   auto& ctr = counters_[Op::Allreduce];
   ++ctr.calls;
+  ctr.bus_bytes += bus_bytes(Op::Allreduce, bytes, size_);
   if (a == Algo::Vendor) {
     check_int_count(count, "MPI_Iallreduce");
     auto st = std::make_unique<VendorRequest>();
@@ -288,6 +289,7 @@ Request MpiCommunicator::reduce_scatter(const void* send, void* recv, std::int64
   const Algo a = resolve(Op::ReduceScatter, algo, bytes);
   auto& ctr = counters_[Op::ReduceScatter];
   ++ctr.calls;
+  ctr.bus_bytes += bus_bytes(Op::ReduceScatter, bytes, size_);
   const bool in_place = send == recv;
   const std::int64_t off = block_offset(count, size_, rank_);
   Plan p = make_plan(rank_, size_, dt, op, chunk_bytes_);
@@ -337,6 +339,7 @@ Request MpiCommunicator::allgather(const void* send, void* recv, std::int64_t co
   const Algo a = resolve(Op::Allgather, algo, bytes);
   auto& ctr = counters_[Op::Allgather];
   ++ctr.calls;
+  ctr.bus_bytes += bus_bytes(Op::Allgather, bytes, size_);
   Plan p = make_plan(rank_, size_, dt, ReduceOp::Sum, chunk_bytes_);
   char* own = p.at(recv, block_offset(count, size_, rank_));
   const bool in_place = send == own;
@@ -374,6 +377,7 @@ Request MpiCommunicator::broadcast(void* buf, std::int64_t count, DataType dt, i
   const Algo a = resolve(Op::Broadcast, algo, bytes);
   auto& ctr = counters_[Op::Broadcast];
   ++ctr.calls;
+  ctr.bus_bytes += bus_bytes(Op::Broadcast, bytes, size_);
   if (a == Algo::Vendor) {
     check_int_count(count, "MPI_Ibcast");
     auto st = std::make_unique<VendorRequest>();
@@ -401,6 +405,7 @@ Request MpiCommunicator::alltoall(const void* send, void* recv, std::int64_t cou
   const Algo a = resolve(Op::Alltoall, algo, bytes);
   auto& ctr = counters_[Op::Alltoall];
   ++ctr.calls;
+  ctr.bus_bytes += bus_bytes(Op::Alltoall, bytes, size_);
   if (a == Algo::Vendor) {
     check_int_count(count, "MPI_Ialltoall");
     auto st = std::make_unique<VendorRequest>();
@@ -443,6 +448,7 @@ Request MpiCommunicator::barrier(Algo algo) {
 Request MpiCommunicator::send(const void* buf, std::int64_t count, DataType dt, int peer, int tag) {
   auto& ctr = counters_[Op::SendRecv];
   ++ctr.calls;
+  ctr.bus_bytes += count * std::int64_t(size_of(dt));
   Plan p = make_plan(rank_, size_, dt, ReduceOp::Sum, chunk_bytes_);
   p.send(p.new_round(), peer, buf, count);
   Request r(std::make_unique<ScheduleRequest>(p2p_, tag, std::move(p), ctr));

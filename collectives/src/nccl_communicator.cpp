@@ -117,6 +117,7 @@ Request NcclCommunicator::allreduce(const void* send, void* recv, std::int64_t c
   auto& ctr = counters_[Op::Allreduce];
   ++ctr.calls;
   count_vendor(ctr, Op::Allreduce, count * std::int64_t(size_of(dt)), size_);
+  ctr.bus_bytes += bus_bytes(Op::Allreduce, count * std::int64_t(size_of(dt)), size_);
   PARTRAIN_NCCL_CHECK(ncclAllReduce(send, recv, std::size_t(count), nccl_type(dt), nccl_op(op), as_comm(comm_),
                                     as_stream(stream_)));
   return enqueued();
@@ -128,6 +129,7 @@ Request NcclCommunicator::reduce_scatter(const void* send, void* recv, std::int6
   auto& ctr = counters_[Op::ReduceScatter];
   ++ctr.calls;
   count_vendor(ctr, Op::ReduceScatter, count * std::int64_t(size_of(dt)), size_);
+  ctr.bus_bytes += bus_bytes(Op::ReduceScatter, count * std::int64_t(size_of(dt)), size_);
   const bool in_place = send == recv;
   const std::int64_t off = block_offset(count, size_, rank_);
   void* out = in_place ? const_cast<char*>(ptr(recv, off, dt)) : recv;
@@ -152,6 +154,7 @@ Request NcclCommunicator::allgather(const void* send, void* recv, std::int64_t c
   auto& ctr = counters_[Op::Allgather];
   ++ctr.calls;
   count_vendor(ctr, Op::Allgather, count * std::int64_t(size_of(dt)), size_);
+  ctr.bus_bytes += bus_bytes(Op::Allgather, count * std::int64_t(size_of(dt)), size_);
   if (count % size_ == 0) {
     PARTRAIN_NCCL_CHECK(ncclAllGather(send, recv, std::size_t(count / size_), nccl_type(dt), as_comm(comm_),
                                       as_stream(stream_)));
@@ -173,6 +176,7 @@ Request NcclCommunicator::broadcast(void* buf, std::int64_t count, DataType dt, 
   auto& ctr = counters_[Op::Broadcast];
   ++ctr.calls;
   count_vendor(ctr, Op::Broadcast, count * std::int64_t(size_of(dt)), size_);
+  ctr.bus_bytes += bus_bytes(Op::Broadcast, count * std::int64_t(size_of(dt)), size_);
   PARTRAIN_NCCL_CHECK(ncclBroadcast(buf, buf, std::size_t(count), nccl_type(dt), root, as_comm(comm_),
                                     as_stream(stream_)));
   return enqueued();
@@ -184,6 +188,7 @@ Request NcclCommunicator::alltoall(const void* send, void* recv, std::int64_t co
   ++ctr.calls;
   const std::int64_t bytes = count * size_ * std::int64_t(size_of(dt));
   count_vendor(ctr, Op::Alltoall, bytes, size_);
+  ctr.bus_bytes += bus_bytes(Op::Alltoall, bytes, size_);
   const void* src = send;
   if (send == recv && bytes > 0) {  // in place: stage the input on the device
     void* s = scratch(bytes);

@@ -71,3 +71,41 @@ TEST(Counters, VendorCountsBusBytes) {
             std::int64_t(4000.0 * busbw_factor(Op::Allreduce, n)));
   EXPECT_EQ(x[0], float(n));
 }
+
+TEST(Counters, BusBytesAreTheSameForEveryAlgorithm) {
+  // What a strategy's traffic is compared by (ZeRO against partrain-dp): the operation's size times nccl-tests' bus
+  // factor, whichever algorithm moved it — the shm algorithm's copies counted half of the ring's bytes sent.
+  MpiCommunicator c(MPI_COMM_WORLD);
+  const int n = c.size(), r = c.rank();
+  const std::int64_t N = 4099, B = 4 * N;
+  auto x = inputs<float>(r, N);
+  std::vector<float> y(static_cast<std::size_t>(N) * std::size_t(n));
+  auto bus = [&](Op op, const std::function<void()>& f) {
+    const auto before = c.counters()[op].bus_bytes;
+    f();
+    return c.counters()[op].bus_bytes - before;
+  };
+  for (Algo a : runnable_algorithms(c, Op::Allreduce))
+    EXPECT_EQ(bus(Op::Allreduce, [&] { c.allreduce(x.data(), y.data(), N, ReduceOp::Sum, a).wait(); }),
+              n == 1 ? 0 : std::llround(2.0 * (n - 1) / n * double(B)))
+        << name(a);
+  for (Algo a : runnable_algorithms(c, Op::ReduceScatter))
+    EXPECT_EQ(bus(Op::ReduceScatter, [&] { c.reduce_scatter(x.data(), y.data(), N, ReduceOp::Sum, a).wait(); }),
+              n == 1 ? 0 : std::llround(double(n - 1) / n * double(B)))
+        << name(a);
+  for (Algo a : runnable_algorithms(c, Op::Allgather)) {
+    std::vector<float> mine(static_cast<std::size_t>(block_count(N, n, r)), 1.0f);
+    EXPECT_EQ(bus(Op::Allgather, [&] { c.allgather(mine.data(), y.data(), N, a).wait(); }),
+              n == 1 ? 0 : std::llround(double(n - 1) / n * double(B)))
+        << name(a);
+  }
+  for (Algo a : runnable_algorithms(c, Op::Broadcast))
+    EXPECT_EQ(bus(Op::Broadcast, [&] { c.broadcast(y.data(), N, DataType::Float, 0, a).wait(); }), n == 1 ? 0 : B)
+        << name(a);
+  for (Algo a : runnable_algorithms(c, Op::Alltoall)) {
+    std::vector<float> in(static_cast<std::size_t>(N) * std::size_t(n), 1.0f);
+    EXPECT_EQ(bus(Op::Alltoall, [&] { c.alltoall(in.data(), y.data(), N, DataType::Float, a).wait(); }),
+              n == 1 ? 0 : std::llround(double(n - 1) / n * double(B * n)))
+        << name(a);
+  }
+}

@@ -78,7 +78,7 @@ void write_result(MPI_Comm comm, const Provenance& prov, const RunInfo& info, co
   std::vector<std::int64_t> comm_counts;
   for (int op = 0; op < coll::kNumOps; ++op) {
     const auto& c = mine.comm[coll::Op(op)];
-    comm_counts.insert(comm_counts.end(), {c.bytes_sent, c.bytes_received, c.calls});
+    comm_counts.insert(comm_counts.end(), {c.bytes_sent, c.bytes_received, c.calls, c.bus_bytes});
   }
   const auto comms = gather(comm, comm_counts, MPI_INT64_T);
   if (rank != 0) return;
@@ -125,13 +125,14 @@ void write_result(MPI_Comm comm, const Provenance& prov, const RunInfo& info, co
   }
 
   for (int op = 0; op < coll::kNumOps; ++op) {
-    std::vector<std::int64_t> sent(R), recv(R), calls(R);
+    std::vector<std::int64_t> sent(R), recv(R), calls(R), bus(R);
     std::int64_t total_calls = 0;
     for (std::size_t r = 0; r < R; ++r) {
-      const std::size_t base = r * coll::kNumOps * 3 + std::size_t(op) * 3;
+      const std::size_t base = r * coll::kNumOps * 4 + std::size_t(op) * 4;
       sent[r] = comms[base];
       recv[r] = comms[base + 1];
       calls[r] = comms[base + 2];
+      bus[r] = comms[base + 3];
       total_calls += calls[r];
     }
     if (total_calls == 0) continue;
@@ -141,6 +142,10 @@ void write_result(MPI_Comm comm, const Provenance& prov, const RunInfo& info, co
     w.dataset<std::int64_t>(g, "bytes_received", recv.data(), {hsize_t(R)},
                             {"B", "bytes every rank received in " + op_name});
     w.dataset<std::int64_t>(g, "calls", calls.data(), {hsize_t(R)}, {"1", op_name + " calls of every rank"});
+    w.dataset<std::int64_t>(g, "bus_bytes", bus.data(), {hsize_t(R)},
+                            {"B", "bus bytes of every rank's " + op_name + " calls: the size times nccl-tests' bus factor "
+                                  "(2(n-1)/n allreduce, (n-1)/n reduce-scatter, allgather, alltoall; 1 broadcast, "
+                                  "send), the same whatever the algorithm"});
   }
 
   for (const auto& x : info.extra) {

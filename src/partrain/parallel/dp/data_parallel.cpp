@@ -9,16 +9,6 @@
 #include "partrain/parallel/tp/gpt.hpp"
 
 namespace partrain::parallel {
-namespace {
-void add_counters(coll::Counters& into, const coll::Counters& c) {
-  for (int op = 0; op < coll::kNumOps; ++op) {
-    into[coll::Op(op)].bytes_sent += c[coll::Op(op)].bytes_sent;
-    into[coll::Op(op)].bytes_received += c[coll::Op(op)].bytes_received;
-    into[coll::Op(op)].calls += c[coll::Op(op)].calls;
-  }
-}
-}  // namespace
-
 template <class T>
 DataParallelTrainer<T>::DataParallelTrainer(models::Model<T>& model, const models::Dataset<T>& data,
                                             const models::TrainSpec& spec, coll::MpiCommunicator& dp,
@@ -79,7 +69,7 @@ StepRecord DataParallelTrainer<T>::step(std::int64_t s, const BeforeUpdate& befo
   counters_ = dp_.counters();
   dp_bytes_sent_ = counters_[coll::Op::Allreduce].bytes_sent;
   if (tp_) {
-    add_counters(counters_, tp_->comm->counters());
+    counters_ += tp_->comm->counters();
     tp_block_bytes_ = tp_->block_bytes_sent;
   }
   return rec;

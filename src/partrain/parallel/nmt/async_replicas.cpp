@@ -197,11 +197,7 @@ template <class T>
 coll::Counters NmtAsyncTrainer<T>::counters() const {
   coll::Counters c = ps_ ? ps_->counters() : coll::Counters{};
   const auto m = mp_->counters();
-  for (int op = 0; op < coll::kNumOps; ++op) {
-    c[coll::Op(op)].bytes_sent += m[coll::Op(op)].bytes_sent;
-    c[coll::Op(op)].bytes_received += m[coll::Op(op)].bytes_received;
-    c[coll::Op(op)].calls += m[coll::Op(op)].calls;
-  }
+  c += m;
   return c;
 }
 

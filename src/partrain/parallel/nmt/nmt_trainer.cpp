@@ -142,11 +142,7 @@ template <class T>
 coll::Counters NmtTrainer<T>::counters() const {
   coll::Counters c = mp_->counters();
   const auto r = rep_->counters();
-  for (int op = 0; op < coll::kNumOps; ++op) {
-    c[coll::Op(op)].bytes_sent += r[coll::Op(op)].bytes_sent;
-    c[coll::Op(op)].bytes_received += r[coll::Op(op)].bytes_received;
-    c[coll::Op(op)].calls += r[coll::Op(op)].calls;
-  }
+  c += r;
   return c;
 }
 

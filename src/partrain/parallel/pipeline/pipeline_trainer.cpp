@@ -13,14 +13,6 @@
 
 namespace partrain::parallel::pipeline {
 namespace {
-void add_counters(coll::Counters& into, const coll::Counters& c) {
-  for (int op = 0; op < coll::kNumOps; ++op) {
-    into[coll::Op(op)].bytes_sent += c[coll::Op(op)].bytes_sent;
-    into[coll::Op(op)].bytes_received += c[coll::Op(op)].bytes_received;
-    into[coll::Op(op)].calls += c[coll::Op(op)].calls;
-  }
-}
-
 double phase_of(const StepRecord& r, const char* name) {
   for (const auto& [k, v] : r.phases)
     if (k == name) return v;
@@ -187,9 +179,9 @@ StepRecord PipelineTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_u
   span_s_.push_back(st.span_s);
   ++steps_;
   counters_ = grid_.dp().counters();
-  add_counters(counters_, grid_.pp().counters());
-  if (embedding_) add_counters(counters_, embedding_->counters());
-  if (tp_) add_counters(counters_, tp_->comm->counters());
+  counters_ += grid_.pp().counters();
+  if (embedding_) counters_ += embedding_->counters();
+  if (tp_) counters_ += tp_->comm->counters();
   return rec;
 }
 

@@ -665,7 +665,11 @@ NamedFigures ZeroTrainer<T>::summary(const RunMedians& m) {
   const double rs = double(counters_[coll::Op::ReduceScatter].bytes_sent) * per_step,
                ag = double(counters_[coll::Op::Allgather].bytes_sent) * per_step,
                ar = double(counters_[coll::Op::Allreduce].bytes_sent) * per_step;
-  const double dp_bytes = 2.0 * double(n - 1) / double(n) * psi * e;  // partrain-dp's ring allreduce of Ψ
+  // Against partrain-dp in bus bytes, which every algorithm counts alike (bytes sent depend on it: the shm algorithm's
+  // copies through the node's memory counted half of the ring's)
+  const double bus = double(counters_[coll::Op::ReduceScatter].bus_bytes + counters_[coll::Op::Allgather].bus_bytes +
+                            counters_[coll::Op::Allreduce].bus_bytes) * per_step;
+  const double dp_bytes = 2.0 * double(n - 1) / double(n) * psi * e;  // partrain-dp's allreduce of Ψ, in bus bytes
   NamedFigures f = {{"zero_stage", double(opts_.stage)},
                     {"paper_params_bytes", paper[0]},
                     {"paper_grads_bytes", paper[1]},
@@ -681,7 +685,8 @@ NamedFigures ZeroTrainer<T>::summary(const RunMedians& m) {
                     {"allgather_bytes_sent_per_step", ag},
                     {"allreduce_bytes_sent_per_step", ar},
                     {"dp_allreduce_bytes_per_step", dp_bytes},
-                    {"comm_bytes_vs_dp", dp_bytes > 0 ? (rs + ag + ar) / dp_bytes : 0.0},
+                    {"bus_bytes_per_step", bus},
+                    {"comm_bytes_vs_dp", dp_bytes > 0 ? bus / dp_bytes : 0.0},
                     {"predicted_comm_bytes_vs_dp", n == 1 ? 0.0 : opts_.stage == 3 ? 1.5 : 1.0}};
   if (file_) {
     f.push_back({"offload_bytes_read_per_step", double(file_->bytes_read()) * per_step});

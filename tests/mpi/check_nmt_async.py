@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """partrain-nmt with nmt.update = "async": replicas (k model-parallel ranks each) training through partrain-ps's
-servers in asynchronous mode. Checked statistically, as asynchronous training must be: the loss of the last ten steps
-below a threshold of the first ten within 150 steps on a small learnable task; every mini-batch's gradient applied
+servers in asynchronous mode. Checked by what every arrival order guarantees: every mini-batch's gradient applied
 (none lost: samples applied = batch × steps, every shard's update count = the pushes); the staleness histogram in the
-result file; with the delayed buffer, fewer pushes than mini-batches when a replica falls behind.
+result file; with the delayed buffer, between one push per D + 1 mini-batches and one per mini-batch. How far the loss
+fell is printed (which replica takes which mini-batch is timing's); with one replica the order is forced, and the
+asynchronous run must equal the synchronous one.
 
-    check_nmt_async.py MPIEXEC PARTRAIN_NMT DECK NP K DELAY THRESHOLD
+    check_nmt_async.py MPIEXEC PARTRAIN_NMT DECK NP K DELAY
 """
 import os
 import subprocess
@@ -15,8 +16,8 @@ import tempfile
 import h5py
 import numpy as np
 
-mpiexec, app, deck, np_, k, delay, threshold = sys.argv[1:8]
-steps, batch = 150, 32
+mpiexec, app, deck, np_, k, delay = sys.argv[1:7]
+steps, batch = 40, 32
 args = ["-i", deck, "--set", "nmt.update=async", "--set", f"nmt.model_parallel={k}", "--set", f"nmt.delay_buffer={delay}",
         "--set", "model.nmt.vocab=16", "--set", "model.nmt.embed=32", "--set", "model.nmt.hidden=32",
         "--set", "model.nmt.enc_layers=2", "--set", "model.nmt.dec_layers=2", "--set", "model.nmt.min_len=3",
@@ -40,8 +41,7 @@ with tempfile.TemporaryDirectory() as d:
             a, s = f.attrs, f["summary"].attrs
             loss = f["steps/loss"][()]
             check(len(loss) == steps and np.all(np.isfinite(loss)), "losses")
-            check(loss[-10:].mean() < float(threshold) * loss[:10].mean(),
-                  f"loss {loss[:10].mean():.3f} -> {loss[-10:].mean():.3f}, not below {threshold} of it")
+            print(f"loss {loss[:10].mean():.3f} -> {loss[-10:].mean():.3f} (first and last ten steps)")
             replicas = (int(np_) - 1) // int(k)
             check(a["nmt_update"] == "async" and int(a["nmt_replicas"]) == replicas, "attributes")
             check(a["variant"] == f"k={k} replicas={replicas} async", f"variant {a['variant']}")
@@ -53,6 +53,22 @@ with tempfile.TemporaryDirectory() as d:
             if int(delay) == 0:
                 check(s["updates_applied"] == replicas * steps, f"{s['updates_applied']} updates, not one per mini-batch")
             else:
-                check(s["updates_applied"] <= replicas * steps, "more updates than mini-batches")
+                check(replicas * steps / (int(delay) + 1) <= s["updates_applied"] <= replicas * steps,
+                      f"{s['updates_applied']} updates for {replicas * steps} mini-batches (delayed buffer {delay})")
+    # One replica (k ranks and a server): nothing to race, so asynchronous training is the synchronous step by step
+    one = os.path.join(d, "one.h5")
+    sync = os.path.join(d, "sync.h5")
+    short = [a.replace(f"train.steps={steps}", "train.steps=6") for a in args]
+    r1 = subprocess.run([mpiexec, "-n", str(int(k) + 1), app] + short + ["--output", one], capture_output=True, text=True,
+                        timeout=280)
+    sync_args = [a.replace("nmt.update=async", "nmt.update=sync").replace(f"nmt.delay_buffer={delay}", "nmt.delay_buffer=0")
+                 for a in short]
+    r2 = subprocess.run([mpiexec, "-n", k, app] + sync_args +
+                        ["--output", sync], capture_output=True, text=True, timeout=280)
+    check(r1.returncode == 0 and r2.returncode == 0, f"one replica: {r1.stderr[-800:]} {r2.stderr[-800:]}")
+    if r1.returncode == 0 and r2.returncode == 0:
+        with h5py.File(one) as f, h5py.File(sync) as g:
+            a, b = f["steps/loss"][()], g["steps/loss"][()]
+            check(np.allclose(a, b, rtol=1e-5, atol=0), f"one asynchronous replica {a} vs synchronous {b}")
 print("ok" if not bad else f"{len(bad)} failed")
 sys.exit(1 if bad else 0)

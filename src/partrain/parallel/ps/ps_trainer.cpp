@@ -196,6 +196,7 @@ void PsTrainer<T>::gather_results() {
   const ServerStats& st = server_ ? server_->stats() : none;
   max_gap_ = reduce1(comm, double(st.max_gap), MPI_MAX);
   bound_waits_ = reduce1(comm, double(st.bound_waits), MPI_SUM);
+  delayed_holds_ = reduce1(comm, worker_ ? double(worker_->holds()) : 0.0, MPI_SUM);
   discarded_ = reduce1(comm, double(st.discarded), MPI_SUM);
   checkpoints_ = reduce1(comm, double(st.checkpoints), MPI_MAX);
   if (synchronous(opt_.mode)) {
@@ -342,6 +343,7 @@ NamedFigures PsTrainer<T>::summary(const RunMedians& m) {
           {"staleness_max", st_max},
           {"max_clock_gap", max_gap_},
           {"bound_waits", bound_waits_},
+          {"delayed_holds", delayed_holds_},
           {"pushes_discarded", discarded_},
           {"workers_removed", removed_},
           {"backups_promoted", promotions_},

@@ -64,6 +64,7 @@ class PsTrainer : public Trainer<T> {
   std::vector<double> event_rows_;
   std::string event_text_, resumed_from_;
   double wall_s_ = 0, samples_ = 0, updates_ = 0, max_gap_ = 0, bound_waits_ = 0, discarded_ = 0, checkpoints_ = 0;
+  double delayed_holds_ = 0;  ///< mini-batches the workers' delayed buffers held back (summed)
   double removed_ = 0, promotions_ = 0, takeovers_ = 0, expected_updates_ = 0;
   bool workers_agree_ = true;
 };

@@ -7,6 +7,7 @@
 #include "partrain/core/error.hpp"
 #include "partrain/core/timer.hpp"
 #include "partrain/io/checkpoint.hpp"
+#include "partrain/parallel/ps/rules.hpp"
 
 namespace partrain::parallel::ps {
 
@@ -390,7 +391,7 @@ void Server<T>::answer_pulls(Shard& s) {
   const auto& o = cx_.opt;
   const auto& L = cx_.layout;
   const auto& M = cx_.members;
-  std::int64_t slowest = std::numeric_limits<std::int64_t>::max();
+  std::int64_t slowest = kNoSlowest;
   for (int w : M.active()) slowest = std::min(slowest, s.applied[std::size_t(L.worker_index(w))]);
   for (auto it = s.pulls.begin(); it != s.pulls.end();) {
     auto& p = *it;
@@ -399,19 +400,16 @@ void Server<T>::answer_pulls(Shard& s) {
       continue;
     }
     const std::int64_t own = s.applied[std::size_t(L.worker_index(p.worker))];
-    bool ok = synchronous(o.mode) ? s.version >= p.clock : own >= p.pushes;
-    if (ok && o.mode == Mode::Ssp && slowest != std::numeric_limits<std::int64_t>::max() &&
-        slowest < p.clock - o.staleness) {
+    const PullVerdict v = pull_verdict(o.mode, o.staleness, s.version, own, p.pushes, p.clock, slowest);
+    if (v.held_by_bound) {
       if (!p.held) ++stats_.bound_waits;
       p.held = true;
-      ok = false;
     }
-    if (!ok) {
+    if (!v.answer) {
       ++it;
       continue;
     }
-    std::int64_t gap = 0;
-    if (!synchronous(o.mode) && slowest != std::numeric_limits<std::int64_t>::max()) gap = std::max<std::int64_t>(0, p.clock - slowest);
+    const std::int64_t gap = clock_gap(o.mode, p.clock, slowest);
     stats_.max_gap = std::max(stats_.max_gap, gap);
     double ticket = -1;
     if (p.ticket) {

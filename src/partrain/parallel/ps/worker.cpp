@@ -6,6 +6,7 @@
 
 #include "partrain/core/rng.hpp"
 #include "partrain/core/timer.hpp"
+#include "partrain/parallel/ps/rules.hpp"
 
 namespace partrain::parallel::ps {
 
@@ -472,7 +473,7 @@ void Worker<T>::run_async() {
       ++held_steps_;
       held_samples_ += count;
       const std::int64_t lag = pull_[0].fastest - (steps_done_ - held_steps_);
-      if (lag > D && held_steps_ <= D) ++holds_;
+      if (keep_holding(lag, held_steps_, D)) ++holds_;
       else flush_delayed();
     }
     pull_all(pushes_, true);

@@ -37,6 +37,16 @@ void check(const models::ModelSpec& ms, coll::Algo algo, bool overlap) {
   }
   EXPECT_LE(rel(loss[0], ref.loss[0]), kLossTol) << what;
   expect_grads_close(*m, grads, ref.first_grads, kGradTol, what);
+  // The launch order the overlap depends on, from the bucket plan (not from timing): with overlap, bucket k (the
+  // plan's k-th from the end of the buffer) goes when its lowest layer's backward ends, in the plan's order; without,
+  // all go at the end, in the same order.
+  const auto& launches = tr.bucket_launches();
+  ASSERT_EQ(launches.size(), tr.buckets().buckets().size()) << what;
+  for (std::size_t k = 0; k < launches.size(); ++k) {
+    EXPECT_EQ(launches[k].first, k) << what << ": launch " << k;
+    EXPECT_EQ(launches[k].second, overlap ? std::int64_t(tr.buckets().buckets()[k].ready_layer) : -1)
+        << what << ": bucket " << k << " launched after the wrong layer";
+  }
   for (std::size_t s = 0; s < loss.size(); ++s) EXPECT_LE(rel(loss[s], ref.loss[s]), kTrajectoryTol) << what << " step " << s;
 }
 

@@ -40,6 +40,8 @@ class DataParallelTrainer : public Trainer<T> {
   std::int64_t optimizer_steps() const override { return opt_.steps_taken(); }
 
   const GradientBuckets& buckets() const { return reducer_.buckets(); }
+  /// The last step's bucket launches (GradientReducer::launches).
+  const std::vector<std::pair<std::size_t, std::int64_t>>& bucket_launches() const { return reducer_.launches(); }
   std::int64_t local_samples() const { return local_; }
   std::int64_t predicted_bytes_per_step() const { return reducer_.predicted_bytes_per_step(); }
   models::Optimizer<T>& optimizer() { return opt_; }

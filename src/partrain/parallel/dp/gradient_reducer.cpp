@@ -1,7 +1,5 @@
 #include "partrain/parallel/dp/gradient_reducer.hpp"
 
-#include <sched.h>
-
 #include <algorithm>
 
 #include "partrain/core/error.hpp"
@@ -49,6 +47,7 @@ void GradientReducer<T>::begin_step() {
   first_launch_s_ = -1;
   last_done_s_ = 0;
   std::fill(launched_.begin(), launched_.end(), false);
+  launches_.clear();
 }
 
 template <class T>
@@ -56,6 +55,7 @@ void GradientReducer<T>::launch(std::size_t k) {
   const auto& b = buckets_.buckets()[k];
   if (first_launch_s_ < 0) first_launch_s_ = wall_time_s();
   launched_[k] = true;
+  launches_.emplace_back(k, launching_at_);
   T* g = model_.params().grads().data() + b.begin;
   inflight_.push_back(group_.allreduce(g, g, b.size(), coll::ReduceOp::Sum, opts_.algo));
 }
@@ -64,7 +64,9 @@ template <class T>
 void GradientReducer<T>::backward_done(std::size_t layer) {
   if (!opts_.overlap) return;
   const double t0 = fenced_time_s();
+  launching_at_ = std::int64_t(layer);
   for (std::size_t k : buckets_.ready_after(layer)) launch(k);
+  launching_at_ = -1;
   for (auto& r : inflight_) r.test();
   exposed_s_ += wall_time_s() - t0;
 }

@@ -55,6 +55,9 @@ class GradientReducer {
   std::int64_t predicted_bytes_per_step() const;
 
   const GradientBuckets& buckets() const { return buckets_; }
+  /// This step's launches in order: (bucket, the layer whose backward had just ended; -1 when launched by finish()).
+  /// With overlap every bucket goes as soon as its lowest layer's backward ends, so the plan decides the order.
+  const std::vector<std::pair<std::size_t, std::int64_t>>& launches() const { return launches_; }
   coll::Algo resolved_algo() const { return resolved_; }
   coll::MpiCommunicator& group() { return group_; }
   bool overlap() const { return opts_.overlap; }
@@ -69,6 +72,8 @@ class GradientReducer {
   coll::Algo resolved_;
   std::vector<coll::Request> inflight_;
   std::vector<bool> launched_;
+  std::vector<std::pair<std::size_t, std::int64_t>> launches_;
+  std::int64_t launching_at_ = -1;  ///< the layer whose backward_done is launching (-1: finish)
   double exposed_s_ = 0, first_launch_s_ = -1, last_done_s_ = 0;
   void* shared_grads_ = nullptr;
 };

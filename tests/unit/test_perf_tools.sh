@@ -37,7 +37,16 @@ import sys, h5py
 s = h5py.File(sys.argv[1])["summary"].attrs
 parts = s["predicted_compute_s"] + s["predicted_bubble_s"] + s["predicted_optimizer_s"] + s["predicted_comm_exposed_s"]
 assert s["predicted_step_time_s"] > 0 and abs(parts - s["predicted_step_time_s"]) < 1e-12, dict(s)
-assert 0.2 < s["predicted_step_time_s"] / s["step_time_median_s"] < 5, "prediction off by more than 5x"
+PY
+# the run's prediction is partrain-predict's for the same deck, profile and layout (how close either is to the
+# measurement depends on the machine's load: docs/model.md's error table, not a test)
+"$build/tools/partrain-predict" --deck inputs/dp_mlp.toml --set train.steps=6 --profile "$d/m.toml" --ranks 2 \
+  --csv "$d/same.csv" > "$d/same.log" 2>&1 || { cat "$d/same.log"; no "predict the run's layout"; }
+/usr/bin/python3 - "$d/dp.h5" "$d/same.csv" <<'PY' && ok "the run's prediction = partrain-predict's" || no "the run's prediction differs from partrain-predict's"
+import csv, sys, h5py
+s = h5py.File(sys.argv[1])["summary"].attrs
+row = next(csv.DictReader(open(sys.argv[2])))
+assert abs(float(row["step_s"]) / s["predicted_step_time_s"] - 1) < 1e-5, (row["step_s"], s["predicted_step_time_s"])
 PY
 PARTRAIN_PROFILE=/no/such.toml "$mpiexec" -n 1 "$build/miniapps/partrain-ref" -i inputs/ref_mlp.toml > "$d/env.log" 2>&1
 [ $? -eq 2 ] && grep -q "error: PARTRAIN_PROFILE = /no/such.toml: cannot read the profile" "$d/env.log" && ok "bad \$PARTRAIN_PROFILE" || no "bad \$PARTRAIN_PROFILE: $(cat "$d/env.log")"
@@ -76,7 +85,7 @@ assert float(b["compute_s"]) < float(a["compute_s"]) / 2, (a, b)
 assert 0.45 < float(b["comm_pure_s"]) / float(a["comm_pure_s"]) < 0.6, (a, b)
 assert float(b["memory_bytes"]) < float(a["memory_bytes"]), (a, b)
 PY
-"$p" --deck inputs/pp_gpt_small.toml --profile inputs/machines/h100_nvlink_ndr.toml --strategy pp --ranks 16 --search \
+"$p" --deck inputs/pp_gpt_small.toml --profile inputs/machines/h100_nvlink_ndr.toml --strategy pp --set train.batch=64 --ranks 16 --search \
   --memory-limit-gib 80 > "$d/search.log" 2>&1 || { cat "$d/search.log"; no "search"; }
 /usr/bin/python3 - "$d/search.log" <<'PY' && ok "search: layouts ranked by predicted step" || no "search ranking: $(cat "$d/search.log")"
 import sys
@@ -84,6 +93,20 @@ rows = [l.split() for l in open(sys.argv[1]) if l.strip() and l.split()[0] == "1
 steps = [float(x[2]) for x in rows]
 assert len(rows) >= 3 and steps == sorted(steps), rows
 PY
+# one layout, one price: --search's row for a layout is --layout's (a pp deck's 64×1×1 was dp in one, pp in the other)
+h100=inputs/machines/h100_nvlink_ndr.toml
+"$p" --deck inputs/pp_gpt_small.toml --profile $h100 --strategy pp --set train.batch=512 --ranks 64 --search > "$d/s64.log" 2>&1
+"$p" --deck inputs/pp_gpt_small.toml --profile $h100 --strategy pp --set train.batch=512 --ranks 64 --layout 64x1x1 > "$d/l64.log" 2>&1
+[ "$(grep -E '^ +64 +64×1×1 ' "$d/s64.log" | awk '{print $3, $8}')" = "$(grep -E '^ +64 +64×1×1 ' "$d/l64.log" | awk '{print $3, $8}')" ] \
+  && [ -n "$(grep -E '^ +64 +64×1×1 ' "$d/l64.log")" ] && ok "predict: --search and --layout price 64x1x1 alike" \
+  || no "search vs layout: $(cat "$d/s64.log" "$d/l64.log")"
+# a layout partrain-pp refuses (8 samples per replica in 3 microbatches) is refused, one line, exit 2
+out=$("$p" --deck inputs/pp_gpt_small.toml --profile $h100 --strategy pp --set pp.microbatches=3 --ranks 2 --layout _x1x2 2>&1 >/dev/null); rc=$?
+[ $rc -eq 2 ] && [ "$(wc -l <<<"$out")" -eq 1 ] && grep -q "error: --layout = _x1x2: fits none of the rank counts: train.batch / dp does not divide by pp.microbatches" <<<"$out" \
+  && ok "predict: a layout partrain-pp refuses" || no "refused layout: rc $rc, $out"
+"$p" --deck inputs/dp_gpt_small.toml --set train.batch=48 --profile $h100 --ranks 3:12 > "$d/r.log" 2>&1
+[ "$(grep -cE '^ +(3|6|12) ' "$d/r.log")" -eq 3 ] && "$p" --help | grep -q "A, 2A, 4A" && ok "predict: --ranks A:B doubles from A, as its help says" \
+  || no "--ranks 3:12: $(cat "$d/r.log")"
 if /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
   /usr/bin/python3 tools/analysis/plot_predict.py "$d/t.csv" --out "$d/t.png" > /dev/null && [ -s "$d/t.png" ] && ok "plot" || no "plot"
 fi

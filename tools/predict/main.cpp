@@ -25,6 +25,8 @@
 #include "partrain/models/model_config.hpp"
 #include "partrain/models/nmt.hpp"
 #include "partrain/perf/inputs.hpp"
+#include "partrain/parallel/pipeline/schedule.hpp"
+#include "partrain/parallel/tp/gpt.hpp"
 #include "partrain/perf/memory_model.hpp"
 
 using namespace partrain;
@@ -49,7 +51,7 @@ std::vector<int> parse_ranks(const std::string& text) {
   std::vector<int> out;
   const auto colon = text.find(':');
   try {
-    if (colon != std::string::npos) {  // a:b — the powers of two from a to b
+    if (colon != std::string::npos) {  // a:b — a, 2a, 4a, … up to b
       const int a = std::stoi(text.substr(0, colon)), b = std::stoi(text.substr(colon + 1));
       if (a < 1 || b < a) throw std::invalid_argument("range");
       for (long long n = a; n <= b; n *= 2) out.push_back(int(n));
@@ -64,10 +66,52 @@ std::vector<int> parse_ranks(const std::string& text) {
       }
     }
   } catch (const std::exception&) {
-    input_error("--ranks", text, "must be N, a list N1,N2,… or a range A:B (the powers of two from A to B), every N >= 1");
+    input_error("--ranks", text, "must be N, a list N1,N2,… or a range A:B (A, 2A, 4A, … up to B), every N >= 1");
   }
   if (out.empty()) input_error("--ranks", text, "names no rank count");
   return out;
+}
+
+/// The mini-app that runs layout dp×tp×pp when `requested` was asked for: the requested one where it can (dp and zero
+/// only at tp = pp = 1, tp at pp = 1, pp at any), else partrain-pp (pp > 1) or partrain-tp (tp > 1). --search and
+/// --layout price every layout through this one choice (they once priced 64×1×1 of a pp deck as dp and as pp).
+std::string strategy_for(const std::string& requested, int tp, int pp) {
+  if (requested == "pp" || (requested == "tp" && pp == 1) || (tp == 1 && pp == 1)) return requested == "serial" ? "dp" : requested;
+  return pp > 1 ? "pp" : "tp";
+}
+
+/// Why the mini-app would refuse this layout (its own checks: partrain-pp's schedule, layers and microbatches,
+/// partrain-tp's shapes), or "" when it would run it.
+std::string layout_refusal(const perf::StepInputs& in) {
+  const auto& m = in.model;
+  const std::int64_t B = in.train.global_batch;
+  if (in.dp < 1 || B % in.dp != 0) return "train.batch does not divide by dp";
+  if (in.tp > 1) {
+    if (m.kind != "gpt") return "tensor parallelism needs the GPT";
+    try {
+      parallel::check_tp_shapes(m.gpt, in.tp);
+    } catch (const InputError& e) {
+      return e.what();
+    }
+  }
+  if (in.strategy == "pp") {
+    namespace pl = parallel::pipeline;
+    pl::ScheduleSpec s;
+    if (!pl::parse(in.schedule, s.kind)) return "pp.schedule " + in.schedule + " is unknown";
+    s.p = in.pp;
+    s.m = in.microbatches;
+    s.v = in.chunks;
+    if (auto why = pl::why_not(s); !why.empty()) return why;
+    if ((B / in.dp) % std::max(1, in.microbatches) != 0) return "train.batch / dp does not divide by pp.microbatches";
+    const std::int64_t layers = m.kind == "gpt" ? m.gpt.layers : std::int64_t(m.mlp.widths.size()) - 1;
+    if (layers < s.chunks()) return "fewer layers than pp.degree x pp.chunks";
+    if (in.tp > 1 && pl::splits_backward(s.kind)) return "pp.schedule zb with tp.degree > 1";
+    const std::int64_t mb_rows = B / in.dp / std::max(1, in.microbatches) * (m.kind == "gpt" ? m.gpt.seq_len : 1);
+    if (in.sequence_parallel && in.tp > 1 && mb_rows % in.tp != 0) return "a microbatch's rows do not divide by tp.degree";
+  } else if (m.kind == "gpt" && m.gpt.layers % in.pp != 0) {
+    return "model.gpt.layers does not divide by pp.degree";
+  }
+  return "";
 }
 
 std::string mib(double b) {
@@ -92,7 +136,7 @@ int main(int argc, char** argv) {
     app.add_option("--set", sets, "override a deck key: --set model.gpt.layers=24 (repeatable)")->type_name("KEY=VALUE");
     app.add_option("--profile", profile_path, "machine profile (partrain-calibrate, or inputs/machines/*.toml)")->required();
     app.add_option("--strategy", strategy, "serial | dp | tp | pp | zero | nmt | ps")->capture_default_str();
-    app.add_option("--ranks", ranks_text, "N, N1,N2,… or A:B (powers of two)")->capture_default_str();
+    app.add_option("--ranks", ranks_text, "N, N1,N2,… or A:B (A, 2A, 4A, … up to B)")->capture_default_str();
     app.add_option("--scaling", scaling, "strong (train.batch fixed) | weak (train.batch × N / first N)")->capture_default_str();
     app.add_option("--layout", layout, "dp×tp×pp (or DPxTPxPP) at every N: tp and pp fixed, dp = N / (tp·pp)");
     app.add_option("--precision", precision,
@@ -162,8 +206,9 @@ int main(int argc, char** argv) {
         input_error("--layout", layout, "tp and pp must be integers");
       }
       if (fixed_tp < 1 || fixed_pp < 1) input_error("--layout", layout, "tp and pp must be >= 1");
-      if (strategy == "dp" || strategy == "serial") strategy = fixed_pp > 1 ? "pp" : fixed_tp > 1 ? "tp" : "dp";
     }
+    if ((!layout.empty() || search) && (strategy == "nmt" || strategy == "ps"))
+      input_error(search ? "--search" : "--layout", search ? "" : layout, "prices dp × tp × pp layouts (dp, tp, pp, zero), not " + strategy);
     const auto ranks = parse_ranks(ranks_text);
     if (!csv_path.empty()) io::check_output_path("--csv", csv_path, overwrite);
     const int rpn = ranks_per_node > 0 ? ranks_per_node : prof.ranks_per_node;
@@ -176,8 +221,10 @@ int main(int argc, char** argv) {
       double samples_per_s = 0, efficiency = NAN;
       std::string note;
     };
+    std::string last_refusal;
     auto evaluate = [&](int n, int tp, int pp) -> std::optional<Row> {
       toml::table d = deck;
+      const std::string s = tp > 0 ? strategy_for(strategy, tp, pp) : strategy;
       auto set = [&](const char* sec, const char* key, std::int64_t v) {
         if (!d.contains(sec)) d.insert(sec, toml::table{});
         d[sec].as_table()->insert_or_assign(key, v);
@@ -188,13 +235,15 @@ int main(int argc, char** argv) {
       if (scaling == "weak") t.global_batch = batch0 * n / ranks.front();
       perf::StepInputs in;
       try {
-        in = perf::step_inputs(d, strategy, n, n > rpn && rpn > 0 ? rpn : 0, model, t);
-      } catch (const InputError&) {
+        in = perf::step_inputs(d, s, n, n > rpn && rpn > 0 ? rpn : 0, model, t);
+      } catch (const InputError& e) {
+        last_refusal = e.what();
         return std::nullopt;  // this N has no such layout
       }
-      if (in.dp < 1 || t.global_batch % in.dp != 0) return std::nullopt;
-      if (in.strategy == "pp" && in.pp > 1 && (t.global_batch / in.dp) % std::max(1, in.microbatches) != 0) return std::nullopt;
-      if (in.model.kind == "gpt" && (in.model.gpt.heads % in.tp != 0 || in.model.gpt.layers % in.pp != 0)) return std::nullopt;
+      if (auto why = layout_refusal(in); !why.empty()) {
+        last_refusal = why;
+        return std::nullopt;
+      }
       Row r;
       r.n = n;
       r.dp = in.dp;
@@ -213,12 +262,9 @@ int main(int argc, char** argv) {
         for (int tp = 1; tp <= n; tp *= 2)
           for (int pp = 1; tp * pp <= n; pp *= 2) {
             if (n % (tp * pp)) continue;
-            const std::string s0 = strategy;
-            strategy = pp > 1 ? "pp" : tp > 1 ? "tp" : (s0 == "zero" ? "zero" : "dp");
             if (auto r = evaluate(n, tp, pp)) {
               if (memory_limit_gib <= 0 || r->mem.total() <= memory_limit_gib * 1073741824.0) all.push_back(*r);
             }
-            strategy = s0;
           }
         std::sort(all.begin(), all.end(), [](const Row& a, const Row& b) { return a.p.step_s < b.p.step_s; });
         if (all.empty()) std::printf("# %d ranks: no layout fits (batch, heads, layers, memory limit)\n", n);
@@ -226,8 +272,13 @@ int main(int argc, char** argv) {
       } else if (auto r = evaluate(n, fixed_tp, fixed_pp)) {
         rows.push_back(*r);
       } else {
-        std::printf("# %d ranks: the layout does not fit (ranks, batch, heads or layers)\n", n);
+        std::printf("# %d ranks: not run: %s\n", n, last_refusal.c_str());
       }
+    }
+    if (rows.empty()) {  // nothing to show is an error, not an empty table
+      if (search) input_error("--ranks", ranks_text, "no layout of any rank count fits (batch, heads, layers, memory limit)");
+      input_error(layout.empty() ? "--ranks" : "--layout", layout.empty() ? ranks_text : layout,
+                  "fits none of the rank counts: " + last_refusal);
     }
     // efficiency against the first rank count printed (strong: p1·T1/(p·Tp); weak: T1/Tp)
     if (!search && !rows.empty()) {
@@ -237,7 +288,7 @@ int main(int argc, char** argv) {
     }
     std::printf("# partrain-predict: %s %s, strategy %s, %s scaling, profile %s (%s)\n", models::describe(model).c_str(),
                 perf::is_half(model.dtype) ? ("mixed precision (" + model.dtype + ")").c_str() : model.dtype.c_str(),
-                strategy.c_str(), scaling.c_str(), prof.name.c_str(), profile_path.c_str());
+                (layout.empty() || search ? strategy : strategy_for(strategy, fixed_tp, fixed_pp)).c_str(), scaling.c_str(), prof.name.c_str(), profile_path.c_str());
     std::printf("%7s %12s %10s %10s %9s %9s %9s %12s %12s %6s\n", "ranks", "dp×tp×pp", "step ms", "compute", "bubble",
                 "optim", "comm exp", "mem/rank MiB", "samples/s", "eff");
     std::ofstream csv;

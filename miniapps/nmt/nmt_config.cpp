@@ -40,7 +40,7 @@ Config read_config(const Deck& d, int world, bool dump_state) {
   if (!async && c.async.delay_buffer != 0)
     input_error("nmt.delay_buffer", std::to_string(c.async.delay_buffer), "is only used with nmt.update = \"async\"");
   if (async && dump_state)
-    input_error("--dump-state", "", "needs nmt.update = \"sync\": after an asynchronous run the state depends on timing");
+    input_error("nmt.update", "\"async\"", "cannot be combined with --dump-state (\"sync\" can): after an asynchronous run the state depends on timing");
   const int S = async ? c.async.servers : 0;
   if (world - S < k)
     input_error(async ? "nmt.servers" : "nmt.model_parallel", std::to_string(async ? S : k),

@@ -104,10 +104,11 @@ Config read_config(const Deck& d, int world, const std::vector<std::string>& inj
   }
   o.faults = FaultPlan(inject, world);
   if (dump_state && !pps::synchronous(o.mode))
-    input_error("--dump-state", "", std::string("needs ps.mode = \"bsp\" or \"half_sync\": after an asynchronous run (") +
-                                        mode + ") the state depends on timing");
+    input_error("ps.mode", "\"" + mode + "\"",
+                "cannot be combined with --dump-state (bsp or half_sync can): after an asynchronous run the state depends on timing");
   if (dump_state && o.mode == pps::Mode::Local)
-    input_error("--dump-state", "", "needs ps.mode = \"bsp\" or \"half_sync\": local mode pushes parameter changes, not gradients");
+    input_error("ps.mode", "\"local\"",
+                "cannot be combined with --dump-state (bsp or half_sync can): local mode pushes parameter changes, not gradients");
   if (o.checkpoint_every > 0 && o.checkpoint_dir.empty())
     input_error("ps.checkpoint_every", std::to_string(o.checkpoint_every), "needs ps.checkpoint_dir");
   if (resume && o.checkpoint_dir.empty()) input_error("--resume", "", "needs ps.checkpoint_dir (where the checkpoints are)");

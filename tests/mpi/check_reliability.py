@@ -116,9 +116,10 @@ elif case == "nmt_async":
     ck = os.path.join(tmp, "ck")
     r = run(5, "partrain-nmt", args + ["--checkpoint-dir", ck, "--checkpoint-every", "4", "--inject", "kill:rank=3:step=9"])
     check(r.returncode != 0, "the killed run exited 0")
-    # which clocks the servers reached before the kill depends on the timing (the other replica may lag)
+    # which clocks the servers reached before the kill is timing's (the other replica may run ahead and take the
+    # tickets up to the last checkpoint); that some checkpoint exists and the newest is the one resumed is not
     steps = sorted(int(os.path.basename(f)[5:-3]) for f in glob.glob(os.path.join(ck, "ckpt-*.h5")))
-    check(len(steps) >= 1 and set(steps) <= {4, 8}, f"checkpoints at steps {steps}")
+    check(len(steps) >= 1 and set(steps) <= {4, 8, 12}, f"checkpoints at steps {steps}")
     newest = steps[-1] if steps else 0
     out = os.path.join(tmp, "r.h5")
     r = run(5, "partrain-nmt", args + ["--checkpoint-dir", ck, "--resume", "--output", out])

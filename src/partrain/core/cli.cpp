@@ -27,11 +27,13 @@ void add_common_options(CLI::App& app, CommonOptions& opts) {
                            ->type_name("[DIR]");
   app.add_option("--inject", opts.inject,
                  "fault injection, repeatable: kill:rank=R:step=K (SIGKILL), stall:rank=R:step=K (stops responding), "
-                 "slow:rank=R:step=K:ms=D (sleeps D ms per step from K)")
+                 "slow:rank=R:step=K:ms=D (its compute D ms slower in every step from K), signal:rank=R:step=K "
+                 "(SIGUSR1: a stop at the next step boundary)")
       ->type_name("KIND:rank=R:step=K[:ms=D]");
   app.add_option("--timeout", opts.timeout_s,
                  "watchdog: a wait longer than this many seconds ends the job with a line saying what hung (0: off)")
-      ->type_name("SECONDS");
+      ->type_name("SECONDS")
+      ->capture_default_str();
   app.add_option("--profile", opts.profile,
                  "machine profile (partrain-calibrate) to predict the step with, stored as predicted_* beside the "
                  "measurement (default: $PARTRAIN_PROFILE)")

@@ -75,8 +75,10 @@ Provenance collect_provenance(MPI_Comm comm, int argc, char** argv) {
                   Kokkos::DefaultExecutionSpace::name() + "); OMP_NUM_THREADS=" + env("OMP_NUM_THREADS") +
                   " OMP_WAIT_POLICY=" + env("OMP_WAIT_POLICY") + " OMP_PROC_BIND=" + env("OMP_PROC_BIND") +
                   " OPENBLAS_NUM_THREADS=" + env("OPENBLAS_NUM_THREADS") + "; " + std::to_string(cores) +
-                  " cores allowed; " + std::to_string(p.nranks / std::max<std::size_t>(1, hosts.size())) +
-                  " ranks per host";
+                  " cores allowed; " + [&] {
+                    const std::size_t per = p.nranks / std::max<std::size_t>(1, hosts.size());
+                    return std::to_string(per) + (per == 1 ? " rank per host" : " ranks per host");
+                  }();
   }
   for (int i = 0; i < argc; ++i) p.command_line += (i ? " " : "") + quote(argv[i]);
   for (const char* v : {"SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID"})

@@ -1,9 +1,19 @@
 #include "partrain/parallel/ps/coordinator.hpp"
 
+#include <cstdio>
+
 #include "partrain/core/error.hpp"
 #include "partrain/core/timer.hpp"
 
 namespace partrain::parallel::ps {
+namespace {
+std::string seconds_text(double s) {  // 1.5, not 1.500000
+  char b[32];
+  std::snprintf(b, sizeof b, "%g", s);
+  return b;
+}
+}  // namespace
+
 
 Coordinator::Coordinator(const Layout& layout, const Options& opt, Mailbox& mb, Membership& members,
                          std::vector<Event>& events, double t0)
@@ -116,7 +126,7 @@ void Coordinator::tick() {
       send_all(Header(kRemove, {double(r), double(from)}));
       events_.push_back(log_event(now - t0_, EventKind::WorkerRemoved, r, from,
                                "worker " + std::to_string(r) + " silent for more than " +
-                                   std::to_string(opt_.heartbeat_timeout_s) + " s; its data slice is redistributed from clock " +
+                                   seconds_text(opt_.heartbeat_timeout_s) + " s; its data slice is redistributed from clock " +
                                    std::to_string(from)));
       if (members_.active().empty() && !exit_sent_) {
         bool any_done = false;

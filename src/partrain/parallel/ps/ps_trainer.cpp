@@ -1,5 +1,7 @@
 #include "partrain/parallel/ps/ps_trainer.hpp"
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -369,13 +371,10 @@ std::vector<std::string> PsTrainer<T>::summary_lines() const {
                 st_n > 0 ? st_sum / st_n : 0.0, staleness_.empty() ? std::size_t(0) : staleness_.size() - 1, max_gap_,
                 io::median(std::vector<double>(worker_wait_)));
   out.push_back(line);
-  if (!event_text_.empty()) {
-    std::string rest = event_text_;
-    std::size_t pos;
-    while ((pos = rest.find('\n')) != std::string::npos) {
-      out.push_back("# ps event: " + rest.substr(0, pos));
-      rest = rest.substr(pos + 1);
-    }
+  if (!event_text_.empty()) {  // each was printed as it happened ("# ps event at ..."); not again
+    const auto n = std::count(event_text_.begin(), event_text_.end(), '\n');
+    out.push_back("# ps: " + std::to_string(n) + " membership event" + (n == 1 ? "" : "s") +
+                  " (printed as they happened; in the result file: /ps/events and the ps_events attribute)");
   }
   return out;
 }

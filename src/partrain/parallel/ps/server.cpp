@@ -507,6 +507,11 @@ void Server<T>::run() {
   const std::int64_t unit = synchronous(o.mode) ? 1 : cx_.layout.workers();
   std::int64_t& next_ckpt = ckpt_at_;
   next_ckpt = o.checkpoint_every > 0 ? (version() / (o.checkpoint_every * unit) + 1) * o.checkpoint_every * unit : -1;
+  // As the lockstep apps, no checkpoint at the run's last version: there is nothing left to resume
+  const std::int64_t k = o.mode == Mode::Local ? std::max<std::int64_t>(1, o.local_steps) : 1;
+  const std::int64_t last = (cx_.train.steps + k - 1) / k * unit;
+  auto before_last = [last](std::int64_t v) { return v < last ? v : std::int64_t(-1); };
+  next_ckpt = before_last(next_ckpt);
   MPI_Request agree = MPI_REQUEST_NULL;
   for (;;) {
     in.clear();
@@ -538,7 +543,7 @@ void Server<T>::run() {
       PARTRAIN_MPI_CHECK(MPI_Test(&agree, &flag, MPI_STATUS_IGNORE));
       if (flag) {
         checkpoint(next_ckpt);
-        next_ckpt += o.checkpoint_every * unit;
+        next_ckpt = before_last(next_ckpt + o.checkpoint_every * unit);
         hold_ = false;
       }
     }

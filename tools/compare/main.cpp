@@ -7,14 +7,18 @@
 // communication share, and the step-time ratio to the first source. Runs whose decks differ are never compared:
 // their cells say "config differs". Any file that is not a readable partrain result of schema version 1 is an
 // error naming the file (exit code 2).
+#include <sys/stat.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <tuple>
 
 #include "partrain/core/cli.hpp"
 #include "partrain/core/error.hpp"
+#include "partrain/perf/profile_compare.hpp"
 #include "result_reader.hpp"
 #include "scaling.hpp"
 
@@ -35,7 +39,17 @@ struct Entry {  // one source's runs for one row with one configuration
 struct Source {
   std::string label;
   std::vector<Run> runs;
+  std::optional<perf::KeyRates> rates;  ///< from the source directory's machine.toml (partrain-calibrate), if any
 };
+
+/// The machine profile a source directory keeps beside its results (scripts/quickstart calibrates one into its output
+/// folder; each reference set keeps its machine's): DIR/machine.toml.
+std::optional<perf::KeyRates> source_rates(const std::string& source) {
+  struct stat st {};
+  const std::string path = source + "/machine.toml";
+  if (stat(source.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || stat(path.c_str(), &st) != 0) return std::nullopt;
+  return perf::key_rates(perf::read_profile(source + "/machine.toml", path));
+}
 
 using Key = std::tuple<std::string, std::string, std::string, int, int>;  // app, strategy, model, ranks, threads
 
@@ -127,13 +141,16 @@ int run(int argc, char** argv) {
   CLI::App app{"partrain-compare: partrain result files side by side", "partrain-compare"};
   std::vector<std::string> args;
   bool csv = false, markdown = false;
-  app.add_option("sources", args, "result files or directories; the first is the baseline")->required();
+  app.add_option("sources", args,
+                 "result files or directories (a directory's machine.toml, a partrain-calibrate profile, is compared "
+                 "too); the first is the baseline")
+      ->required();
   auto* csv_flag = app.add_flag("--csv", csv, "comma-separated output (one line per row and source)");
   app.add_flag("--markdown", markdown, "a markdown table")->excludes(csv_flag);
   if (int rc = parse_command_line(app, argc, argv); rc >= 0) return rc;
   std::vector<Source> sources;
   for (const auto& a : args) {
-    Source s{a, {}};
+    Source s{a, {}, source_rates(a)};
     for (const auto& f : result_files(a)) s.runs.push_back(read_run(f));
     sources.push_back(std::move(s));
   }
@@ -162,6 +179,12 @@ int run(int argc, char** argv) {
       std::printf("%s [%zu] %s: %zu run%s; hosts %s; commit %s\n", m, i + 1, sources[i].label.c_str(), nr,
                   nr == 1 ? "" : "s", r.hostnames.c_str(), r.git_commit.c_str());
       std::printf("%s     MPI: %s\n%s     BLAS: %s\n", m, short_text(r.mpi_version).c_str(), m, short_text(r.blas).c_str());
+      if (sources[i].rates) {
+        std::printf("%s     machine (machine.toml): %s\n", m, perf::describe_rates(*sources[i].rates).c_str());
+        if (i > 0 && sources[0].rates)
+          std::printf("%s     against [1]: %s — step-time ratios near these are this machine's speed, not a regression\n",
+                      m, perf::compare_rates(*sources[i].rates, *sources[0].rates).c_str());
+      }
     }
     if (markdown) std::printf("\n| app | strategy | model | ranks | source | ms/step | predicted | error | throughput | efficiency | exposed comm | bubble | mem/rank MiB | ratio to [1] | note |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     else std::printf("%-22s %-*s %-*s %5s %4s %11s %10s %7s %22s %6s %8s %7s %8s %9s  %s\n", "# app", ws, "strategy", wm, "model", "ranks",

@@ -23,7 +23,9 @@ struct Run {
 
 Run run(const models::ModelSpec& ms, int stage, const std::string& offload) {
   const auto ts = small_train(20);
-  static coll::MpiCommunicator comm(MPI_COMM_WORLD);  // one for every run: making one is several blocking MPI calls
+  // one for every run (making one is several blocking MPI calls); never destroyed: its Kokkos scratch buffers must
+  // not be freed after Kokkos::finalize at the test's exit
+  static auto& comm = *new coll::MpiCommunicator(MPI_COMM_WORLD);
   std::unique_ptr<models::Model<float>> model;
   if (ms.kind == "gpt") model = std::make_unique<models::Gpt<float>>(ms.gpt);
   else model = std::make_unique<models::Mlp<float>>(ms.mlp);

@@ -564,9 +564,11 @@ double NmtExecutor<T>::step(const models::Batch<T>& batch, double loss_scale, bo
   c0 = fenced_time_s();
   shard_scatter(dec_tm_, y_, v0, ps.grad2("tgt_embed.weight"));
   t.compute_s += fenced_time_s() - c0;
-  const double w0 = wall_time_s();
-  wait_all(sends_);
-  t.idle_backward_s += wall_time_s() - w0;
+  if (!sends_.empty()) {  // alone (k = 1) nothing was sent, and nothing is waited for: idle stays exactly 0
+    const double w0 = wall_time_s();
+    wait_all(sends_);
+    t.idle_backward_s += wall_time_s() - w0;
+  }
   t.backward_s = fenced_time_s() - b0;
   return loss;
 }

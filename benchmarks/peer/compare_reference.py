@@ -4,8 +4,11 @@ one process, one thread each, run alternately for several rounds so that machine
 Prints a markdown table of median step times and the ratio partrain/PyTorch.
 
     /usr/bin/python3 benchmarks/peer/compare_reference.py [--rounds 3] [--build build/release]
+
+Needs a built bench_kernels (benchmarks/) and Debian's python3-torch (for torch_reference.py).
 """
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -14,36 +17,72 @@ import sys
 from peer_run import run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+PROG = os.path.basename(sys.argv[0])
+
+
+def fail(what, value, why, code=2):
+    """One line on stderr and exit code 2 (bad input; 1 for a run that failed)."""
+    print(f"{PROG}: error: {what} = {value}: {why}", file=sys.stderr)
+    sys.exit(code)
+
+
+def one_line(text):
+    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
 def partrain_ms(build, name):
     out = run([os.path.join(build, "benchmarks", "bench_kernels"), f"--benchmark_filter=BM_Step{name}/",
                "--benchmark_format=json"])
-    bench = json.loads(out)["benchmarks"][0]
-    assert bench["time_unit"] == "ms"
+    try:
+        bench = json.loads(out)["benchmarks"][0]
+    except (ValueError, KeyError, IndexError):
+        fail("bench_kernels", f"--benchmark_filter=BM_Step{name}/", "no benchmark result in its JSON output", 1)
+    if bench.get("time_unit") != "ms":
+        fail("bench_kernels", f"--benchmark_filter=BM_Step{name}/", f"time unit {bench.get('time_unit')}, not ms", 1)
     return bench["real_time"]
 
 
 def torch_ms(model, steps):
     out = run([sys.executable, os.path.join(HERE, "torch_reference.py"), "--model", model, "--steps",
                str(steps), "--json"])
-    return json.loads(out.strip().splitlines()[-1])["step_time_median_ms"]
+    try:
+        return json.loads(out.strip().splitlines()[-1])["step_time_median_ms"]
+    except (IndexError, ValueError, KeyError):
+        fail("torch_reference.py", f"--model {model} --json", f"no JSON result line in its output: {one_line(out)[-300:]}",
+             1)
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--build", default=os.path.join(HERE, "..", "..", "build", "release"))
+    paragraphs = __doc__.split("\n\n")
+    ap = argparse.ArgumentParser(description=paragraphs[0], epilog="\n\n".join(paragraphs[1:]),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds, each one partrain and one PyTorch measurement per model; the medians over rounds are "
+                         "printed (default: %(default)s)")
+    ap.add_argument("--build", metavar="DIR", default=os.path.join(HERE, "..", "..", "build", "release"),
+                    help="the build directory holding benchmarks/bench_kernels (default: build/release of this "
+                         "checkout)")
     a = ap.parse_args()
+    if a.rounds < 1:
+        fail("--rounds", a.rounds, "must be at least 1")
+    bench = os.path.join(a.build, "benchmarks", "bench_kernels")
+    if not (os.path.isfile(bench) and os.access(bench, os.X_OK)):
+        fail("--build", a.build, "no benchmarks/bench_kernels in it (build partrain first, or give the build directory)")
+    if importlib.util.find_spec("torch") is None:
+        fail("python3-torch", "(not installed)", "torch_reference.py needs it (scripts/install-deps --peer installs it)")
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
     os.environ["OMP_NUM_THREADS"] = "1"
     rows = []
     for label, name, model, steps in [("GPT L=4 C=256 H=4 T=128 V=512 B=8, AdamW", "Gpt", "gpt", 10),
                                       ("MLP 4×Linear(1024,1024)+ReLU, B=64, SGD", "Mlp", "mlp", 50)]:
         ours, theirs = [], []
-        for _ in range(a.rounds):
-            ours.append(partrain_ms(a.build, name))
-            theirs.append(torch_ms(model, steps))
+        try:
+            for _ in range(a.rounds):
+                ours.append(partrain_ms(a.build, name))
+                theirs.append(torch_ms(model, steps))
+        except RuntimeError as e:  # a run failed or timed out (peer_run.run)
+            print(f"{PROG}: error: {one_line(e)}", file=sys.stderr)
+            sys.exit(1)
         o, t = statistics.median(ours), statistics.median(theirs)
         rows.append((label, o, t))
     print("| model (1 rank, 1 thread) | partrain ms/step | PyTorch ms/step | partrain / PyTorch |")

@@ -74,3 +74,10 @@ def run(cmd, timeout_s=TIMEOUT_S):
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)}: exit code {p.returncode}: {err.strip()[-500:]}")
     return out
+
+
+if __name__ == "__main__":  # a library: running it does nothing, and says so in one line
+    print(f"{os.path.basename(sys.argv[0])}: a helper module, not a tool: compare_dp.py, compare_reference.py and "
+          "torch_ddp.py import it (from peer_run import run, free_port, die_with_parent); nothing to run",
+          file=sys.stderr)
+    sys.exit(2)

@@ -6,6 +6,9 @@ batch, and prints the worst relative error per tensor against DESIGN.md's tolera
 tensors under the reference's names), so it checks a run on any machine.
 
     /usr/bin/python3 benchmarks/peer/torch_check.py dump.h5 [--all]     # exit 0 when every tensor is within tolerance
+
+Exit code 1 when a tensor is past its tolerance, 2 when the dump cannot be checked. Needs Debian's python3-torch
+(scripts/install-deps --peer) and python3-h5py.
 """
 import argparse
 import math
@@ -15,10 +18,40 @@ import tomllib
 
 import h5py
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-torch.set_default_dtype(torch.float64)
+PROG = os.path.basename(sys.argv[0])
+torch = F = None  # imported once the dump is known to be good (import_torch): --help and bad input need no torch
+
+
+def fail(what, value, why):
+    """Bad input: one line on stderr, exit code 2."""
+    print(f"{PROG}: error: {what} = {value}: {why}", file=sys.stderr)
+    sys.exit(2)
+
+
+def import_torch():
+    global torch, F
+    try:
+        import torch as torch_
+        import torch.nn.functional as F_
+    except ImportError as e:
+        fail("python3-torch", "(not importable)", f"{e} (scripts/install-deps --peer installs it)")
+    torch, F = torch_, F_
+    torch.set_default_dtype(torch.float64)
+
+
+def open_dump(path):
+    """path opened read-only as HDF5; a missing, unreadable or foreign file is an error."""
+    if not os.path.exists(path):
+        fail("DUMP", path, "no such file")
+    if os.path.isdir(path):
+        fail("DUMP", path, "a directory, not a file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        if not os.access(path, os.R_OK):
+            fail("DUMP", path, "cannot read it (permission denied)")
+        fail("DUMP", path, "not an HDF5 file" if not h5py.is_hdf5(path) else f"cannot open it as HDF5 ({e})")
 
 
 def layer_norm(x, p, name):
@@ -55,19 +88,29 @@ def mlp_loss(p, inputs, targets, cfg):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("dump")
+    paragraphs = __doc__.split("\n\n")
+    ap = argparse.ArgumentParser(description=paragraphs[0], epilog="\n\n".join(paragraphs[1:]),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("dump", metavar="DUMP", help="an HDF5 file written by a partrain app's --dump-state")
     ap.add_argument("--all", action="store_true", help="print every tensor's error, not only the worst")
     a = ap.parse_args()
-    try:
-        f = h5py.File(a.dump, "r")
-    except OSError as e:
-        sys.exit(f"torch_check.py: {a.dump}: not a readable HDF5 file ({e})")
-    with f:
-        if "params" not in f or "grads" not in f or "loss" not in f:
-            sys.exit(f"torch_check.py: {a.dump}: not a partrain --dump-state file (no params/grads/loss)")
-        cfg = tomllib.loads(f.attrs["config_toml"])
-        kind = cfg["model"]["kind"]
+    foreign = "not a partrain --dump-state file"
+    with open_dump(a.dump) as f:
+        missing = [k for k in ("params", "grads", "loss", "batch/inputs", "batch/targets") if k not in f]
+        if missing:
+            fail("DUMP", a.dump, f"{foreign} (no {missing[0]})")
+        if "config_toml" not in f.attrs:
+            fail("DUMP", a.dump, f"{foreign} (no config_toml attribute)")
+        try:
+            cfg = tomllib.loads(f.attrs["config_toml"])
+            kind = cfg["model"]["kind"]
+        except (tomllib.TOMLDecodeError, TypeError, KeyError) as e:
+            fail("DUMP", a.dump, f"{foreign} (its config_toml has no model.kind: {e})")
+        if kind not in ("gpt", "mlp", "nmt"):
+            fail("model.kind", kind, f"no PyTorch model for it (in {a.dump})")
+        if not len(f["params"]):
+            fail("DUMP", a.dump, f"{foreign} (no parameters under params)")
+        import_torch()
         if kind == "nmt":
             sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
             import torch_nmt
@@ -80,10 +123,8 @@ def main():
         ref_loss = float(f["loss"][()])
     if kind == "gpt":
         loss = gpt_loss(p, inputs.long(), targets, cfg["model"]["gpt"])
-    elif kind == "mlp":
-        loss = mlp_loss(p, inputs.double(), targets, cfg["model"]["mlp"])
     else:
-        sys.exit(f"torch_check.py: model.kind = {kind}: no PyTorch model for it")
+        loss = mlp_loss(p, inputs.double(), targets, cfg["model"]["mlp"])
     loss.backward()
     tol_loss, tol_grad = (1e-12, 1e-9) if fp64 else (1e-5, 1e-4)
     errs = {}

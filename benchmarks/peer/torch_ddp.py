@@ -5,6 +5,8 @@ thread per rank, N ranks on this machine (processes spawned here, rendezvous on 
 each step; prints the median over steps of the slowest rank.
 
     /usr/bin/python3 benchmarks/peer/torch_ddp.py [--ranks 2] [--steps 30] [--json]
+
+Needs Debian's python3-torch (scripts/install-deps --peer), imported once the options are read.
 """
 import argparse
 import json
@@ -14,16 +16,23 @@ import sys
 import threading
 import time
 
-import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
-import torch.nn as nn
-import torch.nn.functional as F
-
 from peer_run import die_with_parent, free_port
+
+PROG = os.path.basename(sys.argv[0])
+
+
+def fail(what, value, why):
+    """Bad input: one line on stderr, exit code 2."""
+    print(f"{PROG}: error: {what} = {value}: {why}", file=sys.stderr)
+    sys.exit(2)
 
 
 def worker(rank, a, port, queue, parent):
+    import torch  # here, not at the top: --help and bad options need no torch (as before, before the timer starts)
+    import torch.distributed as dist
+    import torch.nn as nn
+    import torch.nn.functional as F
+
     die_with_parent()  # the spawning process gone (killed, timed out): this worker goes too
     if os.getppid() != parent:  # it went while this worker was still starting, before the line above armed it
         os._exit(1)
@@ -66,15 +75,31 @@ def worker(rank, a, port, queue, parent):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--ranks", type=int, default=2)
-    ap.add_argument("--batch", type=int, default=64, help="samples per rank")
-    ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--port", type=int, default=0, help="rendezvous port (default: a free one)")
-    ap.add_argument("--timeout", type=float, default=300, help="seconds after which a worker counts as hung")
-    ap.add_argument("--json", action="store_true")
+    paragraphs = __doc__.split("\n\n")
+    ap = argparse.ArgumentParser(description=paragraphs[0], epilog="\n\n".join(paragraphs[1:]),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ranks", type=int, default=2, help="worker processes, on this machine (default: %(default)s)")
+    ap.add_argument("--batch", type=int, default=64, help="samples per rank (default: %(default)s)")
+    ap.add_argument("--steps", type=int, default=30, help="timed steps (default: %(default)s)")
+    ap.add_argument("--warmup", type=int, default=5, help="untimed steps before them (default: %(default)s)")
+    ap.add_argument("--port", type=int, default=0, help="rendezvous port on 127.0.0.1 (default: a free one)")
+    ap.add_argument("--timeout", type=float, default=300,
+                    help="seconds after which a worker counts as hung and exits (default: %(default)s)")
+    ap.add_argument("--json", action="store_true", help="print one JSON line instead of a sentence")
     a = ap.parse_args()
+    for name, value, least in [("--ranks", a.ranks, 1), ("--batch", a.batch, 1), ("--steps", a.steps, 1),
+                               ("--warmup", a.warmup, 0), ("--port", a.port, 0)]:
+        if value < least:
+            fail(name, value, f"must be at least {least}")
+    if a.port > 65535:
+        fail("--port", a.port, "not a TCP port (at most 65535)")
+    if not a.timeout > 0:
+        fail("--timeout", a.timeout, "must be more than 0 seconds")
+    try:
+        import torch
+        import torch.multiprocessing as mp
+    except ImportError as e:
+        fail("python3-torch", "(not importable)", f"{e} (scripts/install-deps --peer installs it)")
     port = a.port or free_port()
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""The NMT reference model (src/partrain/models/nmt.hpp) in PyTorch, for two things:
+"""The NMT reference model (src/partrain/models/nmt.hpp) in PyTorch: --check DUMP compares a partrain --dump-state of
+the NMT with it (the loss and every gradient), --time times one training step of the benchmark shape.
 
   --check DUMP   loads a partrain --dump-state of model.kind = "nmt" (parameters, batch, loss, gradients), rebuilds the
                  model from the parameters by name and shape, runs forward and backward on the dumped batch and
@@ -19,12 +20,31 @@ Needs Debian's python3-torch (scripts/install-deps --peer) and python3-h5py.
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import time
 
-import torch
-import torch.nn.functional as F
+PROG = os.path.basename(sys.argv[0])
+torch = F = None  # imported by import_torch(), when there is work: --help and bad input need no torch
+DUMP_DATA = ["params", "grads", "loss", "batch/inputs", "batch/decoder_inputs", "batch/targets", "batch/lengths"]
+
+
+def fail(what, value, why):
+    """Bad input: one line on stderr, exit code 2."""
+    print(f"{PROG}: error: {what} = {value}: {why}", file=sys.stderr)
+    sys.exit(2)
+
+
+def import_torch():
+    global torch, F
+    if torch is None:
+        try:
+            import torch as torch_
+            import torch.nn.functional as F_
+        except ImportError as e:
+            fail("python3-torch", "(not importable)", f"{e} (scripts/install-deps --peer installs it)")
+        torch, F = torch_, F_
 
 
 def lstm(p, prefix, x, lengths, reverse):
@@ -77,10 +97,44 @@ def layers_of(names):
     return enc, dec
 
 
-def check(path):
+def open_dump(path):
+    """path opened read-only as HDF5 and checked to be an NMT --dump-state; anything else is an error."""
     import h5py
+    import tomllib
+    if not os.path.exists(path):
+        fail("DUMP", path, "no such file")
+    if os.path.isdir(path):
+        fail("DUMP", path, "a directory, not a file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        if not os.access(path, os.R_OK):
+            fail("DUMP", path, "cannot read it (permission denied)")
+        fail("DUMP", path, "not an HDF5 file" if not h5py.is_hdf5(path) else f"cannot open it as HDF5 ({e})")
+    missing = [k for k in ("params", "grads", "loss") if k not in f]
+    if missing:
+        f.close()
+        fail("DUMP", path, f"not a partrain --dump-state file (no {missing[0]})")
+    try:
+        kind = tomllib.loads(f.attrs["config_toml"])["model"]["kind"] if "config_toml" in f.attrs else "nmt"
+    except (tomllib.TOMLDecodeError, TypeError, KeyError) as e:
+        f.close()
+        fail("DUMP", path, f"not a partrain --dump-state file (its config_toml has no model.kind: {e})")
+    if kind != "nmt":
+        f.close()
+        fail("DUMP", path, f"a dump of model.kind = {kind}, not of the NMT (torch_check.py checks it)")
+    missing = [k for k in DUMP_DATA if k not in f]
+    if missing or not any(n.startswith("decoder.layers.") for n in f["params"]):
+        f.close()
+        fail("DUMP", path, f"not a complete dump of the NMT (no {missing[0] if missing else 'params/decoder.layers.*'})")
+    return f
+
+
+def check(path):
     import numpy as np
-    with h5py.File(path, "r") as f:
+    f = open_dump(path)
+    import_torch()
+    with f:
         dtype = torch.float64 if f["params"][list(f["params"])[0]].dtype == np.float64 else torch.float32
         p = {k: torch.tensor(f["params"][k][()], dtype=dtype, requires_grad=True) for k in f["params"]}
         ref_grads = {k: f["grads"][k][()] for k in f["grads"]}
@@ -110,6 +164,7 @@ def check(path):
 
 
 def time_step(steps, warmup, as_json):
+    import_torch()
     torch.set_num_threads(1)
     torch.manual_seed(0)
     V, E, H, Le, Ld, S, B = 8192, 256, 256, 4, 4, 24, 16  # inputs/ref_nmt.toml
@@ -145,13 +200,20 @@ def time_step(steps, warmup, as_json):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--check", metavar="DUMP")
-    ap.add_argument("--time", action="store_true")
-    ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--json", action="store_true")
+    paragraphs = __doc__.split("\n\n")
+    ap = argparse.ArgumentParser(description=paragraphs[0], epilog="\n\n".join(paragraphs[1:]),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", metavar="DUMP", help="compare a partrain --dump-state of model.kind = \"nmt\" with "
+                                                    "PyTorch; exit 1 on a mismatch")
+    ap.add_argument("--time", action="store_true", help="time one training step of inputs/ref_nmt.toml's shape")
+    ap.add_argument("--steps", type=int, default=10, help="with --time: timed steps (default: %(default)s)")
+    ap.add_argument("--warmup", type=int, default=2, help="with --time: untimed steps before them (default: %(default)s)")
+    ap.add_argument("--json", action="store_true", help="with --time: print one JSON line instead of a sentence")
     a = ap.parse_args()
+    if a.steps < 1:
+        fail("--steps", a.steps, "must be at least 1")
+    if a.warmup < 0:
+        fail("--warmup", a.warmup, "must be at least 0")
     if a.check:
         sys.exit(check(a.check))
     if a.time:

@@ -12,67 +12,93 @@ Run with Debian's python3-torch (/usr/bin/python3), OMP_NUM_THREADS=1.
 import argparse
 import json
 import math
+import os
 import statistics
+import sys
 import time
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+PROG = os.path.basename(sys.argv[0])
 
 
-class Block(nn.Module):
-    def __init__(self, C, H):
-        super().__init__()
-        self.H = H
-        self.ln1 = nn.LayerNorm(C, eps=1e-5)
-        self.qkv = nn.Linear(C, 3 * C)
-        self.proj = nn.Linear(C, C)
-        self.ln2 = nn.LayerNorm(C, eps=1e-5)
-        self.fc = nn.Linear(C, 4 * C)
-        self.mproj = nn.Linear(4 * C, C)
-
-    def forward(self, x):
-        B, T, C = x.shape
-        q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)
-        q = q.view(B, T, self.H, C // self.H).transpose(1, 2)
-        k = k.view(B, T, self.H, C // self.H).transpose(1, 2)
-        v = v.view(B, T, self.H, C // self.H).transpose(1, 2)
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
-        mask = torch.tril(torch.ones(T, T, dtype=torch.bool))
-        att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
-        y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)
-        x = x + self.proj(y)
-        return x + self.mproj(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+def fail(what, value, why):
+    """Bad input: one line on stderr, exit code 2."""
+    print(f"{PROG}: error: {what} = {value}: {why}", file=sys.stderr)
+    sys.exit(2)
 
 
-class GPT(nn.Module):
-    def __init__(self, V, T, L, C, H):
-        super().__init__()
-        self.wte = nn.Embedding(V, C)
-        self.wpe = nn.Embedding(T, C)
-        self.blocks = nn.ModuleList(Block(C, H) for _ in range(L))
-        self.ln_f = nn.LayerNorm(C, eps=1e-5)
+def gpt(V, T, L, C, H):
+    """The GPT-2 model of partrain-ref (torch imported here: --help needs none)."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
 
-    def forward(self, idx):
-        T = idx.shape[1]
-        x = self.wte(idx) + self.wpe(torch.arange(T))
-        for b in self.blocks:
-            x = b(x)
-        return self.ln_f(x) @ self.wte.weight.t()
+    class Block(nn.Module):
+        def __init__(self, C, H):
+            super().__init__()
+            self.H = H
+            self.ln1 = nn.LayerNorm(C, eps=1e-5)
+            self.qkv = nn.Linear(C, 3 * C)
+            self.proj = nn.Linear(C, C)
+            self.ln2 = nn.LayerNorm(C, eps=1e-5)
+            self.fc = nn.Linear(C, 4 * C)
+            self.mproj = nn.Linear(4 * C, C)
+
+        def forward(self, x):
+            B, T, C = x.shape
+            q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)
+            q = q.view(B, T, self.H, C // self.H).transpose(1, 2)
+            k = k.view(B, T, self.H, C // self.H).transpose(1, 2)
+            v = v.view(B, T, self.H, C // self.H).transpose(1, 2)
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+            mask = torch.tril(torch.ones(T, T, dtype=torch.bool))
+            att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+            y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)
+            x = x + self.proj(y)
+            return x + self.mproj(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+
+    class GPT(nn.Module):
+        def __init__(self, V, T, L, C, H):
+            super().__init__()
+            self.wte = nn.Embedding(V, C)
+            self.wpe = nn.Embedding(T, C)
+            self.blocks = nn.ModuleList(Block(C, H) for _ in range(L))
+            self.ln_f = nn.LayerNorm(C, eps=1e-5)
+
+        def forward(self, idx):
+            T = idx.shape[1]
+            x = self.wte(idx) + self.wpe(torch.arange(T))
+            for b in self.blocks:
+                x = b(x)
+            return self.ln_f(x) @ self.wte.weight.t()
+
+    return GPT(V, T, L, C, H)
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--model", choices=["gpt", "mlp"], required=True)
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--json", action="store_true", help="print one JSON line")
+    paragraphs = __doc__.split("\n\n")
+    ap = argparse.ArgumentParser(description=paragraphs[0], epilog="\n\n".join(paragraphs[1:]),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", choices=["gpt", "mlp"], required=True,
+                    help="gpt: L=4 C=256 H=4 T=128 V=512 B=8, AdamW; mlp: 4×Linear(1024,1024)+ReLU, B=64, SGD")
+    ap.add_argument("--steps", type=int, default=20, help="timed steps (default: %(default)s)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps before them (default: %(default)s)")
+    ap.add_argument("--json", action="store_true", help="print one JSON line instead of a sentence")
     a = ap.parse_args()
+    if a.steps < 1:
+        fail("--steps", a.steps, "must be at least 1")
+    if a.warmup < 0:
+        fail("--warmup", a.warmup, "must be at least 0")
+    try:
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+    except ImportError as e:
+        fail("python3-torch", "(not importable)", f"{e} (scripts/install-deps --peer installs it)")
     torch.set_num_threads(1)
     torch.manual_seed(0)
     if a.model == "gpt":
         V, T, L, C, H, B = 512, 128, 4, 256, 4, 8
-        model = GPT(V, T, L, C, H)
+        model = gpt(V, T, L, C, H)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.0)
         x = torch.randint(0, V, (B, T))
         y = torch.randint(0, V, (B, T))

@@ -1,28 +1,73 @@
 #!/usr/bin/python3
-"""Draws partrain-predict's --csv table: predicted step time split into compute, bubble, optimizer and exposed
-communication, and the scaling efficiency, against the rank count (Debian's python3-matplotlib).
+"""Draws partrain-predict's --csv table: the predicted step time split into compute, bubble, optimizer and exposed
+communication (one bar per row), and the predicted scaling efficiency against the rank count.
 
     /usr/bin/python3 tools/analysis/plot_predict.py table.csv --out predict.png
+
+Needs Debian's python3-matplotlib.
 """
 import argparse
 import csv
+import os
 import sys
 
-import matplotlib
+PROG = os.path.basename(sys.argv[0])
+COLUMNS = ["ranks", "dp", "tp", "pp", "compute_s", "bubble_s", "optimizer_s", "comm_exposed_s", "efficiency"]
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+
+def fail(what, value, why):
+    """Bad input: one line on stderr, exit code 2."""
+    print(f"{PROG}: error: {what} = {value}: {why}", file=sys.stderr)
+    sys.exit(2)
+
+
+def read_table(path):
+    """The rows of partrain-predict's --csv table, every number checked; anything else is an error."""
+    if not os.path.exists(path):
+        fail("TABLE", path, "no such file")
+    if os.path.isdir(path):
+        fail("TABLE", path, "a directory, not a file")
+    foreign = "not partrain-predict's --csv table"
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            header = reader.fieldnames or []
+    except UnicodeDecodeError:
+        fail("TABLE", path, f"{foreign} (not a text file)")
+    except (OSError, csv.Error) as e:
+        fail("TABLE", path, f"cannot read it ({getattr(e, 'strerror', None) or e})")
+    if not header:
+        fail("TABLE", path, f"{foreign} (an empty file)")
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        fail("TABLE", path, f"{foreign} (no column {missing[0]}{more})")
+    if not rows:
+        fail("TABLE", path, "no rows (the header only)")
+    for i, r in enumerate(rows):
+        for c in COLUMNS:
+            try:
+                int(r[c]) if c in ("ranks", "dp", "tp", "pp") else float(r[c])
+            except (TypeError, ValueError):
+                fail("TABLE", path, f"{foreign} (line {i + 2}: {c} = {r[c]!r} is not a number)")
+    return rows
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("table")
-    ap.add_argument("--out", default="predict.png")
+    paragraphs = __doc__.split("\n\n")
+    ap = argparse.ArgumentParser(description=paragraphs[0], epilog="\n\n".join(paragraphs[1:]),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("table", metavar="TABLE", help="the CSV file partrain-predict --csv wrote")
+    ap.add_argument("--out", metavar="PNG", default="predict.png",
+                    help="the figure to write; its directory is created (default: %(default)s)")
     a = ap.parse_args()
-    with open(a.table) as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        sys.exit(f"{a.table}: no rows")
+    rows = read_table(a.table)
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     n = [int(r["ranks"]) for r in rows]
     parts = [("compute_s", "compute"), ("bubble_s", "bubble"), ("optimizer_s", "optimizer"), ("comm_exposed_s", "exposed comm")]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
@@ -41,8 +86,24 @@ def main():
     ax2.set_ylabel("predicted efficiency (%)")
     ax2.set_ylim(0, 110)
     fig.tight_layout()
-    fig.savefig(a.out, dpi=110)
+    save(fig, a.out, 110)
     print(f"wrote {a.out}")
+
+
+def save(fig, path, dpi):
+    """fig to path, its directory created; a path that cannot be written is an error."""
+    folder = os.path.dirname(path)
+    if folder and os.path.exists(folder) and not os.path.isdir(folder):
+        fail("--out", path, f"cannot create the directory {folder} (a file of that name exists)")
+    try:
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        fail("--out", path, f"cannot create the directory {folder} ({e.strerror or e})")
+    try:
+        fig.savefig(path, dpi=dpi)
+    except (OSError, ValueError) as e:
+        fail("--out", path, f"cannot write the figure ({getattr(e, 'strerror', None) or e})")
 
 
 if __name__ == "__main__":

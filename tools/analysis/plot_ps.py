@@ -8,15 +8,35 @@ was computed, /ps/loss_wall_time_s), and the staleness of the applied updates (/
 Needs python3-h5py and python3-matplotlib.
 """
 import argparse
+import os
 import sys
 
 import h5py
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
+PROG = os.path.basename(sys.argv[0])
+DATASETS = ["steps/loss", "ps/loss_wall_time_s", "ps/staleness_histogram"]
+ATTRS = ["ps_servers", "ps_workers"]
+
+
+def fail(what, value, why):
+    """Bad input: one line on stderr, exit code 2."""
+    print(f"{PROG}: error: {what} = {value}: {why}", file=sys.stderr)
+    sys.exit(2)
+
+
+def open_h5(what, path):
+    """path opened read-only as HDF5; a missing, unreadable or foreign file is an error."""
+    if not os.path.exists(path):
+        fail(what, path, "no such file")
+    if os.path.isdir(path):
+        fail(what, path, "a directory, not a file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        if not os.access(path, os.R_OK):
+            fail(what, path, "cannot read it (permission denied)")
+        fail(what, path, "not an HDF5 file" if not h5py.is_hdf5(path) else f"cannot open it as HDF5 ({e})")
 
 
 def label(f, path):
@@ -31,29 +51,63 @@ def label(f, path):
     return text + f" ({a['ps_servers']}+{a['ps_workers']})"
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("results", nargs="+")
-    ap.add_argument("--out", default="ps.png")
-    args = ap.parse_args()
-    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(16, 4.5))
-    width = 0.8 / len(args.results)
-    for i, path in enumerate(args.results):
+def read(path):
+    """What is drawn of one partrain-ps result file: (label, steps, loss, wall time, staleness histogram)."""
+    with open_h5("RESULT", path) as f:
+        strategy = f.attrs.get("strategy")
+        if strategy is None:
+            fail("RESULT", path, "not a partrain result file (no strategy attribute)")
+        if strategy != "ps":
+            fail("RESULT", path, f"a result of {f.attrs.get('app', strategy)}, not of partrain-ps")
+        missing = [f"/{k}" for k in DATASETS if k not in f] + [f"attribute {k}" for k in ATTRS if k not in f.attrs]
+        if missing:
+            fail("RESULT", path, f"not a complete partrain-ps result file (no {missing[0]})")
         try:
-            f = h5py.File(path, "r")
-        except OSError as e:
-            sys.exit(f"plot_ps.py: error: {path}: {e}")
-        with f:
-            if f.attrs.get("strategy") != "ps" or "ps/loss_wall_time_s" not in f:
-                sys.exit(f"plot_ps.py: error: {path}: not a partrain-ps result file")
             loss = f["steps/loss"][()]
             first = int(f.attrs.get("ps_first_step", 0))
             steps = np.arange(first + 1, first + 1 + len(loss))
-            name = label(f, path)
-            a1.plot(steps, loss, label=name)
-            a2.plot(f["ps/loss_wall_time_s"][()], loss, ".-", label=name)
-            hist = f["ps/staleness_histogram"][()]
-            a3.bar(np.arange(len(hist)) + i * width, hist / max(hist.sum(), 1), width=width, label=name)
+            return label(f, path), steps, loss, f["ps/loss_wall_time_s"][()], f["ps/staleness_histogram"][()]
+        except (KeyError, ValueError, TypeError) as e:
+            fail("RESULT", path, f"not a complete partrain-ps result file ({e})")
+
+
+def save(fig, path, dpi):
+    """fig to path, its directory created; a path that cannot be written is an error."""
+    folder = os.path.dirname(path)
+    if folder and os.path.exists(folder) and not os.path.isdir(folder):
+        fail("--out", path, f"cannot create the directory {folder} (a file of that name exists)")
+    try:
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        fail("--out", path, f"cannot create the directory {folder} ({e.strerror or e})")
+    try:
+        fig.savefig(path, dpi=dpi)
+    except (OSError, ValueError) as e:
+        fail("--out", path, f"cannot write the figure ({getattr(e, 'strerror', None) or e})")
+
+
+def main():
+    paragraphs = __doc__.split("\n\n")
+    ap = argparse.ArgumentParser(description=paragraphs[0], epilog="\n\n".join(paragraphs[1:]),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("results", metavar="RESULT", nargs="+", help="a partrain-ps result file (HDF5), one per run")
+    ap.add_argument("--out", metavar="PNG", default="ps.png",
+                    help="the figure to write; its directory is created (default: %(default)s)")
+    args = ap.parse_args()
+    runs = [read(path) for path in args.results]
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(16, 4.5))
+    width = 0.8 / len(args.results)
+    for i, (name, steps, loss, wall, hist) in enumerate(runs):
+        a1.plot(steps, loss, label=name)
+        a2.plot(wall, loss, ".-", label=name)
+        a3.bar(np.arange(len(hist)) + i * width, hist / max(hist.sum(), 1), width=width, label=name)
     a1.set(xlabel="global step", ylabel="loss", title="loss against step")
     a2.set(xlabel="wall time since start [s]", ylabel="loss", title="loss against wall time")
     a3.set(xlabel="staleness [updates between read and apply]", ylabel="share of applied updates",
@@ -63,7 +117,7 @@ def main():
         a.grid(alpha=0.3)
         a.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(args.out, dpi=110)
+    save(fig, args.out, 110)
     print(f"wrote {args.out}")
 
 

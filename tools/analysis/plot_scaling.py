@@ -1,14 +1,16 @@
 #!/usr/bin/python3
-"""Scaling plots from partrain result files (run with /usr/bin/python3: needs python3-h5py, python3-matplotlib).
+"""Scaling plots from partrain result files: for each scaling series (an app and model at several rank counts with
+one configuration), speedup and parallel efficiency exactly as partrain-compare computes them, one line per source;
+for each run, the per-rank breakdown of the median timed step into its phases.
 
     /usr/bin/python3 tools/analysis/plot_scaling.py RESULTS_DIR [MORE_DIRS ...] --out plots/
 
-For each scaling series (an app and model at several rank counts with one configuration): speedup and parallel
-efficiency exactly as partrain-compare computes them (this script reads `partrain-compare SOURCE --csv`: one
-definition, tools/compare/scaling.hpp), one line per source directory -> <out>/<name>_scaling.png, and one figure per
-source comparing its strategies. For each run: the per-rank breakdown of the median timed step into its phases ->
-<out>/<name>_r<ranks>_breakdown.png. Files that are not partrain results (schema "partrain.result", version 1) are
-reported and skipped.
+Efficiencies come from `partrain-compare SOURCE --csv` (one definition, tools/compare/scaling.hpp). Written: one
+figure per series -> <out>/<name>_scaling.png, one figure per source comparing its strategies, and one breakdown per
+run -> <out>/<name>_r<ranks>_breakdown.png. Files in a directory that are not partrain results (schema
+"partrain.result", version 1) are reported and skipped; a file named on the command line must be one.
+
+Run with /usr/bin/python3: needs python3-h5py and python3-matplotlib.
 """
 import argparse
 import csv
@@ -21,15 +23,28 @@ import subprocess
 import sys
 
 import h5py
-import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
+PROG = os.path.basename(sys.argv[0])
 PHASES = ["forward", "backward", "comm_exposed", "optimizer"]
 
 
+def fail(what, value, why):
+    """Bad input: one line on stderr, exit code 2."""
+    print(f"{PROG}: error: {what} = {value}: {why}", file=sys.stderr)
+    sys.exit(2)
+
+
+def pyplot():
+    """matplotlib.pyplot, imported once the input is known to be good (--help and errors need none)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
 def load(path):
+    if not h5py.is_hdf5(path):
+        raise ValueError("not an HDF5 file")
     with h5py.File(path, "r") as f:
         a = f.attrs
         if a.get("schema") != "partrain.result" or int(a.get("schema_version", 0)) != 1:
@@ -61,13 +76,18 @@ def slug(s):
 
 def find_compare(given):
     """partrain-compare: --compare, else beside this script in the build tree or the installation, else on PATH."""
+    if given:
+        if not os.path.isfile(given) or not os.access(given, os.X_OK):
+            fail("--compare", given, "no such executable file")
+        return given
     here = os.path.dirname(os.path.abspath(__file__))
     preset = os.environ.get("PARTRAIN_PRESET", "release")
-    for c in [given, os.path.join(here, "..", "..", "build", preset, "tools", "partrain-compare"),
+    for c in [os.path.join(here, "..", "..", "build", preset, "tools", "partrain-compare"),
               os.path.join(here, "..", "..", "..", "..", "bin", "partrain-compare"), shutil.which("partrain-compare")]:
         if c and os.path.isfile(c) and os.access(c, os.X_OK):
             return c
-    sys.exit("plot_scaling: error: partrain-compare not found (build it, or give --compare PATH)")
+    fail("--compare", "(not given)", f"partrain-compare is neither in build/{preset}/tools, nor in the installation's "
+         "bin, nor on PATH (build it, or give --compare PATH)")
 
 
 def scaling_series(compare, src):
@@ -75,7 +95,8 @@ def scaling_series(compare, src):
     CSV: the efficiency it prints is the one drawn."""
     r = subprocess.run([compare, src, "--csv"], capture_output=True, text=True)
     if r.returncode != 0:
-        print(f"plot_scaling: partrain-compare {src}: {r.stderr.strip()}", file=sys.stderr)
+        why = "; ".join(line for line in r.stderr.strip().splitlines() if line) or f"exit code {r.returncode}"
+        print(f"{PROG}: no scaling series of {src} (partrain-compare: {why})", file=sys.stderr)
         return {}
     series = {}
     for row in csv.DictReader(io.StringIO(r.stdout)):
@@ -90,6 +111,7 @@ def scaling_series(compare, src):
 
 def draw_scaling(path, title, lines, ranks, legend_size):
     """Speedup and efficiency side by side; `lines`: [(label, [(ranks, speedup, efficiency, kind)])]."""
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.5, 4.3))
     for label, pts in lines:
         ax1.plot([q[0] for q in pts], [q[1] for q in pts], "o-", label=label)
@@ -109,29 +131,48 @@ def draw_scaling(path, title, lines, ranks, legend_size):
 
 
 def main():
-    ap = argparse.ArgumentParser(description="Speedup, parallel efficiency and per-rank time breakdowns from partrain "
-                                             "result files, one line per source.")
-    ap.add_argument("sources", nargs="+", help="result files or directories (searched for *.h5), one source each")
-    ap.add_argument("--out", required=True, help="directory for the PNG files (created)")
-    ap.add_argument("--compare", help="the partrain-compare to read efficiencies from (default: the build's or PATH's)")
+    paragraphs = __doc__.split("\n\n")
+    ap = argparse.ArgumentParser(description=paragraphs[0], epilog="\n\n".join(paragraphs[1:]),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("sources", metavar="SOURCE", nargs="+",
+                    help="a result file, or a directory searched for *.h5; one line per source")
+    ap.add_argument("--out", metavar="DIR", required=True, help="directory for the PNG files (created)")
+    ap.add_argument("--compare", metavar="PATH", help="the partrain-compare to read efficiencies from (default: the "
+                    "one in build/$PARTRAIN_PRESET/tools, release when unset, else the installation's, else PATH's)")
     ap.add_argument("--print", action="store_true", help="also print every point drawn (source, app, model, ranks, "
                                                           "speedup, efficiency)")
     args = ap.parse_args()
+    for src in args.sources:
+        if not os.path.exists(src):
+            fail("SOURCE", src, "no such file or directory")
     compare = find_compare(args.compare)
-    os.makedirs(args.out, exist_ok=True)
     runs = []
     for src in args.sources:
-        files = [src] if os.path.isfile(src) else sorted(
-            os.path.join(d, n) for d, _, ns in os.walk(src) for n in ns if n.endswith(".h5"))
-        for path in files:
+        if os.path.isfile(src):  # named on the command line: it must be a partrain result
             try:
-                r = load(path)
-            except Exception as e:  # a foreign or corrupt file: say so, keep going
-                print(f"plot_scaling: skipping {path}: {e}", file=sys.stderr)
-                continue
+                loaded = [load(src)]
+            except Exception as e:
+                fail("SOURCE", src, str(e))
+        else:
+            files = sorted(os.path.join(d, n) for d, _, ns in os.walk(src) for n in ns if n.endswith(".h5"))
+            if not files:
+                fail("SOURCE", src, "no result files (*.h5) in this directory")
+            loaded = []
+            for path in files:
+                try:
+                    loaded.append(load(path))
+                except Exception as e:  # a foreign or corrupt file in a directory: say so, keep going
+                    print(f"{PROG}: skipping {path}: {e}", file=sys.stderr)
+        for r in loaded:
             if r:
                 r["source"] = src
                 runs.append(r)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        fail("--out", args.out, "not a directory (a file of that name exists)")
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        fail("--out", args.out, f"cannot create the directory ({e.strerror or e})")
     written = []
     series = {src: scaling_series(compare, src) for src in args.sources}
     hosts = {r["source"]: r["hosts"] for r in runs}
@@ -154,6 +195,7 @@ def main():
         if not r["phases"]:
             continue
         name = slug(f"{r['app']}_{r['model']}")
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(max(4, 1 + 0.6 * r["ranks"]), 4))
         bottom = [0.0] * r["ranks"]
         for p in PHASES:

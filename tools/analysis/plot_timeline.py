@@ -8,41 +8,88 @@ its start to its end, labelled with its microbatch; gaps are the bubble.
 Reads /timeline (results/README.md); the default step is the last one. Needs python3-h5py and python3-matplotlib.
 """
 import argparse
+import os
 import sys
 
 import h5py
-import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
+PROG = os.path.basename(sys.argv[0])
 COLOURS = {0: "#4c72b0", 1: "#55a868", 2: "#c44e52"}  # F, B, W
 NAMES = {0: "F (forward)", 1: "B (backward / input gradient)", 2: "W (weight gradient)"}
+FIELDS = ["rank", "step", "action", "microbatch", "model_chunk", "start_s", "end_s"]
+
+
+def fail(what, value, why):
+    """Bad input: one line on stderr, exit code 2."""
+    print(f"{PROG}: error: {what} = {value}: {why}", file=sys.stderr)
+    sys.exit(2)
+
+
+def open_h5(what, path):
+    """path opened read-only as HDF5; a missing, unreadable or foreign file is an error."""
+    if not os.path.exists(path):
+        fail(what, path, "no such file")
+    if os.path.isdir(path):
+        fail(what, path, "a directory, not a file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        if not os.access(path, os.R_OK):
+            fail(what, path, "cannot read it (permission denied)")
+        fail(what, path, "not an HDF5 file" if not h5py.is_hdf5(path) else f"cannot open it as HDF5 ({e})")
+
+
+def save(fig, path, dpi):
+    """fig to path, its directory created; a path that cannot be written is an error."""
+    folder = os.path.dirname(path)
+    if folder and os.path.exists(folder) and not os.path.isdir(folder):
+        fail("--out", path, f"cannot create the directory {folder} (a file of that name exists)")
+    try:
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        fail("--out", path, f"cannot create the directory {folder} ({e.strerror or e})")
+    try:
+        fig.savefig(path, dpi=dpi)
+    except (OSError, ValueError) as e:
+        fail("--out", path, f"cannot write the figure ({getattr(e, 'strerror', None) or e})")
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("result")
-    ap.add_argument("--step", type=int, default=None)
-    ap.add_argument("--out", default="timeline.png")
+    paragraphs = __doc__.split("\n\n")
+    ap = argparse.ArgumentParser(description=paragraphs[0], epilog="\n\n".join(paragraphs[1:]),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("result", metavar="RESULT", help="a partrain-pp result file (HDF5) with /timeline")
+    ap.add_argument("--step", metavar="K", type=int, default=None,
+                    help="the step to draw, as numbered in /timeline/step (default: the last one)")
+    ap.add_argument("--out", metavar="PNG", default="timeline.png",
+                    help="the figure to write; its directory is created (default: %(default)s)")
     args = ap.parse_args()
-    try:
-        f = h5py.File(args.result, "r")
-    except OSError as e:
-        sys.exit(f"plot_timeline: error: {args.result}: {e}")
-    with f:
+    with open_h5("RESULT", args.result) as f:
         if "timeline" not in f:
-            sys.exit(f"plot_timeline: error: {args.result}: no /timeline (not a partrain-pp result)")
-        tl = {k: f[f"timeline/{k}"][()] for k in ["rank", "step", "action", "microbatch", "model_chunk", "start_s", "end_s"]}
-        a, s = f.attrs, f["summary"].attrs
-        step = int(tl["step"].max()) if args.step is None else args.step
-        title = (f"{a['app']} {a.get('schedule', '')}: p={int(a['pp'])}, m={int(s['microbatches'])}, "
-                 f"v={int(s['chunks'])}, step {step}\nbubble {100 * s['bubble_fraction']:.1f}% measured, "
-                 f"{100 * s['predicted_bubble_fraction']:.1f}% by formula")
+            app = f.attrs.get("app")
+            fail("RESULT", args.result, f"no /timeline (a result of {app}, not of partrain-pp)" if app else
+                 "no /timeline (not a partrain-pp result file)")
+        try:
+            tl = {k: f[f"timeline/{k}"][()] for k in FIELDS}
+            a, s = f.attrs, f["summary"].attrs
+            if len(tl["step"]) == 0:
+                fail("RESULT", args.result, "its /timeline is empty")
+            step = int(tl["step"].max()) if args.step is None else args.step
+            title = (f"{a['app']} {a.get('schedule', '')}: p={int(a['pp'])}, m={int(s['microbatches'])}, "
+                     f"v={int(s['chunks'])}, step {step}\nbubble {100 * s['bubble_fraction']:.1f}% measured, "
+                     f"{100 * s['predicted_bubble_fraction']:.1f}% by formula")
+        except (KeyError, ValueError, TypeError) as e:
+            fail("RESULT", args.result, f"not a complete partrain-pp result file ({e})")
         ranks = sorted(set(int(r) for r in tl["rank"]))
     sel = tl["step"] == step
     if not sel.any():
-        sys.exit(f"plot_timeline: error: step {step} is not in {args.result}")
+        fail("--step", step, f"not in {args.result} (its steps: {int(tl['step'].min())} to {int(tl['step'].max())})")
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     end = max(tl["end_s"][sel]) * 1e3
     fig, ax = plt.subplots(figsize=(max(8, 0.25 * sel.sum() / len(ranks) + 4), 0.7 * len(ranks) + 1.6))
     seen = set()
@@ -64,7 +111,7 @@ def main():
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3, frameon=False)
     fig.tight_layout()
-    fig.savefig(args.out, dpi=120)
+    save(fig, args.out, 120)
     print("plot_timeline: wrote", args.out)
 
 

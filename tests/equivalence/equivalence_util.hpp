@@ -7,8 +7,11 @@
 
 #include <cmath>
 #include <map>
+#include <memory>
+#include <tuple>
 #include <vector>
 
+#include "partrain/collectives/process_grid.hpp"
 #include "partrain/models/trainer.hpp"
 
 namespace partrain::test {
@@ -65,6 +68,21 @@ inline Trajectory reference_run(const models::ModelSpec& ms, const models::Train
     t.loss.push_back(rec.loss);
   }
   return t;
+}
+
+/// One process grid per shape, and one world communicator, for every test of the binary: making one is a dozen
+/// blocking MPI calls (duplicates, splits), 0.2 s each time at 4 ranks on 2 cores and more across the virtual
+/// cluster's nodes — most of the tests' time when every check made its own. Never destroyed: they hold Kokkos
+/// buffers, which must not be freed after Kokkos::finalize at the binary's exit.
+inline coll::ProcessGrid& grid_of(GridShape shape) {
+  static auto& grids = *new std::map<std::tuple<int, int, int>, std::unique_ptr<coll::ProcessGrid>>;
+  auto& g = grids[{shape.pp, shape.dp, shape.tp}];
+  if (!g) g = std::make_unique<coll::ProcessGrid>(MPI_COMM_WORLD, shape);
+  return *g;
+}
+inline coll::MpiCommunicator& world_comm() {
+  static auto& c = *new coll::MpiCommunicator(MPI_COMM_WORLD);
+  return c;
 }
 
 inline double rel(double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 1e-30); }

@@ -13,7 +13,7 @@ namespace {
 void check(const models::ModelSpec& ms, coll::Algo algo, bool overlap) {
   const auto ts = small_train(20);
   const auto ref = reference_run(ms, ts);
-  coll::MpiCommunicator comm(MPI_COMM_WORLD);
+  auto& comm = world_comm();
   auto m = models::make_model<float>(ms);
   auto d = models::make_dataset<float>(ms);
   parallel::DpOptions o;
@@ -52,7 +52,7 @@ void check(const models::ModelSpec& ms, coll::Algo algo, bool overlap) {
 
 /// The gradient algorithms to try: the flat ones, and shm on one node or hier across nodes (tests/cluster).
 std::vector<coll::Algo> gradient_algorithms() {
-  const coll::MpiCommunicator world(MPI_COMM_WORLD);
+  const coll::MpiCommunicator& world = world_comm();
   return {coll::Algo::Ring, coll::Algo::RecDbl, coll::Algo::Vendor,
           world.single_node() ? coll::Algo::Shm : coll::Algo::Hier};
 }

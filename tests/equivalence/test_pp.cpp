@@ -44,16 +44,6 @@ const Trajectory& reference(const models::ModelSpec& ms) {
   return it->second;
 }
 
-/// One process grid per shape for the whole test: making one is a dozen blocking MPI calls (communicator
-/// duplicates and splits), 0.2 s each time at 4 ranks on 2 cores — most of the test's time when every layout made its own.
-/// (Never destroyed: they hold Kokkos buffers, which must not be freed after Kokkos::finalize at the test's exit.)
-coll::ProcessGrid& grid_of(GridShape shape) {
-  static auto& grids = *new std::map<std::tuple<int, int, int>, std::unique_ptr<coll::ProcessGrid>>;
-  auto& g = grids[{shape.pp, shape.dp, shape.tp}];
-  if (!g) g = std::make_unique<coll::ProcessGrid>(MPI_COMM_WORLD, shape);
-  return *g;
-}
-
 struct Layout {
   int p = 1, t = 1;
   pl::ScheduleKind kind = pl::ScheduleKind::OneFOneB;

@@ -27,7 +27,7 @@ void check(int t, bool sp) {
   const auto ms = tp_gpt();
   const auto ts = small_train(20);
   const auto ref = reference_run(ms, ts);
-  coll::ProcessGrid pg(MPI_COMM_WORLD, GridShape{1, world / t, t});
+  coll::ProcessGrid& pg = grid_of(GridShape{1, world / t, t});
   parallel::TpContext tp{&pg.tp(), coll::Algo::Ring, sp};
   parallel::TpGpt<float> model(ms.gpt, tp);
   model.build(ms.seed);
@@ -101,7 +101,7 @@ TEST(TensorParallel, RejectsShapesThatDoNotDivide) {
   int world = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &world);
   if (world < 2) GTEST_SKIP();
-  coll::ProcessGrid pg(MPI_COMM_WORLD, GridShape{1, 1, world});
+  coll::ProcessGrid& pg = grid_of(GridShape{1, 1, world});
   parallel::TpContext tp{&pg.tp(), coll::Algo::Ring, false};
   auto cfg = tp_gpt().gpt;
   cfg.heads = 5 * world + 1;

@@ -23,9 +23,7 @@ struct Run {
 
 Run run(const models::ModelSpec& ms, int stage, const std::string& offload) {
   const auto ts = small_train(20);
-  // one for every run (making one is several blocking MPI calls); never destroyed: its Kokkos scratch buffers must
-  // not be freed after Kokkos::finalize at the test's exit
-  static auto& comm = *new coll::MpiCommunicator(MPI_COMM_WORLD);
+  auto& comm = world_comm();
   std::unique_ptr<models::Model<float>> model;
   if (ms.kind == "gpt") model = std::make_unique<models::Gpt<float>>(ms.gpt);
   else model = std::make_unique<models::Mlp<float>>(ms.mlp);
@@ -76,7 +74,7 @@ void check(const models::ModelSpec& ms) {
         EXPECT_LE(rel(r.loss[s], ref.loss[s]), kTrajectoryTol) << what << " step " << s;
       // Across nodes, auto's allreduce (stage 0) is hier — node sums first — while the reduce-scatter of stages 1–3
       // is a flat ring: another summation order, equal within rounding only (seen on the virtual cluster, 2 × 2).
-      coll::MpiCommunicator world(MPI_COMM_WORLD);
+      coll::MpiCommunicator& world = world_comm();
       const bool hier = stage > 0 && world.resolve(coll::Op::Allreduce, coll::Algo::Auto, 1 << 20) == coll::Algo::Hier;
       const bool same_order = !(ms.kind == "gpt" && stage >= 2) && !hier;
       ASSERT_EQ(r.final_params.size(), base.final_params.size()) << what;

@@ -93,7 +93,7 @@ checkpoint_every = 2
 max_requeues = 2
 args = ["--inject", "slow:rank=0:step=0:ms=250", "--timeout", "20"]
 [set]
-"train.steps" = 16
+"train.steps" = 24  # from its first checkpoint, 22 steps of 250 ms: time to act on it on a loaded machine
 "train.warmup" = 1
 [slurm]
 partition = "debug"
@@ -122,7 +122,7 @@ for _ in $(seq 1 40); do  # a requeued job waits for its begin time: let it star
 done
 wait_jobs "$id" 180
 grep -E "resum|failed|requeue|self-check|watchdog" "$work"/rq/logs/*.log || true
-"$MPIEXEC" -n 2 "$build/miniapps/partrain-dp" --input inputs/dp_mlp.toml --set train.steps=16 --set train.warmup=1 \
+"$MPIEXEC" -n 2 "$build/miniapps/partrain-dp" --input inputs/dp_mlp.toml --set train.steps=24 --set train.warmup=1 \
   --output "$work/direct.h5" > /dev/null
 /usr/bin/python3 - "$work"/rq/results/*.h5 "$work/direct.h5" <<'PY'
 import sys

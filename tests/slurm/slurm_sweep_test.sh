@@ -125,7 +125,7 @@ checkpoint_every = 2
 args = ["--inject", "slow:rank=0:step=0:ms=250"]
 
 [set]
-"train.steps" = 16
+"train.steps" = 24  # from its first checkpoint, 22 steps of 250 ms: time to act on it on a loaded machine
 "train.warmup" = 1
 
 [slurm]
@@ -153,7 +153,7 @@ for _ in $(seq 1 180); do
 done
 [ -z "$(squeue -h -j "$id" 2>/dev/null)" ] || { echo "requeued job still queued"; squeue -j "$id" -o "%i %T %r"; exit 1; }
 cat "$rq"/logs/*.log | grep -E "resume|stopped|checkpoint|requeue|self-check" || true
-"$MPIEXEC" -n 2 "$build/miniapps/partrain-dp" --input inputs/dp_mlp.toml --set train.steps=16 --set train.warmup=1 \
+"$MPIEXEC" -n 2 "$build/miniapps/partrain-dp" --input inputs/dp_mlp.toml --set train.steps=24 --set train.warmup=1 \
   --output "$work/direct.h5" > /dev/null
 /usr/bin/python3 - "$rq"/results/*.h5 "$work/direct.h5" <<'PY'
 import sys

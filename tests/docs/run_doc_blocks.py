@@ -4,15 +4,17 @@
     run_doc_blocks.py --source SRC --build BUILD [--list] [--keep] [--timeout S] FILE.md ...
 
 Every fenced block whose info string is `sh` is a command block a reader is meant to run. Each one is run by bash,
-from the top of a fresh temporary directory of its page that holds symlinks to SRC's inputs/, scripts/, tools/,
-benchmarks/, results/ and jobscripts/, and build/release -> BUILD (the build under test), so the relative paths
-of the docs work and what the commands write lands in the temporary directory. The blocks of one page run in
+from the top of a fresh temporary directory of its page that holds symlinks to SRC's top-level entries (inputs/,
+scripts/, tools/, benchmarks/, results/, jobscripts/, docs/, tests/, ...; not build/ or hidden ones) and
+build/release -> BUILD (the build under test), so the relative paths of the docs work and what the commands write
+lands in the temporary directory. The blocks of one page run in
 order in the same directory (a later block may read what an earlier one wrote); each block is its own shell,
 which first sources scripts/env.sh, as the docs ask of the reader.
 
-Rewriting: a command that starts a training mini-app (partrain-ref, -dp, -tp, -pp, -zero, -ps, -nmt) and does not
-set train.steps itself gets `--set train.steps=2 --set train.warmup=1` appended to the mini-app's arguments (before
-a pipe, a redirection, `&&`, `||`, `;` or a comment), so every documented run is a short one. Commands are the
+Rewriting: a command that starts a training mini-app (partrain-ref, -dp, -tp, -pp, -zero, -ps, -nmt), in a block
+that does not set train.steps itself (in a command or a shell variable), gets `--set train.steps=1 --set
+train.warmup=0` appended to the mini-app's arguments (before a pipe, a redirection, `&&`, `||`, `;` or a comment), so
+every documented run is one step. Commands are the
 block's lines joined at a trailing backslash; the lines of a here-document are passed through untouched.
 
 Skipping: a block preceded (blank lines allowed) by `<!-- not run by tests: REASON -->` is not run; one preceded by
@@ -47,8 +49,7 @@ SKIP_RE = re.compile(r"^<!--\s*not run by tests:\s*(.*?)\s*-->\s*$")
 NEEDS_RE = re.compile(r"^<!--\s*needs:\s*(.*?)\s*-->\s*$")
 FENCE_RE = re.compile(r"^(```+|~~~+)\s*([\w+-]*)\s*$")
 REFUSED = {"bash", "shell", "console", "zsh", "shell-session"}
-LINKS = ["inputs", "scripts", "tools", "benchmarks", "results", "jobscripts"]
-STEPS = "--set train.steps=2 --set train.warmup=1"
+STEPS = "--set train.steps=1 --set train.warmup=0"
 MARK = "__partrain_doc_failed__"
 # words that point at the project's history or its conversations, which a reader of the docs cannot look up
 UNRESOLVABLE = re.compile(r"\bissues? #?\d+|\bthe issue\b|\bthis (stop|round)\b|\bbefore this round\b|"
@@ -234,8 +235,9 @@ def cpu_children():
 
 def workdir(source, build):
     d = tempfile.mkdtemp(prefix="partrain-docs-")
-    for name in LINKS:
-        os.symlink(os.path.join(source, name), os.path.join(d, name))
+    for name in sorted(os.listdir(source)):
+        if name != "build" and not name.startswith("."):
+            os.symlink(os.path.join(source, name), os.path.join(d, name))
     os.mkdir(os.path.join(d, "build"))
     os.symlink(build, os.path.join(d, "build", "release"))
     return d
@@ -287,7 +289,9 @@ def main():
                 print(f"skipped {where}: {b.skip}")
                 n_skip += 1
                 continue
-            cmds = [(n, rewrite(c)) for n, c in commands(b)]
+            raw = commands(b)
+            sets_steps = any("train.steps" in c for _, c in raw)
+            cmds = [(n, c if sets_steps else rewrite(c)) for n, c in raw]
             if a.list:
                 print(f"--- {where}" + (f" (needs: {b.needs})" if b.needs else ""))
                 for n, c in cmds:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# How far the performance model is from the measurement (README, "The performance model", the error table): every
-# mini-app at its default deck on 1, 2 and 4 ranks, twice, with --profile, then partrain-compare's error column
+# How far the performance model is from the measurement (docs/model.md, the error table): every
+# mini-app at its default deck on 1 to 4 ranks, twice, with --profile, then partrain-compare's error column
 # summarised per mini-app (median |error|). About 5 minutes on 2 cores; run it on a quiet machine.
 #   benchmarks/perf_model_error.sh PROFILE [OUT_DIR]      (default OUT_DIR: results/runs/perf_error_<UTC time>)
 set -euo pipefail

@@ -6,7 +6,7 @@
 #  - OpenMP threads that have nothing to do sleep instead of spinning (OMP_WAIT_POLICY=passive): with a Kokkos
 #    OpenMP build and a threaded BLAS, spinning OpenMP threads took the cores OpenBLAS's threads needed — one rank
 #    with 2 OpenMP + 2 BLAS threads ran the GPT step 4.4x slower than one thread, 1.5x faster with passive waits
-#    (measured on a Kokkos 4.6 OpenMP build, issue 18). BLAS and OpenMP threads per rank never multiply: both are
+#    (measured on a Kokkos 4.6 OpenMP build: docs/building.md). BLAS and OpenMP threads per rank never multiply: both are
 #    PARTRAIN_THREADS (default 1; the ranks are the parallelism).
 export OPENBLAS_NUM_THREADS=${PARTRAIN_THREADS:-1}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${PARTRAIN_THREADS:-1}}

@@ -91,7 +91,7 @@ WaitPolicy detect_wait_policy(MPI_Comm comm) {
   // The ranks that share this rank's cores are those under the same kernel — MPI's shared-memory "node" can be
   // smaller: hosts that are containers or network namespaces of one machine (scripts/vcluster) are separate nodes to
   // MPI but run on the same cores. Measured there, 2 namespaces x 2 ranks on 2 cores, spinning ranks made every
-  // 64 KiB allreduce take 10-48 ms (scheduler ticks) against 49-89 us yielding (README, the virtual cluster).
+  // 64 KiB allreduce take 10-48 ms (scheduler ticks) against 49-89 us yielding (docs/vcluster.md).
   return machine_ranks(comm) > usable_cores() ? WaitPolicy::Yield : WaitPolicy::Spin;
 }
 

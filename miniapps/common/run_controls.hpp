@@ -1,4 +1,4 @@
-// What every training mini-app shares beyond the step loop (README, "Checkpoints, the watchdog, fault injection"):
+// What every training mini-app shares beyond the step loop (docs/checkpoints.md):
 // checkpoints (--checkpoint-dir, --checkpoint-every, --keep, --resume), fault injection (--inject), the watchdog
 // (--timeout) and the stop signals (SIGTERM, SIGUSR1: finish the step, write a checkpoint and a result file marked
 // incomplete, exit with code 3).

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""partrain-ps against what the README promises, one case per ctest:
+"""partrain-ps against what docs/ps.md promises, one case per ctest:
 
   exact       bsp (and half_sync) equal partrain-dp on the same work: bit for bit at 1 and 2 workers (the server sums
               two gradients as the allreduce does), within 1e-5 at 3; at 1-3 servers, with and without a scheduler

@@ -1,6 +1,5 @@
 #!/usr/bin/python3
-"""Checkpoints, the watchdog and the stop signals of every training mini-app (README, "Checkpoints, the watchdog,
-fault injection"):
+"""Checkpoints, the watchdog and the stop signals of every training mini-app (docs/checkpoints.md):
 
   resume APP NP DECK [--set ...]   a run killed (kill -9 via --inject) after its checkpoints and relaunched with
                                    --resume ends with the loss, parameters and gradients of an uninterrupted run, bit

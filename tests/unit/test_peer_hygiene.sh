@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The PyTorch peer scripts never hang and leave nothing behind (README, "Peer comparisons"): torch_ddp.py picks a free
+# The PyTorch peer scripts never hang and leave nothing behind (docs/ref.md): torch_ddp.py picks a free
 # rendezvous port (two runs at once both finish), a worker past --timeout ends the run with a message and a non-zero
 # exit, and a caller killed with SIGKILL mid-run takes every process it started with it. Skipped without python3-torch.
 #   test_peer_hygiene.sh REPO

@@ -1,4 +1,4 @@
-// The performance model's pieces against their closed forms (README, "The performance model"):
+// The performance model's pieces against their closed forms (docs/model.md):
 //   - every algorithm's α-β-γ terms are Thakur, Rabenseifner & Gropp's (2005) for p = 2…64, powers of two and not;
 //   - the fit recovers α and β from exact synthetic times, and from times with ±5% noise within 10%;
 //   - a profile survives to_toml → read_profile; a profile with a rate missing is an error naming it;

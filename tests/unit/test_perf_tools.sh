@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The performance model's tools end to end (README, "The performance model"): partrain-calibrate writes a profile
+# The performance model's tools end to end (docs/model.md): partrain-calibrate writes a profile
 # (--quick), a mini-app run with --profile stores predicted_* beside its measurement, partrain-compare shows the
 # predicted step and the error, partrain-predict tabulates a what-if over rank counts and ranks layouts (--search),
 # and its CSV is drawn.

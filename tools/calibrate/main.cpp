@@ -1,5 +1,5 @@
-// partrain-calibrate: measures this machine into a machine profile for the performance model (README, "The
-// performance model"): fp32 gemm rates by shape class and of the thin products an LSTM step issues, the streaming,
+// partrain-calibrate: measures this machine into a machine profile for the performance model
+// (docs/model.md): fp32 gemm rates by shape class and of the thin products an LSTM step issues, the streaming,
 // reduction, pointwise, optimizer and LSTM-cell rates of one rank with every rank busy, and α, β of every collective
 // algorithm and operation the suite implements, fitted to partrain-collectives' own harness over 4 KiB – 16 MiB (by
 // size range where one line does not fit).

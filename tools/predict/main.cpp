@@ -1,4 +1,4 @@
-// partrain-predict: the performance model at any scale (README, "The performance model"). From a deck and a machine
+// partrain-predict: the performance model at any scale (docs/model.md). From a deck and a machine
 // profile, the predicted step — its breakdown, the memory per rank and the scaling efficiency — over a range of rank
 // counts, strong or weak; or, with --search, every layout dp × tp × pp of one rank count ranked by predicted step time
 // under a memory limit. Nothing runs: this answers questions no machine here can.

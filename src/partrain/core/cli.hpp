@@ -19,7 +19,7 @@ struct CommonOptions {
   std::string dump_state;          ///< HDF5 state dump
   bool overwrite = false;
   bool print_deck = false;         ///< print the resolved deck as TOML and exit
-  // Reliability (README, "Checkpoints, the watchdog, fault injection"): every training mini-app.
+  // Reliability (docs/checkpoints.md): every training mini-app.
   std::string checkpoint_dir;      ///< --checkpoint-dir
   std::int64_t checkpoint_every = 0;  ///< --checkpoint-every N steps (0: never)
   int keep = 2;                    ///< --keep: newest checkpoints kept

@@ -7,7 +7,7 @@
 //   decoder layer 0: LSTM over y = tgt_embed[decoder inputs] (teacher forcing: BOS, then the target shifted right)
 //   attention: the bottom decoder layer's output at time t queries the top encoder outputs; scaled dot-product
 //           scores q·k/√H over the sentence's real positions, softmax, context = Σ a_s k_s (no parameters; GNMT
-//           scores additively — dot-product keeps the kernel one op; written down in the README)
+//           scores additively — dot-product keeps the kernel one op; written down in docs/nmt.md)
 //   decoder layers 1 … L_d−1: LSTM over [d_{i−1} ; context] (2H → H), residual from index 2 on (adds d_{i−1})
 //   generator: logits = d_top · W_gᵀ + b_g over the V target words; loss = mean cross-entropy over the real
 //           (unpadded) target tokens of the global batch

@@ -137,7 +137,7 @@ MachineProfile read_profile(const std::string& key, const std::string& path) {
 
 std::string to_toml(const MachineProfile& p) {
   std::ostringstream os;
-  os << "# partrain machine profile (README, \"The performance model\")\n";
+  os << "# partrain machine profile (docs/model.md)\n";
   os << "name = \"" << p.name << "\"\nsource = \"" << p.source << "\"\nranks_per_node = " << p.ranks_per_node << "\n";
   if (p.cores_per_node > 0) os << "cores_per_node = " << p.cores_per_node << "   # more ranks than this share the cores\n";
   os << "\n";

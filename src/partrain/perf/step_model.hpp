@@ -1,4 +1,4 @@
-// The model of a training step from the deck and a machine profile (README, "The performance model"):
+// The model of a training step from the deck and a machine profile (docs/model.md):
 //   compute    per layer, by roofline: its FLOPs at the profile's gemm rate for the model's shape class, or its
 //              activation traffic at the memory rate, whichever is slower; backward twice the forward
 //   optimizer  a streaming pass over its state (bytes per parameter by optimizer) at the memory rate
@@ -12,7 +12,7 @@
 //              priced as mixed-precision training as Megatron-LM and DeepSpeed run it: gemms at the profile's
 //              gemm_half_* rates, activations, tensor/pipeline messages and gradients of 2 bytes, the pointwise kernels
 //              memory-bound on 2-byte elements, the optimizer on fp32 master weights (30 bytes per parameter)
-// Predictions are stored as predicted_* beside the measured figures; the README's error table says how far apart.
+// Predictions are stored as predicted_* beside the measured figures; docs/model.md's error table says how far apart.
 #pragma once
 
 #include <string>

@@ -9,7 +9,7 @@
 // (Horovod's hierarchical allreduce). Nodes are the MPI shared-memory domains, or, to test it on one machine,
 // groups of `pretend_ranks_per_node` consecutive ranks.
 //
-// `auto` (documented in the README):
+// `auto` (documented in docs/collectives.md):
 //   all ranks on one node: shm for allreduce, reduce_scatter, allgather and broadcast;
 //   several nodes of equal size with more than one rank each: hier for allreduce above 16 KiB; otherwise
 //   allreduce       n = 1: copy; ≤ 16 KiB: recdbl (log n rounds); otherwise ring

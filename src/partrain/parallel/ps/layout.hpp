@@ -17,7 +17,7 @@
 
 namespace partrain::parallel::ps {
 
-/// The update rules (README, "Parameter server"):
+/// The update rules (docs/ps.md; the decisions themselves: rules.hpp):
 ///   bsp       a server applies clock c once every worker's push of c is in (their sum): partrain-dp's update
 ///   asp       every push is applied on arrival; a pull returns whatever is latest
 ///   ssp       asp, but a worker at clock c waits until every worker has pushed clock c − s − 1 (bound s)

@@ -1,7 +1,7 @@
 // A parameter-server worker: it holds the whole model, pulls the parameters, computes the gradient of its data
 // slice and pushes it, clock after clock.
 //
-//   data     bsp, half_sync: clock c is global step c, split among the workers that are members at c (README);
+//   data     bsp, half_sync: clock c is global step c, split among the workers that are members at c (docs/ps.md);
 //            asp, ssp: a pull from shard 0 hands out a ticket t, global step t / W, slice t mod W of the initial
 //            split — every (step, slice) is computed once over the run, by whichever worker is free, so async runs
 //            see exactly the data bsp sees; local: rounds of ps.local_steps steps, split like bsp.

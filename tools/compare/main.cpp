@@ -7,8 +7,6 @@
 // communication share, and the step-time ratio to the first source. Runs whose decks differ are never compared:
 // their cells say "config differs". Any file that is not a readable partrain result of schema version 1 is an
 // error naming the file (exit code 2).
-#include <sys/stat.h>
-
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cmath>
@@ -42,13 +40,11 @@ struct Source {
   std::optional<perf::KeyRates> rates;  ///< from the source directory's machine.toml (partrain-calibrate), if any
 };
 
-/// The machine profile a source directory keeps beside its results (scripts/quickstart calibrates one into its output
-/// folder; each reference set keeps its machine's): DIR/machine.toml.
+/// The rates of the machine profile a source directory keeps beside its results (machine_profile_of), if any.
 std::optional<perf::KeyRates> source_rates(const std::string& source) {
-  struct stat st {};
-  const std::string path = source + "/machine.toml";
-  if (stat(source.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || stat(path.c_str(), &st) != 0) return std::nullopt;
-  return perf::key_rates(perf::read_profile(source + "/machine.toml", path));
+  const std::string path = machine_profile_of(source);
+  if (path.empty()) return std::nullopt;
+  return perf::key_rates(perf::read_profile(path, path));
 }
 
 using Key = std::tuple<std::string, std::string, std::string, int, int>;  // app, strategy, model, ranks, threads

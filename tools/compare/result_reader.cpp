@@ -182,29 +182,48 @@ Run read_run(const std::string& path) {
   return r;
 }
 
-std::vector<std::string> result_files(const std::string& arg) {
-  struct stat st {};
-  if (stat(arg.c_str(), &st) != 0) throw InputError(arg + ": no such file or directory");
-  if (!S_ISDIR(st.st_mode)) return {arg};
+namespace {
+/// Every file below `dir` whose name ends in `suffix`, sorted.
+std::vector<std::string> files_below(const std::string& dir, const std::string& suffix) {
   std::vector<std::string> out;
-  std::function<void(const std::string&)> walk = [&](const std::string& dir) {
-    DIR* d = opendir(dir.c_str());
+  std::function<void(const std::string&)> walk = [&](const std::string& at) {
+    DIR* d = opendir(at.c_str());
     if (!d) return;
     while (auto* e = readdir(d)) {
       const std::string name = e->d_name;
       if (name == "." || name == "..") continue;
-      const std::string p = dir + "/" + name;
+      const std::string p = at + "/" + name;
       struct stat s {};
       if (stat(p.c_str(), &s) != 0) continue;
       if (S_ISDIR(s.st_mode)) walk(p);
-      else if (name.size() > 3 && name.compare(name.size() - 3, 3, ".h5") == 0) out.push_back(p);
+      else if (name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+        out.push_back(p);
     }
     closedir(d);
   };
-  walk(arg);
+  walk(dir);
   std::sort(out.begin(), out.end());
+  return out;
+}
+}  // namespace
+
+std::vector<std::string> result_files(const std::string& arg) {
+  struct stat st {};
+  if (stat(arg.c_str(), &st) != 0) throw InputError(arg + ": no such file or directory");
+  if (!S_ISDIR(st.st_mode)) return {arg};
+  auto out = files_below(arg, ".h5");
   if (out.empty()) throw InputError(arg + ": no result files (*.h5) in this directory");
   return out;
+}
+
+std::string machine_profile_of(const std::string& arg) {
+  struct stat st {};
+  if (stat(arg.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return "";
+  const auto found = files_below(arg, "machine.toml");
+  std::vector<std::string> exact;
+  for (const auto& f : found)
+    if (f.size() >= 13 && f.compare(f.size() - 13, 13, "/machine.toml") == 0) exact.push_back(f);
+  return exact.size() == 1 ? exact.front() : "";
 }
 
 }  // namespace partrain::compare

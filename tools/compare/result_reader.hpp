@@ -27,5 +27,8 @@ struct Run {
 Run read_run(const std::string& path);
 /// A file, or every *.h5 below a directory (sorted); InputError when nothing is found.
 std::vector<std::string> result_files(const std::string& arg);
+/// The machine profile a source directory keeps beside its results: its one file named machine.toml, at any depth
+/// (the quick start's output folder, a reference set's machine folder); "" when there is none, or several.
+std::string machine_profile_of(const std::string& arg);
 
 }  // namespace partrain::compare

@@ -16,18 +16,10 @@ import sys
 
 from peer_run import run
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "analysis"))
+from tool_io import PROG, fail, one_line  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-PROG = os.path.basename(sys.argv[0])
-
-
-def fail(what, value, why, code=2):
-    """One line on stderr and exit code 2 (bad input; 1 for a run that failed)."""
-    print(f"{PROG}: error: {what} = {value}: {why}", file=sys.stderr)
-    sys.exit(code)
-
-
-def one_line(text):
-    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
 def partrain_ms(build, name):

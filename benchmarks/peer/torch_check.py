@@ -19,14 +19,10 @@ import tomllib
 import h5py
 import numpy as np
 
-PROG = os.path.basename(sys.argv[0])
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "analysis"))
+from tool_io import fail, open_h5  # noqa: E402
+
 torch = F = None  # imported once the dump is known to be good (import_torch): --help and bad input need no torch
-
-
-def fail(what, value, why):
-    """Bad input: one line on stderr, exit code 2."""
-    print(f"{PROG}: error: {what} = {value}: {why}", file=sys.stderr)
-    sys.exit(2)
 
 
 def import_torch():
@@ -42,16 +38,7 @@ def import_torch():
 
 def open_dump(path):
     """path opened read-only as HDF5; a missing, unreadable or foreign file is an error."""
-    if not os.path.exists(path):
-        fail("DUMP", path, "no such file")
-    if os.path.isdir(path):
-        fail("DUMP", path, "a directory, not a file")
-    try:
-        return h5py.File(path, "r")
-    except OSError as e:
-        if not os.access(path, os.R_OK):
-            fail("DUMP", path, "cannot read it (permission denied)")
-        fail("DUMP", path, "not an HDF5 file" if not h5py.is_hdf5(path) else f"cannot open it as HDF5 ({e})")
+    return open_h5("DUMP", path)
 
 
 def layer_norm(x, p, name):

@@ -18,13 +18,8 @@ import time
 
 from peer_run import die_with_parent, free_port
 
-PROG = os.path.basename(sys.argv[0])
-
-
-def fail(what, value, why):
-    """Bad input: one line on stderr, exit code 2."""
-    print(f"{PROG}: error: {what} = {value}: {why}", file=sys.stderr)
-    sys.exit(2)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "analysis"))
+from tool_io import fail  # noqa: E402
 
 
 def worker(rank, a, port, queue, parent):

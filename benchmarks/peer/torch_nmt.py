@@ -25,15 +25,11 @@ import statistics
 import sys
 import time
 
-PROG = os.path.basename(sys.argv[0])
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "analysis"))
+from tool_io import fail, open_h5  # noqa: E402
+
 torch = F = None  # imported by import_torch(), when there is work: --help and bad input need no torch
 DUMP_DATA = ["params", "grads", "loss", "batch/inputs", "batch/decoder_inputs", "batch/targets", "batch/lengths"]
-
-
-def fail(what, value, why):
-    """Bad input: one line on stderr, exit code 2."""
-    print(f"{PROG}: error: {what} = {value}: {why}", file=sys.stderr)
-    sys.exit(2)
 
 
 def import_torch():
@@ -101,16 +97,7 @@ def open_dump(path):
     """path opened read-only as HDF5 and checked to be an NMT --dump-state; anything else is an error."""
     import h5py
     import tomllib
-    if not os.path.exists(path):
-        fail("DUMP", path, "no such file")
-    if os.path.isdir(path):
-        fail("DUMP", path, "a directory, not a file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        if not os.access(path, os.R_OK):
-            fail("DUMP", path, "cannot read it (permission denied)")
-        fail("DUMP", path, "not an HDF5 file" if not h5py.is_hdf5(path) else f"cannot open it as HDF5 ({e})")
+    f = open_h5("DUMP", path)
     missing = [k for k in ("params", "grads", "loss") if k not in f]
     if missing:
         f.close()

@@ -17,13 +17,8 @@ import statistics
 import sys
 import time
 
-PROG = os.path.basename(sys.argv[0])
-
-
-def fail(what, value, why):
-    """Bad input: one line on stderr, exit code 2."""
-    print(f"{PROG}: error: {what} = {value}: {why}", file=sys.stderr)
-    sys.exit(2)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "analysis"))
+from tool_io import fail  # noqa: E402
 
 
 def gpt(V, T, L, C, H):

@@ -11,14 +11,9 @@ import csv
 import os
 import sys
 
-PROG = os.path.basename(sys.argv[0])
+from tool_io import fail, save  # noqa: E402
+
 COLUMNS = ["ranks", "dp", "tp", "pp", "compute_s", "bubble_s", "optimizer_s", "comm_exposed_s", "efficiency"]
-
-
-def fail(what, value, why):
-    """Bad input: one line on stderr, exit code 2."""
-    print(f"{PROG}: error: {what} = {value}: {why}", file=sys.stderr)
-    sys.exit(2)
 
 
 def read_table(path):
@@ -88,22 +83,6 @@ def main():
     fig.tight_layout()
     save(fig, a.out, 110)
     print(f"wrote {a.out}")
-
-
-def save(fig, path, dpi):
-    """fig to path, its directory created; a path that cannot be written is an error."""
-    folder = os.path.dirname(path)
-    if folder and os.path.exists(folder) and not os.path.isdir(folder):
-        fail("--out", path, f"cannot create the directory {folder} (a file of that name exists)")
-    try:
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-    except OSError as e:
-        fail("--out", path, f"cannot create the directory {folder} ({e.strerror or e})")
-    try:
-        fig.savefig(path, dpi=dpi)
-    except (OSError, ValueError) as e:
-        fail("--out", path, f"cannot write the figure ({getattr(e, 'strerror', None) or e})")
 
 
 if __name__ == "__main__":

@@ -14,29 +14,10 @@ import sys
 import h5py
 import numpy as np
 
-PROG = os.path.basename(sys.argv[0])
+from tool_io import fail, open_h5, save  # noqa: E402
+
 DATASETS = ["steps/loss", "ps/loss_wall_time_s", "ps/staleness_histogram"]
 ATTRS = ["ps_servers", "ps_workers"]
-
-
-def fail(what, value, why):
-    """Bad input: one line on stderr, exit code 2."""
-    print(f"{PROG}: error: {what} = {value}: {why}", file=sys.stderr)
-    sys.exit(2)
-
-
-def open_h5(what, path):
-    """path opened read-only as HDF5; a missing, unreadable or foreign file is an error."""
-    if not os.path.exists(path):
-        fail(what, path, "no such file")
-    if os.path.isdir(path):
-        fail(what, path, "a directory, not a file")
-    try:
-        return h5py.File(path, "r")
-    except OSError as e:
-        if not os.access(path, os.R_OK):
-            fail(what, path, "cannot read it (permission denied)")
-        fail(what, path, "not an HDF5 file" if not h5py.is_hdf5(path) else f"cannot open it as HDF5 ({e})")
 
 
 def label(f, path):
@@ -69,22 +50,6 @@ def read(path):
             return label(f, path), steps, loss, f["ps/loss_wall_time_s"][()], f["ps/staleness_histogram"][()]
         except (KeyError, ValueError, TypeError) as e:
             fail("RESULT", path, f"not a complete partrain-ps result file ({e})")
-
-
-def save(fig, path, dpi):
-    """fig to path, its directory created; a path that cannot be written is an error."""
-    folder = os.path.dirname(path)
-    if folder and os.path.exists(folder) and not os.path.isdir(folder):
-        fail("--out", path, f"cannot create the directory {folder} (a file of that name exists)")
-    try:
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-    except OSError as e:
-        fail("--out", path, f"cannot create the directory {folder} ({e.strerror or e})")
-    try:
-        fig.savefig(path, dpi=dpi)
-    except (OSError, ValueError) as e:
-        fail("--out", path, f"cannot write the figure ({getattr(e, 'strerror', None) or e})")
 
 
 def main():

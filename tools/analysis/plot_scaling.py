@@ -24,14 +24,9 @@ import sys
 
 import h5py
 
-PROG = os.path.basename(sys.argv[0])
+from tool_io import PROG, fail  # noqa: E402
+
 PHASES = ["forward", "backward", "comm_exposed", "optimizer"]
-
-
-def fail(what, value, why):
-    """Bad input: one line on stderr, exit code 2."""
-    print(f"{PROG}: error: {what} = {value}: {why}", file=sys.stderr)
-    sys.exit(2)
 
 
 def pyplot():

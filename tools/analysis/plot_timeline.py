@@ -13,46 +13,11 @@ import sys
 
 import h5py
 
-PROG = os.path.basename(sys.argv[0])
+from tool_io import fail, open_h5, save  # noqa: E402
+
 COLOURS = {0: "#4c72b0", 1: "#55a868", 2: "#c44e52"}  # F, B, W
 NAMES = {0: "F (forward)", 1: "B (backward / input gradient)", 2: "W (weight gradient)"}
 FIELDS = ["rank", "step", "action", "microbatch", "model_chunk", "start_s", "end_s"]
-
-
-def fail(what, value, why):
-    """Bad input: one line on stderr, exit code 2."""
-    print(f"{PROG}: error: {what} = {value}: {why}", file=sys.stderr)
-    sys.exit(2)
-
-
-def open_h5(what, path):
-    """path opened read-only as HDF5; a missing, unreadable or foreign file is an error."""
-    if not os.path.exists(path):
-        fail(what, path, "no such file")
-    if os.path.isdir(path):
-        fail(what, path, "a directory, not a file")
-    try:
-        return h5py.File(path, "r")
-    except OSError as e:
-        if not os.access(path, os.R_OK):
-            fail(what, path, "cannot read it (permission denied)")
-        fail(what, path, "not an HDF5 file" if not h5py.is_hdf5(path) else f"cannot open it as HDF5 ({e})")
-
-
-def save(fig, path, dpi):
-    """fig to path, its directory created; a path that cannot be written is an error."""
-    folder = os.path.dirname(path)
-    if folder and os.path.exists(folder) and not os.path.isdir(folder):
-        fail("--out", path, f"cannot create the directory {folder} (a file of that name exists)")
-    try:
-        if folder:
-            os.makedirs(folder, exist_ok=True)
-    except OSError as e:
-        fail("--out", path, f"cannot create the directory {folder} ({e.strerror or e})")
-    try:
-        fig.savefig(path, dpi=dpi)
-    except (OSError, ValueError) as e:
-        fail("--out", path, f"cannot write the figure ({getattr(e, 'strerror', None) or e})")
 
 
 def main():

@@ -3,7 +3,10 @@
 // every size exactly, and writes an HDF5 result file with provenance.
 //   mpiexec -n 2 partrain-collectives -o allreduce -a all -b 64K -e 64M -f 4 --output coll.h5
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
 
 #include "harness.hpp"
 #include "partrain/collectives/wait.hpp"
@@ -12,6 +15,8 @@
 #include "partrain/core/log.hpp"
 #include "partrain/core/runtime.hpp"
 #include "partrain/io/provenance.hpp"
+#include "partrain/perf/profile.hpp"
+#include "partrain/perf/step_model.hpp"
 
 namespace {
 using namespace partrain;
@@ -28,8 +33,22 @@ std::string options_toml(const bench::Options& o) {
   return buf;
 }
 
+/// The performance model's time per call of every row (NaN where the profile has no fit for it): the profile's fit
+/// for the algorithm the row ran (what auto resolved to), at the row's size, within a node or across nodes.
+std::vector<double> predicted_times(const perf::MachineProfile& prof, const bench::Plan& p,
+                                    const std::vector<bench::Row>& rows, int nranks, bool spans_nodes) {
+  std::vector<double> out;
+  std::string note;
+  for (const auto& r : rows) {
+    const double t = perf::collective_seconds(prof, name(r.resolved), name(p.op), nranks, double(r.bytes), spans_nodes, &note);
+    out.push_back(t >= 0 ? t : std::nan(""));
+  }
+  return out;
+}
+
 void write_result(const std::string& path, bool overwrite, const io::Provenance& prov, const bench::Options& o,
-                  const bench::Plan& p, const std::vector<bench::Row>& rows, double copy_bw) {
+                  const bench::Plan& p, const std::vector<bench::Row>& rows, double copy_bw,
+                  const std::vector<double>& predicted, const perf::MachineProfile* prof, const std::string& prof_path) {
   io::H5Writer w(path, overwrite);
   io::write_provenance(w, prov);
   const hid_t root = w.root();
@@ -45,13 +64,19 @@ void write_result(const std::string& path, bool overwrite, const io::Provenance&
   w.attr(root, "in_place", std::int64_t(p.in_place));
   w.attr(root, "wait_policy", std::string(wait_policy_name(wait_policy())));
   w.attr(root, "copy_bandwidth_Bps", copy_bw);
+  if (prof) {
+    w.attr(root, "profile", prof_path);
+    w.attr(root, "profile_name", prof->name);
+  }
   const hid_t g = w.group("collectives");
   for (const Algo a : p.algos) {
     std::vector<std::int64_t> bytes, wrong;
-    std::vector<double> tmin, tavg, tmax, algbw, busbw, mem, trank;
+    std::vector<double> tmin, tavg, tmax, algbw, busbw, mem, trank, pred;
     std::string resolved;
-    for (const auto& r : rows) {
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const auto& r = rows[i];
       if (r.algo != a) continue;
+      if (!predicted.empty()) pred.push_back(predicted[i]);
       bytes.push_back(r.bytes);
       wrong.push_back(r.wrong);
       tmin.push_back(r.t_min);
@@ -75,6 +100,9 @@ void write_result(const std::string& path, bool overwrite, const io::Provenance&
     w.dataset<double>(ga, "mem_busbw_GBps", mem.data(), {S},
                       {"GB/s", "allreduce: memory-bandwidth limit, each rank's unavoidable bytes moved locally, as busbw"});
     w.dataset<std::int64_t>(ga, "wrong", wrong.data(), {S}, {"1", "wrong output elements over all ranks (-1: not checked)"});
+    if (!pred.empty())
+      w.dataset<double>(ga, "predicted_time_s", pred.data(), {S},
+                        {"s", "the performance model's time per call (--profile's fit for the algorithm run; NaN: no fit)"});
     w.attr(ga, "resolved_algorithms", resolved);
     w.attr(ga, "busbw_factor", busbw_factor(p.op, prov.nranks));
   }
@@ -104,6 +132,11 @@ int main(int argc, char** argv) {
     app.add_flag("--zero-copy", o.zero_copy, "allreduce in place on a buffer in a shared window (shm: one pass)");
     app.add_option("--chunk", o.chunk, "pipeline chunk of the ring algorithms")->capture_default_str();
     app.add_option("--output", o.output, "HDF5 result file");
+    std::string profile_path = std::getenv("PARTRAIN_PROFILE") ? std::getenv("PARTRAIN_PROFILE") : "";
+    app.add_option("--profile", profile_path,
+                   "machine profile (partrain-calibrate) to predict every size with, stored beside the measurement "
+                   "(default: $PARTRAIN_PROFILE)")
+        ->type_name("FILE.toml");
     app.add_flag("--overwrite", o.overwrite, "replace an existing result file");
     double timeout_s = 900;
     app.add_option("--timeout", timeout_s,
@@ -124,6 +157,12 @@ int main(int argc, char** argv) {
     coll::set_watchdog(timeout_s);
     if (o.pretend_node_size < 0)
       input_error("--pretend-node-size", std::to_string(o.pretend_node_size), "must be >= 0");
+    std::unique_ptr<perf::MachineProfile> prof;
+    if (!profile_path.empty()) {
+      const char* env = std::getenv("PARTRAIN_PROFILE");
+      prof = std::make_unique<perf::MachineProfile>(
+          perf::read_profile(env && profile_path == env ? "PARTRAIN_PROFILE" : "--profile", profile_path));
+    }
     rt.check_inputs();
     MpiCommunicator comm(MPI_COMM_WORLD, o.pretend_node_size);
     // Algorithms this communicator cannot run: dropped from --algo all, an error (on every rank) if named.
@@ -159,8 +198,21 @@ int main(int argc, char** argv) {
       log0(line);
     }
     log0("# Wrong elements: " + std::to_string(wrong) + (plan.check ? "" : " (not checked)"));
+    std::vector<double> predicted;
+    if (prof) {  // the model beside the largest size of each algorithm
+      predicted = predicted_times(*prof, plan, rows, rt.size(), !comm.single_node() || o.pretend_node_size > 0);
+      for (const Algo a : plan.algos)
+        for (std::size_t i = rows.size(); i-- > 0;)
+          if (rows[i].algo == a) {
+            std::snprintf(line, sizeof line, "# predicted (%s, profile %s) at %lld B: %.2f us per call, measured %.2f (%+.1f%%)",
+                          name(a), prof->name.c_str(), (long long)rows[i].bytes, predicted[i] * 1e6, rows[i].t_max * 1e6,
+                          100.0 * (predicted[i] / rows[i].t_max - 1));
+            log0(line);
+            break;
+          }
+    }
     if (!o.output.empty() && rt.rank() == 0) {
-      write_result(o.output, o.overwrite, prov, o, plan, rows, copy_bw);
+      write_result(o.output, o.overwrite, prov, o, plan, rows, copy_bw, predicted, prof.get(), profile_path);
       log0("# result written to " + o.output);
     }
     return wrong > 0 ? 1 : 0;

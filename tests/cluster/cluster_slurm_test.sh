@@ -19,10 +19,10 @@ trap '"$vc" down; rm -rf "$work"' EXIT
 "$vc" up --nodes 2 --slurm
 cd "$repo"
 slurm() { "$vc" slurm "$@"; }
-wait_jobs() {  # job ids (comma-separated), seconds
-  for _ in $(seq 1 "$2"); do
+wait_jobs() {  # job ids (comma-separated), seconds; polls every 0.2 s
+  for _ in $(seq 1 $(($2 * 5))); do
     [ -z "$(slurm squeue -h -j "$1" 2>/dev/null)" ] && return 0
-    sleep 1
+    sleep 0.2
   done
   echo "jobs $1 still queued after $2 s:"; slurm squeue -j "$1" -o "%i %T %r %N"; return 1
 }
@@ -107,18 +107,18 @@ done
 ls "$work"/rq/checkpoints/*/ckpt-*.h5 >/dev/null 2>&1 || { echo "no checkpoint appeared"; cat "$work"/rq/logs/*.log; exit 1; }
 echo "killing every process of node2 while job $id runs"
 "$vc" kill-node node2
-for _ in $(seq 1 60); do  # the job leaves the running state: failed and requeued, or requeued by SLURM itself
+for _ in $(seq 1 300); do  # the job leaves the running state: failed and requeued, or requeued by SLURM itself
   state=$(slurm squeue -h -j "$id" -o %T 2>/dev/null || true)
   [ "$state" != RUNNING ] && [ "$state" != COMPLETING ] && break
-  sleep 1
+  sleep 0.2
 done
 echo "job $id is ${state:-gone} after the node failure; node2 comes back"
 "$vc" restart-slurmd node2
-for _ in $(seq 1 40); do  # a requeued job waits for its begin time: let it start once node2 is back
+for _ in $(seq 1 80); do  # a requeued job waits for its begin time: let it start once node2 is back
   slurm scontrol update jobid="$id" StartTime=now >/dev/null 2>&1 || true
   [ "$(slurm squeue -h -j "$id" -o %T 2>/dev/null || true)" = RUNNING ] && break
   [ -z "$(slurm squeue -h -j "$id" 2>/dev/null)" ] && break
-  sleep 1
+  sleep 0.5
 done
 wait_jobs "$id" 180
 grep -E "resum|failed|requeue|self-check|watchdog" "$work"/rq/logs/*.log || true

@@ -60,9 +60,9 @@ if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
 fi
 slurmctld -f "$SLURM_CONF"
 slurmd -f "$SLURM_CONF" -N localhost
-for _ in $(seq 1 30); do
+for _ in $(seq 1 150); do  # polls every 0.2 s: a second's granularity cost this test seconds of waiting
   sinfo -h -o %T 2>/dev/null | grep -qE "idle|mix" && break
-  sleep 1
+  sleep 0.2
 done
 sinfo || { cat "$work"/slurmctld.log; exit 1; }
 
@@ -92,9 +92,9 @@ SWEEP
 "$build/tools/partrain-sweep" "$work/slurm_test.toml" --scheduler slurm --out "$out" --build "$build" --submit
 ids=$(tail -n +2 "$out/jobs.tsv" | cut -f3 | paste -sd,)
 echo "waiting for jobs $ids"
-for _ in $(seq 1 120); do
+for _ in $(seq 1 600); do
   [ -z "$(squeue -h -j "$ids" 2>/dev/null)" ] && break
-  sleep 1
+  sleep 0.2
 done
 if [ -n "$(squeue -h -j "$ids" 2>/dev/null)" ]; then
   echo "jobs still queued after 120 s:"; squeue -j "$ids" -o "%i %T %r"; exit 1
@@ -147,9 +147,9 @@ for _ in $(seq 1 120); do
   sleep 0.25
 done
 scontrol update jobid="$id" StartTime=now >/dev/null 2>&1 || true
-for _ in $(seq 1 180); do
+for _ in $(seq 1 900); do
   [ -z "$(squeue -h -j "$id" 2>/dev/null)" ] && break
-  sleep 1
+  sleep 0.2
 done
 [ -z "$(squeue -h -j "$id" 2>/dev/null)" ] || { echo "requeued job still queued"; squeue -j "$id" -o "%i %T %r"; exit 1; }
 cat "$rq"/logs/*.log | grep -E "resume|stopped|checkpoint|requeue|self-check" || true

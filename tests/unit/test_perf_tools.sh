@@ -52,6 +52,15 @@ PY
 PARTRAIN_PROFILE=/no/such.toml "$mpiexec" -n 1 "$build/miniapps/partrain-ref" -i inputs/ref_mlp.toml > "$d/env.log" 2>&1
 [ $? -eq 2 ] && grep -q "error: PARTRAIN_PROFILE = /no/such.toml: cannot read the profile" "$d/env.log" && ok "bad \$PARTRAIN_PROFILE" || no "bad \$PARTRAIN_PROFILE: $(cat "$d/env.log")"
 
+# partrain-collectives predicts every size too (the quick start's collectives row has its predicted column)
+"$mpiexec" -n 2 "$build/collectives/partrain-collectives" -o allreduce -a ring -b 64K -e 1M -n 3 -w 1 --profile "$d/m.toml" \
+  --output "$d/coll.h5" > "$d/coll.log" 2>&1 || { cat "$d/coll.log"; no "partrain-collectives --profile"; }
+grep -qE "^# predicted \(ring, profile .*\) at 1048576 B: [0-9.]+ us per call, measured [0-9.]+" "$d/coll.log" \
+  && "$build/tools/partrain-compare" "$d/coll.h5" --csv | /usr/bin/python3 -c "
+import csv, sys
+r = next(csv.DictReader(sys.stdin))
+assert r['app'] == 'partrain-collectives' and float(r['predicted_ms']) > 0, r" \
+  && ok "partrain-collectives: predicted beside measured, in compare" || no "collectives prediction: $(cat "$d/coll.log")"
 "$build/tools/partrain-compare" "$d/dp.h5" --csv > "$d/cmp.csv" || no "compare"
 /usr/bin/python3 - "$d/cmp.csv" <<'PY' && ok "compare's predicted and error columns" || no "compare columns"
 import csv, sys

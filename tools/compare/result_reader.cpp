@@ -176,6 +176,8 @@ Run read_run(const std::string& path) {
         r.busbw_GBps = bw.back();
         r.busbw_algo = algo;
         r.step_time_s = t.empty() ? NAN : t.back();
+        const auto pt = dataset(path, f, std::string("collectives/") + algo + "/predicted_time_s");  // with --profile
+        r.predicted_step_time_s = pt.empty() ? NAN : pt.back();
       }
     }
   }

@@ -194,7 +194,7 @@ elif case == "watchdog":
     # watchdog looks at its clock every few waiting turns, so it fires soon after the timeout — not 5x later; its line
     # says how long it waited, which must be at least the timeout (by construction) and at most the timeout plus the
     # time between two looks (bounded here by 2 s).
-    T = 3
+    T = 2
     for app, np_, deck, extra in [("partrain-dp", 2, "dp_mlp.toml", []),
                                   ("partrain-pp", 2, "pp_gpt_small.toml", ["--set", "model.gpt.layers=2", "--set", "model.gpt.seq_len=32"])]:
         r = run(np_, app, ["-i", os.path.join(inputs, deck), "--set", "train.steps=10", "--inject", "stall:rank=1:step=3",

@@ -74,34 +74,34 @@ def mlp_loss(p, inputs, targets, cfg):
     return F.cross_entropy(x, targets.long())
 
 
-def main():
-    paragraphs = __doc__.split("\n\n")
-    ap = argparse.ArgumentParser(description=paragraphs[0], epilog="\n\n".join(paragraphs[1:]),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("dump", metavar="DUMP", help="an HDF5 file written by a partrain app's --dump-state")
-    ap.add_argument("--all", action="store_true", help="print every tensor's error, not only the worst")
-    a = ap.parse_args()
+def read_kind(path):
+    """(config, model kind) of a --dump-state file; anything else is bad input (exit code 2)."""
     foreign = "not a partrain --dump-state file"
-    with open_dump(a.dump) as f:
+    with open_dump(path) as f:
         missing = [k for k in ("params", "grads", "loss", "batch/inputs", "batch/targets") if k not in f]
         if missing:
-            fail("DUMP", a.dump, f"{foreign} (no {missing[0]})")
+            fail("DUMP", path, f"{foreign} (no {missing[0]})")
         if "config_toml" not in f.attrs:
-            fail("DUMP", a.dump, f"{foreign} (no config_toml attribute)")
+            fail("DUMP", path, f"{foreign} (no config_toml attribute)")
         try:
             cfg = tomllib.loads(f.attrs["config_toml"])
             kind = cfg["model"]["kind"]
         except (tomllib.TOMLDecodeError, TypeError, KeyError) as e:
-            fail("DUMP", a.dump, f"{foreign} (its config_toml has no model.kind: {e})")
+            fail("DUMP", path, f"{foreign} (its config_toml has no model.kind: {e})")
         if kind not in ("gpt", "mlp", "nmt"):
-            fail("model.kind", kind, f"no PyTorch model for it (in {a.dump})")
+            fail("model.kind", kind, f"no PyTorch model for it (in {path})")
         if not len(f["params"]):
-            fail("DUMP", a.dump, f"{foreign} (no parameters under params)")
-        import_torch()
-        if kind == "nmt":
-            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-            import torch_nmt
-            sys.exit(torch_nmt.check(a.dump))
+            fail("DUMP", path, f"{foreign} (no parameters under params)")
+    return cfg, kind
+
+
+def check(path, cfg, kind, show_all):
+    """One dump against PyTorch (torch imported): True when the loss and every gradient are within tolerance."""
+    if kind == "nmt":
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import torch_nmt
+        return torch_nmt.check(path) == 0
+    with open_dump(path) as f:
         fp64 = f["params"][list(f["params"])[0]].dtype == np.float64
         p = {k: torch.tensor(f["params"][k][()], dtype=torch.float64, requires_grad=True) for k in f["params"]}
         grads = {k: f["grads"][k][()] for k in f["grads"]}
@@ -121,14 +121,28 @@ def main():
     loss_err = abs(loss.item() - ref_loss) / max(abs(loss.item()), 1e-30)
     worst = max(errs, key=errs.get)
     bad = [k for k, e in errs.items() if e > tol_grad]
-    if a.all:
+    if show_all:
         for k in sorted(errs):
             print(f"  {k:32s} {errs[k]:.2e}")
     ok = loss_err <= tol_loss and not bad
-    print(f"torch_check: {a.dump}: {cfg['model']['kind']} ({'fp64' if fp64 else 'fp32'}), loss PyTorch {loss.item():.10g} vs "
+    print(f"torch_check: {path}: {kind} ({'fp64' if fp64 else 'fp32'}), loss PyTorch {loss.item():.10g} vs "
           f"partrain {ref_loss:.10g} (relative {loss_err:.1e}, tolerance {tol_loss:g}); {len(errs)} gradients, worst "
           f"{worst} {errs[worst]:.1e} (tolerance {tol_grad:g}): {'ok' if ok else 'FAILED ' + ', '.join(bad)}")
-    sys.exit(0 if ok else 1)
+    return ok
+
+
+def main():
+    paragraphs = __doc__.split("\n\n")
+    ap = argparse.ArgumentParser(description=paragraphs[0], epilog="\n\n".join(paragraphs[1:]),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("dumps", metavar="DUMP", nargs="+",
+                    help="HDF5 files written by a partrain app's --dump-state (several: PyTorch is loaded once)")
+    ap.add_argument("--all", action="store_true", help="print every tensor's error, not only the worst")
+    a = ap.parse_args()
+    kinds = [read_kind(path) for path in a.dumps]  # every file checked before PyTorch loads
+    import_torch()
+    results = [check(path, cfg, kind, a.all) for path, (cfg, kind) in zip(a.dumps, kinds)]
+    sys.exit(0 if all(results) else 1)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,11 @@ trap 'rm -rf "$d"' EXIT
 B=$build/miniapps
 G=(--set model.gpt.layers=2 --set model.gpt.seq_len=32 --set train.steps=2)
 fails=0
-dump() {  # dump NAME NP APP ARGS...
+dumps=()
+dump() {  # dump NAME NP APP ARGS... (checked together below: PyTorch loads once)
   local name=$1 np=$2 app=$3; shift 3
   "$mpiexec" -n "$np" "$B/$app" "$@" --dump-state "$d/$name.h5" > "$d/$name.log" 2>&1 || { echo "FAILED: $name did not run"; tail -5 "$d/$name.log"; fails=$((fails + 1)); return; }
-  /usr/bin/python3 benchmarks/peer/torch_check.py "$d/$name.h5" || fails=$((fails + 1))
+  dumps+=("$d/$name.h5")
 }
 dump ref_mlp 1 partrain-ref -i inputs/ref_mlp.toml --set train.steps=2 --set 'model.mlp.widths=[64,128,10]'
 dump ref_gpt 1 partrain-ref -i inputs/ref_gpt_small.toml "${G[@]}"
@@ -28,6 +29,7 @@ dump tp 2 partrain-tp -i inputs/tp_gpt_small.toml "${G[@]}"
 dump pp 2 partrain-pp -i inputs/pp_gpt_small.toml "${G[@]}"
 dump zero3 2 partrain-zero -i inputs/zero_gpt_small.toml "${G[@]}" --set zero.stage=3
 dump nmt_k2 2 partrain-nmt -i inputs/nmt_small.toml --set nmt.model_parallel=2 --set train.steps=2
+/usr/bin/python3 benchmarks/peer/torch_check.py "${dumps[@]}" || fails=$((fails + 1))
 /usr/bin/python3 - "$d/dp.h5" "$d/bad.h5" <<'PY'
 import shutil, sys, h5py
 shutil.copy(sys.argv[1], sys.argv[2])

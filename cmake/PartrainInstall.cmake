@@ -11,7 +11,7 @@ set(PARTRAIN_EXECUTABLES partrain-ref partrain-dp partrain-tp partrain-pp partra
     partrain-collectives partrain-sweep partrain-compare partrain-calibrate partrain-predict)
 install(TARGETS ${PARTRAIN_EXECUTABLES} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
-install(TARGETS partrain partrain_core partrain_collectives partrain_warnings EXPORT partrainTargets
+install(TARGETS partrain partrain_core partrain_host partrain_collectives partrain_warnings EXPORT partrainTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/src/partrain/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/partrain

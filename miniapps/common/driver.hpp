@@ -309,7 +309,8 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
     const auto& prof = *su.controls->profile;
     int hosts = 1;
     for (char c : prov.hostnames) hosts += c == ',';
-    auto in = perf::step_inputs(toml::parse(deck.to_toml()), su.strategy, n, hosts > 1 ? n / hosts : 0, su.model, ts);
+    const auto resolved = DeckTable::parse(deck.to_toml(), "the resolved deck");
+    auto in = perf::step_inputs(resolved, su.strategy, n, hosts > 1 ? n / hosts : 0, su.model, ts);
     for (const auto& [k, v] : trainer.attributes())
       if (k == "algorithm_resolved") in.algo = v;  // what the trainer's "auto" became
     pred = perf::predict_step(in, prof);

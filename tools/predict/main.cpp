@@ -5,7 +5,6 @@
 //   partrain-predict --deck inputs/dp_gpt_small.toml --profile inputs/machines/h100_nvlink_ndr.toml --ranks 8,64,512
 //   partrain-predict --deck D --profile P --strategy pp --ranks 64 --search --memory-limit-gib 80
 #include <CLI/CLI.hpp>
-#include <toml++/toml.h>
 
 #include <algorithm>
 #include <cmath>
@@ -34,16 +33,11 @@ using namespace partrain;
 namespace {
 
 /// The deck's model, data and train sections through the declared keys (every check the mini-apps make).
-std::pair<models::ModelSpec, models::TrainSpec> read_specs(const toml::table& deck) {
-  toml::table sub;
-  for (const char* s : {"model", "data", "train"})
-    if (const auto* t = deck.get(s)) sub.insert(s, *t);
-  std::ostringstream os;
-  os << sub;
+std::pair<models::ModelSpec, models::TrainSpec> read_specs(const DeckTable& deck) {
   Deck d;
   models::declare_model_keys(d);
   models::declare_train_keys(d);
-  d.load_string(os.str(), "--deck");
+  d.load_string(deck.sections_toml({"model", "data", "train"}), "--deck");
   return {models::read_model_spec(d), models::read_train_spec(d)};
 }
 
@@ -150,30 +144,8 @@ int main(int argc, char** argv) {
     if (int rc = parse_command_line(app, argc, argv); rc >= 0) return rc;
 
     const auto prof = perf::read_profile("--profile", profile_path);
-    toml::table deck;
-    try {
-      deck = toml::parse_file(deck_path);
-    } catch (const toml::parse_error& e) {
-      const std::string what(e.description());
-      if (what.find("File could not be opened") != std::string::npos) input_error("--deck", deck_path, "cannot read the deck");
-      input_error("--deck", deck_path, "TOML syntax error at line " + std::to_string(e.source().begin.line) + ": " + what);
-    }
-    for (const auto& kv : sets) {  // section.key=value, the value as TOML (a bare word is a string)
-      const auto eq = kv.find('='), dot = kv.find('.');
-      if (eq == std::string::npos || dot == std::string::npos || dot > eq)
-        input_error("--set", kv, "must be section.key=value");
-      const std::string sec = kv.substr(0, dot), key = kv.substr(dot + 1, eq - dot - 1), val = kv.substr(eq + 1);
-      toml::table one;
-      try {
-        one = toml::parse("v = " + val);
-      } catch (const toml::parse_error&) {
-        one = toml::parse("v = \"" + val + "\"");
-      }
-      if (!deck.contains(sec)) deck.insert(sec, toml::table{});
-      auto* t = deck[sec].as_table();
-      if (!t) input_error("--set", kv, sec + " is not a table in the deck");
-      t->insert_or_assign(key, *one.get("v"));
-    }
+    auto deck = DeckTable::load_file("--deck", deck_path);
+    for (const auto& kv : sets) deck.apply_override(kv);  // section.key=value, the value as TOML (a bare word is a string)
     auto [model, train] = read_specs(deck);
     if (!precision.empty()) {
       if (precision != "fp32" && precision != "fp64" && !perf::is_half(precision))
@@ -223,14 +195,10 @@ int main(int argc, char** argv) {
     };
     std::string last_refusal;
     auto evaluate = [&](int n, int tp, int pp) -> std::optional<Row> {
-      toml::table d = deck;
+      DeckTable d = deck;
       const std::string s = tp > 0 ? strategy_for(strategy, tp, pp) : strategy;
-      auto set = [&](const char* sec, const char* key, std::int64_t v) {
-        if (!d.contains(sec)) d.insert(sec, toml::table{});
-        d[sec].as_table()->insert_or_assign(key, v);
-      };
-      if (tp > 0) set("tp", "degree", tp);
-      if (pp > 0) set("pp", "degree", pp);
+      if (tp > 0) d.set_int("tp", "degree", tp);
+      if (pp > 0) d.set_int("pp", "degree", pp);
       auto t = train;
       if (scaling == "weak") t.global_batch = batch0 * n / ranks.front();
       perf::StepInputs in;

@@ -28,6 +28,15 @@ void gradcheck(Model<double>& model, const Dataset<double>& data, std::int64_t s
     EXPECT_LT(err, tol) << p.name;
   }
 }
+
+/// p(i) = p(i)·mul + add·(i mod period): larger weights, so that every path carries signal (a free function: nvcc's
+/// device lambdas cannot live in a test's private TestBody).
+template <class V>
+void rescale(const V& p, double mul, double add, int period) {
+  Kokkos::parallel_for(Kokkos::RangePolicy<ExecSpace>(0, p.extent(0)), KOKKOS_LAMBDA(std::int64_t i) {
+    p(i) = p(i) * mul + add * double(i % period);
+  });
+}
 }  // namespace
 
 TEST(GradCheck, MlpGeluAndRelu) {
@@ -49,9 +58,7 @@ TEST(GradCheck, Gpt) {
   auto m = make_model<double>(s);
   // GPT-2 init (std 0.02) makes gradients of deep tensors tiny; scale the weights up so every path carries signal
   auto p = m->params().params();
-  Kokkos::parallel_for(Kokkos::RangePolicy<ExecSpace>(0, p.extent(0)), KOKKOS_LAMBDA(std::int64_t i) {
-    p(i) = p(i) * 10.0 + 0.01 * double(i % 7);
-  });
+  rescale(p, 10.0, 0.01, 7);
   auto d = make_dataset<double>(s);
   gradcheck(*m, *d, 3, 1e-6);
 }
@@ -62,9 +69,7 @@ TEST(GradCheck, Nmt) {
   s.nmt = NmtConfig{9, 4, 6, 3, 3, 2, 5};  // V, E, H, L_e, L_d, lengths 2..5 (residuals at index 2 on both sides)
   auto m = make_model<double>(s);
   auto p = m->params().params();  // larger weights: every path carries signal
-  Kokkos::parallel_for(Kokkos::RangePolicy<ExecSpace>(0, p.extent(0)), KOKKOS_LAMBDA(std::int64_t i) {
-    p(i) = p(i) * 2.0 + 0.02 * double(i % 5);
-  });
+  rescale(p, 2.0, 0.02, 5);
   auto d = make_dataset<double>(s);
   auto batch = d->allocate(4);
   d->fill(0, 0, batch);

@@ -18,6 +18,7 @@
 #include "partrain/core/cli.hpp"
 #include "partrain/core/config.hpp"
 #include "partrain/core/error.hpp"
+#include "partrain/core/runtime.hpp"
 #include "partrain/io/h5.hpp"
 #include "partrain/models/gpt.hpp"
 #include "partrain/models/mlp.hpp"
@@ -117,6 +118,7 @@ std::string mib(double b) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  register_kokkos_version_line();  // no runtime here (no MPI, no Kokkos started), but Kokkos's models
   return run_tool("partrain-predict", [&] {
     CLI::App app{"partrain-predict: the performance model's step, memory and scaling for any rank count and layout",
                  "partrain-predict"};
@@ -146,7 +148,9 @@ int main(int argc, char** argv) {
     const auto prof = perf::read_profile("--profile", profile_path);
     auto deck = DeckTable::load_file("--deck", deck_path);
     for (const auto& kv : sets) deck.apply_override(kv);  // section.key=value, the value as TOML (a bare word is a string)
-    auto [model, train] = read_specs(deck);
+    auto specs = read_specs(deck);  // not a structured binding: the lambdas below capture them (C++20 for bindings)
+    auto& model = specs.first;
+    auto& train = specs.second;
     if (!precision.empty()) {
       if (precision != "fp32" && precision != "fp64" && !perf::is_half(precision))
         input_error("--precision", precision, "must be fp32, fp64, fp16 or bf16");

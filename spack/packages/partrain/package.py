@@ -30,8 +30,12 @@ class Partrain(CMakePackage, CudaPackage):
     depends_on("googletest", when="+tests")
     depends_on("benchmark", when="+benchmarks")
     depends_on("nccl", when="+nccl")
-    depends_on("kokkos+cuda+cuda_lambda", when="+cuda")
-    depends_on("kokkos-kernels+cuda", when="+cuda")
+    # The CUDA build (docs/gpu.md): Kokkos compiled by its nvcc_wrapper (partrain routes its Kokkos targets there and
+    # keeps the host-only ones with the host compiler), Kokkos Kernels' gemm through cuBLAS, one GPU arch per build.
+    depends_on("kokkos+cuda+cuda_lambda+wrapper", when="+cuda")
+    depends_on("kokkos-kernels+cuda+cublas", when="+cuda")
+    for _arch in CudaPackage.cuda_arch_values:
+        depends_on(f"kokkos cuda_arch={_arch}", when=f"+cuda cuda_arch={_arch}")
 
     def cmake_args(self):
         return [

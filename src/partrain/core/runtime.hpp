@@ -12,14 +12,17 @@
 #include <functional>
 #include <string>
 
+#include "partrain/core/version.hpp"
+
 namespace partrain {
 
-/// Which BLAS is loaded and the kernel it runs: "OpenBLAS 0.3.21 ... (core Haswell)" or "unknown BLAS".
-std::string blas_info();
 /// Calls openblas_set_num_threads(1) when OpenBLAS is loaded and OPENBLAS_NUM_THREADS is unset.
 void pin_blas_to_one_thread();
-/// `--version` text: partrain's version and commit, and the MPI, HDF5, Kokkos and BLAS it was built with.
-std::string version_text(const std::string& app);
+/// Kokkos's version and default execution space ("4.6.1 (Cuda)"), as --version and result files name them.
+std::string kokkos_version_line();
+/// Adds that line to version_text (done at start-up in every program that links the runtime; a program that links
+/// Kokkos without the runtime calls it itself).
+void register_kokkos_version_line();
 
 /// MPI + Kokkos for the lifetime of the object.
 class Runtime {

@@ -5,6 +5,7 @@
 
 #include "partrain/core/types.hpp"
 #include "partrain/kernels/activation.hpp"
+#include "partrain/kernels/pointwise.hpp"
 
 namespace partrain::kernels {
 
@@ -12,6 +13,25 @@ namespace partrain::kernels {
 template <class T>
 void add_into(const View2<T>& y, const View2<T>& x) {
   KokkosBlas::axpy(T(1), flat(x), flat(y));
+}
+
+/// y[i] += x[i] over two contiguous 1-D views of equal length (a reduced gradient block into a shard).
+template <class Y, class X>
+void accumulate(const char* label, const Y& y, const X& x) {
+  kernels::pointwise(label, std::int64_t(y.extent(0)), KOKKOS_LAMBDA(std::int64_t a, std::int64_t e) {
+    auto* d = y.data();
+    const auto* s = x.data();
+    for (std::int64_t k = a; k < e; ++k) d[k] += s[k];
+  });
+}
+
+/// a[i] = b[i] = a[i] + b[i]: the two copies of a tied parameter's gradient made one sum.
+template <class A, class B>
+void sum_both(const char* label, const A& a, const B& b) {
+  Kokkos::parallel_for(label, Kokkos::RangePolicy<ExecSpace>(0, a.extent(0)), KOKKOS_LAMBDA(std::int64_t i) {
+    a(i) += b(i);
+    b(i) = a(i);
+  });
 }
 
 /// The rows of a [B·T, C] activation as [B, T, C] (no copy).

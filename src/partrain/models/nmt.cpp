@@ -81,11 +81,14 @@ void LstmSeq<T>::allocate(const std::string& label, std::int64_t B, std::int64_t
   dc_tmp_ = View2<T>("act/" + label + ".dc_tmp", B, units);
 }
 
+namespace {
+/// Zeroes rows n of a and b whose sequence has ended before time t (a free function: nvcc's device lambdas cannot
+/// live in a class's private member).
 template <class T>
-void LstmSeq<T>::mask_padding(const View2<T>& a, const View2<T>& b, const IndexView1& lengths, std::int64_t t) const {
-  const std::int64_t U = units_;
+void mask_padding(const View2<T>& a, const View2<T>& b, const IndexView1& lengths, std::int64_t t) {
+  const std::int64_t U = a.extent(1);
   Kokkos::parallel_for(
-      "partrain::nmt::mask", Kokkos::RangePolicy<ExecSpace>(0, B_), KOKKOS_LAMBDA(std::int64_t n) {
+      "partrain::nmt::mask", Kokkos::RangePolicy<ExecSpace>(0, a.extent(0)), KOKKOS_LAMBDA(std::int64_t n) {
         if (t < lengths(n))
           return;
         for (std::int64_t j = 0; j < U; ++j) {
@@ -94,6 +97,7 @@ void LstmSeq<T>::mask_padding(const View2<T>& a, const View2<T>& b, const IndexV
         }
       });
 }
+}  // namespace
 
 template <class T>
 void LstmSeq<T>::forward(const View2<T>& x, const IndexView1& lengths, std::int64_t t0, std::int64_t t1) {

@@ -71,7 +71,6 @@ class LstmSeq {
   View2<T> rows(const View2<T>& v, std::int64_t t) const {
     return Kokkos::subview(v, Kokkos::make_pair(t * B_, (t + 1) * B_), Kokkos::ALL);
   }
-  void mask_padding(const View2<T>& a, const View2<T>& b, const IndexView1& lengths, std::int64_t t) const;
   std::int64_t B_ = 0, S_ = 0, input_ = 0, units_ = 0;
   bool reverse_ = false;
   kernels::LstmWeights<T> w_, dw_;

@@ -8,6 +8,7 @@
 #include "partrain/core/fault.hpp"
 #include "partrain/core/log.hpp"
 #include "partrain/core/timer.hpp"
+#include "partrain/kernels/elementwise.hpp"
 #include "partrain/parallel/pipeline/partition.hpp"
 #include "partrain/parallel/tp/gpt.hpp"
 
@@ -114,8 +115,7 @@ void PipelineTrainer<T>::sync_tied_grads() {
   for (const auto& name : (last ? last->tied_copies() : first ? first->tied_parameters() : std::vector<std::string>{})) {
     if (first && last) {  // both on this rank (one stage, interleaved): add them here
       auto a = first->params().flat_grad(name), b = last->params().flat_grad(name);
-      Kokkos::parallel_for("partrain::pipeline::tied_sum", Kokkos::RangePolicy<ExecSpace>(0, a.extent(0)),
-                           KOKKOS_LAMBDA(std::int64_t i) { a(i) += b(i); b(i) = a(i); });
+      kernels::sum_both("partrain::pipeline::tied_sum", a, b);
     } else if (embedding_ && (first || last)) {
       auto g = (first ? first : last)->params().flat_grad(name);
       embedding_->allreduce(g.data(), g.data(), std::int64_t(g.extent(0))).wait();

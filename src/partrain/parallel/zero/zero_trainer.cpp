@@ -8,6 +8,7 @@
 #include "partrain/core/fault.hpp"
 #include "partrain/core/log.hpp"
 #include "partrain/core/timer.hpp"
+#include "partrain/kernels/elementwise.hpp"
 #include "partrain/kernels/pointwise.hpp"
 
 namespace partrain::parallel::zero {
@@ -251,11 +252,7 @@ void ZeroTrainer<T>::progress() {
       b.reducing.erase(b.reducing.begin());
       auto src = sub(buf, layout_.block_offset(u), layout_.block_size(u));
       auto dst = sub(grad_shard_, layout_.shard_offset(u), layout_.block_size(u));
-      kernels::pointwise("partrain::zero::accumulate", dst.extent(0), KOKKOS_LAMBDA(std::int64_t a, std::int64_t e) {
-        T* d = dst.data();
-        const T* s = src.data();
-        for (std::int64_t k = a; k < e; ++k) d[k] += s[k];
-      });
+      kernels::accumulate("partrain::zero::accumulate", dst, src);
       // Freed where the backward would have waited for it (finish_reduce_scatters), not as soon as it is done: the
       // number of layers of buffers is then the same whatever the timing (two with overlap, one without).
       reduced_.push_back({rs_inflight_[i].layer, buf});

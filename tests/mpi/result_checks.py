@@ -9,7 +9,8 @@ import h5py
 import numpy as np
 
 ROOT_ATTRS = ["schema", "schema_version", "app", "strategy", "model", "nranks", "dp", "tp", "pp", "created_utc",
-              "git_commit", "hostnames", "mpi_version", "hdf5_version", "kokkos_version", "blas", "compiler",
+              "git_commit", "hostnames", "mpi_version", "hdf5_version", "kokkos_version", "execution_space", "device",
+              "cuda_versions", "blas", "compiler",
               "command_line", "config_toml", "job_id", "warmup_steps"]
 
 
@@ -29,6 +30,10 @@ def check_training_result(f, app, strategy, nranks):
         return bad
     if a["schema"] != "partrain.result" or int(a["schema_version"]) != 1:
         bad.append("schema name/version")
+    if not a["kokkos_version"].endswith(f"({a['execution_space']})"):
+        bad.append(f"execution_space {a['execution_space']} is not kokkos_version's {a['kokkos_version']}")
+    if (a["execution_space"] == "Cuda") != (a["cuda_versions"] != "none") or not a["device"]:
+        bad.append(f"device {a['device']!r} / cuda_versions {a['cuda_versions']!r} for {a['execution_space']}")
     if a["app"] != app or a["strategy"] != strategy:
         bad.append(f"app/strategy {a['app']}/{a['strategy']}, wanted {app}/{strategy}")
     ps = a["strategy"] == "ps"  # ranks at their own pace: rows are each rank's k-th unit of work, NaN-padded

@@ -5,10 +5,15 @@
 
 #include <Kokkos_Core.hpp>
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <fstream>
 #include <set>
 #include <vector>
+#if defined(KOKKOS_ENABLE_CUDA)
+#include <cuda_runtime.h>
+#endif
 
 #include "partrain/core/error.hpp"
 #include "partrain/core/runtime.hpp"
@@ -21,6 +26,41 @@ std::string quote(const std::string& a) {
   std::string q = "'";
   for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return q + "'";
+}
+
+/// The device the default execution space runs on: the GPU (name, memory, compute capability) or the host's CPU.
+std::string device_description() {
+#if defined(KOKKOS_ENABLE_CUDA)
+  int dev = 0;
+  cudaDeviceProp prop{};
+  if (cudaGetDevice(&dev) == cudaSuccess && cudaGetDeviceProperties(&prop, dev) == cudaSuccess) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "%s, %.1f GiB, sm_%d%d (GPU %d)", prop.name, double(prop.totalGlobalMem) / 1073741824.0,
+                  prop.major, prop.minor, dev);
+    return buf;
+  }
+  return "a CUDA device (its properties could not be read)";
+#else
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0) {
+      const auto colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(colon + 2) + " (host)";
+    }
+  return "the host CPU";
+#endif
+}
+
+/// "driver 13000, runtime 13000" (CUDA's version numbers), or "none" in a host build.
+std::string cuda_versions() {
+#if defined(KOKKOS_ENABLE_CUDA)
+  int driver = 0, runtime = 0;
+  cudaDriverGetVersion(&driver);
+  cudaRuntimeGetVersion(&runtime);
+  return "driver " + std::to_string(driver) + ", runtime " + std::to_string(runtime);
+#else
+  return "none";
+#endif
 }
 }  // namespace
 
@@ -65,6 +105,9 @@ Provenance collect_provenance(MPI_Comm comm, int argc, char** argv) {
 #else
   p.compiler = "unknown";
 #endif
+  p.execution_space = Kokkos::DefaultExecutionSpace::name();
+  p.device = device_description();
+  p.cuda_versions = cuda_versions();
   p.threads = Kokkos::DefaultExecutionSpace().concurrency();
   {
     auto env = [](const char* v) { const char* x = std::getenv(v); return std::string(x ? x : "unset"); };
@@ -102,6 +145,9 @@ void write_provenance(H5Writer& w, const Provenance& p) {
   w.attr(root, "hdf5_version", p.hdf5_version);
   w.attr(root, "kokkos_version", p.kokkos_version);
   w.attr(root, "blas", p.blas);
+  w.attr(root, "execution_space", p.execution_space);
+  w.attr(root, "device", p.device);
+  w.attr(root, "cuda_versions", p.cuda_versions);
   w.attr(root, "compiler", p.compiler);
   w.attr(root, "command_line", p.command_line);
   w.attr(root, "job_id", p.job_id);

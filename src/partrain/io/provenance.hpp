@@ -16,6 +16,10 @@ struct Provenance {
   /// threads per rank and how they run: Kokkos' concurrency, OMP_NUM_THREADS, OMP_WAIT_POLICY, OMP_PROC_BIND,
   /// OPENBLAS_NUM_THREADS, the cores this rank may run on, ranks per host (rank 0's view; the launch is the same)
   std::string threading;
+  /// Kokkos's default execution space ("Serial", "OpenMP", "Cuda"); the device its kernels run on, as rank 0 sees it
+  /// (a GPU's name, memory and compute capability, or the host CPU's model); the CUDA driver and runtime versions
+  /// ("none" in a host build).
+  std::string execution_space, device, cuda_versions;
   int nranks = 1, threads = 1;
 };
 

@@ -34,10 +34,10 @@ std::string device_description() {
   int dev = 0;
   cudaDeviceProp prop{};
   if (cudaGetDevice(&dev) == cudaSuccess && cudaGetDeviceProperties(&prop, dev) == cudaSuccess) {
-    char buf[256];
-    std::snprintf(buf, sizeof buf, "%s, %.1f GiB, sm_%d%d (GPU %d)", prop.name, double(prop.totalGlobalMem) / 1073741824.0,
-                  prop.major, prop.minor, dev);
-    return buf;
+    char gib[32];
+    std::snprintf(gib, sizeof gib, "%.1f", double(prop.totalGlobalMem) / 1073741824.0);
+    return std::string(prop.name) + ", " + gib + " GiB, sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
+           " (GPU " + std::to_string(dev) + ")";
   }
   return "a CUDA device (its properties could not be read)";
 #else

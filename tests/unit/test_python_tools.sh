@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Python tools' command lines (tools/analysis/*.py, benchmarks/peer/*.py): --help exits 0 and prints a whole
-# description (its last line ends with a full stop) and help text for every argument, without torch (a stub that
-# fails to import stands in for it: no --help may need it); bad input -- a missing file, a foreign text or HDF5 file,
+# description (its last line ends with a full stop) and help text for every argument, without torch (a fake torch module that
+# fails on import stands in for it: no --help may need it); bad input -- a missing file, a foreign text or HDF5 file,
 # an --out whose directory cannot be created -- is exactly one line 'TOOL: error: WHAT = VALUE: why' on stderr, exit
 # code 2, no traceback. Positive path: plot_predict.py draws partrain-predict's --csv table. No MPI job is run (the
 # HDF5 inputs are results/reference's files), no torch is needed.

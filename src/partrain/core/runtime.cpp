@@ -1,11 +1,9 @@
 #include "partrain/core/runtime.hpp"
 
 #include <dlfcn.h>
-#include <link.h>
 #include <mpi.h>
 
 #include <Kokkos_Core.hpp>
-#include <hdf5.h>
 #include <sched.h>
 
 #include <climits>
@@ -16,7 +14,6 @@
 
 #include "partrain/core/error.hpp"
 #include "partrain/core/memory.hpp"
-#include "partrain/git_commit.hpp"
 
 namespace partrain {
 
@@ -35,9 +32,7 @@ void register_kokkos_version_line() { set_kokkos_version_line(kokkos_version_lin
 
 namespace {
 const bool kKokkosVersionLine = (register_kokkos_version_line(), true);  // every program that links the runtime
-}  // namespace
 
-namespace {
 /// Thrown on a rank whose input was fine when another rank's was not: exit 2 without a message.
 struct PeerInputFailure {};
 

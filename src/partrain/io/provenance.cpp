@@ -94,9 +94,7 @@ Provenance collect_provenance(MPI_Comm comm, int argc, char** argv) {
   unsigned maj = 0, min = 0, rel = 0;
   H5get_libversion(&maj, &min, &rel);
   p.hdf5_version = std::to_string(maj) + "." + std::to_string(min) + "." + std::to_string(rel);
-  p.kokkos_version = std::to_string(KOKKOS_VERSION / 10000) + "." + std::to_string(KOKKOS_VERSION / 100 % 100) +
-                     "." + std::to_string(KOKKOS_VERSION % 100) + " (" +
-                     Kokkos::DefaultExecutionSpace::name() + ")";
+  p.kokkos_version = kokkos_version_line();
   p.blas = blas_info();
 #if defined(__clang__)
   p.compiler = std::string("clang ") + __clang_version__;

@@ -6,7 +6,6 @@ one thread per rank, run alternately for several rounds. Prints a markdown table
 
 Needs mpiexec on PATH, a built partrain-dp and Debian's python3-torch (for torch_ddp.py).
 """
-import argparse
 import importlib.util
 import json
 import os
@@ -18,7 +17,7 @@ import sys
 from peer_run import run
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "analysis"))
-from tool_io import PROG, fail, one_line  # noqa: E402
+from tool_io import PROG, fail, one_line, parser  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
@@ -42,9 +41,7 @@ def torch_ms(ranks):
 
 
 def main():
-    paragraphs = __doc__.split("\n\n")
-    ap = argparse.ArgumentParser(description=paragraphs[0], epilog="\n\n".join(paragraphs[1:]),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--ranks", type=int, default=2, help="ranks of each run, on this machine (default: %(default)s)")
     ap.add_argument("--rounds", type=int, default=3,
                     help="rounds, each one run of partrain-dp then one of PyTorch DDP; the medians over rounds are "

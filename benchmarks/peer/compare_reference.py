@@ -7,7 +7,6 @@ Prints a markdown table of median step times and the ratio partrain/PyTorch.
 
 Needs a built bench_kernels (benchmarks/) and Debian's python3-torch (for torch_reference.py).
 """
-import argparse
 import importlib.util
 import json
 import os
@@ -17,7 +16,7 @@ import sys
 from peer_run import run
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "analysis"))
-from tool_io import PROG, fail, one_line  # noqa: E402
+from tool_io import PROG, fail, one_line, parser  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -45,9 +44,7 @@ def torch_ms(model, steps):
 
 
 def main():
-    paragraphs = __doc__.split("\n\n")
-    ap = argparse.ArgumentParser(description=paragraphs[0], epilog="\n\n".join(paragraphs[1:]),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--rounds", type=int, default=3,
                     help="rounds, each one partrain and one PyTorch measurement per model; the medians over rounds are "
                          "printed (default: %(default)s)")

@@ -10,17 +10,15 @@ tensors under the reference's names), so it checks a run on any machine.
 Exit code 1 when a tensor is past its tolerance, 2 when the dump cannot be checked. Needs Debian's python3-torch
 (scripts/install-deps --peer) and python3-h5py.
 """
-import argparse
 import math
 import os
 import sys
 import tomllib
 
-import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "analysis"))
-from tool_io import fail, open_h5  # noqa: E402
+from tool_io import fail, open_h5, parser  # noqa: E402
 
 torch = F = None  # imported once the dump is known to be good (import_torch): --help and bad input need no torch
 
@@ -132,9 +130,7 @@ def check(path, cfg, kind, show_all):
 
 
 def main():
-    paragraphs = __doc__.split("\n\n")
-    ap = argparse.ArgumentParser(description=paragraphs[0], epilog="\n\n".join(paragraphs[1:]),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("dumps", metavar="DUMP", nargs="+",
                     help="HDF5 files written by a partrain app's --dump-state (several: PyTorch is loaded once)")
     ap.add_argument("--all", action="store_true", help="print every tensor's error, not only the worst")

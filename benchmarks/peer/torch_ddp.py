@@ -8,7 +8,6 @@ each step; prints the median over steps of the slowest rank.
 
 Needs Debian's python3-torch (scripts/install-deps --peer), imported once the options are read.
 """
-import argparse
 import json
 import os
 import statistics
@@ -19,7 +18,7 @@ import time
 from peer_run import die_with_parent, free_port
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "analysis"))
-from tool_io import fail  # noqa: E402
+from tool_io import fail, parser  # noqa: E402
 
 
 def worker(rank, a, port, queue, parent):
@@ -70,9 +69,7 @@ def worker(rank, a, port, queue, parent):
 
 
 def main():
-    paragraphs = __doc__.split("\n\n")
-    ap = argparse.ArgumentParser(description=paragraphs[0], epilog="\n\n".join(paragraphs[1:]),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--ranks", type=int, default=2, help="worker processes, on this machine (default: %(default)s)")
     ap.add_argument("--batch", type=int, default=64, help="samples per rank (default: %(default)s)")
     ap.add_argument("--steps", type=int, default=30, help="timed steps (default: %(default)s)")

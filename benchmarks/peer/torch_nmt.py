@@ -17,7 +17,6 @@ cross-entropy over the real target tokens. torch.nn.LSTMCell has the same gate o
     /usr/bin/python3 benchmarks/peer/torch_nmt.py --time [--steps 10] [--json]
 Needs Debian's python3-torch (scripts/install-deps --peer) and python3-h5py.
 """
-import argparse
 import json
 import math
 import os
@@ -26,7 +25,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "analysis"))
-from tool_io import fail, open_h5  # noqa: E402
+from tool_io import fail, open_h5, parser  # noqa: E402
 
 torch = F = None  # imported by import_torch(), when there is work: --help and bad input need no torch
 DUMP_DATA = ["params", "grads", "loss", "batch/inputs", "batch/decoder_inputs", "batch/targets", "batch/lengths"]
@@ -95,7 +94,6 @@ def layers_of(names):
 
 def open_dump(path):
     """path opened read-only as HDF5 and checked to be an NMT --dump-state; anything else is an error."""
-    import h5py
     import tomllib
     f = open_h5("DUMP", path)
     missing = [k for k in ("params", "grads", "loss") if k not in f]
@@ -187,9 +185,7 @@ def time_step(steps, warmup, as_json):
 
 
 def main():
-    paragraphs = __doc__.split("\n\n")
-    ap = argparse.ArgumentParser(description=paragraphs[0], epilog="\n\n".join(paragraphs[1:]),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--check", metavar="DUMP", help="compare a partrain --dump-state of model.kind = \"nmt\" with "
                                                     "PyTorch; exit 1 on a mismatch")
     ap.add_argument("--time", action="store_true", help="time one training step of inputs/ref_nmt.toml's shape")

@@ -9,7 +9,6 @@ median. Data is generated once outside the timed region (partrain also excludes 
     /usr/bin/python3 benchmarks/peer/torch_reference.py --model mlp --steps 50
 Run with Debian's python3-torch (/usr/bin/python3), OMP_NUM_THREADS=1.
 """
-import argparse
 import json
 import math
 import os
@@ -18,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "analysis"))
-from tool_io import fail  # noqa: E402
+from tool_io import fail, parser  # noqa: E402
 
 
 def gpt(V, T, L, C, H):
@@ -70,9 +69,7 @@ def gpt(V, T, L, C, H):
 
 
 def main():
-    paragraphs = __doc__.split("\n\n")
-    ap = argparse.ArgumentParser(description=paragraphs[0], epilog="\n\n".join(paragraphs[1:]),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--model", choices=["gpt", "mlp"], required=True,
                     help="gpt: L=4 C=256 H=4 T=128 V=512 B=8, AdamW; mlp: 4×Linear(1024,1024)+ReLU, B=64, SGD")
     ap.add_argument("--steps", type=int, default=20, help="timed steps (default: %(default)s)")

@@ -6,12 +6,10 @@ communication (one bar per row), and the predicted scaling efficiency against th
 
 Needs Debian's python3-matplotlib.
 """
-import argparse
 import csv
 import os
-import sys
 
-from tool_io import fail, save  # noqa: E402
+from tool_io import fail, parser, save  # noqa: E402
 
 COLUMNS = ["ranks", "dp", "tp", "pp", "compute_s", "bubble_s", "optimizer_s", "comm_exposed_s", "efficiency"]
 
@@ -50,9 +48,7 @@ def read_table(path):
 
 
 def main():
-    paragraphs = __doc__.split("\n\n")
-    ap = argparse.ArgumentParser(description=paragraphs[0], epilog="\n\n".join(paragraphs[1:]),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("table", metavar="TABLE", help="the CSV file partrain-predict --csv wrote")
     ap.add_argument("--out", metavar="PNG", default="predict.png",
                     help="the figure to write; its directory is created (default: %(default)s)")

@@ -7,14 +7,10 @@ was computed, /ps/loss_wall_time_s), and the staleness of the applied updates (/
 
 Needs python3-h5py and python3-matplotlib.
 """
-import argparse
-import os
-import sys
 
-import h5py
 import numpy as np
 
-from tool_io import fail, open_h5, save  # noqa: E402
+from tool_io import fail, open_h5, parser, save  # noqa: E402
 
 DATASETS = ["steps/loss", "ps/loss_wall_time_s", "ps/staleness_histogram"]
 ATTRS = ["ps_servers", "ps_workers"]
@@ -53,9 +49,7 @@ def read(path):
 
 
 def main():
-    paragraphs = __doc__.split("\n\n")
-    ap = argparse.ArgumentParser(description=paragraphs[0], epilog="\n\n".join(paragraphs[1:]),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("results", metavar="RESULT", nargs="+", help="a partrain-ps result file (HDF5), one per run")
     ap.add_argument("--out", metavar="PNG", default="ps.png",
                     help="the figure to write; its directory is created (default: %(default)s)")

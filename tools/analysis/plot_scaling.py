@@ -12,7 +12,6 @@ run -> <out>/<name>_r<ranks>_breakdown.png. Files in a directory that are not pa
 
 Run with /usr/bin/python3: needs python3-h5py and python3-matplotlib.
 """
-import argparse
 import csv
 import io
 import os
@@ -24,7 +23,7 @@ import sys
 
 import h5py
 
-from tool_io import PROG, fail  # noqa: E402
+from tool_io import PROG, fail, parser  # noqa: E402
 
 PHASES = ["forward", "backward", "comm_exposed", "optimizer"]
 
@@ -126,9 +125,7 @@ def draw_scaling(path, title, lines, ranks, legend_size):
 
 
 def main():
-    paragraphs = __doc__.split("\n\n")
-    ap = argparse.ArgumentParser(description=paragraphs[0], epilog="\n\n".join(paragraphs[1:]),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("sources", metavar="SOURCE", nargs="+",
                     help="a result file, or a directory searched for *.h5; one line per source")
     ap.add_argument("--out", metavar="DIR", required=True, help="directory for the PNG files (created)")

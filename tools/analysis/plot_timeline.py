@@ -7,13 +7,9 @@ its start to its end, labelled with its microbatch; gaps are the bubble.
 
 Reads /timeline (results/README.md); the default step is the last one. Needs python3-h5py and python3-matplotlib.
 """
-import argparse
-import os
-import sys
 
-import h5py
 
-from tool_io import fail, open_h5, save  # noqa: E402
+from tool_io import fail, open_h5, parser, save  # noqa: E402
 
 COLOURS = {0: "#4c72b0", 1: "#55a868", 2: "#c44e52"}  # F, B, W
 NAMES = {0: "F (forward)", 1: "B (backward / input gradient)", 2: "W (weight gradient)"}
@@ -21,9 +17,7 @@ FIELDS = ["rank", "step", "action", "microbatch", "model_chunk", "start_s", "end
 
 
 def main():
-    paragraphs = __doc__.split("\n\n")
-    ap = argparse.ArgumentParser(description=paragraphs[0], epilog="\n\n".join(paragraphs[1:]),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("result", metavar="RESULT", help="a partrain-pp result file (HDF5) with /timeline")
     ap.add_argument("--step", metavar="K", type=int, default=None,
                     help="the step to draw, as numbered in /timeline/step (default: the last one)")

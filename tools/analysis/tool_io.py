@@ -3,10 +3,19 @@ and which value, exit code 2 (no traceback); HDF5 files opened or refused; a fig
 directory created. Imported by plot_*.py (which run from this directory: Python puts a script's folder on its path)
 and by benchmarks/peer/*.py (which put this directory on their path).
 """
+import argparse
 import os
 import sys
 
 PROG = os.path.basename(sys.argv[0])
+
+
+def parser(doc):
+    """The command line's parser from the script's docstring: its first paragraph is the description, the rest the
+    epilog, kept as written."""
+    paragraphs = doc.split("\n\n")
+    return argparse.ArgumentParser(description=paragraphs[0], epilog="\n\n".join(paragraphs[1:]),
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def fail(what, value, why, code=2):

@@ -96,6 +96,17 @@ endif()
 find_package(BLAS)
 partrain_require(BLAS_FOUND "BLAS" "libopenblas-dev")
 
+# oneDNN (libdnnl-dev): the host's bf16 gemms on the CPU's bf16 units (kernels/gemm_half.cpp). Optional: without it
+# 16-bit gemms convert to fp32 and run sgemm (slower, same results within the bounds of docs/precision.md). A CUDA
+# build runs them on cuBLAS instead.
+set(PARTRAIN_HAVE_ONEDNN OFF)
+if(NOT PARTRAIN_KOKKOS_CUDA)
+  find_package(dnnl CONFIG QUIET)
+  if(dnnl_FOUND)
+    set(PARTRAIN_HAVE_ONEDNN ON)
+  endif()
+endif()
+
 find_package(CLI11 CONFIG QUIET)
 if(NOT CLI11_FOUND)
   find_path(CLI11_INCLUDE_DIR CLI/CLI.hpp)
@@ -147,4 +158,4 @@ if(_arch)
   set(_arch_text "; arch ${_arch}")
 endif()
 message(STATUS "partrain: MPI ${MPI_CXX_VERSION} (${PARTRAIN_MPI_FLAVOUR}, ${MPIEXEC_EXECUTABLE}), Kokkos ${Kokkos_VERSION} "
-               "(backends ${_backends}${_arch_text}), HDF5 ${HDF5_VERSION} (parallel), BLAS ${BLAS_LIBRARIES}, NCCL ${PARTRAIN_HAVE_NCCL}")
+               "(backends ${_backends}${_arch_text}), HDF5 ${HDF5_VERSION} (parallel), BLAS ${BLAS_LIBRARIES}, oneDNN ${PARTRAIN_HAVE_ONEDNN}, NCCL ${PARTRAIN_HAVE_NCCL}")

@@ -122,6 +122,7 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
       io::CheckpointMeta meta;
       io::read_checkpoint(su.world, rc.resume_path, parts, &meta);
       trainer.restore_state(parts, std::int64_t(meta.numbers["optimizer_steps"]));
+      trainer.restore_numbers(meta.numbers);
       first_step = meta.step;
       resumed_from = rc.resume_path;
       attempts = meta.strings["attempts"];
@@ -154,12 +155,13 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
       meta.model = models::describe(su.model);
       meta.config_toml = deck.to_toml();
       meta.numbers["optimizer_steps"] = double(trainer.optimizer_steps());
+      for (const auto& [k, v] : trainer.checkpoint_numbers()) meta.numbers[k] = v;
       meta.strings["app"] = su.app;
       meta.strings["strategy"] = su.strategy;
       meta.strings["optimizer"] = ts.optimizer.kind;
       meta.strings["attempts"] = attempts;
       const std::string path = io::checkpoint_path(dir, next);
-      io::write_checkpoint(su.world, path, meta, tensors, trainer.state_parts(true), sizeof(T) == 4);
+      io::write_checkpoint(su.world, path, meta, tensors, trainer.state_parts(true), sizeof(master_t<T>) == 4);
       if (rank == 0) io::prune_checkpoints(dir, opts.keep);
       char line[320];
       std::snprintf(line, sizeof line, "# checkpoint: %s (%.2f s)", path.c_str(), wall_time_s() - t0);
@@ -358,7 +360,7 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
     info.pp = su.pp;
     info.warmup_steps = warmup;
     info.loss = losses;
-    info.attrs = {{"dtype", su.model.dtype}, {"wait_policy", coll::wait_policy_name(coll::wait_policy())},
+    info.attrs = {{"dtype", su.model.dtype}, {"precision", ts.precision}, {"wait_policy", coll::wait_policy_name(coll::wait_policy())},
                   {"complete", stopped_at < 0 ? "true" : "false"}, {"first_step", std::to_string(first_step)}};
     if (stopped_at >= 0) info.attrs.push_back({"stopped_before_step", std::to_string(stopped_at + 1)});
     if (!resumed_from.empty()) info.attrs.push_back({"resumed_from", resumed_from});

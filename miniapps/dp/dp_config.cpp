@@ -18,6 +18,7 @@ Config read_config(const Deck& d, int world) {
   Config c;
   c.model = models::read_model_spec(d);
   c.train = models::read_train_spec(d);
+  models::require_fp32_training(c.train);
   if (c.train.global_batch % world != 0)
     input_error("train.batch", std::to_string(c.train.global_batch),
                 "must be divisible by the " + std::to_string(world) + " data-parallel replicas");

@@ -22,6 +22,7 @@ Config read_config(const Deck& d, int world, bool dump_state) {
   Config c;
   c.model = models::read_model_spec(d);
   c.train = models::read_train_spec(d);
+  models::require_fp32_training(c.train);
   if (c.model.kind != "nmt")
     input_error("model.kind", "\"" + c.model.kind + "\"", "partrain-nmt trains the NMT model: set model.kind = \"nmt\"");
   auto& o = c.nmt;

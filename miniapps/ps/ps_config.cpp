@@ -40,6 +40,7 @@ Config read_config(const Deck& d, int world, const std::vector<std::string>& inj
   Config c;
   c.model = models::read_model_spec(d);
   c.train = models::read_train_spec(d);
+  models::require_fp32_training(c.train);
   auto& o = c.ps;
   o.servers = int(d.get_int("ps.servers"));
   o.scheduler = d.get_bool("ps.scheduler");

@@ -13,7 +13,7 @@ template <class T>
 int train(const app::DriverSetup& su, const io::Provenance& prov) {
   auto model = models::make_model<T>(su.model);
   auto data = models::make_dataset<T>(su.model);
-  parallel::SerialTrainer<T> trainer(*model, *data, su.train);
+  parallel::SerialTrainer<T> trainer(*model, *data, su.train, su.model.seed);
   return app::run_driver<T>(su, trainer, prov);
 }
 }  // namespace
@@ -49,6 +49,8 @@ int main(int argc, char** argv) {
     su.deck = &deck;
     su.opts = &opts;
     su.controls = &controls;
+    if (su.train.precision == "bf16") return train<bf16>(su, prov);
+    if (su.train.precision == "fp16") return train<fp16>(su, prov);
     return su.model.dtype == "fp64" ? train<double>(su, prov) : train<float>(su, prov);
   });
 }

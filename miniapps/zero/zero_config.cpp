@@ -36,6 +36,7 @@ Config read_config(const Deck& d, int world) {
   Config c;
   c.model = models::read_model_spec(d);
   c.train = models::read_train_spec(d);
+  models::require_fp32_training(c.train);
   auto& z = c.zero;
   z.stage = int(d.get_int("zero.stage"));
   z.offload = d.get_string("zero.offload");

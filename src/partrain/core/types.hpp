@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "partrain/core/half.hpp"
+
 namespace partrain {
 
 using ExecSpace = Kokkos::DefaultExecutionSpace;

@@ -422,6 +422,10 @@ template std::vector<TensorPart> flat_range_parts<float>(const models::ParamStor
                                                          std::int64_t, std::int64_t, const double*);
 template std::vector<TensorPart> flat_range_parts<double>(const models::ParamStore<double>&, const std::string&,
                                                           std::int64_t, std::int64_t, const double*);
+template std::vector<TensorPart> flat_range_parts<bf16>(const models::ParamStore<bf16>&, const std::string&,
+                                                        std::int64_t, std::int64_t, const double*);
+template std::vector<TensorPart> flat_range_parts<fp16>(const models::ParamStore<fp16>&, const std::string&,
+                                                        std::int64_t, std::int64_t, const double*);
 template std::vector<CheckpointTensor> store_tensors<float>(const models::ParamStore<float>&, const std::string&);
 template std::vector<CheckpointTensor> store_tensors<double>(const models::ParamStore<double>&, const std::string&);
 

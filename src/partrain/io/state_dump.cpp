@@ -10,17 +10,20 @@ template <class T>
 void write_state_dump(const StateDumpInfo& info, const std::vector<NamedTensor>& params,
                       const std::vector<NamedTensor>& grads, const models::Batch<T>& batch,
                       std::int64_t rows_per_sample, double loss) {
+  using W = master_t<T>;  // a 16-bit run writes fp32: its master weights, its gradients and inputs widened exactly
   H5Writer w(info.path, info.overwrite);
   w.attr(w.root(), "model", info.model);
   w.attr(w.root(), "config_toml", info.config_toml);
-  w.attr(w.root(), "dtype", std::string(sizeof(T) == 4 ? "float32" : "float64"));
+  w.attr(w.root(), "dtype", std::string(sizeof(W) == 4 ? "float32" : "float64"));
+  w.attr(w.root(), "precision", precision_name<T>());
   w.scalar<double>(w.root(), "loss", loss, {"nats", "mean cross-entropy over the global batch, before this step's update"});
 
   hid_t g = w.group("batch");
   const hsize_t S = hsize_t(batch.samples);
   if (batch.features.size() > 0) {
     auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), batch.features);
-    w.dataset<T>(g, "inputs", h.data(), {S, hsize_t(batch.features.extent(1))},
+    std::vector<W> v(h.data(), h.data() + h.size());
+    w.dataset<W>(g, "inputs", v.data(), {S, hsize_t(batch.features.extent(1))},
                  {"1", "input features of the global batch [samples, d0]"});
   } else {
     auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), batch.tokens);
@@ -40,8 +43,8 @@ void write_state_dump(const StateDumpInfo& info, const std::vector<NamedTensor>&
 
   auto write_all = [&](hid_t grp, const std::vector<NamedTensor>& ts, const char* what) {
     for (const auto& t : ts) {
-      std::vector<T> v(t.values.begin(), t.values.end());
-      w.dataset<T>(grp, t.name, v.data(), std::vector<hsize_t>(t.shape.begin(), t.shape.end()),
+      std::vector<W> v(t.values.begin(), t.values.end());
+      w.dataset<W>(grp, t.name, v.data(), std::vector<hsize_t>(t.shape.begin(), t.shape.end()),
                    {"1", std::string(what) + t.name + " (PyTorch name and shape)"});
     }
   };
@@ -115,6 +118,12 @@ template void write_state_dump<float>(const StateDumpInfo&, const std::vector<Na
 template void write_state_dump<double>(const StateDumpInfo&, const std::vector<NamedTensor>&,
                                        const std::vector<NamedTensor>&, const models::Batch<double>&, std::int64_t,
                                        double);
+template void write_state_dump<bf16>(const StateDumpInfo&, const std::vector<NamedTensor>&,
+                                     const std::vector<NamedTensor>&, const models::Batch<bf16>&, std::int64_t, double);
+template void write_state_dump<fp16>(const StateDumpInfo&, const std::vector<NamedTensor>&,
+                                     const std::vector<NamedTensor>&, const models::Batch<fp16>&, std::int64_t, double);
+template std::vector<NamedTensor> named_tensors<bf16>(const models::ParamStore<bf16>&, bool);
+template std::vector<NamedTensor> named_tensors<fp16>(const models::ParamStore<fp16>&, bool);
 template std::vector<NamedTensor> named_tensors<float>(const models::ParamStore<float>&, bool);
 template std::vector<NamedTensor> named_tensors<double>(const models::ParamStore<double>&, bool);
 template void write_state_dump<float>(const StateDumpInfo&, const models::ParamStore<float>&,

@@ -3,6 +3,7 @@
 //     y = ½·x·(1 + tanh(u)),  u = √(2/π)·(x + 0.044715·x³)
 //     dy/dx = ½·(1 + tanh u) + ½·x·(1 − tanh² u)·√(2/π)·(1 + 3·0.044715·x²)
 //   ReLU: y = max(x, 0),  dy/dx = [x > 0]
+// Computed in acc_t<T> (fp32 for the 16-bit types), stored in T.
 #pragma once
 
 #include "partrain/core/fast_math.hpp"
@@ -16,12 +17,13 @@ enum class Activation { Gelu, Relu, None };
 template <class T>
 void gelu_forward(const View1<T>& x, const View1<T>& y) {
   pointwise("partrain::gelu::forward", x.extent(0), KOKKOS_LAMBDA(std::int64_t i0, std::int64_t i1) {
+    using A = acc_t<T>;
     const T* xp = x.data();
     T* yp = y.data();
     for (std::int64_t i = i0; i < i1; ++i) {
-      const T v = xp[i];
-      const T u = T(0.7978845608028654) * (v + T(0.044715) * v * v * v);
-      yp[i] = T(0.5) * v * (T(1) + tanh_vec(u));
+      const A v = xp[i];
+      const A u = A(0.7978845608028654) * (v + A(0.044715) * v * v * v);
+      yp[i] = A(0.5) * v * (A(1) + tanh_vec(u));
     }
   });
 }
@@ -30,15 +32,16 @@ void gelu_forward(const View1<T>& x, const View1<T>& y) {
 template <class T>
 void gelu_backward(const View1<T>& x, const View1<T>& dy, const View1<T>& dx) {
   pointwise("partrain::gelu::backward", x.extent(0), KOKKOS_LAMBDA(std::int64_t i0, std::int64_t i1) {
+    using A = acc_t<T>;
     const T* xp = x.data();
     const T* dyp = dy.data();
     T* dxp = dx.data();
     for (std::int64_t i = i0; i < i1; ++i) {
-      const T v = xp[i];
-      const T u = T(0.7978845608028654) * (v + T(0.044715) * v * v * v);
-      const T th = tanh_vec(u);
-      const T du = T(0.7978845608028654) * (T(1) + T(3 * 0.044715) * v * v);
-      dxp[i] = dyp[i] * (T(0.5) * (T(1) + th) + T(0.5) * v * (T(1) - th * th) * du);
+      const A v = xp[i];
+      const A u = A(0.7978845608028654) * (v + A(0.044715) * v * v * v);
+      const A th = tanh_vec(u);
+      const A du = A(0.7978845608028654) * (A(1) + A(3 * 0.044715) * v * v);
+      dxp[i] = A(dyp[i]) * (A(0.5) * (A(1) + th) + A(0.5) * v * (A(1) - th * th) * du);
     }
   });
 }
@@ -48,7 +51,7 @@ void relu_forward(const View1<T>& x, const View1<T>& y) {
   pointwise("partrain::relu::forward", x.extent(0), KOKKOS_LAMBDA(std::int64_t i0, std::int64_t i1) {
     const T* xp = x.data();
     T* yp = y.data();
-    for (std::int64_t i = i0; i < i1; ++i) yp[i] = xp[i] > T(0) ? xp[i] : T(0);
+    for (std::int64_t i = i0; i < i1; ++i) yp[i] = acc_t<T>(xp[i]) > acc_t<T>(0) ? xp[i] : T(0);
   });
 }
 
@@ -59,7 +62,7 @@ void relu_backward(const View1<T>& x, const View1<T>& dy, const View1<T>& dx) {
     const T* xp = x.data();
     const T* dyp = dy.data();
     T* dxp = dx.data();
-    for (std::int64_t i = i0; i < i1; ++i) dxp[i] = xp[i] > T(0) ? dyp[i] : T(0);
+    for (std::int64_t i = i0; i < i1; ++i) dxp[i] = acc_t<T>(xp[i]) > acc_t<T>(0) ? dyp[i] : T(0);
   });
 }
 

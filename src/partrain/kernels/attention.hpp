@@ -57,13 +57,13 @@ void attention_forward(const View3<T>& qkv, const View3<T>& out, std::int64_t n_
             v(b, h, t, i) = qkv(b, t, 2 * C + h * d + i);
           }
       });
-  const T scale = T(1) / T(std::sqrt(double(d)));
+  const acc_t<T> scale = acc_t<T>(1) / acc_t<T>(std::sqrt(double(d)));
   for (std::int64_t b = 0; b < B; ++b)
     for (std::int64_t h = 0; h < n_head; ++h) {
       auto P = head_slice(st.att, b, h);
-      gemm('N', 'T', scale, head_slice(q, b, h), head_slice(k, b, h), T(0), P);
+      gemm<T>('N', 'T', scale, head_slice(q, b, h), head_slice(k, b, h), 0, P);
       softmax_forward(P, P, 0);
-      gemm('N', 'N', T(1), P, head_slice(v, b, h), T(0), head_slice(st.y, b, h));
+      gemm<T>('N', 'N', 1, P, head_slice(v, b, h), 0, head_slice(st.y, b, h));
     }
   auto y = st.y;
   Kokkos::parallel_for(
@@ -86,17 +86,17 @@ void attention_backward(const View3<T>& dout, const View3<T>& dqkv, std::int64_t
         for (std::int64_t h = 0; h < n_head; ++h)
           for (std::int64_t i = 0; i < d; ++i) dy(b, h, t, i) = dout(b, t, h * d + i);
       });
-  const T scale = T(1) / T(std::sqrt(double(d)));
+  const acc_t<T> scale = acc_t<T>(1) / acc_t<T>(std::sqrt(double(d)));
   for (std::int64_t b = 0; b < B; ++b)
     for (std::int64_t h = 0; h < n_head; ++h) {
       auto P = head_slice(st.att, b, h);
       auto dY = head_slice(dy, b, h);
       auto q = head_slice(st.q, b, h), k = head_slice(st.k, b, h), v = head_slice(st.v, b, h);
-      gemm('N', 'T', T(1), dY, v, T(0), st.dp);      // dP = dY·vᵀ
-      gemm('T', 'N', T(1), P, dY, T(0), v);          // dv = Pᵀ·dY   (v is dead)
-      softmax_backward(P, st.dp, st.dp);             // dS
-      gemm('N', 'N', scale, st.dp, k, T(0), st.dq);  // dq = dS·k/√d
-      gemm('T', 'N', scale, st.dp, q, T(0), k);      // dk = dSᵀ·q/√d (k is dead)
+      gemm<T>('N', 'T', 1, dY, v, 0, st.dp);      // dP = dY·vᵀ
+      gemm<T>('T', 'N', 1, P, dY, 0, v);          // dv = Pᵀ·dY   (v is dead)
+      softmax_backward(P, st.dp, st.dp);         // dS
+      gemm<T>('N', 'N', scale, st.dp, k, 0, st.dq);  // dq = dS·k/√d
+      gemm<T>('T', 'N', scale, st.dp, q, 0, k);      // dk = dSᵀ·q/√d (k is dead)
       Kokkos::deep_copy(q, st.dq);
     }
   auto dq = st.q, dk = st.k, dv = st.v;

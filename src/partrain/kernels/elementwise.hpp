@@ -12,7 +12,15 @@ namespace partrain::kernels {
 /// y += x, elementwise over equal-shaped contiguous views (the residual connection).
 template <class T>
 void add_into(const View2<T>& y, const View2<T>& x) {
-  KokkosBlas::axpy(T(1), flat(x), flat(y));
+  if constexpr (is_half_v<T>) {
+    T* yp = y.data();
+    const T* xp = x.data();
+    pointwise("partrain::add_into", std::int64_t(y.size()), KOKKOS_LAMBDA(std::int64_t a, std::int64_t e) {
+      for (std::int64_t k = a; k < e; ++k) yp[k] = float(yp[k]) + float(xp[k]);
+    });
+  } else {
+    KokkosBlas::axpy(T(1), flat(x), flat(y));
+  }
 }
 
 /// y[i] += x[i] over two contiguous 1-D views of equal length (a reduced gradient block into a shard).
@@ -21,7 +29,8 @@ void accumulate(const char* label, const Y& y, const X& x) {
   kernels::pointwise(label, std::int64_t(y.extent(0)), KOKKOS_LAMBDA(std::int64_t a, std::int64_t e) {
     auto* d = y.data();
     const auto* s = x.data();
-    for (std::int64_t k = a; k < e; ++k) d[k] += s[k];
+    using A = acc_t<std::remove_cv_t<std::remove_reference_t<decltype(*d)>>>;
+    for (std::int64_t k = a; k < e; ++k) d[k] = A(d[k]) + A(s[k]);
   });
 }
 
@@ -29,7 +38,8 @@ void accumulate(const char* label, const Y& y, const X& x) {
 template <class A, class B>
 void sum_both(const char* label, const A& a, const B& b) {
   Kokkos::parallel_for(label, Kokkos::RangePolicy<ExecSpace>(0, a.extent(0)), KOKKOS_LAMBDA(std::int64_t i) {
-    a(i) += b(i);
+    using Acc = acc_t<std::remove_cv_t<std::remove_reference_t<decltype(a(i))>>>;
+    a(i) = Acc(a(i)) + Acc(b(i));
     b(i) = a(i);
   });
 }

@@ -16,7 +16,7 @@ namespace partrain::kernels {
 /// x: [N, in]; W: [out, in]; b: [out] (size 0 for none); y: [N, out].
 template <class T>
 void linear_forward(const View2<T>& x, const View2<T>& W, const View1<T>& b, const View2<T>& y) {
-  gemm('N', 'T', T(1), x, W, T(0), y);
+  gemm<T>('N', 'T', 1, x, W, 0, y);
   if (b.extent(0) > 0) bias_add(y, b);
 }
 
@@ -24,21 +24,21 @@ void linear_forward(const View2<T>& x, const View2<T>& W, const View1<T>& b, con
 template <class T>
 void linear_backward(const View2<T>& dy, const View2<T>& x, const View2<T>& W, const View2<T>& dx,
                      const View2<T>& dW, const View1<T>& db) {
-  if (dx.extent(0) > 0) gemm('N', 'N', T(1), dy, W, T(0), dx);
-  gemm('T', 'N', T(1), dy, x, T(1), dW);
+  if (dx.extent(0) > 0) gemm<T>('N', 'N', 1, dy, W, 0, dx);
+  gemm<T>('T', 'N', 1, dy, x, 1, dW);
   if (db.extent(0) > 0) bias_backward(dy, db);
 }
 
 /// dx = dy·W: the input-gradient half of linear_backward.
 template <class T>
 void linear_backward_input(const View2<T>& dy, const View2<T>& W, const View2<T>& dx) {
-  if (dx.extent(0) > 0) gemm('N', 'N', T(1), dy, W, T(0), dx);
+  if (dx.extent(0) > 0) gemm<T>('N', 'N', 1, dy, W, 0, dx);
 }
 
 /// dW += dyᵀ·x; db (if non-empty) += column sums of dy: the weight-gradient half of linear_backward.
 template <class T>
 void linear_backward_weight(const View2<T>& dy, const View2<T>& x, const View2<T>& dW, const View1<T>& db) {
-  gemm('T', 'N', T(1), dy, x, T(1), dW);
+  gemm<T>('T', 'N', 1, dy, x, 1, dW);
   if (db.extent(0) > 0) bias_backward(dy, db);
 }
 

@@ -157,5 +157,11 @@ template class MarkovDataset<float>;
 template class MarkovDataset<double>;
 template class TranslationDataset<float>;
 template class TranslationDataset<double>;
+template class TeacherDataset<bf16>;
+template class TeacherDataset<fp16>;
+template class MarkovDataset<bf16>;
+template class MarkovDataset<fp16>;
+template class TranslationDataset<bf16>;
+template class TranslationDataset<fp16>;
 
 }  // namespace partrain::models

@@ -92,5 +92,11 @@ extern template class MarkovDataset<float>;
 extern template class MarkovDataset<double>;
 extern template class TranslationDataset<float>;
 extern template class TranslationDataset<double>;
+extern template class TeacherDataset<bf16>;
+extern template class TeacherDataset<fp16>;
+extern template class MarkovDataset<bf16>;
+extern template class MarkovDataset<fp16>;
+extern template class TranslationDataset<bf16>;
+extern template class TranslationDataset<fp16>;
 
 }  // namespace partrain::models

@@ -17,7 +17,7 @@ constexpr double kInitStd = 0.02;
 template <class T>
 struct BlockState : LayerState {
   View2<T> ln1, qkv, atty, res1, ln2, fc, fcg;
-  View1<T> mean1, rstd1, mean2, rstd2;
+  View1<acc_t<T>> mean1, rstd1, mean2, rstd2;
   kernels::AttentionState<T> attn;
   // Split backward only: the output gradients of the four linears, from backward_input to backward_weight.
   View2<T> dy_proj, d_fc, d_res1, d_qkv;
@@ -26,7 +26,7 @@ struct BlockState : LayerState {
 template <class T>
 struct HeadState : LayerState {
   View2<T> ln;
-  View1<T> mean, rstd;
+  View1<acc_t<T>> mean, rstd;
   View2<T> dlogits;  ///< split backward only: the logits' gradient, kept for backward_weight
 };
 
@@ -152,10 +152,10 @@ std::unique_ptr<LayerState> GptBlock<T>::make_state(std::int64_t rows) const {
   st->ln2 = View2<T>(a + ".ln2", rows, C);
   st->fc = View2<T>(a + ".fc", rows, 4 * C);
   st->fcg = View2<T>(a + ".fcg", rows, 4 * C);
-  st->mean1 = View1<T>(a + ".mean1", rows);
-  st->rstd1 = View1<T>(a + ".rstd1", rows);
-  st->mean2 = View1<T>(a + ".mean2", rows);
-  st->rstd2 = View1<T>(a + ".rstd2", rows);
+  st->mean1 = View1<acc_t<T>>(a + ".mean1", rows);
+  st->rstd1 = View1<acc_t<T>>(a + ".rstd1", rows);
+  st->mean2 = View1<acc_t<T>>(a + ".mean2", rows);
+  st->rstd2 = View1<acc_t<T>>(a + ".rstd2", rows);
   st->attn = kernels::AttentionState<T>(a + ".attn", rows / cfg_.seq_len, cfg_.seq_len, cfg_.heads,
                                         C / cfg_.heads);
   return st;
@@ -274,8 +274,8 @@ template <class T>
 std::unique_ptr<LayerState> GptHead<T>::make_state(std::int64_t rows) const {
   auto st = std::make_unique<HeadState<T>>();
   st->ln = View2<T>("act/head.ln", rows, cfg_.channels);
-  st->mean = View1<T>("act/head.mean", rows);
-  st->rstd = View1<T>("act/head.rstd", rows);
+  st->mean = View1<acc_t<T>>("act/head.mean", rows);
+  st->rstd = View1<acc_t<T>>("act/head.rstd", rows);
   return st;
 }
 
@@ -332,5 +332,13 @@ template class GptHead<float>;
 template class GptHead<double>;
 template class Gpt<float>;
 template class Gpt<double>;
+template class GptEmbedding<bf16>;
+template class GptEmbedding<fp16>;
+template class GptBlock<bf16>;
+template class GptBlock<fp16>;
+template class GptHead<bf16>;
+template class GptHead<fp16>;
+template class Gpt<bf16>;
+template class Gpt<fp16>;
 
 }  // namespace partrain::models

@@ -32,5 +32,7 @@ class Gpt : public Model<T> {
 
 extern template class Gpt<float>;
 extern template class Gpt<double>;
+extern template class Gpt<bf16>;
+extern template class Gpt<fp16>;
 
 }  // namespace partrain::models

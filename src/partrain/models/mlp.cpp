@@ -88,5 +88,9 @@ template class LinearActLayer<float>;
 template class LinearActLayer<double>;
 template class Mlp<float>;
 template class Mlp<double>;
+template class LinearActLayer<bf16>;
+template class LinearActLayer<fp16>;
+template class Mlp<bf16>;
+template class Mlp<fp16>;
 
 }  // namespace partrain::models

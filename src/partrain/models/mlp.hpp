@@ -60,7 +60,11 @@ class Mlp : public Model<T> {
 
 extern template class LinearActLayer<float>;
 extern template class LinearActLayer<double>;
+extern template class LinearActLayer<bf16>;
+extern template class LinearActLayer<fp16>;
 extern template class Mlp<float>;
 extern template class Mlp<double>;
+extern template class Mlp<bf16>;
+extern template class Mlp<fp16>;
 
 }  // namespace partrain::models

@@ -21,7 +21,7 @@ class Model {
     std::vector<View2<T>> outputs;  ///< outputs[i] = layer i's output [rows, width_i]
     std::vector<std::unique_ptr<LayerState>> states;
     View1<T> grad_a, grad_b;  ///< ping-pong gradient buffers, rows × max width
-    View1<T> losses;          ///< [rows]
+    View1<acc_t<T>> losses;   ///< [rows], in the accumulation type (fp32 for the 16-bit types)
   };
 
   /// Strategy hooks at layer boundaries (DP launches a bucket's allreduce when its gradients are final; ZeRO-3
@@ -95,7 +95,7 @@ class Model {
     }
     ws.grad_a = View1<T>("act/grad_a", max_elems);
     ws.grad_b = View1<T>("act/grad_b", max_elems);
-    ws.losses = View1<T>("act/losses", logit_rows);
+    ws.losses = View1<acc_t<T>>("act/losses", logit_rows);
     return ws;
   }
 
@@ -118,13 +118,13 @@ class Model {
   }
 
   /// Σ of the per-row softmax cross-entropies of the logits. Overridden where the logits are sharded.
-  virtual double loss(const View2<T>& logits, const IndexView1& targets, const View1<T>& losses) {
+  virtual double loss(const View2<T>& logits, const IndexView1& targets, const View1<acc_t<T>>& losses) {
     kernels::cross_entropy_forward(logits, targets, losses);
     return kernels::cross_entropy_sum(losses);
   }
   /// The same, and dlogits = scale·(softmax − onehot) (may alias logits).
-  virtual double loss_and_grad(const View2<T>& logits, const IndexView1& targets, T scale, const View1<T>& losses,
-                               const View2<T>& dlogits) {
+  virtual double loss_and_grad(const View2<T>& logits, const IndexView1& targets, acc_t<T> scale,
+                               const View1<acc_t<T>>& losses, const View2<T>& dlogits) {
     kernels::cross_entropy_forward_backward(logits, targets, scale, losses, dlogits);
     return kernels::cross_entropy_sum(losses);
   }
@@ -149,7 +149,8 @@ class Model {
   }
 
   /// Forward, loss and backward for one microbatch; gradients of (Σ losses)·loss_scale are ACCUMULATED into
-  /// params().grads(). loss_scale = 1/(global rows) makes the loss a mean over the global batch.
+  /// params().grads(). loss_scale = 1/(global rows) makes the loss a mean over the global batch (mixed precision
+  /// multiplies it by the loss scaler's factor, and the optimizer divides the gradients by that again).
   /// Returns the sum of the microbatch's per-row losses.
   /// (The NMT model, not a chain of layers, overrides this, make_workspace and loss_sum.)
   virtual double forward_backward(const Batch<T>& batch, Workspace& ws, double loss_scale, const Hooks& hooks = {}) {
@@ -157,7 +158,7 @@ class Model {
     if (hooks.forward_done) hooks.forward_done();
     const auto nl = layers_.size();
     View2<T> dlogits(ws.grad_a.data(), ws.outputs[nl - 1].extent(0), layers_[nl - 1]->out_width());
-    const double loss = loss_and_grad(logits, batch.targets, T(loss_scale), ws.losses, dlogits);
+    const double loss = loss_and_grad(logits, batch.targets, acc_t<T>(loss_scale), ws.losses, dlogits);
     View1<T> cur = ws.grad_a, other = ws.grad_b;
     for (size_t i = nl; i-- > 0;) {
       View2<T> dy(cur.data(), ws.outputs[i].extent(0), layers_[i]->out_width());
@@ -184,7 +185,7 @@ class Model {
       widest = std::max(widest, double(l->out_rows(rows)) * double(l->out_width()));
       last_rows = double(l->out_rows(rows));
     }
-    return double(sizeof(T)) * (e + 2 * widest + last_rows);
+    return double(sizeof(T)) * (e + 2 * widest) + double(sizeof(acc_t<T>)) * last_rows;
   }
 
   /// Forward FLOPs of a microbatch of `samples` samples (a training step is about 3× this).

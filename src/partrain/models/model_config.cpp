@@ -39,6 +39,17 @@ void declare_train_keys(Deck& d) {
   d.declare_float("train.beta2", 0.999, "Adam beta2", 0.0, 1.0);
   d.declare_float("train.eps", 1e-8, "Adam epsilon", 0.0, 1.0);
   d.declare_float("train.weight_decay", 0.0, "weight decay (decoupled for AdamW)", 0.0, 1e6);
+  d.declare_string("train.precision", "fp32",
+                   "compute precision: fp32 (model.dtype throughout), or bf16 / fp16 activations, parameters and "
+                   "gradients with fp32 master weights and optimizer state (docs/precision.md)",
+                   {"fp32", "bf16", "fp16"});
+  d.declare_float("train.loss_scale.initial", 65536.0, "fp16: initial loss scale (GradScaler's init_scale)", 0.0,
+                  1e38, true);
+  d.declare_bool("train.loss_scale.dynamic", true, "fp16: grow and back off the scale (false: keep it fixed)");
+  d.declare_int("train.loss_scale.growth_interval", 2000, "fp16: finite steps before the scale grows", 1, 1 << 30);
+  d.declare_float("train.loss_scale.growth_factor", 2.0, "fp16: factor the scale grows by", 1.0, 1e6, true);
+  d.declare_float("train.loss_scale.backoff_factor", 0.5, "fp16: factor the scale shrinks by after inf/NaN", 0.0, 1.0,
+                  true);
 }
 
 ModelSpec read_model_spec(const Deck& d) {
@@ -91,15 +102,40 @@ TrainSpec read_train_spec(const Deck& d) {
   t.optimizer.beta2 = d.get_float("train.beta2");
   t.optimizer.eps = d.get_float("train.eps");
   t.optimizer.weight_decay = d.get_float("train.weight_decay");
+  t.precision = d.get_string("train.precision");
+  if (t.precision != "fp32" && d.has("model.dtype") && d.get_string("model.dtype") != "fp32")
+    input_error("train.precision", t.precision,
+                "mixed precision keeps fp32 master weights: it needs model.dtype = fp32 (not " +
+                    d.get_string("model.dtype") + ")");
+  if (t.precision != "fp32" && d.has("model.kind") && d.get_string("model.kind") == "nmt")
+    input_error("train.precision", t.precision, "the NMT model (LSTMs) runs in fp32 only; bf16/fp16 run gpt and mlp");
+  for (const char* k : {"train.loss_scale.initial", "train.loss_scale.dynamic", "train.loss_scale.growth_interval",
+                        "train.loss_scale.growth_factor", "train.loss_scale.backoff_factor"})
+    if (t.precision != "fp16" && d.given(k))
+      input_error(k, Deck::render(d.get(k)),
+                  "loss scaling is for train.precision = fp16 (this run is " + t.precision + ")");
+  t.loss_scale.initial = d.get_float("train.loss_scale.initial");
+  t.loss_scale.dynamic = d.get_bool("train.loss_scale.dynamic");
+  t.loss_scale.growth_interval = d.get_int("train.loss_scale.growth_interval");
+  t.loss_scale.growth_factor = d.get_float("train.loss_scale.growth_factor");
+  t.loss_scale.backoff_factor = d.get_float("train.loss_scale.backoff_factor");
   return t;
+}
+
+void require_fp32_training(const TrainSpec& spec) {
+  if (spec.precision != "fp32")
+    input_error("train.precision", spec.precision,
+                "this mini-app trains in fp32 only so far; mixed precision runs in partrain-ref (docs/precision.md)");
 }
 
 template <class T>
 std::unique_ptr<Model<T>> make_model(const ModelSpec& s) {
   std::unique_ptr<Model<T>> m;
   if (s.kind == "gpt") m = std::make_unique<Gpt<T>>(s.gpt);
-  else if (s.kind == "nmt") m = std::make_unique<Nmt<T>>(s.nmt);
-  else m = std::make_unique<Mlp<T>>(s.mlp);
+  else if (s.kind == "nmt") {
+    if constexpr (is_half_v<T>) PARTRAIN_REQUIRE(false, "the NMT model has no 16-bit build (read_train_spec refuses it)");
+    else m = std::make_unique<Nmt<T>>(s.nmt);
+  } else m = std::make_unique<Mlp<T>>(s.mlp);
   m->build(s.seed);
   return m;
 }
@@ -144,6 +180,10 @@ std::string describe(const ModelSpec& s) {
 
 template std::unique_ptr<Model<float>> make_model<float>(const ModelSpec&);
 template std::unique_ptr<Model<double>> make_model<double>(const ModelSpec&);
+template std::unique_ptr<Model<bf16>> make_model<bf16>(const ModelSpec&);
+template std::unique_ptr<Model<fp16>> make_model<fp16>(const ModelSpec&);
+template std::unique_ptr<Dataset<bf16>> make_dataset<bf16>(const ModelSpec&);
+template std::unique_ptr<Dataset<fp16>> make_dataset<fp16>(const ModelSpec&);
 template std::unique_ptr<Dataset<float>> make_dataset<float>(const ModelSpec&);
 template std::unique_ptr<Dataset<double>> make_dataset<double>(const ModelSpec&);
 

@@ -10,6 +10,7 @@
 #include "partrain/models/gpt.hpp"
 #include "partrain/models/mlp.hpp"
 #include "partrain/models/nmt.hpp"
+#include "partrain/models/loss_scaler.hpp"
 #include "partrain/models/optimizer.hpp"
 
 namespace partrain::models {
@@ -28,9 +29,13 @@ struct TrainSpec {
   std::int64_t steps = 20, warmup = 2;
   std::int64_t warmup_requested = 2;  ///< train.warmup as given; warmup is clamped to steps − 1
   OptimizerConfig optimizer;
+  std::string precision = "fp32";  ///< train.precision: fp32 (model.dtype's type throughout), bf16, fp16
+  LossScalerConfig loss_scale;     ///< fp16 only
 };
 
 void declare_model_keys(Deck& deck);
+/// InputError naming train.precision unless it is fp32: mini-apps that do not run mixed precision yet call it.
+void require_fp32_training(const TrainSpec& spec);
 void declare_train_keys(Deck& deck);
 /// Reads and cross-checks the keys (heads divide channels, …): InputError naming key and value.
 ModelSpec read_model_spec(const Deck& deck);

@@ -54,6 +54,24 @@ class Optimizer {
     }
   }
 
+  /// Mixed precision: updates the fp32 master range `master` from the 16-bit gradient g·grad_scale and writes the
+  /// updated values, rounded, into the 16-bit parameters `half` (same length; state at [offset, offset + n)).
+  template <class H>
+  void update_mixed(const StateView& master, const Kokkos::View<H*, Kokkos::LayoutRight, Space>& g,
+                    std::int64_t offset, T grad_scale, const Kokkos::View<H*, Kokkos::LayoutRight, Space>& half) {
+    const std::int64_t n = std::int64_t(master.extent(0));
+    auto part = [&](const StateView& s) {
+      return s.size() ? StateView(Kokkos::subview(s, Kokkos::make_pair(offset, offset + n))) : s;
+    };
+    if (cfg_.kind == "sgd") {
+      kernels::sgd_step(master, g, part(m_), kernels::SgdParams{cfg_.lr, cfg_.momentum, cfg_.weight_decay},
+                        grad_scale, half);
+    } else {
+      kernels::AdamParams hp{cfg_.lr, cfg_.beta1, cfg_.beta2, cfg_.eps, cfg_.weight_decay, cfg_.kind == "adamw"};
+      kernels::adam_step(master, g, part(m_), part(v_), hp, steps_, grad_scale, half);
+    }
+  }
+
   /// Bytes of optimizer state.
   std::int64_t state_bytes() const { return std::int64_t((m_.size() + v_.size()) * sizeof(T)); }
   std::int64_t steps_taken() const { return steps_; }

@@ -98,8 +98,10 @@ class ParamStore {
     }
   }
 
-  /// The initial values of flat elements [begin, end) (what allocate() puts there), into `out` (host memory).
-  void init_values(std::uint64_t seed, std::int64_t begin, std::int64_t end, T* out) const {
+  /// The initial values of flat elements [begin, end) (what allocate() puts there), into `out` (host memory), in
+  /// the type U of `out` (a 16-bit store's fp32 master weights take the unrounded values).
+  template <class U>
+  void init_values(std::uint64_t seed, std::int64_t begin, std::int64_t end, U* out) const {
     for (const auto& p : infos_) {
       const std::int64_t a = std::max(begin, p.offset), b = std::min(end, p.offset + p.size);
       if (a >= b) continue;
@@ -107,8 +109,8 @@ class ParamStore {
       for (std::int64_t i = a; i < b; ++i) {
         const std::int64_t local = i - p.offset;
         out[i - begin] = p.init.kind != Init::Normal
-                             ? T(p.init.value)
-                             : T(p.init.value * rng.normal(std::uint64_t(p.shard.to_global(local, p.shape))));
+                             ? U(p.init.value)
+                             : U(p.init.value * rng.normal(std::uint64_t(p.shard.to_global(local, p.shape))));
       }
     }
   }

@@ -15,12 +15,13 @@ StepRecord ReferenceTrainer<T>::step(std::int64_t step, const BeforeUpdate& befo
   double t_fwd = t0;
   typename Model<T>::Hooks hooks;
   hooks.forward_done = [&] { t_fwd = fenced_time_s(); };
-  rec.loss = model_.forward_backward(batch_, ws_, 1.0 / rows, hooks) / rows;
+  rec.loss_scale = mixed_.loss_scale();
+  rec.loss = model_.forward_backward(batch_, ws_, rec.loss_scale / rows, hooks) / rows;
   model_.finalize_grads();
   const double t1 = fenced_time_s();
   if (before_update) before_update(batch_, rec.loss);
   const double t2 = fenced_time_s();
-  opt_.step(model_.params().params(), model_.params().grads());
+  rec.skipped = !mixed_.step(opt_, model_.params());
   const double t3 = fenced_time_s();
   rec.fwd_bwd_s = t1 - t0;
   rec.forward_s = t_fwd - t0;
@@ -42,5 +43,7 @@ std::vector<StepRecord> ReferenceTrainer<T>::run(const AfterStep& after, const B
 
 template class ReferenceTrainer<float>;
 template class ReferenceTrainer<double>;
+template class ReferenceTrainer<bf16>;
+template class ReferenceTrainer<fp16>;
 
 }  // namespace partrain::models

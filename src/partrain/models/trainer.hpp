@@ -1,9 +1,13 @@
 // The single-process training loop: the reference every strategy is checked against, and the loop the mini-apps
 // reuse. Per step: fill the global batch (untimed: data generation is not training), then, timed with fences,
 // zero the gradients, forward + loss + backward over the whole batch, optimizer update.
+// With a 16-bit T (train.precision bf16 / fp16) the model computes and stores in T and the optimizer keeps fp32
+// master weights and state (MixedPrecision): it updates the master copy and refreshes the model's 16-bit weights;
+// fp16 scales the loss (LossScaler) and skips a step whose gradients overflowed.
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "partrain/models/datasets.hpp"
@@ -19,6 +23,71 @@ struct StepRecord {
   double fwd_bwd_s = 0;       ///< forward + loss + backward
   double forward_s = 0;       ///< forward + loss (part of fwd_bwd_s)
   double optimizer_s = 0;
+  double loss_scale = 1;      ///< the scale this step's loss was multiplied by (fp16; 1 otherwise)
+  bool skipped = false;       ///< fp16: the gradients held inf/NaN and the update was skipped
+};
+
+/// The fp32 master copy of a 16-bit model's parameters, the loss scaler, and the step that joins them to the
+/// optimizer. For fp32 and fp64 models it holds nothing and step() is the plain optimizer step.
+template <class T>
+class MixedPrecision {
+ public:
+  /// `seed`: the model's; the master weights take its initial values unrounded. Without it they are the 16-bit
+  /// parameters widened.
+  MixedPrecision(ParamStore<T>& ps, std::optional<std::uint64_t> seed, const TrainSpec& spec)
+      : enabled_(is_half_v<T>), fp16_(std::is_same_v<T, fp16>), scaler_(spec.loss_scale) {
+    if (!enabled_) return;
+    master_ = View1<master_t<T>>("optim/master", ps.numel());
+    if (seed) {
+      reset_master(ps, *seed);
+    } else {
+      auto m = master_;
+      auto p = ps.params();
+      Kokkos::parallel_for("partrain::mixed::widen", Kokkos::RangePolicy<ExecSpace>(0, m.extent(0)),
+                           KOKKOS_LAMBDA(std::int64_t i) { m(i) = p(i); });
+    }
+  }
+  /// The master weights from the model's initialisation, unrounded (a fresh run).
+  void reset_master(const ParamStore<T>& ps, std::uint64_t seed) {
+    if (!enabled_) return;
+    auto h = Kokkos::create_mirror_view(master_);
+    ps.init_values(seed, 0, ps.numel(), h.data());
+    Kokkos::deep_copy(master_, h);
+  }
+  bool enabled() const { return enabled_; }
+  /// What the loss is multiplied by before backward.
+  double loss_scale() const { return fp16_ ? scaler_.scale() : 1.0; }
+  /// The optimizer step: the plain one, or the master update from the (scaled) 16-bit gradients, skipped on
+  /// inf/NaN under fp16. Returns whether the update ran.
+  bool step(Optimizer<master_t<T>>& opt, ParamStore<T>& ps) {
+    if constexpr (!is_half_v<T>) {
+      opt.step(ps.params(), ps.grads());
+      return true;
+    } else {
+      const double used = loss_scale();  // what the gradients carry (the scaler may move it below)
+      if (fp16_ && !scaler_.update(kernels::nonfinite_count(ps.grads()) > 0)) return false;
+      opt.begin_step();
+      opt.update_mixed(master_, ps.grads(), 0, master_t<T>(1.0 / used), ps.params());
+      return true;
+    }
+  }
+  /// The model's 16-bit weights from the master copy (after a checkpoint's master weights are read back).
+  void refresh_params(ParamStore<T>& ps) const {
+    if constexpr (is_half_v<T>) {
+      auto p = ps.params();
+      auto m = master_;
+      Kokkos::parallel_for("partrain::mixed::refresh", Kokkos::RangePolicy<ExecSpace>(0, m.extent(0)),
+                           KOKKOS_LAMBDA(std::int64_t i) { p(i) = m(i); });
+    }
+  }
+  const View1<master_t<T>>& master() const { return master_; }
+  LossScaler& scaler() { return scaler_; }
+  const LossScaler& scaler() const { return scaler_; }
+
+ private:
+  bool enabled_, fp16_;
+  LossScaler scaler_;
+  View1<master_t<T>> master_;
 };
 
 template <class T>
@@ -29,28 +98,36 @@ class ReferenceTrainer {
   /// Called after every step (progress line).
   using AfterStep = std::function<void(std::int64_t step, const StepRecord& rec)>;
 
-  ReferenceTrainer(Model<T>& model, const Dataset<T>& data, const TrainSpec& spec)
+  /// model_seed: the model's (mixed precision initialises its fp32 master weights from it).
+  ReferenceTrainer(Model<T>& model, const Dataset<T>& data, const TrainSpec& spec,
+                   std::optional<std::uint64_t> model_seed = std::nullopt)
       : model_(model), data_(data), spec_(spec), opt_(spec.optimizer, model.params().numel()),
-        batch_(data.allocate(spec.global_batch)), ws_(model.make_workspace(spec.global_batch)) {}
+        mixed_(model.params(), model_seed, spec), batch_(data.allocate(spec.global_batch)),
+        ws_(model.make_workspace(spec.global_batch)) {}
 
   std::vector<StepRecord> run(const AfterStep& after = {}, const BeforeUpdate& before_last_update = {});
   /// One step (step numbers start at 0 and key the data).
   StepRecord step(std::int64_t step, const BeforeUpdate& before_update = {});
 
-  Optimizer<T>& optimizer() { return opt_; }
-  const Optimizer<T>& optimizer() const { return opt_; }
+  Optimizer<master_t<T>>& optimizer() { return opt_; }
+  const Optimizer<master_t<T>>& optimizer() const { return opt_; }
+  MixedPrecision<T>& mixed() { return mixed_; }
+  const MixedPrecision<T>& mixed() const { return mixed_; }
   const Batch<T>& batch() const { return batch_; }
 
  private:
   Model<T>& model_;
   const Dataset<T>& data_;
   TrainSpec spec_;
-  Optimizer<T> opt_;
+  Optimizer<master_t<T>> opt_;
+  MixedPrecision<T> mixed_;
   Batch<T> batch_;
   typename Model<T>::Workspace ws_;
 };
 
 extern template class ReferenceTrainer<float>;
 extern template class ReferenceTrainer<double>;
+extern template class ReferenceTrainer<bf16>;
+extern template class ReferenceTrainer<fp16>;
 
 }  // namespace partrain::models

@@ -36,8 +36,8 @@ class StateIo {
   /// the `rank`-th slice of the flat buffer (replicas sharing the writing; an unsharded store) — and `keep(name)`
   /// selects which it writes (e.g. not a tensor-parallel group's replicated tensors on every rank). Reading takes
   /// every tensor of the store.
-  template <class View>
-  void add(const std::string& group, const models::ParamStore<T>& store, const View& values, bool write, int rank = 0,
+  template <class View, class S = T>
+  void add(const std::string& group, const models::ParamStore<S>& store, const View& values, bool write, int rank = 0,
            int ranks = 1, std::function<bool(const std::string&)> keep = {});
   /// Flat ranges [begin, end) of an unsharded store whose values sit at `values` + offset (a ZeRO shard's blocks).
   struct Range {
@@ -96,8 +96,8 @@ int StateIo<T>::buffer_of(const View& values) {
 }
 
 template <class T>
-template <class View>
-void StateIo<T>::add(const std::string& group, const models::ParamStore<T>& store, const View& values, bool write,
+template <class View, class S>
+void StateIo<T>::add(const std::string& group, const models::ParamStore<S>& store, const View& values, bool write,
                      int rank, int ranks, std::function<bool(const std::string&)> keep) {
   const int b = buffer_of(values);
   const std::int64_t N = store.numel(), lo = N * rank / ranks, hi = N * (rank + 1) / ranks;

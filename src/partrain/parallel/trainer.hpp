@@ -99,6 +99,10 @@ class Trainer {
   /// Puts back what read_checkpoint filled into state_parts(false)'s parts, and the optimizer's step count.
   virtual void restore_state(const std::vector<io::TensorPart>& /*parts*/, std::int64_t /*optimizer_steps*/) {}
   virtual std::int64_t optimizer_steps() const { return 0; }
+  /// Numbers of the training state besides the tensors (the fp16 loss scaler's scale), kept in the checkpoint's
+  /// metadata, and given back on resume (a checkpoint without them: the keys are absent).
+  virtual NamedFigures checkpoint_numbers() const { return {}; }
+  virtual void restore_numbers(const std::map<std::string, double>& /*numbers*/) {}
 
   /// Bytes of parameters, gradients and optimizer state the strategy's formula predicts on this rank
   /// (predicted_params_bytes, … in /summary); negative where it has no formula.

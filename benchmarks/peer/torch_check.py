@@ -5,7 +5,17 @@ batch, and prints the worst relative error per tensor against DESIGN.md's tolera
 1e-9 (gradients), fp32 dumps 1e-5 and 1e-4. Works on a dump of partrain-ref or of any mini-app (they gather whole
 tensors under the reference's names), so it checks a run on any machine.
 
+A mixed-precision dump (train.precision bf16 or fp16: fp32 master weights, gradients divided by the loss scale) is
+checked against the exact (float64) loss and gradients of the model whose weights are the master weights rounded to
+the 16-bit type, as partrain ran it, within sqrt(n)*u: u the type's unit roundoff (2^-8 bf16, 2^-11 fp16) and n the
+number of 16-bit roundings on the longest forward-and-backward path (6 + 22 per GPT block, 1 + 4 per MLP layer) —
+Higham and Mary's probabilistic bound (lambda = 1) for n independent roundings; the worst case gamma_n = n*u/(1 - n*u)
+is printed beside it (docs/precision.md). PyTorch's own mixed precision (torch.autocast on the CPU, bf16 only in
+PyTorch 1.13) is measured against the same exact values and printed beside it; with --fp32 DUMP the gradients are
+also compared with partrain's fp32 dump of the same step (tolerance sqrt(n)*u + 1e-4).
+
     /usr/bin/python3 benchmarks/peer/torch_check.py dump.h5 [--all]     # exit 0 when every tensor is within tolerance
+    /usr/bin/python3 benchmarks/peer/torch_check.py bf16.h5 --fp32 fp32.h5
 
 Exit code 1 when a tensor is past its tolerance, 2 when the dump cannot be checked. Needs Debian's python3-torch
 (scripts/install-deps --peer) and python3-h5py.
@@ -93,8 +103,83 @@ def read_kind(path):
     return cfg, kind
 
 
-def check(path, cfg, kind, show_all):
+def roundings(cfg, kind):
+    """16-bit roundings on the longest forward-and-backward path of the model (the n of gamma_n)."""
+    if kind == "gpt":
+        return 6 + 22 * cfg["model"]["gpt"]["layers"]
+    return 1 + 4 * (len(cfg["model"]["mlp"]["widths"]) - 1)
+
+
+def model_loss(p, inputs, targets, cfg, kind, dtype):
+    if kind == "gpt":
+        return gpt_loss(p, inputs.long(), targets, cfg["model"]["gpt"])
+    return mlp_loss(p, inputs.to(dtype), targets, cfg["model"]["mlp"])
+
+
+def rel(a, b):
+    return (a - b).norm().item() / max(b.norm().item(), 1e-30)
+
+
+def check_half(path, cfg, kind, show_all, precision, fp32_dump):
+    """A bf16/fp16 dump against the exact values of its rounded weights, beside torch.autocast's errors."""
+    half = torch.bfloat16 if precision == "bf16" else torch.float16
+    u = 2.0 ** -8 if precision == "bf16" else 2.0 ** -11
+    n = roundings(cfg, kind)
+    gamma = n * u / (1 - n * u)  # the worst case, printed
+    tol = math.sqrt(n) * u       # the check
+    with open_dump(path) as f:
+        master = {k: f["params"][k][()] for k in f["params"]}
+        grads = {k: torch.tensor(f["grads"][k][()], dtype=torch.float64) for k in f["grads"]}
+        inputs = torch.tensor(f["batch/inputs"][()])
+        targets = torch.tensor(f["batch/targets"][()])
+        ref_loss = float(f["loss"][()])
+    # exact: float64 on the weights partrain computed with (the master weights rounded to the 16-bit type)
+    p = {k: torch.tensor(v, dtype=torch.float32).to(half).to(torch.float64).requires_grad_() for k, v in master.items()}
+    exact = model_loss(p, inputs, targets, cfg, kind, torch.float64)
+    exact.backward()
+    errs = {k: rel(g, p[k].grad) for k, g in grads.items()}
+    loss_err = abs(ref_loss - exact.item()) / abs(exact.item())
+    # PyTorch's mixed precision on the same step: fp32 weights (the master), autocast to bf16 on the CPU
+    auto_note = "torch.autocast: CPU autocast has no fp16 in PyTorch 1.13"
+    if precision == "bf16":
+        q = {k: torch.tensor(v, dtype=torch.float32, requires_grad=True) for k, v in master.items()}
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            al = model_loss(q, inputs, targets, cfg, kind, torch.float32)
+        al.float().backward()
+        a_errs = {k: rel(q[k].grad.double(), p[k].grad) for k in q}
+        aw = max(a_errs, key=a_errs.get)
+        auto_note = (f"torch.autocast bf16 on the same step: loss {abs(al.item() - exact.item()) / abs(exact.item()):.1e}, "
+                     f"worst gradient {aw} {a_errs[aw]:.1e}")
+    worst = max(errs, key=errs.get)
+    bad = [k for k, e in errs.items() if e > tol]
+    if show_all:
+        for k in sorted(errs):
+            print(f"  {k:32s} {errs[k]:.2e}")
+    ok = loss_err <= tol and not bad
+    print(f"torch_check: {path}: {kind} ({precision}, n = {n} roundings: tolerance sqrt(n)u = {tol:.2g}, worst case "
+          f"gamma_n = {gamma:.2g}), loss exact {exact.item():.10g} vs partrain {ref_loss:.10g} (relative "
+          f"{loss_err:.1e}); {len(errs)} gradients, worst {worst} {errs[worst]:.1e}; {auto_note}: "
+          f"{'ok' if ok else 'FAILED ' + ', '.join(bad)}")
+    if fp32_dump:
+        with open_dump(fp32_dump) as f:
+            g32 = {k: torch.tensor(f["grads"][k][()], dtype=torch.float64) for k in f["grads"]}
+        if set(g32) != set(grads) or any(g32[k].shape != grads[k].shape for k in grads):
+            fail("--fp32", fp32_dump, f"is not a dump of the same model as {path}")
+        d = {k: rel(grads[k], g32[k]) for k in grads}
+        dw = max(d, key=d.get)
+        ok32 = d[dw] <= tol + 1e-4
+        print(f"torch_check: {path} vs partrain fp32 {fp32_dump}: worst gradient {dw} {d[dw]:.1e} (tolerance "
+              f"{tol + 1e-4:.2g}): {'ok' if ok32 else 'FAILED'}")
+        ok = ok and ok32
+    return ok
+
+
+def check(path, cfg, kind, show_all, fp32_dump=None):
     """One dump against PyTorch (torch imported): True when the loss and every gradient are within tolerance."""
+    with open_dump(path) as f:
+        precision = f.attrs.get("precision", "fp32")
+    if precision in ("bf16", "fp16"):
+        return check_half(path, cfg, kind, show_all, precision, fp32_dump)
     if kind == "nmt":
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import torch_nmt
@@ -134,10 +219,13 @@ def main():
     ap.add_argument("dumps", metavar="DUMP", nargs="+",
                     help="HDF5 files written by a partrain app's --dump-state (several: PyTorch is loaded once)")
     ap.add_argument("--all", action="store_true", help="print every tensor's error, not only the worst")
+    ap.add_argument("--fp32", metavar="DUMP", help="partrain's fp32 dump of the same step, compared with bf16/fp16 dumps")
     a = ap.parse_args()
     kinds = [read_kind(path) for path in a.dumps]  # every file checked before PyTorch loads
+    if a.fp32:
+        read_kind(a.fp32)
     import_torch()
-    results = [check(path, cfg, kind, a.all) for path, (cfg, kind) in zip(a.dumps, kinds)]
+    results = [check(path, cfg, kind, a.all, a.fp32) for path, (cfg, kind) in zip(a.dumps, kinds)]
     sys.exit(0 if all(results) else 1)
 
 

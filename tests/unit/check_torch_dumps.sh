@@ -2,7 +2,9 @@
 # The reference, checked against PyTorch: --dump-state files of partrain-ref (MLP, GPT in fp32 and fp64, NMT) and of
 # every mini-app (dp, tp, pp, zero stage 3, nmt at k = 2) are rebuilt in PyTorch from their parameters and their loss
 # and gradients recomputed in float64 (benchmarks/peer/torch_check.py); a dump with one gradient perturbed by 1%
-# must fail. Skipped without python3-torch.
+# must fail. Mixed precision: partrain-ref's GPT in bf16 and fp16 and its MLP in bf16 against the exact values of their
+# rounded weights within sqrt(n)·u (docs/precision.md), beside torch.autocast, and against partrain's own fp32 dump of
+# the same step; a bf16 gradient perturbed by 5% must fail. Skipped without python3-torch.
 #   check_torch_dumps.sh REPO BUILD_DIR MPIEXEC
 set -u
 repo=$1; build=$2; mpiexec=$3
@@ -23,6 +25,7 @@ dump() {  # dump NAME NP APP ARGS... (checked together below: PyTorch loads once
 dump ref_mlp 1 partrain-ref -i inputs/ref_mlp.toml --set train.steps=2 --set 'model.mlp.widths=[64,128,10]'
 dump ref_gpt 1 partrain-ref -i inputs/ref_gpt_small.toml "${G[@]}"
 dump ref_gpt_fp64 1 partrain-ref -i inputs/ref_gpt_small.toml "${G[@]}" --set model.dtype=fp64
+dump ref_mlp_bf16 1 partrain-ref -i inputs/ref_mlp.toml --set train.steps=2 --set 'model.mlp.widths=[64,128,10]' --set train.precision=bf16
 dump ref_nmt 1 partrain-ref -i inputs/ref_nmt.toml --set train.steps=1 --set train.batch=4
 dump dp 2 partrain-dp -i inputs/dp_gpt_small.toml "${G[@]}"
 dump tp 2 partrain-tp -i inputs/tp_gpt_small.toml "${G[@]}"
@@ -30,6 +33,26 @@ dump pp 2 partrain-pp -i inputs/pp_gpt_small.toml "${G[@]}"
 dump zero3 2 partrain-zero -i inputs/zero_gpt_small.toml "${G[@]}" --set zero.stage=3
 dump nmt_k2 2 partrain-nmt -i inputs/nmt_small.toml --set nmt.model_parallel=2 --set train.steps=2
 /usr/bin/python3 benchmarks/peer/torch_check.py "${dumps[@]}" || fails=$((fails + 1))
+# bf16 and fp16 GPT against the exact values and partrain's fp32 dump of the same first step (train.steps = 1: the
+# dump is taken before any update, so the three runs hold the same master weights)
+G1=(--set model.gpt.layers=2 --set model.gpt.seq_len=32 --set train.steps=1)
+for p in fp32 bf16 fp16; do
+  "$B/partrain-ref" -i inputs/ref_gpt_small.toml "${G1[@]}" --set train.precision=$p --dump-state "$d/gpt_$p.h5" > "$d/gpt_$p.log" 2>&1 \
+    || { echo "FAILED: the $p GPT did not run"; tail -5 "$d/gpt_$p.log"; fails=$((fails + 1)); }
+done
+/usr/bin/python3 benchmarks/peer/torch_check.py "$d/gpt_bf16.h5" "$d/gpt_fp16.h5" --fp32 "$d/gpt_fp32.h5" || fails=$((fails + 1))
+/usr/bin/python3 - "$d/gpt_bf16.h5" "$d/bad_bf16.h5" <<'PY'
+import shutil, sys, h5py
+shutil.copy(sys.argv[1], sys.argv[2])
+with h5py.File(sys.argv[2], "r+") as f:
+    g = f["grads/blocks.0.attn.proj.weight"]
+    g[...] = g[()] * 1.05
+PY
+if /usr/bin/python3 benchmarks/peer/torch_check.py "$d/bad_bf16.h5" > "$d/bad_bf16.log" 2>&1; then
+  echo "FAILED: a bf16 gradient perturbed by 5% passed"; fails=$((fails + 1))
+else
+  grep -q "FAILED blocks.0.attn.proj.weight" "$d/bad_bf16.log" && echo "a perturbed bf16 gradient is caught: ok" || { cat "$d/bad_bf16.log"; fails=$((fails + 1)); }
+fi
 /usr/bin/python3 - "$d/dp.h5" "$d/bad.h5" <<'PY'
 import shutil, sys, h5py
 shutil.copy(sys.argv[1], sys.argv[2])

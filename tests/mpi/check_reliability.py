@@ -8,6 +8,9 @@
                                    replica's first rank is killed; a synchronous checkpoint and a follower fault refused
   universal                        checkpoints written at one layout resume at another (dp 2 → partrain-ref, tp 2 →
                                    dp 2, pp 2 → pp 1, ZeRO stage 3 → stage 0) and continue as the reference (1e-4)
+  precision                        a checkpoint resumes across precisions (fp32 -> bf16, bf16 -> fp32, fp16 -> bf16): it
+                                   holds fp32 master weights and moments, so the resumed run's first loss is the other
+                                   precision's on the same weights (within bf16's sqrt(n)u) and training goes on
   signal                           SIGUSR1 mid-run: the step finishes, a checkpoint and a result file marked incomplete
                                    are written, exit code 3; --resume finishes with the uninterrupted run's loss
   watchdog                         a rank that stalls (--inject stall) ends the job within --timeout with one line
@@ -162,6 +165,33 @@ elif case == "universal":
                 check(f.attrs["first_step"] == "4" and len(loss) == 4, f"{name}: first step {f.attrs['first_step']}, {len(loss)} steps")
                 e = np.max(np.abs(loss - ref[4:]) / ref[4:])
                 check(e <= 1e-4, f"{name}: losses after the resume differ from the reference's by {e:.2e}")
+
+elif case == "precision":
+    G = ["-i", os.path.join(inputs, "ref_gpt_small.toml"), "--set", "model.gpt.layers=2", "--set", "model.gpt.seq_len=32",
+         "--set", "train.steps=8"]
+    losses = {}
+    for p in ("fp32", "bf16", "fp16"):
+        out = os.path.join(tmp, f"{p}.h5")
+        r = run(1, "partrain-ref", G + ["--set", f"train.precision={p}", "--checkpoint-dir", os.path.join(tmp, p),
+                                        "--checkpoint-every", "4", "--output", out])
+        check(r.returncode == 0, f"the {p} run failed: {r.stderr[-1000:]}")
+        losses[p] = h5py.File(out)["steps/loss"][()] if r.returncode == 0 else None
+    tol = (6 + 22 * 2) ** 0.5 * 2.0 ** -8  # bf16's sqrt(n)u for this GPT (docs/precision.md)
+    for src, dst in (("fp32", "bf16"), ("bf16", "fp32"), ("fp16", "bf16")):
+        out = os.path.join(tmp, f"{src}_to_{dst}.h5")
+        r = run(1, "partrain-ref", G + ["--set", f"train.precision={dst}", "--resume", os.path.join(tmp, src),
+                                        "--output", out])
+        check(r.returncode == 0 and "(step 4)" in r.stdout, f"{src} -> {dst}: resuming failed:\n{r.stdout[-1500:]}\n{r.stderr[-800:]}")
+        if r.returncode != 0 or losses[src] is None:
+            continue
+        with h5py.File(out) as f:
+            loss = f["steps/loss"][()]
+            check(f.attrs["precision"] == dst and f.attrs["first_step"] == "4" and len(loss) == 4,
+                  f"{src} -> {dst}: precision {f.attrs['precision']}, first step {f.attrs['first_step']}")
+            e = abs(loss[0] - losses[src][4]) / losses[src][4]  # the same master weights at step 5
+            check(e <= tol, f"{src} -> {dst}: the first resumed loss differs from {src}'s by {e:.1e} (tolerance {tol:.2g})")
+            check(np.all(np.diff(loss) < 0.5) and np.all(np.isfinite(loss)), f"{src} -> {dst}: losses {loss}")
+            print(f"{src} -> {dst}: first resumed loss {loss[0]:.6f} vs {src}'s {losses[src][4]:.6f} ({e:.1e})")
 
 elif case == "signal":
     # SIGUSR1 during step 3 (--inject signal: the rank sends it to itself, so the step is known, whatever the machine's

@@ -1,5 +1,7 @@
 // gemm through KokkosBlas against cblas_sgemm called directly (the goal: ≥ 90% at 512³ and 1024³), for the
 // y = x·Wᵀ shape the models use (N, T). FLOP/s is reported as items/s (1 item = 1 FLOP).
+// The 16-bit gemms (kernels::gemm on bf16 / fp16 views: fp32 accumulation, one rounding of C) beside them, labelled
+// with the kernel that runs (docs/precision.md; the goal: bf16 ≥ 1.5× sgemm where the CPU has bf16 units).
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
@@ -36,5 +38,22 @@ static void BM_CblasSgemm(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * std::int64_t(kernels::gemm_flops(n, n, n)));
 }
 
+template <class H>
+static void BM_HalfGemm(benchmark::State& state) {
+  const std::int64_t n = state.range(0);
+  View2<H> A("A", n, n), B("B", n, n), C("C", n, n);
+  fill_normal(View1<H>(A.data(), n * n), CounterRng(1, "A"), 0, 1);
+  fill_normal(View1<H>(B.data(), n * n), CounterRng(1, "B"), 0, 1);
+  for (auto _ : state) {
+    kernels::gemm<H>('N', 'T', 1.0f, A, B, 0.0f, C);
+    Kokkos::fence();
+    benchmark::DoNotOptimize(C.data());
+  }
+  state.SetItemsProcessed(state.iterations() * std::int64_t(kernels::gemm_flops(n, n, n)));
+  state.SetLabel(kernels::half_gemm_kernel(precision_name<H>()));
+}
+
+BENCHMARK(BM_HalfGemm<bf16>)->Name("BM_Bf16Gemm")->Arg(512)->Arg(1024)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_HalfGemm<fp16>)->Name("BM_Fp16Gemm")->Arg(512)->Arg(1024)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_KokkosBlasSgemm)->Arg(512)->Arg(1024)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CblasSgemm)->Arg(512)->Arg(1024)->Unit(benchmark::kMillisecond);

@@ -1,6 +1,7 @@
 // Time per training step, one rank, one thread, of the two reference models in their benchmark shapes:
 //   GPT  L=4, C=256, H=4, T=128, V=512, B=8, AdamW
 //   MLP  4×Linear(1024,1024) (widths 1024×5), batch 64, SGD
+//   the GPT again in bf16 and fp16 (train.precision: 16-bit compute, fp32 master weights; docs/precision.md)
 // The same models in PyTorch: benchmarks/peer/. The main() initialises MPI and Kokkos around Google Benchmark.
 #include <benchmark/benchmark.h>
 
@@ -10,10 +11,11 @@
 using namespace partrain;
 using namespace partrain::models;
 
+template <class T = float>
 static void run_steps(benchmark::State& state, const ModelSpec& ms, const TrainSpec& ts) {
-  auto model = make_model<float>(ms);
-  auto data = make_dataset<float>(ms);
-  ReferenceTrainer<float> tr(*model, *data, ts);
+  auto model = make_model<T>(ms);
+  auto data = make_dataset<T>(ms);
+  ReferenceTrainer<T> tr(*model, *data, ts, ms.seed);
   for (int w = 0; w < 2; ++w) tr.step(w);  // warm-up
   std::int64_t s = 2;
   for (auto _ : state) {
@@ -36,6 +38,19 @@ static void BM_StepGpt(benchmark::State& state) {
   run_steps(state, ms, ts);
 }
 
+template <class T>
+static void BM_StepGptHalf(benchmark::State& state) {
+  ModelSpec ms;
+  ms.kind = "gpt";
+  ms.gpt = GptConfig{512, 128, 4, 256, 4};
+  TrainSpec ts;
+  ts.global_batch = 8;
+  ts.optimizer.kind = "adamw";
+  ts.precision = precision_name<T>();
+  run_steps<T>(state, ms, ts);
+  state.SetLabel(kernels::half_gemm_kernel(ts.precision));
+}
+
 static void BM_StepMlp(benchmark::State& state) {
   ModelSpec ms;
   ms.kind = "mlp";
@@ -50,6 +65,8 @@ static void BM_StepMlp(benchmark::State& state) {
 
 BENCHMARK(BM_StepGpt)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(2.0);
 BENCHMARK(BM_StepMlp)->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK(BM_StepGptHalf<bf16>)->Name("BM_StepGptBf16")->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK(BM_StepGptHalf<fp16>)->Name("BM_StepGptFp16")->UseManualTime()->Unit(benchmark::kMillisecond)->MinTime(2.0);
 
 int main(int argc, char** argv) {
   Runtime rt(argc, argv);

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Side by side: partrain's reference step (bench_kernels, Google Benchmark) and PyTorch's (torch_reference.py),
-one process, one thread each, run alternately for several rounds so that machine noise hits both alike.
+one process, one thread each, run alternately for several rounds so that machine noise hits both alike; the GPT
+also in bf16 (partrain's train.precision = bf16 against PyTorch's CPU autocast).
 Prints a markdown table of median step times and the ratio partrain/PyTorch.
 
     /usr/bin/python3 benchmarks/peer/compare_reference.py [--rounds 3] [--build build/release]
@@ -33,9 +34,9 @@ def partrain_ms(build, name):
     return bench["real_time"]
 
 
-def torch_ms(model, steps):
+def torch_ms(model, steps, precision):
     out = run([sys.executable, os.path.join(HERE, "torch_reference.py"), "--model", model, "--steps",
-               str(steps), "--json"])
+               str(steps), "--precision", precision, "--json"])
     try:
         return json.loads(out.strip().splitlines()[-1])["step_time_median_ms"]
     except (IndexError, ValueError, KeyError):
@@ -62,13 +63,15 @@ def main():
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
     os.environ["OMP_NUM_THREADS"] = "1"
     rows = []
-    for label, name, model, steps in [("GPT L=4 C=256 H=4 T=128 V=512 B=8, AdamW", "Gpt", "gpt", 10),
-                                      ("MLP 4×Linear(1024,1024)+ReLU, B=64, SGD", "Mlp", "mlp", 50)]:
+    for label, name, model, steps, precision in [
+            ("GPT L=4 C=256 H=4 T=128 V=512 B=8, AdamW", "Gpt", "gpt", 10, "fp32"),
+            ("the GPT in bf16 (PyTorch: autocast)", "GptBf16", "gpt", 10, "bf16"),
+            ("MLP 4×Linear(1024,1024)+ReLU, B=64, SGD", "Mlp", "mlp", 50, "fp32")]:
         ours, theirs = [], []
         try:
             for _ in range(a.rounds):
                 ours.append(partrain_ms(a.build, name))
-                theirs.append(torch_ms(model, steps))
+                theirs.append(torch_ms(model, steps, precision))
         except RuntimeError as e:  # a run failed or timed out (peer_run.run)
             print(f"{PROG}: error: {one_line(e)}", file=sys.stderr)
             sys.exit(1)

@@ -7,7 +7,10 @@ median. Data is generated once outside the timed region (partrain also excludes 
 
     /usr/bin/python3 benchmarks/peer/torch_reference.py --model gpt --steps 20
     /usr/bin/python3 benchmarks/peer/torch_reference.py --model mlp --steps 50
-Run with Debian's python3-torch (/usr/bin/python3), OMP_NUM_THREADS=1.
+    /usr/bin/python3 benchmarks/peer/torch_reference.py --model gpt --precision bf16   # torch.autocast on the CPU
+Run with Debian's python3-torch (/usr/bin/python3), OMP_NUM_THREADS=1. --precision bf16 is PyTorch's own mixed
+precision (fp32 weights and optimizer, the forward under torch.autocast("cpu", dtype=torch.bfloat16)), the peer of
+partrain's train.precision = bf16; PyTorch 1.13's CPU autocast has no fp16.
 """
 import json
 import math
@@ -75,6 +78,8 @@ def main():
     ap.add_argument("--steps", type=int, default=20, help="timed steps (default: %(default)s)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps before them (default: %(default)s)")
     ap.add_argument("--json", action="store_true", help="print one JSON line instead of a sentence")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="fp32, or bf16 under torch.autocast on the CPU (default: %(default)s)")
     a = ap.parse_args()
     if a.steps < 1:
         fail("--steps", a.steps, "must be at least 1")
@@ -113,20 +118,22 @@ def main():
     for s in range(a.warmup + a.steps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=False)
-        loss = loss_fn()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+            loss = loss_fn()
         loss.backward()
         opt.step()
         t1 = time.perf_counter()
         if s >= a.warmup:
             times.append(t1 - t0)
     med = statistics.median(times)
-    out = {"peer": "pytorch", "torch": torch.__version__, "model": a.model, "threads": torch.get_num_threads(),
+    out = {"peer": "pytorch", "torch": torch.__version__, "model": a.model, "precision": a.precision,
+           "threads": torch.get_num_threads(),
            "step_time_median_ms": med * 1e3, "step_time_min_ms": min(times) * 1e3,
            "step_time_max_ms": max(times) * 1e3, f"{unit}_per_s": per_step / med}
     if a.json:
         print(json.dumps(out))
     else:
-        print(f"pytorch {torch.__version__} {a.model}: median {med*1e3:.2f} ms/step "
+        print(f"pytorch {torch.__version__} {a.model} {a.precision}: median {med*1e3:.2f} ms/step "
               f"(min {min(times)*1e3:.2f}, max {max(times)*1e3:.2f}), {per_step/med:.1f} {unit}/s")
 
 

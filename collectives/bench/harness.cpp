@@ -50,7 +50,7 @@ Plan make_plan(const Options& o) {
       input_error("--algo", o.algo, std::string("does not implement ") + name(p.op));
     p.algos = {a};
   }
-  if (!parse(o.datatype, p.dt)) input_error("--datatype", o.datatype, "must be float or double");
+  if (!parse(o.datatype, p.dt)) input_error("--datatype", o.datatype, "must be float, double, bf16 or fp16");
   p.min_bytes = parse_size("--minbytes", o.min_bytes);
   p.max_bytes = parse_size("--maxbytes", o.max_bytes);
   if (p.min_bytes > p.max_bytes)

@@ -125,7 +125,7 @@ int main(int argc, char** argv) {
     app.add_option("-n,--iters", o.iters, "timed calls per size")->capture_default_str();
     app.add_option("-w,--warmup", o.warmup, "untimed calls per size")->capture_default_str();
     app.add_option("-c,--check", check, "verify every size (1) or not (0)")->capture_default_str();
-    app.add_option("-d,--datatype", o.datatype, "float | double")->capture_default_str();
+    app.add_option("-d,--datatype", o.datatype, "float | double | bf16 | fp16")->capture_default_str();
     app.add_flag("--inplace", o.in_place, "in-place calls");
     app.add_option("--pretend-node-size", o.pretend_node_size,
                    "treat consecutive groups of this many ranks as nodes (hierarchical algorithms on one machine)");

@@ -12,7 +12,7 @@ class Allgather : public BenchOp {
   void init(void* send, void* recv, std::int64_t count, DataType dt, int n, int r, bool in_place) const override {
     const std::int64_t off = block_offset(count, n, r);
     void* mine = in_place ? offset(recv, off, dt) : send;
-    fill(dt, mine, block_count(count, n, r), [&](std::int64_t i) { return input_value(r, off + i); });
+    fill(dt, mine, block_count(count, n, r), [&](std::int64_t i) { return input_value(r, off + i, dt); });
   }
   Request run(Communicator& c, void* send, void* recv, std::int64_t count, DataType dt, Algo a,
               bool in_place) const override {
@@ -25,7 +25,7 @@ class Allgather : public BenchOp {
     for (int o = 0; o < n; ++o) {
       const std::int64_t off = block_offset(count, n, o);
       bad += count_wrong(dt, offset(recv, off, dt), block_count(count, n, o),
-                         [&](std::int64_t i) { return input_value(o, off + i); });
+                         [&](std::int64_t i) { return input_value(o, off + i, dt); });
     }
     return bad;
   }

@@ -9,7 +9,7 @@ class Allreduce : public BenchOp {
   std::int64_t send_elems(std::int64_t count, int, int) const override { return count; }
   std::int64_t recv_elems(std::int64_t count, int, int) const override { return count; }
   void init(void* send, void*, std::int64_t count, DataType dt, int, int r, bool) const override {
-    fill(dt, send, count, [&](std::int64_t i) { return input_value(r, i); });
+    fill(dt, send, count, [&](std::int64_t i) { return input_value(r, i, dt); });
   }
   Request run(Communicator& c, void* send, void* recv, std::int64_t count, DataType dt, Algo a,
               bool in_place) const override {
@@ -18,7 +18,7 @@ class Allreduce : public BenchOp {
   std::int64_t wrong(const void* send, const void* recv, std::int64_t count, DataType dt, int n, int,
                      bool in_place) const override {
     return count_wrong(dt, in_place ? send : recv, count,
-                       [&](std::int64_t i) { return double(n) * (n + 1) / 2 * double(i % 97 + 1); });
+                       [&](std::int64_t i) { return input_sum(n, i, dt); });
   }
 };
 }  // namespace

@@ -13,7 +13,7 @@ class Alltoall : public BenchOp {
   std::int64_t send_elems(std::int64_t count, int, int) const override { return count; }
   std::int64_t recv_elems(std::int64_t count, int, int) const override { return count; }
   void init(void* send, void*, std::int64_t count, DataType dt, int, int r, bool) const override {
-    fill(dt, send, count, [&](std::int64_t i) { return input_value(r, i); });
+    fill(dt, send, count, [&](std::int64_t i) { return input_value(r, i, dt); });
   }
   Request run(Communicator& c, void* send, void* recv, std::int64_t count, DataType dt, Algo a,
               bool in_place) const override {
@@ -23,7 +23,7 @@ class Alltoall : public BenchOp {
                      bool in_place) const override {
     const std::int64_t per = count / n;
     return count_wrong(dt, in_place ? send : recv, count,
-                       [&](std::int64_t k) { return input_value(int(k / per), std::int64_t(r) * per + k % per); });
+                       [&](std::int64_t k) { return input_value(int(k / per), std::int64_t(r) * per + k % per, dt); });
   }
 };
 }  // namespace

@@ -10,13 +10,13 @@ class Broadcast : public BenchOp {
   std::int64_t send_elems(std::int64_t count, int, int) const override { return count; }
   std::int64_t recv_elems(std::int64_t, int, int) const override { return 0; }
   void init(void* send, void*, std::int64_t count, DataType dt, int, int r, bool) const override {
-    fill(dt, send, count, [&](std::int64_t i) { return r == 0 ? input_value(0, i) : -1.0; });
+    fill(dt, send, count, [&](std::int64_t i) { return r == 0 ? input_value(0, i, dt) : -1.0; });
   }
   Request run(Communicator& c, void* send, void*, std::int64_t count, DataType dt, Algo a, bool) const override {
     return c.broadcast(send, count, dt, 0, a);
   }
   std::int64_t wrong(const void* send, const void*, std::int64_t count, DataType dt, int, int, bool) const override {
-    return count_wrong(dt, send, count, [&](std::int64_t i) { return input_value(0, i); });
+    return count_wrong(dt, send, count, [&](std::int64_t i) { return input_value(0, i, dt); });
   }
 };
 }  // namespace

@@ -9,7 +9,7 @@ class ReduceScatter : public BenchOp {
   std::int64_t send_elems(std::int64_t count, int, int) const override { return count; }
   std::int64_t recv_elems(std::int64_t count, int n, int r) const override { return block_count(count, n, r); }
   void init(void* send, void*, std::int64_t count, DataType dt, int, int r, bool) const override {
-    fill(dt, send, count, [&](std::int64_t i) { return input_value(r, i); });
+    fill(dt, send, count, [&](std::int64_t i) { return input_value(r, i, dt); });
   }
   Request run(Communicator& c, void* send, void* recv, std::int64_t count, DataType dt, Algo a,
               bool in_place) const override {
@@ -20,7 +20,7 @@ class ReduceScatter : public BenchOp {
     const std::int64_t off = block_offset(count, n, r);
     const void* out = in_place ? offset(send, off, dt) : recv;
     return count_wrong(dt, out, block_count(count, n, r),
-                       [&](std::int64_t i) { return double(n) * (n + 1) / 2 * double((off + i) % 97 + 1); });
+                       [&](std::int64_t i) { return input_sum(n, off + i, dt); });
   }
 };
 }  // namespace

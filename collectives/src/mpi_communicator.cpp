@@ -240,7 +240,7 @@ Request MpiCommunicator::allreduce(const void* send, void* recv, std::int64_t co
     check_int_count(count, "MPI_Iallreduce");
     auto st = std::make_unique<VendorRequest>();
     PARTRAIN_MPI_CHECK(MPI_Iallreduce(send == recv ? MPI_IN_PLACE : send, recv, int(count), mpi_type(dt),
-                                      mpi_op(op), coll_, &st->req));
+                                      mpi_op(op, dt), coll_, &st->req));
     count_vendor(ctr, Op::Allreduce, bytes, size_);
     return std::move(Request(std::move(st)).describe("allreduce", -1));
   }
@@ -304,7 +304,7 @@ Request MpiCommunicator::reduce_scatter(const void* send, void* recv, std::int64
       std::memcpy(st->lease.data(), send, std::size_t(bytes));
       input = st->lease.data();
     }
-    PARTRAIN_MPI_CHECK(MPI_Ireduce_scatter(input, final_dst, st->counts.data(), mpi_type(dt), mpi_op(op), coll_,
+    PARTRAIN_MPI_CHECK(MPI_Ireduce_scatter(input, final_dst, st->counts.data(), mpi_type(dt), mpi_op(op, dt), coll_,
                                            &st->req));
     count_vendor(ctr, Op::ReduceScatter, bytes, size_);
     return std::move(Request(std::move(st)).describe("reduce_scatter", -1));

@@ -27,7 +27,16 @@
 namespace partrain::coll {
 namespace {
 
-ncclDataType_t nccl_type(DataType dt) { return dt == DataType::Float ? ncclFloat32 : ncclFloat64; }
+/// NCCL's native types; its 16-bit reductions accumulate in fp32 per step as ours do.
+ncclDataType_t nccl_type(DataType dt) {
+  switch (dt) {
+    case DataType::Float: return ncclFloat32;
+    case DataType::Double: return ncclFloat64;
+    case DataType::BF16: return ncclBfloat16;
+    case DataType::F16: return ncclFloat16;
+  }
+  return ncclFloat32;
+}
 ncclRedOp_t nccl_op(ReduceOp op) { return op == ReduceOp::Sum ? ncclSum : ncclMax; }
 ncclComm_t as_comm(void* c) { return static_cast<ncclComm_t>(c); }
 cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }

@@ -11,11 +11,67 @@
 #endif
 
 #include "partrain/collectives/types.hpp"
+#include "partrain/core/half.hpp"
 
 namespace partrain::coll {
 
+/// fp16 ↔ fp32 of m elements: the CPU's conversion instructions where the build targets them (F16C; the same
+/// round-to-nearest-even as fp16's own conversion, checked in tests/unit/test_precision.cpp), else element by element.
+template <class H>
+inline void widen(const H* s, float* d, std::int64_t m) {
+#if defined(__F16C__)
+  if constexpr (std::is_same_v<H, fp16>) {
+    std::int64_t i = 0;
+    for (; i + 8 <= m; i += 8)
+      _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
+    for (; i < m; ++i) d[i] = float(s[i]);
+    return;
+  }
+#endif
+  for (std::int64_t i = 0; i < m; ++i) d[i] = float(s[i]);
+}
+template <class H>
+inline void narrow(const float* s, H* d, std::int64_t m) {
+#if defined(__F16C__)
+  if constexpr (std::is_same_v<H, fp16>) {
+    std::int64_t i = 0;
+    for (; i + 8 <= m; i += 8)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i),
+                       _mm256_cvtps_ph(_mm256_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < m; ++i) d[i] = s[i];
+    return;
+  }
+#endif
+  for (std::int64_t i = 0; i < m; ++i) d[i] = s[i];
+}
+
+/// The 16-bit types: every source widened, the sum (or max) in fp32 in source order, one rounding per destination
+/// element; blocks of 256 elements through an fp32 buffer on the stack, so the conversions vectorise.
+template <class H>
+inline void reduce_many_half(ReduceOp op, const std::vector<void*>& dsts, const std::vector<const void*>& srcs,
+                             std::int64_t n) {
+  constexpr std::int64_t kB = 256;
+  float acc[kB], in[kB];
+  for (std::int64_t lo = 0; lo < n; lo += kB) {
+    const std::int64_t m = std::min(kB, n - lo);
+    widen(static_cast<const H*>(srcs[0]) + lo, acc, m);
+    for (std::size_t r = 1; r < srcs.size(); ++r) {
+      widen(static_cast<const H*>(srcs[r]) + lo, in, m);
+      if (op == ReduceOp::Sum)
+        for (std::int64_t i = 0; i < m; ++i) acc[i] += in[i];
+      else
+        for (std::int64_t i = 0; i < m; ++i) acc[i] = std::max(acc[i], in[i]);
+    }
+    for (void* d : dsts) narrow(acc, static_cast<H*>(d) + lo, m);
+  }
+}
+
 template <class T>
 inline void reduce_loop(ReduceOp op, T* dst, const T* a, const T* b, std::int64_t n) {
+  if constexpr (is_half_v<T>) {  // in fp32, one rounding per element
+    reduce_many_half<T>(op, {dst}, {a, b}, n);
+    return;
+  }
   if (op == ReduceOp::Sum) {
     for (std::int64_t i = 0; i < n; ++i) dst[i] = a[i] + b[i];
   } else {
@@ -94,11 +150,18 @@ inline void stream_copy(void* dst, const void* src, std::int64_t bytes) {
   copy_bytes(d + i, s + i, bytes - i);
 }
 
+template <class T>
+inline void reduce_typed(ReduceOp op, void* dst, const void* a, const void* b, std::int64_t n) {
+  reduce_loop(op, static_cast<T*>(dst), static_cast<const T*>(a), static_cast<const T*>(b), n);
+}
+
 inline void reduce(DataType dt, ReduceOp op, void* dst, const void* a, const void* b, std::int64_t n) {
-  if (dt == DataType::Float)
-    reduce_loop(op, static_cast<float*>(dst), static_cast<const float*>(a), static_cast<const float*>(b), n);
-  else
-    reduce_loop(op, static_cast<double*>(dst), static_cast<const double*>(a), static_cast<const double*>(b), n);
+  switch (dt) {
+    case DataType::Float: return reduce_typed<float>(op, dst, a, b, n);
+    case DataType::Double: return reduce_typed<double>(op, dst, a, b, n);
+    case DataType::BF16: return reduce_typed<bf16>(op, dst, a, b, n);
+    case DataType::F16: return reduce_typed<fp16>(op, dst, a, b, n);
+  }
 }
 
 }  // namespace partrain::coll
@@ -171,8 +234,12 @@ inline void reduce_many_loop(ReduceOp op, const std::vector<void*>& dsts, const 
 
 inline void reduce_many(DataType dt, ReduceOp op, const std::vector<void*>& dsts, const std::vector<const void*>& srcs,
                         std::int64_t n, bool stream_first = false) {
-  if (dt == DataType::Float) reduce_many_loop<float>(op, dsts, srcs, n, stream_first);
-  else reduce_many_loop<double>(op, dsts, srcs, n, stream_first);
+  switch (dt) {
+    case DataType::Float: return reduce_many_loop<float>(op, dsts, srcs, n, stream_first);
+    case DataType::Double: return reduce_many_loop<double>(op, dsts, srcs, n, stream_first);
+    case DataType::BF16: return reduce_many_half<bf16>(op, dsts, srcs, n);
+    case DataType::F16: return reduce_many_half<fp16>(op, dsts, srcs, n);
+  }
 }
 
 }  // namespace partrain::coll

@@ -4,8 +4,24 @@
 
 namespace partrain::coll {
 
-std::size_t size_of(DataType t) { return t == DataType::Float ? 4 : 8; }
-const char* name(DataType t) { return t == DataType::Float ? "float" : "double"; }
+std::size_t size_of(DataType t) {
+  switch (t) {
+    case DataType::Float: return 4;
+    case DataType::Double: return 8;
+    case DataType::BF16:
+    case DataType::F16: return 2;
+  }
+  return 0;
+}
+const char* name(DataType t) {
+  switch (t) {
+    case DataType::Float: return "float";
+    case DataType::Double: return "double";
+    case DataType::BF16: return "bf16";
+    case DataType::F16: return "fp16";
+  }
+  return "?";
+}
 const char* name(ReduceOp op) { return op == ReduceOp::Sum ? "sum" : "max"; }
 
 const char* name(Op op) {
@@ -22,6 +38,8 @@ const char* name(Algo a) {
 bool parse(const std::string& s, DataType& out) {
   if (s == "float") out = DataType::Float;
   else if (s == "double") out = DataType::Double;
+  else if (s == "bf16") out = DataType::BF16;
+  else if (s == "fp16") out = DataType::F16;
   else return false;
   return true;
 }

@@ -23,8 +23,10 @@ class VendorRequest : public RequestState {
   ScratchPool::Lease lease;         ///< a staged input, where MPI's in-place convention differs from ours
 };
 
+/// MPI's type for dt (a 2-byte derived type for bf16 and fp16) and the reduction for it (MPI_SUM/MPI_MAX, or a user
+/// operation computing in fp32 for the 16-bit types).
 MPI_Datatype mpi_type(DataType dt);
-MPI_Op mpi_op(ReduceOp op);
+MPI_Op mpi_op(ReduceOp op, DataType dt);
 /// Adds the modelled bytes of one call of `op` on `bytes` bytes over n ranks.
 void count_vendor(OpCounters& c, Op op, std::int64_t bytes, int n);
 

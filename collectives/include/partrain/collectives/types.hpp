@@ -13,9 +13,17 @@
 #include <string>
 #include <vector>
 
+namespace partrain {
+struct bf16;
+struct fp16;
+}  // namespace partrain
+
 namespace partrain::coll {
 
-enum class DataType { Float, Double };
+/// Element types. BF16 and F16 (partrain::bf16, partrain::fp16: core/half.hpp) are reduced in fp32 inside each
+/// chunk — every received chunk is widened, added in fp32 and stored with one rounding per reduction step, as NCCL's
+/// 16-bit reductions do — so a ring of n ranks rounds each element n − 1 times, a one-pass shared-memory sum once.
+enum class DataType { Float, Double, BF16, F16 };
 enum class ReduceOp { Sum, Max };
 enum class Op { Allreduce, ReduceScatter, Allgather, Broadcast, Alltoall, Barrier, SendRecv };
 enum class Algo { Auto, Ring, RecDbl, Tree, Vendor, Shm, Hier };
@@ -53,5 +61,9 @@ template <>
 constexpr DataType datatype_of<float>() { return DataType::Float; }
 template <>
 constexpr DataType datatype_of<double>() { return DataType::Double; }
+template <>
+constexpr DataType datatype_of<bf16>() { return DataType::BF16; }
+template <>
+constexpr DataType datatype_of<fp16>() { return DataType::F16; }
 
 }  // namespace partrain::coll

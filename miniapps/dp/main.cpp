@@ -13,7 +13,7 @@ int train(const app::DriverSetup& su, const dp_app::Config& cfg, coll::MpiCommun
           const io::Provenance& prov) {
   auto model = models::make_model<T>(cfg.model);
   auto data = models::make_dataset<T>(cfg.model);
-  parallel::DataParallelTrainer<T> trainer(*model, *data, cfg.train, world, cfg.dp);
+  parallel::DataParallelTrainer<T> trainer(*model, *data, cfg.train, world, cfg.dp, nullptr, cfg.model.seed);
   return app::run_driver<T>(su, trainer, prov);
 }
 }  // namespace
@@ -50,6 +50,8 @@ int main(int argc, char** argv) {
     su.train = cfg.train;
     su.dp = rt.size();
     su.pure_comm_reps = cfg.pure_comm_reps;
+    if (cfg.train.precision == "bf16") return train<bf16>(su, cfg, world, prov);
+    if (cfg.train.precision == "fp16") return train<fp16>(su, cfg, world, prov);
     return cfg.model.dtype == "fp64" ? train<double>(su, cfg, world, prov) : train<float>(su, cfg, world, prov);
   });
 }

@@ -48,17 +48,20 @@ struct Trajectory {
   std::map<std::string, std::vector<std::int64_t>> shapes;
 };
 
-/// The single-process reference on the whole global batch.
+/// The single-process reference on the whole global batch (T: a 16-bit type runs mixed precision; its gradients are
+/// kept divided by the loss scale, as the optimizer applies them).
+template <class T = float>
 inline Trajectory reference_run(const models::ModelSpec& ms, const models::TrainSpec& ts) {
-  auto m = models::make_model<float>(ms);
-  auto d = models::make_dataset<float>(ms);
-  models::ReferenceTrainer<float> tr(*m, *d, ts);
+  auto m = models::make_model<T>(ms);
+  auto d = models::make_dataset<T>(ms);
+  models::ReferenceTrainer<T> tr(*m, *d, ts, ms.seed);
   Trajectory t;
   for (std::int64_t s = 0; s < ts.steps; ++s) {
-    auto rec = tr.step(s, [&](const models::Batch<float>&, double) {
+    auto rec = tr.step(s, [&](const models::Batch<T>&, double) {
       if (s == 0) {
         auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), m->params().grads());
         t.first_grads.assign(h.data(), h.data() + h.size());
+        for (auto& g : t.first_grads) g /= tr.mixed().loss_scale();
         for (const auto& p : m->params().infos()) {
           t.grads_by_name[p.name].assign(t.first_grads.begin() + p.offset, t.first_grads.begin() + p.offset + p.size);
           t.shapes[p.name] = p.shape;

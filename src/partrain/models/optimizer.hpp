@@ -54,11 +54,11 @@ class Optimizer {
     }
   }
 
-  /// Mixed precision: updates the fp32 master range `master` from the 16-bit gradient g·grad_scale and writes the
-  /// updated values, rounded, into the 16-bit parameters `half` (same length; state at [offset, offset + n)).
-  template <class H>
-  void update_mixed(const StateView& master, const Kokkos::View<H*, Kokkos::LayoutRight, Space>& g,
-                    std::int64_t offset, T grad_scale, const Kokkos::View<H*, Kokkos::LayoutRight, Space>& half) {
+  /// Mixed precision: updates the fp32 master range `master` from the gradient g·grad_scale (16-bit, or fp32 where
+  /// the gradients were reduced in fp32) and writes the updated values, rounded, into the 16-bit parameters `half`
+  /// (same length; state at [offset, offset + n)).
+  template <class G, class H>
+  void update_mixed(const StateView& master, const G& g, std::int64_t offset, T grad_scale, const H& half) {
     const std::int64_t n = std::int64_t(master.extent(0));
     auto part = [&](const StateView& s) {
       return s.size() ? StateView(Kokkos::subview(s, Kokkos::make_pair(offset, offset + n))) : s;

@@ -59,15 +59,18 @@ class MixedPrecision {
   double loss_scale() const { return fp16_ ? scaler_.scale() : 1.0; }
   /// The optimizer step: the plain one, or the master update from the (scaled) 16-bit gradients, skipped on
   /// inf/NaN under fp16. Returns whether the update ran.
-  bool step(Optimizer<master_t<T>>& opt, ParamStore<T>& ps) {
+  bool step(Optimizer<master_t<T>>& opt, ParamStore<T>& ps) { return step(opt, ps, ps.grads()); }
+  /// The same from gradients held elsewhere (a 16-bit model's gradients reduced in fp32).
+  template <class G>
+  bool step(Optimizer<master_t<T>>& opt, ParamStore<T>& ps, const G& grads) {
     if constexpr (!is_half_v<T>) {
       opt.step(ps.params(), ps.grads());
       return true;
     } else {
       const double used = loss_scale();  // what the gradients carry (the scaler may move it below)
-      if (fp16_ && !scaler_.update(kernels::nonfinite_count(ps.grads()) > 0)) return false;
+      if (fp16_ && !scaler_.update(kernels::nonfinite_count(grads) > 0)) return false;
       opt.begin_step();
-      opt.update_mixed(master_, ps.grads(), 0, master_t<T>(1.0 / used), ps.params());
+      opt.update_mixed(master_, grads, 0, master_t<T>(1.0 / used), ps.params());
       return true;
     }
   }

@@ -6,13 +6,15 @@
 #include "partrain/core/fault.hpp"
 #include "partrain/core/log.hpp"
 #include "partrain/core/timer.hpp"
+#include "partrain/kernels/gemm.hpp"
 #include "partrain/parallel/tp/gpt.hpp"
 
 namespace partrain::parallel {
 template <class T>
 DataParallelTrainer<T>::DataParallelTrainer(models::Model<T>& model, const models::Dataset<T>& data,
                                             const models::TrainSpec& spec, coll::MpiCommunicator& dp,
-                                            const DpOptions& opts, TpContext* tp)
+                                            const DpOptions& opts, TpContext* tp,
+                                            std::optional<std::uint64_t> model_seed)
     : model_(model),
       data_(data),
       spec_(spec),
@@ -20,6 +22,7 @@ DataParallelTrainer<T>::DataParallelTrainer(models::Model<T>& model, const model
       opts_(opts),
       tp_(tp),
       opt_(spec.optimizer, model.params().numel()),
+      mixed_(model.params(), model_seed, spec),
       local_(spec.global_batch / dp.size()),
       first_(local_ * dp.rank()),
       batch_(data.allocate(local_)),
@@ -42,7 +45,8 @@ StepRecord DataParallelTrainer<T>::step(std::int64_t s, const BeforeUpdate& befo
   hooks.forward_done = [&] { t_fwd = fenced_time_s(); };
   hooks.backward_done = [&](std::size_t layer) { reducer_.backward_done(layer); };
   const double rows = double(spec_.global_batch * model_.rows_per_sample());
-  const double local_loss = model_.forward_backward(batch_, ws_, 1.0 / rows, hooks);
+  const double loss_scale = mixed_.loss_scale();
+  const double local_loss = model_.forward_backward(batch_, ws_, loss_scale / rows, hooks);
   const double t_bwd = fenced_time_s();
   const double in_hooks = reducer_.exposed_s();
   reducer_.finish();
@@ -54,7 +58,10 @@ StepRecord DataParallelTrainer<T>::step(std::int64_t s, const BeforeUpdate& befo
   rec.loss = global_loss / rows;
   if (before_update) before_update(rec.loss);
   const double t_opt0 = fenced_time_s();
-  opt_.step(model_.params().params(), model_.params().grads());
+  // every replica holds the same reduced gradients, so fp16's inf/NaN check skips the same steps everywhere
+  const bool applied = reducer_.fp32_grads().size() ? mixed_.step(opt_, model_.params(), reducer_.fp32_grads())
+                                                    : mixed_.step(opt_, model_.params());
+  log_.record(loss_scale, !applied);
   const double t_end = fenced_time_s();
   rec.time_s = (t_comm - t0) + (t_end - t_opt0);
   rec.phase("forward", t_fwd - t0);
@@ -78,20 +85,32 @@ StepRecord DataParallelTrainer<T>::step(std::int64_t s, const BeforeUpdate& befo
 template <class T>
 std::string DataParallelTrainer<T>::describe() const {
   const int t = tp_ ? tp_->size() : 1;
+  const std::string precision =
+      is_half_v<T> ? ", " + precision_name<T>() + " gradients reduced in " +
+                         (reducer_.fp32_grads().size() ? std::string("fp32") : precision_name<T>()) +
+                         ", fp32 master weights"
+                   : "";
   return "dp " + std::to_string(dp_.size()) + " x tp " + std::to_string(t) +
          (tp_ && tp_->sequence_parallel ? " (sequence parallel)" : "") + ": " +
          std::to_string(model_.params().numel()) + " parameters per rank (" +
          format_bytes(double(model_.params().numel() * std::int64_t(sizeof(T)))) + "), " +
          std::to_string(buckets().buckets().size()) + " buckets, algorithm " + coll::name(opts_.algo) +
          (opts_.algo == coll::Algo::Auto ? std::string(" (") + coll::name(reducer_.resolved_algo()) + ")" : "") +
-         ", overlap " + (opts_.overlap ? "on" : "off") + ", " + std::to_string(local_) + " samples per rank";
+         ", overlap " + (opts_.overlap ? "on" : "off") + ", " + std::to_string(local_) + " samples per rank" + precision;
 }
 
 template <class T>
 std::vector<io::NamedTensor> DataParallelTrainer<T>::gather_full(bool grads) {
-  if (!tp_) return io::named_tensors(model_.params(), grads);
+  if (!tp_) {
+    if (reducer_.fp32_grads().size()) return precision_tensors(mixed_, model_.params(), grads, reducer_.fp32_grads());
+    return precision_tensors(mixed_, model_.params(), grads, model_.params().grads());
+  }
   std::vector<io::NamedTensor> out;  // tensor-parallel shards gathered over the group; replicas hold the same
-  for (auto& [info, v] : parallel::gather_full(model_.params(), *tp_, grads)) out.push_back({info.name, info.shape, std::move(v)});
+  if constexpr (is_half_v<T>) {
+    PARTRAIN_REQUIRE(false, "tensor parallelism runs in fp32 only (require_fp32_training)");
+  } else {
+    for (auto& [info, v] : parallel::gather_full(model_.params(), *tp_, grads)) out.push_back({info.name, info.shape, std::move(v)});
+  }
   return out;
 }
 
@@ -124,13 +143,14 @@ std::string DataParallelTrainer<T>::step_note(const StepRecord& rec) const {
       if (k == n) return v;
     return 0.0;
   };
-  char buf[96];
+  char buf[160];
   if (tp_)
     std::snprintf(buf, sizeof buf, "tp comm %4.1f%% | dp exposed %4.1f%%", 100.0 * ph("tp_comm") / rec.time_s,
                   100.0 * ph("comm_exposed") / rec.time_s);
   else
     std::snprintf(buf, sizeof buf, "exposed comm %4.1f%%", 100.0 * ph("comm_exposed") / rec.time_s);
-  return buf;
+  const std::string scale = log_.step_note();
+  return scale.empty() ? std::string(buf) : std::string(buf) + " | " + scale;
 }
 
 template <class T>
@@ -145,6 +165,7 @@ NamedFigures DataParallelTrainer<T>::summary(const RunMedians& m) {
       {"allreduce_bytes_sent_per_step",
        steps_ ? double(dp_bytes_sent_) / double(steps_) : 0.0},
       {"predicted_allreduce_bytes_sent_per_step", double(reducer_.predicted_bytes_per_step())}};
+  for (const auto& x : log_.summary(mixed_)) f.push_back(x);
   if (tp_) {
     const auto* gpt = dynamic_cast<const TpGpt<T>*>(&model_);
     const double layers = gpt ? double(gpt->config().layers) : 1.0;
@@ -161,15 +182,20 @@ NamedFigures DataParallelTrainer<T>::summary(const RunMedians& m) {
 
 template <class T>
 NamedStrings DataParallelTrainer<T>::attributes() const {
-  return {{"algorithm", coll::name(opts_.algo)},
-          {"algorithm_resolved", coll::name(reducer_.resolved_algo())},
-          {"overlap", opts_.overlap ? "true" : "false"}};
+  NamedStrings a = {{"algorithm", coll::name(opts_.algo)},
+                    {"algorithm_resolved", coll::name(reducer_.resolved_algo())},
+                    {"overlap", opts_.overlap ? "true" : "false"}};
+  if constexpr (is_half_v<T>) {
+    a.push_back({"half_gemm", kernels::half_gemm_kernel(precision_name<T>())});
+    a.push_back({"grad_reduce_dtype", reducer_.fp32_grads().size() ? "fp32" : precision_name<T>()});
+  }
+  return a;
 }
 
 template <class T>
 std::array<double, 3> DataParallelTrainer<T>::predicted_state_bytes() const {
-  const double psi = double(model_.params().numel()) * double(sizeof(T));
-  return {psi, psi, double(opt_.state_bytes())};
+  return model_state_bytes<T>(model_.params().numel(), double(opt_.state_bytes()),
+                              double(reducer_.fp32_grads().size()) * 4.0);
 }
 
 template <class T>
@@ -177,7 +203,7 @@ std::vector<io::TensorPart> DataParallelTrainer<T>::state_parts(bool writer) {
   if (!state_) {
     // Without tensor parallelism the replicas share the writing (a slice of the flat buffer each); with it, the
     // first replica writes its group's shards, and the group's first rank the tensors every rank of it holds.
-    state_ = std::make_unique<StateIo<T>>();
+    state_ = std::make_unique<StateIo<master_t<T>>>();
     const auto& ps = model_.params();
     const bool first_replica = dp_.rank() == 0, first_of_group = !tp_ || tp_->rank() == 0;
     auto add = [&](const std::string& g, const auto& values) {
@@ -187,7 +213,7 @@ std::vector<io::TensorPart> DataParallelTrainer<T>::state_parts(bool writer) {
           return ps.info(name).shard.sharded() || first_of_group;
         });
     };
-    add("params", ps.params());
+    add("params", checkpoint_params(mixed_, ps));
     if (opt_.m().size()) add("optim/m", opt_.m());
     if (opt_.v().size()) add("optim/v", opt_.v());
   }
@@ -198,10 +224,28 @@ template <class T>
 void DataParallelTrainer<T>::restore_state(const std::vector<io::TensorPart>& parts, std::int64_t steps) {
   state_parts(false);
   state_->restore(parts);
+  mixed_.refresh_params(model_.params());
   opt_.set_steps(steps);
+}
+
+template <class T>
+NamedFigures DataParallelTrainer<T>::checkpoint_numbers() const {
+  return scaler_numbers(mixed_);
+}
+
+template <class T>
+void DataParallelTrainer<T>::restore_numbers(const std::map<std::string, double>& numbers) {
+  restore_scaler(mixed_, numbers);
+}
+
+template <class T>
+std::vector<io::ExtraDataset> DataParallelTrainer<T>::datasets() {
+  return log_.datasets();
 }
 
 template class DataParallelTrainer<float>;
 template class DataParallelTrainer<double>;
+template class DataParallelTrainer<bf16>;
+template class DataParallelTrainer<fp16>;
 
 }  // namespace partrain::parallel

@@ -4,10 +4,13 @@
 // the ranks' gradients is the gradient of the global mean loss; the sum is the GradientReducer's bucketed allreduce,
 // overlapped with the backward pass. Every rank ends the step with bit-identical gradients, so the replicated
 // optimizer keeps the replicas equal (self_check verifies it).
+// A 16-bit model (train.precision bf16/fp16) reduces its gradients in their own type — half the bytes — or, with
+// dp.grad_reduce_dtype = fp32, widened to fp32; the optimizer keeps fp32 master weights (models::MixedPrecision).
 #pragma once
 
 #include "partrain/models/trainer.hpp"
 #include "partrain/parallel/dp/gradient_reducer.hpp"
+#include "partrain/parallel/precision.hpp"
 #include "partrain/parallel/state.hpp"
 #include "partrain/parallel/tp/mappings.hpp"
 #include "partrain/parallel/trainer.hpp"
@@ -19,9 +22,11 @@ class DataParallelTrainer : public Trainer<T> {
  public:
   using BeforeUpdate = typename Trainer<T>::BeforeUpdate;
 
-  /// `tp`: the model's tensor-parallel context when its layers are sharded (partrain-tp), else null.
+  /// `tp`: the model's tensor-parallel context when its layers are sharded (partrain-tp), else null. `model_seed`:
+  /// the model's seed, from which mixed precision takes its fp32 master weights.
   DataParallelTrainer(models::Model<T>& model, const models::Dataset<T>& data, const models::TrainSpec& spec,
-                      coll::MpiCommunicator& dp, const DpOptions& opts, TpContext* tp = nullptr);
+                      coll::MpiCommunicator& dp, const DpOptions& opts, TpContext* tp = nullptr,
+                      std::optional<std::uint64_t> model_seed = std::nullopt);
 
   StepRecord step(std::int64_t step, const BeforeUpdate& before_update = {}) override;
   std::string describe() const override;
@@ -38,13 +43,16 @@ class DataParallelTrainer : public Trainer<T> {
   std::vector<io::TensorPart> state_parts(bool writer) override;
   void restore_state(const std::vector<io::TensorPart>& parts, std::int64_t steps) override;
   std::int64_t optimizer_steps() const override { return opt_.steps_taken(); }
+  NamedFigures checkpoint_numbers() const override;
+  void restore_numbers(const std::map<std::string, double>& numbers) override;
+  std::vector<io::ExtraDataset> datasets() override;
 
   const GradientBuckets& buckets() const { return reducer_.buckets(); }
   /// The last step's bucket launches (GradientReducer::launches).
   const std::vector<std::pair<std::size_t, std::int64_t>>& bucket_launches() const { return reducer_.launches(); }
   std::int64_t local_samples() const { return local_; }
   std::int64_t predicted_bytes_per_step() const { return reducer_.predicted_bytes_per_step(); }
-  models::Optimizer<T>& optimizer() { return opt_; }
+  models::Optimizer<master_t<T>>& optimizer() { return opt_; }
 
  private:
   models::Model<T>& model_;
@@ -53,18 +61,22 @@ class DataParallelTrainer : public Trainer<T> {
   coll::MpiCommunicator& dp_;
   DpOptions opts_;
   TpContext* tp_;
-  models::Optimizer<T> opt_;
+  models::Optimizer<master_t<T>> opt_;
+  models::MixedPrecision<T> mixed_;
+  PrecisionLog<T> log_;
   std::int64_t local_ = 0, first_ = 0;
   models::Batch<T> batch_;
   typename models::Model<T>::Workspace ws_;
   GradientReducer<T> reducer_;
   coll::Counters counters_;  ///< training traffic (frozen before the t_pure replay)
-  std::unique_ptr<StateIo<T>> state_;
+  std::unique_ptr<StateIo<master_t<T>>> state_;
   double pure_s_ = 0;
   std::int64_t steps_ = 0, tp_block_bytes_ = 0, dp_bytes_sent_ = 0;
 };
 
 extern template class DataParallelTrainer<float>;
 extern template class DataParallelTrainer<double>;
+extern template class DataParallelTrainer<bf16>;
+extern template class DataParallelTrainer<fp16>;
 
 }  // namespace partrain::parallel

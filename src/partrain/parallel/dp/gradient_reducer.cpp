@@ -22,11 +22,22 @@ GradientReducer<T>::GradientReducer(models::Model<T>& model, coll::MpiCommunicat
       group_(group),
       opts_(opts),
       buckets_(layer_ranges(model),
-               std::max<std::int64_t>(1, std::int64_t(opts.bucket_mib * 1024 * 1024 / double(sizeof(T))))),
+               std::max<std::int64_t>(1, std::int64_t(opts.bucket_mib * 1024 * 1024 /
+                                                      double(opts.reduce_fp32 && is_half_v<T> ? 4 : sizeof(T))))),
       resolved_(group.resolve(coll::Op::Allreduce, opts.algo, std::int64_t(opts.bucket_mib * 1048576))),
       launched_(buckets_.buckets().size(), false) {
   const bool shm = group.resolve(coll::Op::Allreduce, opts.algo, 1 << 20) == coll::Algo::Shm;
-  if (shm && group.size() > 1) {  // zero-copy buckets: the gradient buffer moves into a window shared by the node
+  if (opts.reduce_fp32 && is_half_v<T>) {  // the fp32 copy the buckets reduce: in the node's window for shm
+    const std::int64_t n = model.params().numel();
+    if (shm && group.size() > 1) {
+      auto* shared = static_cast<float*>(group.shared_buffer(n * 4));
+      grads32_ = View1<float>(shared, n);
+      memory_track_external("grads/fp32_reduce_shared_window", shared, n * 4);
+      shared_grads_ = shared;
+    } else {
+      grads32_ = View1<float>("grads/fp32_reduce", n);
+    }
+  } else if (shm && group.size() > 1) {  // zero-copy buckets: the gradient buffer moves into a window shared by the node
     const std::int64_t bytes = model.params().numel() * std::int64_t(sizeof(T));
     T* shared = static_cast<T*>(group.shared_buffer(bytes));
     model.params().adopt_grads(shared);
@@ -57,6 +68,14 @@ void GradientReducer<T>::launch(std::size_t k) {
   launched_[k] = true;
   launches_.emplace_back(k, launching_at_);
   T* g = model_.params().grads().data() + b.begin;
+  if (grads32_.size()) {  // widened, then reduced in fp32
+    float* w = grads32_.data() + b.begin;
+    Kokkos::parallel_for("partrain::dp::widen_bucket", Kokkos::RangePolicy<ExecSpace>(0, b.size()),
+                         KOKKOS_LAMBDA(std::int64_t i) { w[i] = float(g[i]); });
+    Kokkos::fence();
+    inflight_.push_back(group_.allreduce(w, w, b.size(), coll::ReduceOp::Sum, opts_.algo));
+    return;
+  }
   inflight_.push_back(group_.allreduce(g, g, b.size(), coll::ReduceOp::Sum, opts_.algo));
 }
 
@@ -131,7 +150,7 @@ std::int64_t GradientReducer<T>::predicted_bytes_per_step() const {
   if (n == 1) return 0;
   std::int64_t elems = 0;
   for (const auto& b : buckets_.buckets()) {
-    const auto algo = group_.resolve(coll::Op::Allreduce, opts_.algo, b.size() * std::int64_t(sizeof(T)));
+    const auto algo = group_.resolve(coll::Op::Allreduce, opts_.algo, b.size() * wire_bytes());
     if (algo == coll::Algo::Ring)
       elems += (b.size() - coll::block_count(b.size(), n, r)) + (b.size() - coll::block_count(b.size(), n, (r + 1) % n));
     else if (algo == coll::Algo::Shm && shared_grads_)
@@ -139,10 +158,12 @@ std::int64_t GradientReducer<T>::predicted_bytes_per_step() const {
     else
       return -1;
   }
-  return elems * std::int64_t(sizeof(T));
+  return elems * wire_bytes();
 }
 
 template class GradientReducer<float>;
 template class GradientReducer<double>;
+template class GradientReducer<bf16>;
+template class GradientReducer<fp16>;
 
 }  // namespace partrain::parallel

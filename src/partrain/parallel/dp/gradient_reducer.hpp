@@ -20,6 +20,10 @@ struct DpOptions {
   coll::Algo algo = coll::Algo::Auto;
   double bucket_mib = 25.0;
   bool overlap = true;
+  /// 16-bit models: reduce the gradients in fp32 (dp.grad_reduce_dtype = "fp32", Megatron's
+  /// accumulate-allreduce-grads-in-fp32) — each bucket widened into an fp32 buffer that the optimizer then reads —
+  /// instead of in their own type (half the bytes).
+  bool reduce_fp32 = false;
 };
 
 template <class T>
@@ -55,6 +59,10 @@ class GradientReducer {
   std::int64_t predicted_bytes_per_step() const;
 
   const GradientBuckets& buckets() const { return buckets_; }
+  /// The reduced gradients in fp32 (reduce_fp32 on a 16-bit model), empty otherwise: the optimizer reads them.
+  const View1<float>& fp32_grads() const { return grads32_; }
+  /// Bytes of one element on the wire.
+  std::int64_t wire_bytes() const { return grads32_.size() ? 4 : std::int64_t(sizeof(T)); }
   /// This step's launches in order: (bucket, the layer whose backward had just ended; -1 when launched by finish()).
   /// With overlap every bucket goes as soon as its lowest layer's backward ends, so the plan decides the order.
   const std::vector<std::pair<std::size_t, std::int64_t>>& launches() const { return launches_; }
@@ -76,9 +84,12 @@ class GradientReducer {
   std::int64_t launching_at_ = -1;  ///< the layer whose backward_done is launching (-1: finish)
   double exposed_s_ = 0, first_launch_s_ = -1, last_done_s_ = 0;
   void* shared_grads_ = nullptr;
+  View1<float> grads32_;  ///< reduce_fp32: the fp32 copy of the gradients the buckets reduce
 };
 
 extern template class GradientReducer<float>;
 extern template class GradientReducer<double>;
+extern template class GradientReducer<bf16>;
+extern template class GradientReducer<fp16>;
 
 }  // namespace partrain::parallel

@@ -52,10 +52,10 @@ class ModelChunk : public models::Model<T> {
   void backward_weight(const models::Batch<T>& mb, Activations& act, const View2<T>& input,
                        const LayerHook& after = {});
 
-  double loss(const View2<T>& logits, const IndexView1& targets, const View1<T>& losses) override {
+  double loss(const View2<T>& logits, const IndexView1& targets, const View1<acc_t<T>>& losses) override {
     return full_->loss(logits, targets, losses);
   }
-  double loss_and_grad(const View2<T>& logits, const IndexView1& targets, T scale, const View1<T>& losses,
+  double loss_and_grad(const View2<T>& logits, const IndexView1& targets, acc_t<T> scale, const View1<acc_t<T>>& losses,
                        const View2<T>& dlogits) override {
     return full_->loss_and_grad(logits, targets, scale, losses, dlogits);
   }

@@ -296,18 +296,18 @@ TpGpt<T>::TpGpt(const models::GptConfig& cfg, TpContext& tp) : models::Model<T>(
 }
 
 template <class T>
-double TpGpt<T>::parallel_cross_entropy(const View2<T>& z, const IndexView1& targets, T scale, const View1<T>& losses,
+double TpGpt<T>::parallel_cross_entropy(const View2<T>& z, const IndexView1& targets, acc_t<T> scale, const View1<acc_t<T>>& losses,
                                         const View2<T>* dz) {
   return ce_(tp_, z, targets, scale, losses, dz);
 }
 
 template <class T>
-double TpGpt<T>::loss(const View2<T>& logits, const IndexView1& targets, const View1<T>& losses) {
+double TpGpt<T>::loss(const View2<T>& logits, const IndexView1& targets, const View1<acc_t<T>>& losses) {
   return parallel_cross_entropy(logits, targets, T(0), losses, nullptr);
 }
 
 template <class T>
-double TpGpt<T>::loss_and_grad(const View2<T>& logits, const IndexView1& targets, T scale, const View1<T>& losses,
+double TpGpt<T>::loss_and_grad(const View2<T>& logits, const IndexView1& targets, acc_t<T> scale, const View1<acc_t<T>>& losses,
                                const View2<T>& dlogits) {
   return parallel_cross_entropy(logits, targets, scale, losses, &dlogits);
 }

@@ -26,8 +26,8 @@ class TpGpt : public models::Model<T> {
  public:
   /// InputError when heads, channels or vocabulary do not divide by t.
   TpGpt(const models::GptConfig& cfg, TpContext& tp);
-  double loss(const View2<T>& logits, const IndexView1& targets, const View1<T>& losses) override;
-  double loss_and_grad(const View2<T>& logits, const IndexView1& targets, T scale, const View1<T>& losses,
+  double loss(const View2<T>& logits, const IndexView1& targets, const View1<acc_t<T>>& losses) override;
+  double loss_and_grad(const View2<T>& logits, const IndexView1& targets, acc_t<T> scale, const View1<acc_t<T>>& losses,
                        const View2<T>& dlogits) override;
   void finalize_grads_in(models::ParamStore<T>& ps) override;
   std::vector<std::string> tied_parameters() const override { return {"wte"}; }
@@ -36,7 +36,7 @@ class TpGpt : public models::Model<T> {
   const models::GptConfig& config() const { return cfg_; }
 
  private:
-  double parallel_cross_entropy(const View2<T>& logits, const IndexView1& targets, T scale, const View1<T>& losses,
+  double parallel_cross_entropy(const View2<T>& logits, const IndexView1& targets, acc_t<T> scale, const View1<acc_t<T>>& losses,
                                 const View2<T>* dlogits);
   models::GptConfig cfg_;
   TpContext& tp_;

@@ -16,7 +16,7 @@ class VocabParallelLoss {
  public:
   /// Σ of the rows' losses (equal on every rank of the group); `losses` [N] per row; with dz, dz = scale·(softmax −
   /// onehot) for this rank's block (dz may alias z). Collective over tp.
-  double operator()(TpContext& tp, const View2<T>& z, const IndexView1& targets, T scale, const View1<T>& losses,
+  double operator()(TpContext& tp, const View2<T>& z, const IndexView1& targets, acc_t<T> scale, const View1<acc_t<T>>& losses,
                     const View2<T>* dz) {
     const std::int64_t N = std::int64_t(z.extent(0)), Vl = std::int64_t(z.extent(1)), v0 = tp.rank() * Vl;
     sized(m_, "act/loss.max", N);

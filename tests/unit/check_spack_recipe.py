@@ -15,7 +15,7 @@ recipe = open(f"{repo}/spack/packages/partrain/package.py").read()
 # CMake package → Spack package (the names differ only here)
 to_spack = {"MPI": "mpi", "Kokkos": "kokkos", "KokkosKernels": "kokkos-kernels", "HDF5": "hdf5", "BLAS": "blas",
             "CLI11": "cli11", "tomlplusplus": "tomlplusplus", "GTest": "googletest", "benchmark": "benchmark",
-            "CUDAToolkit": "cuda", "PkgConfig": None}
+            "CUDAToolkit": "cuda", "PkgConfig": None, "dnnl": "onednn"}
 found = set(re.findall(r"find_package\((\w+)", cmake))
 unknown = found - set(to_spack)
 bad = []

@@ -46,12 +46,14 @@ double median_over_ranks(MPI_Comm comm, double v) {
   return all[all.size() / 2];
 }
 
-/// fp32 gemm FLOP/s of an s×s×s product on every rank at once (the best of several timed batches).
+/// gemm FLOP/s of an s×s×s product in T (fp32, or bf16: the 16-bit gemm mixed precision runs, fp32 accumulation)
+/// on every rank at once (the best of several timed batches).
+template <class T = float>
 double gemm_rate(MPI_Comm comm, int s, double seconds) {
-  View2<float> A("calibrate.A", s, s), B("calibrate.B", s, s), C("calibrate.C", s, s);
-  Kokkos::deep_copy(A, 0.5f);
-  Kokkos::deep_copy(B, 0.25f);
-  kernels::gemm('N', 'N', 1.0f, A, B, 0.0f, C);  // warm-up
+  View2<T> A("calibrate.A", s, s), B("calibrate.B", s, s), C("calibrate.C", s, s);
+  Kokkos::deep_copy(A, T(0.5f));
+  Kokkos::deep_copy(B, T(0.25f));
+  kernels::gemm<T>('N', 'N', 1.0f, A, B, 0.0f, C);  // warm-up
   coll::barrier(comm);
   double best = 0;
   const double until = wall_time_s() + seconds;
@@ -59,7 +61,7 @@ double gemm_rate(MPI_Comm comm, int s, double seconds) {
     const int reps = std::max(1, int(2e8 / (2.0 * s * s * s)));
     Kokkos::fence();
     const double t0 = wall_time_s();
-    for (int r = 0; r < reps; ++r) kernels::gemm('N', 'N', 1.0f, A, B, 0.0f, C);
+    for (int r = 0; r < reps; ++r) kernels::gemm<T>('N', 'N', 1.0f, A, B, 0.0f, C);
     Kokkos::fence();
     best = std::max(best, reps * kernels::gemm_flops(s, s, s) / (wall_time_s() - t0));
   }
@@ -260,6 +262,11 @@ int main(int argc, char** argv) {
     p.gemm_small = gemm_rate(MPI_COMM_WORLD, 128, gemm_s);
     p.gemm_medium = gemm_rate(MPI_COMM_WORLD, 512, gemm_s);
     p.gemm_large = gemm_rate(MPI_COMM_WORLD, 1024, gemm_s);
+    // mixed precision's rates, measured (train.precision = bf16 runs this kernel; fp16 on a CPU without an fp16 gemm
+    // runs fp32 sgemm on converted copies, slower than these: docs/precision.md)
+    p.gemm_half_small = gemm_rate<bf16>(MPI_COMM_WORLD, 128, gemm_s);
+    p.gemm_half_medium = gemm_rate<bf16>(MPI_COMM_WORLD, 512, gemm_s);
+    p.gemm_half_large = gemm_rate<bf16>(MPI_COMM_WORLD, 1024, gemm_s);
     const auto thin = thin_gemm_fit(MPI_COMM_WORLD, gemm_s);
     p.gemm_thin = thin.rate;
     p.thin_s_per_B = thin.s_per_B;
@@ -271,6 +278,11 @@ int main(int argc, char** argv) {
       Kokkos::deep_copy(x, 0.5f);
       Kokkos::deep_copy(y, 0.01f);
       p.pointwise_eps = kernel_rate(MPI_COMM_WORLD, n, [&] { kernels::gelu_forward(x, y); });
+      {
+        View1<bf16> hx("calibrate.hx", n), hy("calibrate.hy", n);
+        Kokkos::deep_copy(hx, bf16(0.5f));
+        p.pointwise_half_eps = kernel_rate(MPI_COMM_WORLD, n, [&] { kernels::gelu_forward(hx, hy); });
+      }
       std::int64_t step = 0;
       p.adam_pps = kernel_rate(MPI_COMM_WORLD, n, [&] { kernels::adam_step(x, y, m, v, kernels::AdamParams{}, ++step); });
       p.sgd_pps = kernel_rate(MPI_COMM_WORLD, n, [&] { kernels::sgd_step(x, y, View1<float>(), kernels::SgdParams{}); });
@@ -289,6 +301,9 @@ int main(int argc, char** argv) {
                   p.memory_Bps / 1e9, p.reduce_Bps / 1e9,
                   p.pointwise_eps / 1e9, p.adam_pps / 1e9, p.sgd_pps / 1e9, p.lstm_ups / 1e9, p.lstm_forward_ups / 1e9);
     log0(line);
+    std::snprintf(line, sizeof line, "# bf16: GELU %.2f G/s, gemm %.1f / %.1f / %.1f GFLOP/s (128^3 / 512^3 / 1024^3), ",
+                  p.pointwise_half_eps / 1e9, p.gemm_half_small / 1e9, p.gemm_half_medium / 1e9, p.gemm_half_large / 1e9);
+    log0(line + kernels::half_gemm_kernel("bf16"));
     const double gamma = 1 / p.reduce_Bps;
     // α, β of every algorithm and operation on `c` (the whole job, a node's ranks or one rank per node), as `scope`
     auto fit_all = [&](coll::MpiCommunicator& c, const std::string& scope) {

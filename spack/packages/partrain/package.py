@@ -25,6 +25,8 @@ class Partrain(CMakePackage, CudaPackage):
     depends_on("kokkos@3.4:")
     depends_on("kokkos-kernels@3.4:")
     depends_on("blas")
+    # the host's bf16 gemms on the CPU's bf16 units (optional in CMake: without it they convert and run sgemm)
+    depends_on("onednn", when="~cuda")
     depends_on("cli11")
     depends_on("tomlplusplus")
     depends_on("googletest", when="+tests")

@@ -165,8 +165,6 @@ bool Deck::has(const std::string& key) const {
   return std::any_of(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.key == key; });
 }
 
-bool Deck::given(const std::string& key) const { return find(key).source != Source::Default; }
-
 Deck::Entry& Deck::find(const std::string& key, const std::string& value_for_error) {
   for (auto& e : entries_)
     if (e.key == key) return e;

@@ -46,8 +46,6 @@ class Deck {
   /// The value of any key, whatever its type (for keys that take more than one).
   const Value& get(const std::string& key) const;
   bool has(const std::string& key) const;
-  /// Whether the user set the key (in the deck or with --set), rather than leaving its default.
-  bool given(const std::string& key) const;
 
   /// The resolved deck as TOML, sections in declaration order.
   std::string to_toml() const;

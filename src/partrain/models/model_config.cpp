@@ -109,16 +109,23 @@ TrainSpec read_train_spec(const Deck& d) {
                     d.get_string("model.dtype") + ")");
   if (t.precision != "fp32" && d.has("model.kind") && d.get_string("model.kind") == "nmt")
     input_error("train.precision", t.precision, "the NMT model (LSTMs) runs in fp32 only; bf16/fp16 run gpt and mlp");
-  for (const char* k : {"train.loss_scale.initial", "train.loss_scale.dynamic", "train.loss_scale.growth_interval",
-                        "train.loss_scale.growth_factor", "train.loss_scale.backoff_factor"})
-    if (t.precision != "fp16" && d.given(k))
-      input_error(k, Deck::render(d.get(k)),
-                  "loss scaling is for train.precision = fp16 (this run is " + t.precision + ")");
   t.loss_scale.initial = d.get_float("train.loss_scale.initial");
   t.loss_scale.dynamic = d.get_bool("train.loss_scale.dynamic");
   t.loss_scale.growth_interval = d.get_int("train.loss_scale.growth_interval");
   t.loss_scale.growth_factor = d.get_float("train.loss_scale.growth_factor");
   t.loss_scale.backoff_factor = d.get_float("train.loss_scale.backoff_factor");
+  // A scaler setting that is not its default on a run without fp16 would be ignored: refused (a deck printed by
+  // --print-deck holds the defaults and loads in any precision).
+  const LossScalerConfig def;
+  const std::pair<const char*, bool> changed[] = {
+      {"train.loss_scale.initial", t.loss_scale.initial != def.initial},
+      {"train.loss_scale.dynamic", t.loss_scale.dynamic != def.dynamic},
+      {"train.loss_scale.growth_interval", t.loss_scale.growth_interval != def.growth_interval},
+      {"train.loss_scale.growth_factor", t.loss_scale.growth_factor != def.growth_factor},
+      {"train.loss_scale.backoff_factor", t.loss_scale.backoff_factor != def.backoff_factor}};
+  for (const auto& [k, differs] : changed)
+    if (t.precision != "fp16" && differs)
+      input_error(k, Deck::render(d.get(k)), "loss scaling is for train.precision = fp16 (this run is " + t.precision + ")");
   return t;
 }
 

@@ -16,6 +16,9 @@ StepInputs step_inputs(const DeckTable& d, const std::string& strategy, int rank
   StepInputs in;
   in.model = model;
   in.train = train;
+  // train.precision bf16/fp16 is mixed-precision training: the step model's 16-bit dtype (step_model.hpp)
+  if (train.precision == "bf16" || train.precision == "fp16") in.model.dtype = train.precision;
+  in.grad_reduce_fp32 = d.get_string("dp", "grad_reduce_dtype", "half") == "fp32";
   in.ranks_per_node = ranks_per_node;
   in.ranks_on_node = ranks_per_node > 0 ? ranks_per_node : ranks;
   in.strategy = strategy == "tp+sp" ? "tp" : strategy;

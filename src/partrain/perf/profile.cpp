@@ -99,6 +99,7 @@ MachineProfile read_profile(const std::string& key, const std::string& path) {
   p.memory_Bps = positive(key, path, *c, "memory_Bps");
   p.reduce_Bps = positive(key, path, *c, "reduce_Bps");
   p.pointwise_eps = positive(key, path, *c, "pointwise_eps", false);
+  p.pointwise_half_eps = positive(key, path, *c, "pointwise_half_eps", false);
   p.adam_pps = positive(key, path, *c, "adam_pps", false);
   p.lstm_ups = positive(key, path, *c, "lstm_ups", false);
   p.lstm_forward_ups = positive(key, path, *c, "lstm_forward_ups", false);
@@ -157,6 +158,8 @@ std::string to_toml(const MachineProfile& p) {
   os << "memory_Bps = " << num(p.memory_Bps) << "    # one rank's streaming rate, bytes read + written, every rank at once\n";
   os << "reduce_Bps = " << num(p.reduce_Bps) << "    # one rank's a += b rate per byte of b (gamma = 1 / reduce_Bps)\n";
   if (p.pointwise_eps > 0) os << "pointwise_eps = " << num(p.pointwise_eps) << " # elements/s of GELU forward (fp32)\n";
+  if (p.pointwise_half_eps > 0)
+    os << "pointwise_half_eps = " << num(p.pointwise_half_eps) << " # elements/s of GELU forward on bf16\n";
   if (p.adam_pps > 0) os << "adam_pps = " << num(p.adam_pps) << "      # parameters/s of the AdamW step\n";
   if (p.sgd_pps > 0) os << "sgd_pps = " << num(p.sgd_pps) << "       # parameters/s of the SGD step\n";
   if (p.lstm_ups > 0) os << "lstm_ups = " << num(p.lstm_ups) << "      # LSTM cell units/s, pointwise, forward + backward\n";

@@ -35,11 +35,15 @@ struct MachineProfile {
   /// the rest. 0: unknown (gemm_thin then stands for the whole product at the calibration's batch of 16).
   double thin_s_per_B = 0;
   /// The half-precision (fp16/bf16, tensor-core) gemm rates by the same classes, for mixed-precision what-if
-  /// predictions (partrain-predict --precision); 0: the profile has none (partrain-calibrate measures fp32 only).
+  /// predictions and train.precision runs (partrain-calibrate measures the bf16 gemm partrain runs); 0: the profile
+  /// has none (profiles calibrated before mixed precision ran).
   double gemm_half_small = 0, gemm_half_medium = 0, gemm_half_large = 0;
   double memory_Bps = 0;  ///< one rank's streaming rate (bytes read + written per second), every rank at once
   double reduce_Bps = 0;  ///< one rank's a += b rate over its bytes of b (γ = 1 / reduce_Bps)
   double pointwise_eps = 0;  ///< fp32 elements per second of a pointwise kernel (GELU forward); 0: memory-bound
+  /// The same on bf16 elements (computed in fp32, stored in 16 bits: what mixed precision's pointwise kernels cost);
+  /// 0: the profile has none, and mixed precision's pointwise kernels are priced memory-bound on 2-byte elements.
+  double pointwise_half_eps = 0;
   double adam_pps = 0;       ///< parameters per second of the Adam(W) step; 0: memory-bound
   double sgd_pps = 0;        ///< parameters per second of the SGD step; 0: memory-bound
   double lstm_ups = 0;       ///< hidden units per second of an LSTM cell's pointwise work, forward + backward; 0: unknown

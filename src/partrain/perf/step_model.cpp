@@ -122,6 +122,7 @@ double gemm_rate(const MachineProfile& p, const std::string& dtype, double m, do
 /// A pointwise pass over `n` elements: the profile's (fp32) kernel rate, or reading the input and writing the output
 /// at the memory rate — the latter always in half precision (2-byte elements).
 double pointwise_seconds(const MachineProfile& p, double n, double elem, bool half) {
+  if (half && p.pointwise_half_eps > 0) return n / p.pointwise_half_eps;  // measured (partrain-calibrate)
   return p.pointwise_eps > 0 && !half ? n / p.pointwise_eps : 2 * n * elem / p.memory_Bps;
 }
 
@@ -296,7 +297,8 @@ StepPrediction predict_step(const StepInputs& in, const MachineProfile& p) {
       }
       if (in.model.kind != "gpt") add_note(&r.note, "tensor parallelism modelled for the GPT's blocks only");
     }
-    gradient_allreduce(p, in, dp, tp, psi / tp * elem, r.backward_s, r);
+    gradient_allreduce(p, in, dp, tp, psi / tp * (in.grad_reduce_fp32 && is_half(in.model.dtype) ? 4.0 : elem),
+                       r.backward_s, r);
   } else if (s == "pp") {
     // p stages of equal compute; m microbatches; the schedule's bubble stretches the compute
     namespace pl = parallel::pipeline;

@@ -8,7 +8,7 @@
 //   pipeline   the schedule's bubble (parallel/pipeline/schedule.hpp's formula) stretches the compute
 //   NMT        the LSTMs per time step (thin gemms, their weights' part per call, the cells' rates), the attention loop;
 //              the fill and drain of the wavefront's schedule (parallel/nmt/wavefront.hpp) with those costs in seconds
-//   precision  a model of dtype fp16 or bf16 (partrain-predict --precision: a what-if, no mini-app trains in it) is
+//   precision  a model of dtype fp16 or bf16 (train.precision of partrain-ref and -dp, or partrain-predict --precision) is
 //              priced as mixed-precision training as Megatron-LM and DeepSpeed run it: gemms at the profile's
 //              gemm_half_* rates, activations, tensor/pipeline messages and gradients of 2 bytes, the pointwise kernels
 //              memory-bound on 2-byte elements, the optimizer on fp32 master weights (30 bytes per parameter)
@@ -35,6 +35,7 @@ struct StepInputs {
   std::string algo = "ring";    ///< the gradient allreduce's resolved algorithm
   double bucket_bytes = 4 << 20;
   bool overlap = true;
+  bool grad_reduce_fp32 = false;  ///< dp.grad_reduce_dtype = "fp32" on a 16-bit model: 4-byte gradients on the wire
   std::string tp_algo = "ring";
   bool sequence_parallel = false;
   std::string schedule = "1f1b";  ///< gpipe | 1f1b | interleaved | zb

@@ -68,8 +68,16 @@ int estimate(const zero_app::Config& cfg, double params_override, const std::vec
         in.largest_unit = largest;
         in.bucket_elems = cfg.zero.bucket_mib * 1048576 / e;
         in.activation_bytes = layers && cfg.train.global_batch % nd == 0
-                                  ? layers->activation_bytes(cfg.train.global_batch / nd) * (e / 8.0)
+                                  ? layers->activation_bytes(cfg.train.global_batch / nd) *
+                                        (std::string(prec) == "mixed" ? 2.0 / 8.0 : e / 8.0)
                                   : -1.0;
+        if (in.activation_bytes > 0 && std::string(prec) == "mixed" && ms.kind == "gpt") {
+          // what stays fp32 in a 16-bit GPT (docs/precision.md): the LayerNorms' mean and 1/σ (4 per block and 2 in
+          // the head, per row, 2 bytes more each), the per-row losses, and the embedding's fp32 gradient scratch
+          const double rows = double(cfg.train.global_batch / nd) * double(ms.gpt.seq_len);
+          in.activation_bytes += rows * double(4 * ms.gpt.layers + 2) * 2.0 + rows * 2.0 +
+                                 4.0 * double(ms.gpt.vocab) * double(ms.gpt.channels);
+        }
         in.stage = st;
         in.nd = nd;
         in.precision = prec;
@@ -154,6 +162,8 @@ int main(int argc, char** argv) {
     su.train = cfg.train;
     su.dp = rt.size();
     su.pure_comm_reps = cfg.pure_comm_reps;
+    if (cfg.train.precision == "bf16") return train<bf16>(su, cfg, world, prov);
+    if (cfg.train.precision == "fp16") return train<fp16>(su, cfg, world, prov);
     return cfg.model.dtype == "fp64" ? train<double>(su, cfg, world, prov) : train<float>(su, cfg, world, prov);
   });
 }

@@ -36,7 +36,6 @@ Config read_config(const Deck& d, int world) {
   Config c;
   c.model = models::read_model_spec(d);
   c.train = models::read_train_spec(d);
-  models::require_fp32_training(c.train);
   auto& z = c.zero;
   z.stage = int(d.get_int("zero.stage"));
   z.offload = d.get_string("zero.offload");
@@ -54,6 +53,9 @@ Config read_config(const Deck& d, int world) {
   if (world > psi)
     input_error("ranks", std::to_string(world), "more data-parallel ranks than the model's " + std::to_string(psi) +
                                                     " parameters: a shard would be empty");
+  if (z.offload == "file" && c.train.precision != "fp32")
+    input_error("zero.offload", "\"file\"", "runs fp32 only so far (train.precision = " + c.train.precision +
+                                               "; the host offload runs mixed precision)");
   if (z.offload == "file") {
     const std::int64_t e = c.model.dtype == "fp64" ? 8 : 4;
     const auto& oc = c.train.optimizer;

@@ -4,7 +4,9 @@ rank's tracked parameters, gradients and optimizer state equal to the prediction
 rank's exact shard plus the buffers the trainer declares it holds) within 5%, and within 5% of the paper's formula
 itself at stages 0 and 1; the bus bytes per step against partrain-dp's allreduce (1x at stages 0-2, ~1.5x at
 stage 3, for the ring, auto (shm) and vendor algorithms alike); --estimate's fp32 figures within 5% of the measurement (model states and activations); the
-file offload keeping the state out of memory and reading and writing it once per step; stage 3 without prefetch.
+file offload keeping the state out of memory and reading and writing it once per step; stage 3 without prefetch; and
+every stage in bf16: the mixed-precision shares (2Ψ + 2Ψ + 12Ψ for Adam, divided by the stage) against the prediction
+and the paper's formula the same way, --estimate's "mixed" rows within 5%, the bus bytes against a bf16 partrain-dp.
 
     check_zero_result.py MPIEXEC NP PARTRAIN_ZERO DECK
 """
@@ -57,21 +59,22 @@ with tempfile.TemporaryDirectory() as d:
                        stdout=subprocess.DEVNULL)
         return h5py.File(out, "r")
 
-    for stage in range(4):
-        with run(f"s{stage}", "--set", f"zero.stage={stage}") as f:
+    for stage, precision in [(st, p) for p in ("fp32", "bf16") for st in range(4)]:
+        with run(f"s{stage}{precision}", "--set", f"zero.stage={stage}", "--set", f"train.precision={precision}") as f:
             bad.extend(f"stage {stage}: {x}" for x in check_training_result(f, "partrain-zero", "zero", n))
             s = f["summary"].attrs
             mem = {c: f[f"memory/{c}_bytes"][()] for c in ["params", "grads", "optimizer", "activations"]}
-            if stage == 3:
+            check(f.attrs["precision"] == precision, f"stage {stage}: precision {f.attrs['precision']}")
+            if stage == 3 and precision == "fp32":
                 gathered_with_prefetch = s["zero_gathered_params_bytes"]
             for c in ["params", "grads", "optimizer"]:
                 check(close(mem[c][0], s[f"predicted_{c}_bytes"]),
-                      f"stage {stage}: {c} {mem[c][0]} vs predicted {s[f'predicted_{c}_bytes']}")
+                      f"stage {stage} {precision}: {c} {mem[c][0]} vs predicted {s[f'predicted_{c}_bytes']}")
                 if stage <= 1:
-                    check(close(mem[c][0], s[f"paper_{c}_bytes"]), f"stage {stage}: {c} {mem[c][0]} vs paper {s[f'paper_{c}_bytes']}")
+                    check(close(mem[c][0], s[f"paper_{c}_bytes"]), f"stage {stage} {precision}: {c} {mem[c][0]} vs paper {s[f'paper_{c}_bytes']}")
             if n > 1:
                 check_bus_ratio(s, stage, "ring")
-            e = estimates[("fp32", stage)]
+            e = estimates[("fp32" if precision == "fp32" else "mixed", stage)]
             states = mem["params"][0] + mem["grads"][0] + mem["optimizer"][0]
             check(close(float(e["params_bytes"]) + float(e["grads_bytes"]) + float(e["optimizer_bytes"]) +
                         float(e["buffers_bytes"]), states), f"stage {stage}: --estimate states {e} vs measured {states}")

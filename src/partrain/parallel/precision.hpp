@@ -55,19 +55,25 @@ std::array<double, 3> model_state_bytes(std::int64_t numel, double optimizer_sta
   return {psi, psi + extra_grad_bytes, optimizer_state_bytes + master};
 }
 
-/// The fp16 scaler's state for the checkpoint's metadata, and back.
+/// The fp16 scaler's state for the checkpoint's metadata, and back (T: the run's storage type; nothing unless fp16).
 template <class T>
-NamedFigures scaler_numbers(const models::MixedPrecision<T>& mp) {
+NamedFigures scaler_numbers_of(const models::LossScaler& s) {
   if (!std::is_same_v<T, fp16>) return {};
-  const auto& s = mp.scaler();
   return {{"loss_scale", s.scale()}, {"loss_scale_growth_tracker", double(s.growth_tracker())},
           {"skipped_steps", double(s.skipped())}};
 }
 template <class T>
-void restore_scaler(models::MixedPrecision<T>& mp, const std::map<std::string, double>& n) {
+void restore_scaler_of(models::LossScaler& s, const std::map<std::string, double>& n) {
   if (!std::is_same_v<T, fp16> || !n.count("loss_scale")) return;  // an fp32/bf16 checkpoint: the scaler starts fresh
-  mp.scaler().restore(n.at("loss_scale"), std::int64_t(n.at("loss_scale_growth_tracker")),
-                      std::int64_t(n.at("skipped_steps")));
+  s.restore(n.at("loss_scale"), std::int64_t(n.at("loss_scale_growth_tracker")), std::int64_t(n.at("skipped_steps")));
+}
+template <class T>
+NamedFigures scaler_numbers(const models::MixedPrecision<T>& mp) {
+  return scaler_numbers_of<T>(mp.scaler());
+}
+template <class T>
+void restore_scaler(models::MixedPrecision<T>& mp, const std::map<std::string, double>& n) {
+  restore_scaler_of<T>(mp.scaler(), n);
 }
 
 /// Per step: the scale the loss was multiplied by and whether the update was skipped.
@@ -90,10 +96,11 @@ class PrecisionLog {
     return {{"/steps/loss_scale", {n}, scale_, {"1", "factor the step's loss was multiplied by (fp16 loss scaling; 1 for bf16)"}},
             {"/steps/skipped", {n}, skipped_, {"1", "1 where the step's gradients held inf/NaN and its update was skipped"}}};
   }
-  NamedFigures summary(const models::MixedPrecision<T>& mp) const {
+  NamedFigures summary(const models::LossScaler& s) const {
     if (!std::is_same_v<T, fp16>) return {};
-    return {{"skipped_steps", double(mp.scaler().skipped())}, {"final_loss_scale", mp.scaler().scale()}};
+    return {{"skipped_steps", double(s.skipped())}, {"final_loss_scale", s.scale()}};
   }
+  NamedFigures summary(const models::MixedPrecision<T>& mp) const { return summary(mp.scaler()); }
 
  private:
   std::vector<double> scale_, skipped_;

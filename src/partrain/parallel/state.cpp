@@ -57,22 +57,6 @@ void StateIo<T>::add_ranges_io(const std::string& group, const models::ParamStor
 }
 
 template <class T>
-void StateIo<T>::add_range_pieces(const std::string& group, const models::ParamStore<T>& store,
-                                  const std::vector<Range>& ranges, int b, bool write, bool read) {
-  for (const auto& r : ranges) {
-    std::vector<double> zeros(std::size_t(r.end - r.begin));
-    std::int64_t at = r.offset;
-    for (auto& part : io::flat_range_parts(store, group, r.begin, r.end, zeros.data())) {
-      std::int64_t n = 1;
-      for (auto c : part.count) n *= c;
-      part.values.clear();
-      pieces_.push_back({part, at, n, b, write, read});
-      at += n;
-    }
-  }
-}
-
-template <class T>
 std::vector<io::TensorPart> StateIo<T>::parts(bool writer) const {
   std::vector<io::TensorPart> out;
   std::vector<T> tmp;

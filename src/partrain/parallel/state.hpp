@@ -43,8 +43,8 @@ class StateIo {
   struct Range {
     std::int64_t begin, end, offset;
   };
-  template <class View>
-  void add_ranges(const std::string& group, const models::ParamStore<T>& store, const View& values,
+  template <class View, class S = T>
+  void add_ranges(const std::string& group, const models::ParamStore<S>& store, const View& values,
                   const std::vector<Range>& ranges, bool write, bool read = true);
   /// Ranges whose values another object reads and writes (the ZeRO file offload's slabs): get(offset, n, out),
   /// set(offset, n, in).
@@ -71,8 +71,21 @@ class StateIo {
   template <class View>
   int buffer_of(const View& values);
   /// The pieces of flat ranges [begin, end) of `store`'s tensors, held from their `offset` in buffer `b`.
-  void add_range_pieces(const std::string& group, const models::ParamStore<T>& store, const std::vector<Range>& ranges,
-                        int b, bool write, bool read);
+  template <class S>
+  void add_range_pieces(const std::string& group, const models::ParamStore<S>& store, const std::vector<Range>& ranges,
+                        int b, bool write, bool read) {
+    for (const auto& r : ranges) {
+      std::vector<double> zeros(std::size_t(r.end - r.begin));
+      std::int64_t at = r.offset;
+      for (auto& part : io::flat_range_parts(store, group, r.begin, r.end, zeros.data())) {
+        std::int64_t n = 1;
+        for (auto c : part.count) n *= c;
+        part.values.clear();
+        pieces_.push_back({part, at, n, b, write, read});
+        at += n;
+      }
+    }
+  }
   std::vector<Piece> pieces_;
   std::vector<Buffer> buffers_;
 };
@@ -126,8 +139,8 @@ void StateIo<T>::add(const std::string& group, const models::ParamStore<S>& stor
 }
 
 template <class T>
-template <class View>
-void StateIo<T>::add_ranges(const std::string& group, const models::ParamStore<T>& store, const View& values,
+template <class View, class S>
+void StateIo<T>::add_ranges(const std::string& group, const models::ParamStore<S>& store, const View& values,
                             const std::vector<Range>& ranges, bool write, bool read) {
   add_range_pieces(group, store, ranges, buffer_of(values), write, read);
 }

@@ -203,5 +203,9 @@ std::pair<double, double> OffloadFile<T>::sequential_rate(const std::string& dir
 
 template class OffloadFile<float>;
 template class OffloadFile<double>;
+// (instantiated for the 16-bit types too, as ZeroTrainer<bf16/fp16> names it; zero_config refuses the file offload
+// with mixed precision, so they never run)
+template class OffloadFile<bf16>;
+template class OffloadFile<fp16>;
 
 }  // namespace partrain::parallel::zero

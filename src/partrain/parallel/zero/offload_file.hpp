@@ -71,5 +71,7 @@ class OffloadFile {
 
 extern template class OffloadFile<float>;
 extern template class OffloadFile<double>;
+extern template class OffloadFile<bf16>;
+extern template class OffloadFile<fp16>;
 
 }  // namespace partrain::parallel::zero

@@ -9,6 +9,7 @@
 #include "partrain/core/log.hpp"
 #include "partrain/core/timer.hpp"
 #include "partrain/kernels/elementwise.hpp"
+#include "partrain/kernels/gemm.hpp"
 #include "partrain/kernels/pointwise.hpp"
 
 namespace partrain::parallel::zero {
@@ -35,7 +36,7 @@ struct ZeroTrainer<T>::Bucket {
 template <class T>
 ZeroTrainer<T>::ZeroTrainer(models::Model<T>& model, std::uint64_t seed, const models::Dataset<T>& data,
                             const models::TrainSpec& spec, coll::MpiCommunicator& dp, const ZeroOptions& opts)
-    : model_(model), data_(data), spec_(spec), dp_(dp), opts_(opts), seed_(seed) {
+    : model_(model), data_(data), spec_(spec), dp_(dp), opts_(opts), seed_(seed), scaler_(spec.loss_scale) {
   const int n = dp.size(), r = dp.rank(), st = opts.stage;
   PARTRAIN_REQUIRE(spec.global_batch % n == 0, "global batch must divide by the data-parallel degree");
   local_ = spec.global_batch / n;
@@ -48,6 +49,7 @@ ZeroTrainer<T>::ZeroTrainer(models::Model<T>& model, std::uint64_t seed, const m
   for (const auto& p : ps.infos()) tensors.push_back({p.name, p.offset, p.size, is_tied(p.name)});
   std::vector<Unit> units;
   const std::int64_t bucket = std::max<std::int64_t>(1, std::int64_t(opts.bucket_mib * 1048576 / sizeof(T)));
+  PARTRAIN_REQUIRE(!is_half_v<T> || opts.offload != "file", "the file offload runs fp32 only (zero_config refuses it)");
   std::vector<std::vector<TensorRange>> per_layer;  // the tensors each layer declared
   for (std::size_t i = 0; i < model.layers().size(); ++i) {
     per_layer.emplace_back();
@@ -98,6 +100,21 @@ ZeroTrainer<T>::ZeroTrainer(models::Model<T>& model, std::uint64_t seed, const m
   }
   const auto& oc = spec.optimizer;
   state_slabs_ = oc.kind == "sgd" ? (oc.momentum > 0 ? 1 : 0) : 2;
+  if constexpr (is_half_v<T>) {  // the master weights of this rank's blocks, unrounded from the seed
+    std::vector<master_t<T>> m(static_cast<std::size_t>(shard));
+    for (std::size_t u = 0; u < layout_.units().size(); ++u)
+      ps.init_values(seed, layout_.block_begin(u), layout_.block_begin(u) + layout_.block_size(u),
+                     m.data() + layout_.shard_offset(u));
+    if (opts.offload == "host") {
+      host_master_ = decltype(host_master_)("optim/host.master", shard);
+      std::copy(m.begin(), m.end(), host_master_.data());
+    } else {
+      master_ = View1<master_t<T>>("optim/master", shard);
+      auto h = Kokkos::create_mirror_view(master_);
+      std::copy(m.begin(), m.end(), h.data());
+      Kokkos::deep_copy(master_, h);
+    }
+  }
   if (opts.offload == "file") {
     const int slabs = state_slabs_ + (st == 3 ? 1 : 0);
     if (slabs > 0) {
@@ -108,9 +125,9 @@ ZeroTrainer<T>::ZeroTrainer(models::Model<T>& model, std::uint64_t seed, const m
       dir_rate_ = OffloadFile<T>::sequential_rate(opts.offload_dir, probe);
     }
   } else if (opts.offload == "host") {
-    host_opt_ = std::make_unique<models::Optimizer<T, Kokkos::HostSpace>>(oc, shard, "optim/host.");
+    host_opt_ = std::make_unique<models::Optimizer<master_t<T>, Kokkos::HostSpace>>(oc, shard, "optim/host.");
   } else {
-    opt_ = std::make_unique<models::Optimizer<T>>(oc, shard);
+    opt_ = std::make_unique<models::Optimizer<master_t<T>>>(oc, shard);
   }
   if (st == 3 && !file_) {
     param_shard_ = View1<T>("params/shard", shard);
@@ -318,7 +335,11 @@ void ZeroTrainer<T>::optimizer_step() {
                    : sub(ps.grads(), layout_.block_begin(u), layout_.block_size(u));
   };
   const std::size_t U = layout_.units().size();
-  if (opt_) {
+  if constexpr (is_half_v<T>) {
+    (void)pblock;
+    (void)gblock;
+    PARTRAIN_REQUIRE(false, "optimizer_step on a 16-bit model (optimizer_step_mixed runs it)");
+  } else if (opt_) {
     opt_->begin_step();
     for (std::size_t u = 0; u < U; ++u) opt_->update(pblock(u), gblock(u), layout_.shard_offset(u));
   } else if (host_opt_) {  // ZeRO-Offload: the state and the update in host memory (the same memory on a host build)
@@ -361,6 +382,79 @@ void ZeroTrainer<T>::optimizer_step() {
     for (std::size_t u = 0; u < U; ++u)
       kernels::sgd_step(pblock(u), gblock(u), View1<T>(), kernels::SgdParams{oc.lr, oc.momentum, oc.weight_decay});
   }
+}
+
+/// Mixed precision: this rank's blocks of the master weights updated from its 16-bit gradient blocks (times
+/// 1/loss scale), the rounded values written into its 16-bit parameter blocks; fp16 first agrees over the group
+/// whether any rank's blocks hold inf/NaN, and then every rank skips the step.
+template <class T>
+bool ZeroTrainer<T>::optimizer_step_mixed() {
+  if constexpr (!is_half_v<T>) {
+    return true;
+  } else {
+    const int st = opts_.stage;
+    auto& ps = model_.params();
+    auto pblock = [&](std::size_t u) {
+      return st == 3 ? sub(param_shard_, layout_.shard_offset(u), layout_.block_size(u))
+                     : sub(ps.params(), layout_.block_begin(u), layout_.block_size(u));
+    };
+    auto gblock = [&](std::size_t u) {
+      return st >= 2 ? sub(grad_shard_, layout_.shard_offset(u), layout_.block_size(u))
+                     : sub(ps.grads(), layout_.block_begin(u), layout_.block_size(u));
+    };
+    const std::size_t U = layout_.units().size();
+    const double used = std::is_same_v<T, fp16> ? scaler_.scale() : 1.0;
+    if (std::is_same_v<T, fp16>) {
+      long long mine = 0, any = 0;
+      for (std::size_t u = 0; u < U; ++u) mine += kernels::nonfinite_count(gblock(u));
+      coll::allreduce(&mine, &any, 1, MPI_LONG_LONG, MPI_MAX, dp_.comm());
+      if (!scaler_.update(any > 0)) return false;
+    }
+    const auto inv = master_t<T>(1.0 / used);
+    if (opt_) {
+      opt_->begin_step();
+      for (std::size_t u = 0; u < U; ++u) {
+        const std::int64_t off = layout_.shard_offset(u), n = layout_.block_size(u);
+        opt_->update_mixed(sub(master_, off, n), gblock(u), off, inv, pblock(u));
+      }
+    } else {  // ZeRO-Offload: the 16-bit gradient block to host memory, the update there, the 16-bit weights back
+      host_opt_->begin_step();
+      for (std::size_t u = 0; u < U; ++u) {
+        const std::int64_t off = layout_.shard_offset(u), n = layout_.block_size(u);
+        auto p = pblock(u);
+        auto hp = Kokkos::create_mirror_view(Kokkos::HostSpace(), p);
+        auto hg = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), gblock(u));
+        host_opt_->update_mixed(decltype(host_master_)(host_master_.data() + off, n), hg, off, inv, hp);
+        Kokkos::deep_copy(p, hp);
+      }
+    }
+    return true;
+  }
+}
+
+/// This rank's 16-bit parameter blocks from its master weights (after a checkpoint's are read back); stages 0–2 then
+/// allgather them (collective).
+template <class T>
+void ZeroTrainer<T>::refresh_params_from_master() {
+  if constexpr (is_half_v<T>) {
+    const int st = opts_.stage;
+    auto& ps = model_.params();
+    for (std::size_t u = 0; u < layout_.units().size(); ++u) {
+      const std::int64_t off = layout_.shard_offset(u), n = layout_.block_size(u);
+      auto p = st == 3 ? sub(param_shard_, off, n) : sub(ps.params(), layout_.block_begin(u), n);
+      auto h = Kokkos::create_mirror_view(Kokkos::HostSpace(), p);
+      auto m = master_.size() ? Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), sub(master_, off, n))
+                              : decltype(host_master_)(host_master_.data() + off, n);
+      for (std::int64_t i = 0; i < n; ++i) h(i) = m(i);
+      Kokkos::deep_copy(p, h);
+    }
+    if (st == 1 || st == 2) allgather_params();
+  }
+}
+
+template <class T>
+void ZeroTrainer<T>::restore_numbers(const std::map<std::string, double>& numbers) {
+  restore_scaler_of<T>(scaler_, numbers);
 }
 
 template <class T>
@@ -458,7 +552,8 @@ StepRecord ZeroTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_updat
     };
   }
   const double rows = double(spec_.global_batch * model_.rows_per_sample());
-  const double local_loss = model_.forward_backward(batch_, ws_, 1.0 / rows, hooks);
+  const double loss_scale = std::is_same_v<T, fp16> ? scaler_.scale() : 1.0;
+  const double local_loss = model_.forward_backward(batch_, ws_, loss_scale / rows, hooks);
   const double t_bwd = fenced_time_s();
   const double in_hooks = st == 0 ? reducer_->exposed_s() : exposed_s_;
   if (st == 0) {
@@ -478,7 +573,10 @@ StepRecord ZeroTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_updat
   rec.loss = global_loss / rows;
   if (before_update) before_update(rec.loss);
   const double t_opt0 = fenced_time_s();
-  optimizer_step();
+  bool applied = true;
+  if constexpr (is_half_v<T>) applied = optimizer_step_mixed();
+  else optimizer_step();
+  log_.record(loss_scale, !applied);
   const double t_opt1 = fenced_time_s();
   if (st == 1 || st == 2) allgather_params();
   const double t_end = fenced_time_s();
@@ -513,6 +611,7 @@ std::string ZeroTrainer<T>::describe() const {
     s += " (" + file_->path() + ", " + std::to_string(file_->chunk_elements()) + "-element chunks, " +
          (file_->direct() ? "O_DIRECT" : "buffered: the filesystem refuses O_DIRECT") + ")";
   if (opts_.stage == 3) s += std::string(", prefetch ") + (opts_.prefetch ? "on" : "off");
+  if (is_half_v<T>) s += ", " + precision_name<T>() + " with fp32 master weights sharded with the optimizer state";
   return s + ", " + std::to_string(local_) + " samples per rank";
 }
 
@@ -521,6 +620,7 @@ std::vector<io::NamedTensor> ZeroTrainer<T>::gather_full(bool grads) {
   // Whole tensors from this rank's blocks: every unit allgathered (stages 1–3 hold only their blocks reduced).
   const int st = opts_.stage;
   auto& ps = model_.params();
+  if constexpr (is_half_v<T>) return gather_full_mixed(grads);
   if (st == 0 || (!grads && st < 3)) return io::named_tensors(ps, grads);
   std::vector<T> full(std::size_t(ps.numel()));
   for (std::size_t u = 0; u < layout_.units().size(); ++u) {
@@ -545,6 +645,45 @@ std::vector<io::NamedTensor> ZeroTrainer<T>::gather_full(bool grads) {
     const MPI_Datatype dt = sizeof(T) == 4 ? MPI_FLOAT : MPI_DOUBLE;
     PARTRAIN_MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, dt, full.data() + unit.begin, counts.data(), displs.data(), dt,
                                        dp_.comm(), &req));
+    coll::wait(req);
+  }
+  std::vector<io::NamedTensor> out;
+  for (const auto& p : ps.infos())
+    out.push_back({p.name, p.shape, std::vector<double>(full.begin() + p.offset, full.begin() + p.offset + p.size)});
+  return out;
+}
+
+/// Whole tensors in fp32 of a 16-bit run: this rank's blocks of the master weights, or of its reduced gradients divided
+/// by the loss scale, allgathered (stage 0: every rank holds everything).
+template <class T>
+std::vector<io::NamedTensor> ZeroTrainer<T>::gather_full_mixed(bool grads) {
+  const int st = opts_.stage;
+  auto& ps = model_.params();
+  const double inv = grads && std::is_same_v<T, fp16> ? 1.0 / scaler_.scale() : 1.0;
+  std::vector<float> full(std::size_t(ps.numel()));
+  for (std::size_t u = 0; u < layout_.units().size(); ++u) {
+    const auto& unit = layout_.units()[u];
+    const std::int64_t off = layout_.shard_offset(u), n = layout_.block_size(u);
+    float* mine = full.data() + unit.begin + layout_.block_offset(u);
+    if (grads) {
+      auto g = st >= 2 ? sub(grad_shard_, off, n) : sub(ps.grads(), layout_.block_begin(u), n);
+      auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), g);
+      for (std::int64_t i = 0; i < n; ++i) mine[i] = float(double(float(h(i))) * inv);
+    } else if (master_.size()) {
+      auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), sub(master_, off, n));
+      std::copy(h.data(), h.data() + n, mine);
+    } else {
+      std::copy(host_master_.data() + off, host_master_.data() + off + n, mine);
+    }
+    if (st == 0) continue;
+    MPI_Request req;
+    std::vector<int> counts, displs;
+    for (int k = 0; k < dp_.size(); ++k) {
+      counts.push_back(int(coll::block_count(unit.size(), dp_.size(), k)));
+      displs.push_back(int(coll::block_offset(unit.size(), dp_.size(), k)));
+    }
+    PARTRAIN_MPI_CHECK(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_FLOAT, full.data() + unit.begin, counts.data(),
+                                       displs.data(), MPI_FLOAT, dp_.comm(), &req));
     coll::wait(req);
   }
   std::vector<io::NamedTensor> out;
@@ -613,13 +752,16 @@ std::string ZeroTrainer<T>::step_note(const StepRecord& rec) const {
   char buf[96];
   std::snprintf(buf, sizeof buf, "exposed comm %4.1f%%%s", 100.0 * comm / rec.time_s,
                 opts_.stage == 3 ? (" | gathers " + std::to_string(int(100.0 * gather / rec.time_s + 0.5)) + "%").c_str() : "");
-  return buf;
+  const std::string scale = log_.step_note();
+  return scale.empty() ? std::string(buf) : std::string(buf) + " | " + scale;
 }
 
 template <class T>
 std::array<double, 3> ZeroTrainer<T>::paper_state_bytes() const {
+  // fp32 Adam 4 + 4 + 8 bytes per parameter; mixed precision 2 + 2 + 12 (the master weights and fp32 moments)
   const double psi = double(model_.params().numel()), nd = double(dp_.size()), e = double(sizeof(T));
-  const double opt = spec_.optimizer.kind == "sgd" ? (spec_.optimizer.momentum > 0 ? e : 0.0) : 2 * e;
+  const double se = double(sizeof(master_t<T>)), master = is_half_v<T> ? se : 0.0;
+  const double opt = master + (spec_.optimizer.kind == "sgd" ? (spec_.optimizer.momentum > 0 ? se : 0.0) : 2 * se);
   switch (opts_.stage) {
     case 0: return {e * psi, e * psi, opt * psi};
     case 1: return {e * psi, e * psi, opt * psi / nd};
@@ -636,10 +778,10 @@ std::array<double, 3> ZeroTrainer<T>::predicted_state_bytes() const {
   const double e = double(sizeof(T)), psi = double(model_.params().numel()), L = double(layout_.shard_size());
   const double params = (opts_.stage < 3 ? e * psi : (file_ ? 0.0 : e * L)) + double(pool_param_bytes_);
   const double grads = (opts_.stage < 2 ? e * psi : e * L) + double(pool_grad_bytes_);
-  double opt = 0;
-  if (opt_) opt = double(opt_->state_bytes());
-  else if (host_opt_) opt = double(host_opt_->state_bytes());
-  else if (file_) opt = double(file_->staging_bytes());
+  double opt = double(master_.size() + host_master_.size()) * double(sizeof(master_t<T>));
+  if (opt_) opt += double(opt_->state_bytes());
+  else if (host_opt_) opt += double(host_opt_->state_bytes());
+  else if (file_) opt += double(file_->staging_bytes());
   return {params, grads, opt};
 }
 
@@ -685,6 +827,7 @@ NamedFigures ZeroTrainer<T>::summary(const RunMedians& m) {
                     {"bus_bytes_per_step", bus},
                     {"comm_bytes_vs_dp", dp_bytes > 0 ? bus / dp_bytes : 0.0},
                     {"predicted_comm_bytes_vs_dp", n == 1 ? 0.0 : opts_.stage == 3 ? 1.5 : 1.0}};
+  for (const auto& x : log_.summary(scaler_)) f.push_back(x);
   if (file_) {
     f.push_back({"offload_bytes_read_per_step", double(file_->bytes_read()) * per_step});
     f.push_back({"offload_bytes_written_per_step", double(file_->bytes_written()) * per_step});
@@ -700,13 +843,25 @@ NamedFigures ZeroTrainer<T>::summary(const RunMedians& m) {
 
 template <class T>
 NamedStrings ZeroTrainer<T>::attributes() const {
-  return {{"variant", "stage " + std::to_string(opts_.stage) + (opts_.offload == "none" ? "" : " offload " + opts_.offload)},
-          {"zero_stage", std::to_string(opts_.stage)},
-          {"offload", opts_.offload},
-          {"offload_dir", opts_.offload_dir},
-          {"offload_direct", file_ && file_->direct() ? "true" : "false"},
-          {"prefetch", opts_.prefetch ? "true" : "false"},
-          {"algorithm", coll::name(opts_.algo)}};
+  NamedStrings a = {{"variant", "stage " + std::to_string(opts_.stage) + (opts_.offload == "none" ? "" : " offload " + opts_.offload)},
+                    {"zero_stage", std::to_string(opts_.stage)},
+                    {"offload", opts_.offload},
+                    {"offload_dir", opts_.offload_dir},
+                    {"offload_direct", file_ && file_->direct() ? "true" : "false"},
+                    {"prefetch", opts_.prefetch ? "true" : "false"},
+                    {"algorithm", coll::name(opts_.algo)}};
+  if (is_half_v<T>) a.push_back({"half_gemm", kernels::half_gemm_kernel(precision_name<T>())});
+  return a;
+}
+
+/// Reading and writing slab `slab` of the offload file, for the checkpoint (fp32 and fp64 runs).
+template <class T>
+std::function<void(std::int64_t, std::int64_t, T*)> ZeroTrainer<T>::file_reader(int slab) {
+  return [this, slab](std::int64_t off, std::int64_t n, T* out) { file_->read(slab, off, n, out); };
+}
+template <class T>
+std::function<void(std::int64_t, std::int64_t, const T*)> ZeroTrainer<T>::file_writer(int slab) {
+  return [this, slab](std::int64_t off, std::int64_t n, const T* in) { file_->write(slab, off, n, in); };
 }
 
 template <class T>
@@ -714,11 +869,11 @@ std::vector<io::TensorPart> ZeroTrainer<T>::state_parts(bool writer) {
   if (!state_) {
     // Each rank writes its blocks (at stage 0 every rank holds everything: the first writes); at stages 0–2 every
     // rank reads the whole parameters back, and its blocks of the optimizer state (at stage 3 of the parameters too).
-    state_ = std::make_unique<StateIo<T>>();
+    state_ = std::make_unique<StateIo<master_t<T>>>();
     const auto& ps = model_.params();
     const int st = opts_.stage;
     const bool writes = st > 0 || dp_.rank() == 0;
-    using R = typename StateIo<T>::Range;
+    using R = typename StateIo<master_t<T>>::Range;
     std::vector<R> full, shard;
     for (std::size_t u = 0; u < layout_.units().size(); ++u) {
       const std::int64_t b = layout_.block_begin(u), n = layout_.block_size(u);
@@ -726,19 +881,16 @@ std::vector<io::TensorPart> ZeroTrainer<T>::state_parts(bool writer) {
       shard.push_back({b, b + n, layout_.shard_offset(u)});
     }
     const int pslab = state_slabs_;
-    auto file_io = [this](int slab) {
-      return std::make_pair(
-          std::function<void(std::int64_t, std::int64_t, T*)>(
-              [this, slab](std::int64_t off, std::int64_t n, T* out) { file_->read(slab, off, n, out); }),
-          std::function<void(std::int64_t, std::int64_t, const T*)>(
-              [this, slab](std::int64_t off, std::int64_t n, const T* in) { file_->write(slab, off, n, in); }));
-    };
-    if (st < 3) {
+    if constexpr (is_half_v<T>) {  // the master weights of this rank's blocks are the parameters
+      (void)full;
+      (void)pslab;
+      if (master_.size()) state_->add_ranges("params", ps, master_, shard, writes);
+      else state_->add_ranges("params", ps, host_master_, shard, writes);
+    } else if (st < 3) {
       state_->add("params", ps, ps.params(), false);
       state_->add_ranges("params", ps, ps.params(), full, writes, false);
     } else if (file_) {
-      auto [get, set] = file_io(pslab);
-      state_->add_ranges_io("params", ps, shard, true, get, set);
+      state_->add_ranges_io("params", ps, shard, true, file_reader(pslab), file_writer(pslab));
     } else {
       state_->add_ranges("params", ps, param_shard_, shard, true);
     }
@@ -747,8 +899,7 @@ std::vector<io::TensorPart> ZeroTrainer<T>::state_parts(bool writer) {
       if (opt_) state_->add_ranges(groups[g], ps, g == 0 ? opt_->m() : opt_->v(), shard, writes);
       else if (host_opt_) state_->add_ranges(groups[g], ps, g == 0 ? host_opt_->m() : host_opt_->v(), shard, writes);
       else if (file_) {
-        auto [get, set] = file_io(g);
-        state_->add_ranges_io(groups[g], ps, shard, writes, get, set);
+        if constexpr (!is_half_v<T>) state_->add_ranges_io(groups[g], ps, shard, writes, file_reader(g), file_writer(g));
       }
     }
   }
@@ -759,6 +910,7 @@ template <class T>
 void ZeroTrainer<T>::restore_state(const std::vector<io::TensorPart>& parts, std::int64_t steps) {
   state_parts(false);
   state_->restore(parts);
+  refresh_params_from_master();  // a 16-bit run's weights from the master weights read (collective at stages 1, 2)
   if (opt_) opt_->set_steps(steps);
   if (host_opt_) host_opt_->set_steps(steps);
   file_steps_ = steps;
@@ -773,5 +925,7 @@ std::int64_t ZeroTrainer<T>::optimizer_steps() const {
 
 template class ZeroTrainer<float>;
 template class ZeroTrainer<double>;
+template class ZeroTrainer<bf16>;
+template class ZeroTrainer<fp16>;
 
 }  // namespace partrain::parallel::zero

@@ -17,6 +17,13 @@
 // Offload (zero.offload): `host` keeps the optimizer state and runs its update in host memory (Kokkos::HostSpace,
 // ZeRO-Offload); `file` keeps it — and at stage 3 the parameter shard — in a file streamed in chunks (offload_file.hpp,
 // ZeRO-Infinity's NVMe tier).
+//
+// Mixed precision (a 16-bit T, train.precision bf16/fp16): parameters, gradients, buckets, gathered layers and every
+// collective in 16 bits, and the fp32 master weights sharded with the optimizer state (in host memory with the host
+// offload, as ZeRO-Offload keeps them): the paper's 2Ψ + 2Ψ + 12Ψ (Adam) with its stages' divisions by Nd. Each rank
+// updates its blocks' master weights from its reduced 16-bit gradient blocks and writes the rounded values into
+// its 16-bit parameters, which are then allgathered (stages 1, 2) or kept as the shard (stage 3). fp16's loss scaler
+// skips a step on every rank when any rank's blocks hold inf/NaN. The file offload runs fp32 only.
 #pragma once
 
 #include <memory>
@@ -26,6 +33,7 @@
 #include "partrain/collectives/mpi_communicator.hpp"
 #include "partrain/models/trainer.hpp"
 #include "partrain/parallel/dp/gradient_reducer.hpp"
+#include "partrain/parallel/precision.hpp"
 #include "partrain/parallel/state.hpp"
 #include "partrain/parallel/trainer.hpp"
 #include "partrain/parallel/zero/offload_file.hpp"
@@ -70,6 +78,9 @@ class ZeroTrainer : public Trainer<T> {
   std::vector<io::TensorPart> state_parts(bool writer) override;
   void restore_state(const std::vector<io::TensorPart>& parts, std::int64_t steps) override;
   std::int64_t optimizer_steps() const override;
+  NamedFigures checkpoint_numbers() const override { return scaler_numbers_of<T>(scaler_); }
+  void restore_numbers(const std::map<std::string, double>& numbers) override;
+  std::vector<io::ExtraDataset> datasets() override { return log_.datasets(); }
 
   const ShardLayout& layout() const { return layout_; }
   /// The ZeRO paper's bytes per rank of parameters, gradients and optimizer state for this stage (fp32, Adam).
@@ -111,8 +122,19 @@ class ZeroTrainer : public Trainer<T> {
   std::vector<std::string> tied_;
   // state
   std::unique_ptr<GradientReducer<T>> reducer_;  ///< stage 0
-  std::unique_ptr<models::Optimizer<T>> opt_;
-  std::unique_ptr<models::Optimizer<T, Kokkos::HostSpace>> host_opt_;
+  std::unique_ptr<models::Optimizer<master_t<T>>> opt_;
+  std::unique_ptr<models::Optimizer<master_t<T>, Kokkos::HostSpace>> host_opt_;
+  // mixed precision: this rank's blocks of the fp32 master weights (in host memory with the host offload), the loss
+  // scaler, the per-step log
+  View1<master_t<T>> master_;
+  Kokkos::View<master_t<T>*, Kokkos::LayoutRight, Kokkos::HostSpace> host_master_;
+  models::LossScaler scaler_;
+  PrecisionLog<T> log_;
+  bool optimizer_step_mixed();  ///< false: skipped (fp16 inf/NaN)
+  std::vector<io::NamedTensor> gather_full_mixed(bool grads);
+  std::function<void(std::int64_t, std::int64_t, T*)> file_reader(int slab);
+  std::function<void(std::int64_t, std::int64_t, const T*)> file_writer(int slab);
+  void refresh_params_from_master();
   std::unique_ptr<OffloadFile<T>> file_;
   std::int64_t file_steps_ = 0;
   View1<T> param_shard_, grad_shard_;  ///< stage 3 parameters (unless in the file); stages 2, 3 gradients
@@ -136,10 +158,12 @@ class ZeroTrainer : public Trainer<T> {
   std::pair<double, double> dir_rate_{0, 0};
   std::int64_t steps_ = 0;
   coll::Counters counters_;
-  std::unique_ptr<StateIo<T>> state_;
+  std::unique_ptr<StateIo<master_t<T>>> state_;
 };
 
 extern template class ZeroTrainer<float>;
+extern template class ZeroTrainer<bf16>;
+extern template class ZeroTrainer<fp16>;
 extern template class ZeroTrainer<double>;
 
 }  // namespace partrain::parallel::zero

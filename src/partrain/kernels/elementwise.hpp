@@ -44,6 +44,17 @@ void sum_both(const char* label, const A& a, const B& b) {
   });
 }
 
+/// dst[i] = src[i] converted (one rounding where dst is narrower: a 16-bit copy of fp32 master weights, or fp32
+/// from 16-bit values), over contiguous 1-D views of equal length in the default memory space.
+template <class D, class S>
+void convert(const char* label, const D& dst, const S& src) {
+  auto* d = dst.data();
+  const auto* s = src.data();
+  using DT = std::remove_cv_t<std::remove_reference_t<decltype(*d)>>;
+  Kokkos::parallel_for(label, Kokkos::RangePolicy<ExecSpace>(0, std::int64_t(dst.extent(0))),
+                       KOKKOS_LAMBDA(std::int64_t i) { d[i] = DT(acc_t<DT>(s[i])); });
+}
+
 /// The rows of a [B·T, C] activation as [B, T, C] (no copy).
 template <class T>
 View3<T> as_sequences(const View2<T>& v, std::int64_t B, std::int64_t Tn) {

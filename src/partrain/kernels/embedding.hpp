@@ -55,23 +55,27 @@ void embedding_backward(const IndexView1& ids, const View2<T>& dout, const View2
   }
 }
 
-/// dpos += Σ over sequences of dout; dpos: [T, C].
+/// dpos += Σ over sequences of dout; dpos: [T, C]. (Two kernels rather than `if constexpr` inside one: nvcc refuses a
+/// device lambda whose first capture of a variable sits in a constexpr-if.)
 template <class T>
 void position_backward(const View2<T>& dout, const View2<T>& dpos) {
   const std::int64_t Tn = dpos.extent(0), C = dpos.extent(1), N = dout.extent(0);
-  Kokkos::parallel_for(
-      "partrain::embedding::position_backward", Kokkos::RangePolicy<ExecSpace>(0, Tn), KOKKOS_LAMBDA(std::int64_t t) {
-        if constexpr (is_half_v<T>) {  // each element's sum in fp32, stored once
+  if constexpr (is_half_v<T>) {  // each element's sum in fp32, stored once
+    Kokkos::parallel_for(
+        "partrain::embedding::position_backward_fp32", Kokkos::RangePolicy<ExecSpace>(0, Tn), KOKKOS_LAMBDA(std::int64_t t) {
           for (std::int64_t c = 0; c < C; ++c) {
             float s = dpos(t, c);
             for (std::int64_t n = t; n < N; n += Tn) s += float(dout(n, c));
             dpos(t, c) = s;
           }
-        } else {
+        });
+  } else {
+    Kokkos::parallel_for(
+        "partrain::embedding::position_backward", Kokkos::RangePolicy<ExecSpace>(0, Tn), KOKKOS_LAMBDA(std::int64_t t) {
           for (std::int64_t n = t; n < N; n += Tn)
             for (std::int64_t c = 0; c < C; ++c) dpos(t, c) += dout(n, c);
-        }
-      });
+        });
+  }
 }
 
 }  // namespace partrain::kernels

@@ -10,6 +10,7 @@
 #include <optional>
 #include <vector>
 
+#include "partrain/kernels/elementwise.hpp"
 #include "partrain/models/datasets.hpp"
 #include "partrain/models/model.hpp"
 #include "partrain/models/model_config.hpp"
@@ -41,10 +42,7 @@ class MixedPrecision {
     if (seed) {
       reset_master(ps, *seed);
     } else {
-      auto m = master_;
-      auto p = ps.params();
-      Kokkos::parallel_for("partrain::mixed::widen", Kokkos::RangePolicy<ExecSpace>(0, m.extent(0)),
-                           KOKKOS_LAMBDA(std::int64_t i) { m(i) = p(i); });
+      kernels::convert("partrain::mixed::widen", master_, ps.params());
     }
   }
   /// The master weights from the model's initialisation, unrounded (a fresh run).
@@ -76,12 +74,7 @@ class MixedPrecision {
   }
   /// The model's 16-bit weights from the master copy (after a checkpoint's master weights are read back).
   void refresh_params(ParamStore<T>& ps) const {
-    if constexpr (is_half_v<T>) {
-      auto p = ps.params();
-      auto m = master_;
-      Kokkos::parallel_for("partrain::mixed::refresh", Kokkos::RangePolicy<ExecSpace>(0, m.extent(0)),
-                           KOKKOS_LAMBDA(std::int64_t i) { p(i) = m(i); });
-    }
+    if constexpr (is_half_v<T>) kernels::convert("partrain::mixed::refresh", ps.params(), master_);
   }
   const View1<master_t<T>>& master() const { return master_; }
   LossScaler& scaler() { return scaler_; }

@@ -5,6 +5,7 @@
 #include "partrain/core/error.hpp"
 #include "partrain/core/memory.hpp"
 #include "partrain/core/timer.hpp"
+#include "partrain/kernels/elementwise.hpp"
 
 namespace partrain::parallel {
 namespace {
@@ -70,8 +71,7 @@ void GradientReducer<T>::launch(std::size_t k) {
   T* g = model_.params().grads().data() + b.begin;
   if (grads32_.size()) {  // widened, then reduced in fp32
     float* w = grads32_.data() + b.begin;
-    Kokkos::parallel_for("partrain::dp::widen_bucket", Kokkos::RangePolicy<ExecSpace>(0, b.size()),
-                         KOKKOS_LAMBDA(std::int64_t i) { w[i] = float(g[i]); });
+    kernels::convert("partrain::dp::widen_bucket", View1<float>(w, b.size()), View1<T>(g, b.size()));
     Kokkos::fence();
     inflight_.push_back(group_.allreduce(w, w, b.size(), coll::ReduceOp::Sum, opts_.algo));
     return;

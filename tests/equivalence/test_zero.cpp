@@ -179,9 +179,10 @@ void check_mixed(const models::ModelSpec& ms, const std::vector<std::pair<int, s
     }
     for (std::size_t s = 0; s < r.loss.size(); ++s) EXPECT_LE(rel(r.loss[s], ref.loss[s]), tol) << what << " step " << s;
     const bool hier = stage > 0 && world_comm().resolve(coll::Op::Allreduce, coll::Algo::Auto, 1 << 20) == coll::Algo::Hier;
-    if (ms.kind == "mlp" && !hier)
+    if (ms.kind == "mlp" && !hier) {
       for (std::size_t k = 0; k < r.final_params.size(); ++k)
         EXPECT_EQ(r.final_params[k].values, base.final_params[k].values) << what << ": " << r.final_params[k].name;
+    }
   }
 }
 }  // namespace

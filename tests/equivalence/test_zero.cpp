@@ -21,20 +21,21 @@ struct Run {
   std::vector<io::NamedTensor> first_grads, final_params;
 };
 
-Run run(const models::ModelSpec& ms, int stage, const std::string& offload) {
-  const auto ts = small_train(20);
+/// T: float, or a 16-bit type (mixed precision; ts.precision names it).
+template <class T = float>
+Run run(const models::ModelSpec& ms, int stage, const std::string& offload, const models::TrainSpec& ts = small_train(20)) {
   auto& comm = world_comm();
-  std::unique_ptr<models::Model<float>> model;
-  if (ms.kind == "gpt") model = std::make_unique<models::Gpt<float>>(ms.gpt);
-  else model = std::make_unique<models::Mlp<float>>(ms.mlp);
-  auto data = models::make_dataset<float>(ms);
+  std::unique_ptr<models::Model<T>> model;
+  if (ms.kind == "gpt") model = std::make_unique<models::Gpt<T>>(ms.gpt);
+  else model = std::make_unique<models::Mlp<T>>(ms.mlp);
+  auto data = models::make_dataset<T>(ms);
   pz::ZeroOptions o;
   o.stage = stage;
   o.offload = offload;
   o.offload_dir = ".";
-  o.offload_buffer_mib = 0.001;  // chunks of ~64 elements: many chunks, reads overlapping updates
-  o.bucket_mib = 0.002;          // ~500 floats: several buckets
-  pz::ZeroTrainer<float> tr(*model, ms.seed, *data, ts, comm, o);
+  o.offload_buffer_mib = 0.001;             // chunks of ~64 elements: many chunks, reads overlapping updates
+  o.bucket_mib = 0.002 * sizeof(T) / 4.0;  // ~500 elements: several buckets
+  pz::ZeroTrainer<T> tr(*model, ms.seed, *data, ts, comm, o);
   Run r;
   for (std::int64_t s = 0; s < ts.steps; ++s) {
     auto rec = tr.step(s, [&](double) {
@@ -132,42 +133,17 @@ TEST(Zero, ShardsAreBlocksOfEveryUnit) {
 // 2 and 3, within rounding).
 namespace {
 template <class H>
-Run run_mixed(const models::ModelSpec& ms, int stage, const std::string& offload) {
-  auto ts = small_train(8);
-  ts.precision = precision_name<H>();
-  std::unique_ptr<models::Model<H>> model;
-  if (ms.kind == "gpt") model = std::make_unique<models::Gpt<H>>(ms.gpt);
-  else model = std::make_unique<models::Mlp<H>>(ms.mlp);
-  auto data = models::make_dataset<H>(ms);
-  pz::ZeroOptions o;
-  o.stage = stage;
-  o.offload = offload;
-  o.bucket_mib = 0.001;  // ~500 16-bit elements: several buckets
-  pz::ZeroTrainer<H> tr(*model, ms.seed, *data, ts, world_comm(), o);
-  Run r;
-  for (std::int64_t s = 0; s < ts.steps; ++s) {
-    auto rec = tr.step(s, [&](double) {
-      if (s == 0) r.first_grads = tr.gather_full(true);
-    });
-    r.loss.push_back(rec.loss);
-  }
-  r.final_params = tr.gather_full(false);
-  for (const auto& [what, ok] : tr.self_check()) EXPECT_TRUE(ok) << what;
-  return r;
-}
-
-template <class H>
 void check_mixed(const models::ModelSpec& ms, const std::vector<std::pair<int, std::string>>& cases) {
   auto ts = small_train(8);
   ts.precision = precision_name<H>();
   const auto ref = reference_run<H>(ms, ts);
   const double n = ms.kind == "gpt" ? 6 + 22 * ms.gpt.layers : 1 + 4 * double(ms.mlp.widths.size() - 1);
   const double tol = 2 * std::sqrt(n) * unit_roundoff<H>();
-  const Run base = run_mixed<H>(ms, 0, "none");
+  const Run base = run<H>(ms, 0, "none", ts);
   for (const auto& [stage, offload] : cases) {
     const std::string what = precision_name<H>() + " " + ms.kind + " stage " + std::to_string(stage) + " offload " +
                              offload + " np " + std::to_string(world_comm().size());
-    const Run r = run_mixed<H>(ms, stage, offload);
+    const Run r = run<H>(ms, stage, offload, ts);
     for (const auto& g : r.first_grads) {
       const auto& rg = ref.grads_by_name.at(g.name);
       double num = 0, den = 0;

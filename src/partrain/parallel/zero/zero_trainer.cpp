@@ -320,24 +320,27 @@ void ZeroTrainer<T>::finish_all_reduce_scatters() {
 
 // ---- the update -----------------------------------------------------------------------------------------------------
 
+/// This rank's parameters (gradients) of unit u's block: the full buffers (stages 0–2 parameters, 0–1 gradients) or
+/// the shards.
+template <class T>
+View1<T> ZeroTrainer<T>::param_block(std::size_t u) const {
+  return opts_.stage == 3 ? sub(param_shard_, layout_.shard_offset(u), layout_.block_size(u))
+                          : sub(model_.params().params(), layout_.block_begin(u), layout_.block_size(u));
+}
+template <class T>
+View1<T> ZeroTrainer<T>::grad_block(std::size_t u) const {
+  return opts_.stage >= 2 ? sub(grad_shard_, layout_.shard_offset(u), layout_.block_size(u))
+                          : sub(model_.params().grads(), layout_.block_begin(u), layout_.block_size(u));
+}
+
 template <class T>
 void ZeroTrainer<T>::optimizer_step() {
   const int st = opts_.stage;
-  auto& ps = model_.params();
-  // This rank's parameters and gradients of unit u's block: the full buffers (stages 0–2 parameters, 0–1 gradients)
-  // or the shards.
-  auto pblock = [&](std::size_t u) {
-    return st == 3 ? sub(param_shard_, layout_.shard_offset(u), layout_.block_size(u))
-                   : sub(ps.params(), layout_.block_begin(u), layout_.block_size(u));
-  };
-  auto gblock = [&](std::size_t u) {
-    return st >= 2 ? sub(grad_shard_, layout_.shard_offset(u), layout_.block_size(u))
-                   : sub(ps.grads(), layout_.block_begin(u), layout_.block_size(u));
-  };
+  auto pblock = [&](std::size_t u) { return param_block(u); };
+  auto gblock = [&](std::size_t u) { return grad_block(u); };
   const std::size_t U = layout_.units().size();
   if constexpr (is_half_v<T>) {
-    (void)pblock;
-    (void)gblock;
+    (void)st;
     PARTRAIN_REQUIRE(false, "optimizer_step on a 16-bit model (optimizer_step_mixed runs it)");
   } else if (opt_) {
     opt_->begin_step();
@@ -392,16 +395,8 @@ bool ZeroTrainer<T>::optimizer_step_mixed() {
   if constexpr (!is_half_v<T>) {
     return true;
   } else {
-    const int st = opts_.stage;
-    auto& ps = model_.params();
-    auto pblock = [&](std::size_t u) {
-      return st == 3 ? sub(param_shard_, layout_.shard_offset(u), layout_.block_size(u))
-                     : sub(ps.params(), layout_.block_begin(u), layout_.block_size(u));
-    };
-    auto gblock = [&](std::size_t u) {
-      return st >= 2 ? sub(grad_shard_, layout_.shard_offset(u), layout_.block_size(u))
-                     : sub(ps.grads(), layout_.block_begin(u), layout_.block_size(u));
-    };
+    auto pblock = [&](std::size_t u) { return param_block(u); };
+    auto gblock = [&](std::size_t u) { return grad_block(u); };
     const std::size_t U = layout_.units().size();
     const double used = std::is_same_v<T, fp16> ? scaler_.scale() : 1.0;
     if (std::is_same_v<T, fp16>) {
@@ -438,10 +433,9 @@ template <class T>
 void ZeroTrainer<T>::refresh_params_from_master() {
   if constexpr (is_half_v<T>) {
     const int st = opts_.stage;
-    auto& ps = model_.params();
     for (std::size_t u = 0; u < layout_.units().size(); ++u) {
       const std::int64_t off = layout_.shard_offset(u), n = layout_.block_size(u);
-      auto p = st == 3 ? sub(param_shard_, off, n) : sub(ps.params(), layout_.block_begin(u), n);
+      auto p = param_block(u);
       auto h = Kokkos::create_mirror_view(Kokkos::HostSpace(), p);
       auto m = master_.size() ? Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), sub(master_, off, n))
                               : decltype(host_master_)(host_master_.data() + off, n);
@@ -666,8 +660,7 @@ std::vector<io::NamedTensor> ZeroTrainer<T>::gather_full_mixed(bool grads) {
     const std::int64_t off = layout_.shard_offset(u), n = layout_.block_size(u);
     float* mine = full.data() + unit.begin + layout_.block_offset(u);
     if (grads) {
-      auto g = st >= 2 ? sub(grad_shard_, off, n) : sub(ps.grads(), layout_.block_begin(u), n);
-      auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), g);
+      auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), grad_block(u));
       for (std::int64_t i = 0; i < n; ++i) mine[i] = float(double(float(h(i))) * inv);
     } else if (master_.size()) {
       auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), sub(master_, off, n));

@@ -131,6 +131,8 @@ class ZeroTrainer : public Trainer<T> {
   models::LossScaler scaler_;
   PrecisionLog<T> log_;
   bool optimizer_step_mixed();  ///< false: skipped (fp16 inf/NaN)
+  View1<T> param_block(std::size_t unit) const;
+  View1<T> grad_block(std::size_t unit) const;
   std::vector<io::NamedTensor> gather_full_mixed(bool grads);
   std::function<void(std::int64_t, std::int64_t, T*)> file_reader(int slab);
   std::function<void(std::int64_t, std::int64_t, const T*)> file_writer(int slab);

@@ -15,7 +15,7 @@ int train(const app::DriverSetup& su, const tp_app::Config& cfg, coll::ProcessGr
   parallel::TpGpt<T> model(cfg.base.model.gpt, tp);
   model.build(cfg.base.model.seed);
   auto data = models::make_dataset<T>(cfg.base.model);
-  parallel::DataParallelTrainer<T> trainer(model, *data, cfg.base.train, grid.dp(), cfg.base.dp, &tp);
+  parallel::DataParallelTrainer<T> trainer(model, *data, cfg.base.train, grid.dp(), cfg.base.dp, &tp, cfg.base.model.seed);
   return app::run_driver<T>(su, trainer, prov);
 }
 }  // namespace
@@ -60,6 +60,8 @@ int main(int argc, char** argv) {
     su.attrs = {{"layout", grid.grid().describe() + " (tp fastest)"},
                 {"sequence_parallel", cfg.sequence_parallel ? "true" : "false"},
                 {"tp_algorithm", coll::name(cfg.algo)}};
+    if (cfg.base.train.precision == "bf16") return train<bf16>(su, cfg, grid, tp, prov);
+    if (cfg.base.train.precision == "fp16") return train<fp16>(su, cfg, grid, tp, prov);
     return cfg.base.model.dtype == "fp64" ? train<double>(su, cfg, grid, tp, prov) : train<float>(su, cfg, grid, tp, prov);
   });
 }

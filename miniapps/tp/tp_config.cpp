@@ -16,12 +16,15 @@ Config read_config(const Deck& d, int world) {
   Config c;
   c.degree = int(d.get_int("tp.degree"));
   c.sequence_parallel = d.get_bool("tp.sequence_parallel");
+  if (c.sequence_parallel && d.get_string("dp.grad_reduce_dtype") == "fp32")
+    input_error("dp.grad_reduce_dtype", "\"fp32\"",
+                "not with tp.sequence_parallel yet (the replicated parameters' gradients are summed over the "
+                "tensor-parallel group after the fp32 copy is taken)");
   coll::parse(d.get_string("tp.algorithm"), c.algo);
   if (world % c.degree != 0)
     input_error("tp.degree", std::to_string(c.degree),
                 "the rank count " + std::to_string(world) + " is not a multiple of it");
   c.base = dp_app::read_config(d, world / c.degree);
-  models::require_fp32_training(c.base.train);
   if (c.base.model.kind != "gpt") input_error("model.kind", "\"" + c.base.model.kind + "\"", "partrain-tp trains the GPT");
   parallel::check_tp_shapes(c.base.model.gpt, c.degree);
   const auto local_rows = c.base.train.global_batch / (world / c.degree) * c.base.model.gpt.seq_len;

@@ -91,12 +91,13 @@ TEST(DataParallel, BucketsCoverTheGradientBufferInReverseLayerOrder) {
 // reduced in the 16-bit type or widened to fp32, over every algorithm. Both runs are within sqrt(n)·u of the exact
 // values of their weights (n the 16-bit roundings on the model's longest path: 6 + 22 per GPT block, 1 + 4 per MLP
 // layer; docs/precision.md), so they differ by at most 2·sqrt(n)·u — per gradient tensor after one step, and the loss
-// over 8 steps (measured: a tenth of that and less; 8 steps, not 20, and fp16 on two algorithms, for the suite's time
-// at 4 ranks on 2 cores).
+// over 5 steps (measured: a tenth of that and less). bf16 on the ring and auto (shm, or hier across nodes), fp16 on
+// MPI's own (the user reduction), the fp32 reduction, the MLP — not every combination, for the suite's time at 4
+// ranks on 2 cores; tests/mpi/test_collectives.cpp runs every algorithm in both types.
 namespace {
 template <class H>
 void check_mixed(const models::ModelSpec& ms, coll::Algo algo, bool reduce_fp32) {
-  auto ts = small_train(8);
+  auto ts = small_train(5);
   ts.precision = precision_name<H>();
   static std::map<std::string, Trajectory> refs;  // one reference per model and precision, whatever the algorithm
   auto& ref = refs[ms.kind + precision_name<H>()];
@@ -136,15 +137,15 @@ void check_mixed(const models::ModelSpec& ms, coll::Algo algo, bool reduce_fp32)
     worst_loss = std::max(worst_loss, rel(loss[s], ref.loss[s]));
   }
   if (comm.rank() == 0)
-    std::printf("%s: worst gradient tensor %.1e, worst loss over 8 steps %.1e (tolerance %.2g)\n", what.c_str(),
+    std::printf("%s: worst gradient tensor %.1e, worst loss over 5 steps %.1e (tolerance %.2g)\n", what.c_str(),
                 worst_grad, worst_loss, tol);
 }
 }  // namespace
 
 TEST(DataParallel, MixedPrecisionMatchesTheReferenceInItsPrecision) {
-  for (auto algo : gradient_algorithms()) check_mixed<bf16>(small_gpt(), algo, false);
-  check_mixed<fp16>(small_gpt(), coll::Algo::Ring, false);
-  check_mixed<fp16>(small_gpt(), coll::Algo::Auto, false);
+  check_mixed<bf16>(small_gpt(), coll::Algo::Ring, false);
+  check_mixed<bf16>(small_gpt(), coll::Algo::Auto, false);
+  check_mixed<fp16>(small_gpt(), coll::Algo::Vendor, false);
   check_mixed<bf16>(small_gpt(), coll::Algo::Ring, true);
   check_mixed<bf16>(small_mlp(), coll::Algo::Auto, false);
   check_mixed<fp16>(small_mlp(), coll::Algo::Auto, true);

@@ -126,15 +126,15 @@ TEST(Zero, ShardsAreBlocksOfEveryUnit) {
   EXPECT_EQ(layout.unit_of(17), 2u);
 }
 
-// Mixed precision: every stage (and the host offload at stage 3) in bf16, stage 1 and 3 in fp16, against the
-// reference in the same precision — per gathered gradient tensor after one step and the loss over 8 steps within
+// Mixed precision: stages 1–3 between the cases (and the host offload), bf16 and fp16, against the reference in the
+// same precision — per gathered gradient tensor after one step and the loss over 5 steps within
 // 2·sqrt(n)·u (docs/precision.md), and the final fp32 master weights of every stage bit for bit against stage 0's
 // where the reduction order is the same (the MLP; the GPT's tied wte is summed after its reduce-scatters at stages
 // 2 and 3, within rounding).
 namespace {
 template <class H>
 void check_mixed(const models::ModelSpec& ms, const std::vector<std::pair<int, std::string>>& cases) {
-  auto ts = small_train(8);
+  auto ts = small_train(5);
   ts.precision = precision_name<H>();
   const auto ref = reference_run<H>(ms, ts);
   const double n = ms.kind == "gpt" ? 6 + 22 * ms.gpt.layers : 1 + 4 * double(ms.mlp.widths.size() - 1);
@@ -164,7 +164,7 @@ void check_mixed(const models::ModelSpec& ms, const std::vector<std::pair<int, s
 }  // namespace
 
 TEST(Zero, MixedPrecisionEveryStage) {
-  check_mixed<bf16>(small_gpt(), {{1, "none"}, {2, "none"}, {3, "none"}, {3, "host"}});
-  check_mixed<bf16>(small_mlp(), {{1, "none"}, {2, "host"}, {3, "none"}});
-  check_mixed<fp16>(small_gpt(), {{1, "none"}, {3, "none"}});
+  check_mixed<bf16>(small_gpt(), {{2, "none"}, {3, "host"}});
+  check_mixed<bf16>(small_mlp(), {{1, "none"}, {3, "none"}});
+  check_mixed<fp16>(small_gpt(), {{1, "host"}, {3, "none"}});
 }

@@ -5,7 +5,7 @@ rank's exact shard plus the buffers the trainer declares it holds) within 5%, an
 itself at stages 0 and 1; the bus bytes per step against partrain-dp's allreduce (1x at stages 0-2, ~1.5x at
 stage 3, for the ring, auto (shm) and vendor algorithms alike); --estimate's fp32 figures within 5% of the measurement (model states and activations); the
 file offload keeping the state out of memory and reading and writing it once per step; stage 3 without prefetch; and
-every stage in bf16: the mixed-precision shares (2Ψ + 2Ψ + 12Ψ for Adam, divided by the stage) against the prediction
+stages 1 and 3 in bf16 at 3 ranks: the mixed-precision shares (2Ψ + 2Ψ + 12Ψ for Adam, divided by the stage) against the prediction
 and the paper's formula the same way, --estimate's "mixed" rows within 5%, the bus bytes against a bf16 partrain-dp.
 
     check_zero_result.py MPIEXEC NP PARTRAIN_ZERO DECK
@@ -59,7 +59,8 @@ with tempfile.TemporaryDirectory() as d:
                        stdout=subprocess.DEVNULL)
         return h5py.File(out, "r")
 
-    for stage, precision in [(st, p) for p in ("fp32", "bf16") for st in range(4)]:
+    # bf16 at 3 ranks (unequal blocks), stages 1 and 3: the suite's time on 2 cores
+    for stage, precision in [(st, "fp32") for st in range(4)] + ([(1, "bf16"), (3, "bf16")] if n == 3 else []):
         with run(f"s{stage}{precision}", "--set", f"zero.stage={stage}", "--set", f"train.precision={precision}") as f:
             bad.extend(f"stage {stage}: {x}" for x in check_training_result(f, "partrain-zero", "zero", n))
             s = f["summary"].attrs

@@ -45,7 +45,9 @@ void check_allreduce(MpiCommunicator& c, const Counts& counts = kCounts) {
           c.allreduce(send.data(), out, count, op, a).wait();
           auto expect = [&](std::int64_t i) { return op == ReduceOp::Sum ? sum_value(n, i) : max_value(n, i); };
           EXPECT_EQ(wrong(out, count, expect), 0);
-          if (!in_place) EXPECT_EQ(send, inputs<T>(r, count)) << "input modified";
+          if (!in_place) {
+            EXPECT_EQ(send, inputs<T>(r, count)) << "input modified";
+          }
         }
 }
 
@@ -192,7 +194,7 @@ void check_half(MpiCommunicator& c) {
   const CounterRng rng(5, precision_name<H>());
   auto value = [&](int rank, std::int64_t i) { return H(float(rng.normal(std::uint64_t(rank) * 1000003 + std::uint64_t(i)))); };
   for (Algo a : with_auto(c, Op::Allreduce))
-    for (std::int64_t count : {std::int64_t(1), std::int64_t(4099), std::int64_t(65536)}) {
+    for (std::int64_t count : {std::int64_t(1), std::int64_t(4099)}) {
       SCOPED_TRACE(std::string(name(a)) + " " + precision_name<H>() + " count " + std::to_string(count));
       std::vector<H> x(static_cast<std::size_t>(count));
       for (std::int64_t i = 0; i < count; ++i) x[std::size_t(i)] = value(r, i);

@@ -106,10 +106,18 @@ std::vector<io::NamedTensor> DataParallelTrainer<T>::gather_full(bool grads) {
     return precision_tensors(mixed_, model_.params(), grads, model_.params().grads());
   }
   std::vector<io::NamedTensor> out;  // tensor-parallel shards gathered over the group; replicas hold the same
-  if constexpr (is_half_v<T>) {
-    PARTRAIN_REQUIRE(false, "tensor parallelism runs in fp32 only (require_fp32_training)");
+  auto add = [&](auto&& gathered, double factor) {
+    for (auto& [info, v] : gathered) {
+      for (auto& x : v) x *= factor;
+      out.push_back({info.name, info.shape, std::move(v)});
+    }
+  };
+  if constexpr (is_half_v<T>) {  // the master weights, or the gradients divided by the loss scale
+    if (!grads) add(gather_full_values(model_.params(), *tp_, mixed_.master()), 1.0);
+    else if (reducer_.fp32_grads().size()) add(gather_full_values(model_.params(), *tp_, reducer_.fp32_grads()), 1.0 / mixed_.loss_scale());
+    else add(gather_full_values(model_.params(), *tp_, model_.params().grads()), 1.0 / mixed_.loss_scale());
   } else {
-    for (auto& [info, v] : parallel::gather_full(model_.params(), *tp_, grads)) out.push_back({info.name, info.shape, std::move(v)});
+    add(parallel::gather_full(model_.params(), *tp_, grads), 1.0);
   }
   return out;
 }

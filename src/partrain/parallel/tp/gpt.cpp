@@ -22,14 +22,14 @@ View2<T> buffer(View2<T>& slot, const std::string& label, std::int64_t rows, std
 template <class T>
 struct TpBlockState : models::LayerState {
   View2<T> ln1, ln1_full, qkv, atty, res1, ln2, ln2_full, fc, fcg;
-  View1<T> mean1, rstd1, mean2, rstd2;
+  View1<acc_t<T>> mean1, rstd1, mean2, rstd2;
   kernels::AttentionState<T> attn;
 };
 
 template <class T>
 struct TpHeadState : models::LayerState {
   View2<T> ln, ln_full;
-  View1<T> mean, rstd;
+  View1<acc_t<T>> mean, rstd;
 };
 }  // namespace
 
@@ -71,7 +71,7 @@ void TpEmbedding<T>::forward(const models::Batch<T>& batch, const View2<T>&, con
   Kokkos::parallel_for(
       "partrain::tp::position_add", Kokkos::RangePolicy<ExecSpace>(0, y.extent(0)), KOKKOS_LAMBDA(std::int64_t r) {
         const std::int64_t t = (off + r) % Tn;
-        for (std::int64_t c = 0; c < C; ++c) y(r, c) += wpe(t, c);
+        for (std::int64_t c = 0; c < C; ++c) y(r, c) = acc_t<T>(y(r, c)) + acc_t<T>(wpe(t, c));
       });
 }
 
@@ -82,11 +82,22 @@ void TpEmbedding<T>::backward(const models::Batch<T>& batch, const View2<T>&, co
   const std::int64_t v0 = tp_.rank() * Vl, Tn = cfg_.seq_len, R = std::int64_t(dy.extent(0));
   const std::int64_t off = tp_.sequence_parallel ? tp_.rank() * R : 0;
   auto dwpe = dwpe_;
-  Kokkos::parallel_for(
-      "partrain::tp::position_backward", Kokkos::RangePolicy<ExecSpace>(0, Tn), KOKKOS_LAMBDA(std::int64_t t) {
-        for (std::int64_t r = ((t - off) % Tn + Tn) % Tn; r < R; r += Tn)
-          for (std::int64_t c = 0; c < C; ++c) dwpe(t, c) += dy(r, c);
-      });
+  if constexpr (is_half_v<T>) {  // 16-bit gradients summed in fp32, stored once per element (docs/precision.md)
+    Kokkos::parallel_for(
+        "partrain::tp::position_backward_fp32", Kokkos::RangePolicy<ExecSpace>(0, Tn), KOKKOS_LAMBDA(std::int64_t t) {
+          for (std::int64_t c = 0; c < C; ++c) {
+            float acc = dwpe(t, c);
+            for (std::int64_t r = ((t - off) % Tn + Tn) % Tn; r < R; r += Tn) acc += float(dy(r, c));
+            dwpe(t, c) = acc;
+          }
+        });
+  } else {
+    Kokkos::parallel_for(
+        "partrain::tp::position_backward", Kokkos::RangePolicy<ExecSpace>(0, Tn), KOKKOS_LAMBDA(std::int64_t t) {
+          for (std::int64_t r = ((t - off) % Tn + Tn) % Tn; r < R; r += Tn)
+            for (std::int64_t c = 0; c < C; ++c) dwpe(t, c) += dy(r, c);
+        });
+  }
   View2<T> all = dy;
   if (tp_.sequence_parallel) {
     all = buffer(full_, "act/embedding.full", N, C);
@@ -94,13 +105,26 @@ void TpEmbedding<T>::backward(const models::Batch<T>& batch, const View2<T>&, co
   }
   auto tok = batch.tokens;
   auto dwte = dwte_;
-  Kokkos::parallel_for(
-      "partrain::tp::embedding_backward", Kokkos::RangePolicy<ExecSpace>(0, C), KOKKOS_LAMBDA(std::int64_t c) {
-        for (std::int64_t n = 0; n < N; ++n) {
-          const std::int64_t id = tok(n) - v0;
-          if (id >= 0 && id < Vl) dwte(id, c) += all(n, c);
-        }
-      });
+  if constexpr (is_half_v<T>) {  // this rank's rows of the table summed in an fp32 scratch, stored once
+    View2<float> sum("act/embedding.grad_fp32", Vl, C);
+    Kokkos::parallel_for(
+        "partrain::tp::embedding_backward_fp32", Kokkos::RangePolicy<ExecSpace>(0, C), KOKKOS_LAMBDA(std::int64_t c) {
+          for (std::int64_t n = 0; n < N; ++n) {
+            const std::int64_t id = tok(n) - v0;
+            if (id >= 0 && id < Vl) sum(id, c) += float(all(n, c));
+          }
+          for (std::int64_t v = 0; v < Vl; ++v)
+            if (sum(v, c) != 0.0f) dwte(v, c) = float(dwte(v, c)) + sum(v, c);
+        });
+  } else {
+    Kokkos::parallel_for(
+        "partrain::tp::embedding_backward", Kokkos::RangePolicy<ExecSpace>(0, C), KOKKOS_LAMBDA(std::int64_t c) {
+          for (std::int64_t n = 0; n < N; ++n) {
+            const std::int64_t id = tok(n) - v0;
+            if (id >= 0 && id < Vl) dwte(id, c) += all(n, c);
+          }
+        });
+  }
 }
 
 // ---- tensor-parallel block --------------------------------------------------------------------------------------
@@ -159,10 +183,10 @@ std::unique_ptr<models::LayerState> TpBlock<T>::make_state(std::int64_t rows) co
   st->ln2_full = tp_.sequence_parallel ? View2<T>(a + ".ln2_full", rows, C) : st->ln2;
   st->fc = View2<T>(a + ".fc", rows, 4 * C / t);
   st->fcg = View2<T>(a + ".fcg", rows, 4 * C / t);
-  st->mean1 = View1<T>(a + ".mean1", rl);
-  st->rstd1 = View1<T>(a + ".rstd1", rl);
-  st->mean2 = View1<T>(a + ".mean2", rl);
-  st->rstd2 = View1<T>(a + ".rstd2", rl);
+  st->mean1 = View1<acc_t<T>>(a + ".mean1", rl);
+  st->rstd1 = View1<acc_t<T>>(a + ".rstd1", rl);
+  st->mean2 = View1<acc_t<T>>(a + ".mean2", rl);
+  st->rstd2 = View1<acc_t<T>>(a + ".rstd2", rl);
   st->attn = kernels::AttentionState<T>(a + ".attn", rows / cfg_.seq_len, cfg_.seq_len, cfg_.heads / t,
                                         C / cfg_.heads);
   return st;
@@ -253,8 +277,8 @@ std::unique_ptr<models::LayerState> TpHead<T>::make_state(std::int64_t rows) con
   const auto rl = local_rows(tp_, rows);
   st->ln = View2<T>("act/head.ln", rl, cfg_.channels);
   st->ln_full = tp_.sequence_parallel ? View2<T>("act/head.ln_full", rows, cfg_.channels) : st->ln;
-  st->mean = View1<T>("act/head.mean", rl);
-  st->rstd = View1<T>("act/head.rstd", rl);
+  st->mean = View1<acc_t<T>>("act/head.mean", rl);
+  st->rstd = View1<acc_t<T>>("act/head.rstd", rl);
   return st;
 }
 
@@ -325,8 +349,15 @@ void TpGpt<T>::finalize_grads_in(models::ParamStore<T>& ps) {
 template <class T>
 std::vector<std::pair<models::ParamInfo, std::vector<double>>> gather_full(const models::ParamStore<T>& ps,
                                                                            TpContext& tp, bool grads) {
+  return gather_full_values(ps, tp, grads ? ps.grads() : ps.params());
+}
+
+template <class T, class V>
+std::vector<std::pair<models::ParamInfo, std::vector<double>>> gather_full_values(const models::ParamStore<T>& ps,
+                                                                                  TpContext& tp, const V& values) {
+  using E = typename V::non_const_value_type;
   std::vector<std::pair<models::ParamInfo, std::vector<double>>> out;
-  auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), grads ? ps.grads() : ps.params());
+  auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), values);
   const int t = tp.size();
   for (const auto& p : ps.infos()) {
     models::ParamInfo g = p;
@@ -338,10 +369,10 @@ std::vector<std::pair<models::ParamInfo, std::vector<double>>> gather_full(const
     if (!p.shard.sharded()) {
       for (std::int64_t i = 0; i < p.size; ++i) full[std::size_t(i)] = double(host.data()[p.offset + i]);
     } else {
-      std::vector<T> all(static_cast<std::size_t>(p.size * t));
+      std::vector<E> all(static_cast<std::size_t>(p.size * t));
       MPI_Request req;
-      MPI_Iallgather(host.data() + p.offset, int(p.size * std::int64_t(sizeof(T))), MPI_BYTE, all.data(),
-                     int(p.size * std::int64_t(sizeof(T))), MPI_BYTE, tp.comm->comm(), &req);
+      MPI_Iallgather(host.data() + p.offset, int(p.size * std::int64_t(sizeof(E))), MPI_BYTE, all.data(),
+                     int(p.size * std::int64_t(sizeof(E))), MPI_BYTE, tp.comm->comm(), &req);
       coll::wait(req);
       for (int k = 0; k < t; ++k) {
         models::ShardSpec spec = p.shard;
@@ -368,6 +399,16 @@ void check_tp_shapes(const models::GptConfig& cfg, int t) {
 
 template class TpGpt<float>;
 template class TpGpt<double>;
+template class TpGpt<bf16>;
+template class TpGpt<fp16>;
+template std::vector<std::pair<models::ParamInfo, std::vector<double>>> gather_full_values(
+    const models::ParamStore<bf16>&, TpContext&, const View1<float>&);
+template std::vector<std::pair<models::ParamInfo, std::vector<double>>> gather_full_values(
+    const models::ParamStore<bf16>&, TpContext&, const View1<bf16>&);
+template std::vector<std::pair<models::ParamInfo, std::vector<double>>> gather_full_values(
+    const models::ParamStore<fp16>&, TpContext&, const View1<float>&);
+template std::vector<std::pair<models::ParamInfo, std::vector<double>>> gather_full_values(
+    const models::ParamStore<fp16>&, TpContext&, const View1<fp16>&);
 template std::vector<std::pair<models::ParamInfo, std::vector<double>>> gather_full<float>(
     const models::ParamStore<float>&, TpContext&, bool);
 template std::vector<std::pair<models::ParamInfo, std::vector<double>>> gather_full<double>(

@@ -48,8 +48,14 @@ class TpGpt : public models::Model<T> {
 template <class T>
 std::vector<std::pair<models::ParamInfo, std::vector<double>>> gather_full(const models::ParamStore<T>& ps,
                                                                            TpContext& tp, bool grads);
+/// The same for `values` laid out like the store (a 16-bit model's fp32 master weights, its gradients).
+template <class T, class V>
+std::vector<std::pair<models::ParamInfo, std::vector<double>>> gather_full_values(const models::ParamStore<T>& ps,
+                                                                                  TpContext& tp, const V& values);
 
 extern template class TpGpt<float>;
 extern template class TpGpt<double>;
+extern template class TpGpt<bf16>;
+extern template class TpGpt<fp16>;
 
 }  // namespace partrain::parallel

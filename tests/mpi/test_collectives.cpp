@@ -64,7 +64,9 @@ void check_reduce_scatter(MpiCommunicator& c) {
         c.reduce_scatter(send.data(), in_place ? send.data() : recv.data(), count, ReduceOp::Sum, a).wait();
         const T* out = in_place ? send.data() + off : recv.data();
         EXPECT_EQ(wrong(out, nb, [&](std::int64_t i) { return sum_value(n, off + i); }), 0);
-        if (!in_place) EXPECT_EQ(send, inputs<T>(r, count)) << "input modified";
+        if (!in_place) {
+          EXPECT_EQ(send, inputs<T>(r, count)) << "input modified";
+        }
       }
 }
 

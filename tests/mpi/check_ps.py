@@ -295,7 +295,8 @@ elif case == "backup":
     check(any(ev[:, 1] == 2), "no promotion in /ps/events")
     r = run(3 + 1, ps, SMALL + ["--set", "ps.servers=2", "--set", "train.steps=6"] + FAST +
             ["--inject", "stall:rank=1:step=3"], expect_rc=None, label="server stall without backup")
-    check(r.returncode != 0 and "no live backup" in (r.stdout + r.stderr), "a lost server without backup must stop the run")
+    check(r.returncode != 0 and "no live backup" in (r.stdout + r.stderr),
+          f"a lost server without backup must stop the run (exit code {r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
 
 elif case == "takeover":
     base = SMALL + ["--set", "ps.servers=2", "--set", "ps.backup=true", "--set", "train.steps=10"] + FAST

@@ -90,6 +90,16 @@ inline coll::MpiCommunicator& world_comm() {
 
 inline double rel(double a, double b) { return std::abs(a - b) / std::max(std::abs(b), 1e-30); }
 
+/// ‖a − b‖ / ‖b‖ of one tensor's values.
+inline double tensor_rel_err(const std::vector<double>& a, const std::vector<double>& b) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    num += (a[i] - b[i]) * (a[i] - b[i]);
+    den += b[i] * b[i];
+  }
+  return std::sqrt(num) / std::max(std::sqrt(den), 1e-30);
+}
+
 /// Per-tensor ‖g − g_ref‖ / ‖g_ref‖ for every parameter of `model`.
 template <class M>
 void expect_grads_close(const M& model, const std::vector<double>& got, const std::vector<double>& ref,

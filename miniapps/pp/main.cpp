@@ -70,6 +70,8 @@ int main(int argc, char** argv) {
                 {"chunks", std::to_string(sch.v)},
                 {"sequence_parallel", cfg.sequence_parallel ? "true" : "false"},
                 {"tp_algorithm", coll::name(cfg.tp_algo)}};
+    if (cfg.base.train.precision == "bf16") return train<bf16>(su, cfg, grid, tp, prov);
+    if (cfg.base.train.precision == "fp16") return train<fp16>(su, cfg, grid, tp, prov);
     return cfg.base.model.dtype == "fp64" ? train<double>(su, cfg, grid, tp, prov) : train<float>(su, cfg, grid, tp, prov);
   });
 }

@@ -38,7 +38,6 @@ Config read_config(const Deck& d, int world) {
                     std::to_string(s.p * c.tp_degree));
   c.dp_degree = world / (s.p * c.tp_degree);
   c.base = dp_app::read_config(d, c.dp_degree);
-  models::require_fp32_training(c.base.train);
   const auto& ms = c.base.model;
   if (const auto why = parallel::pipeline::why_not(s); !why.empty()) throw InputError(why);
   const std::int64_t B = c.base.train.global_batch;
@@ -66,6 +65,7 @@ Config read_config(const Deck& d, int world) {
   pl.recompute = d.get_bool("pp.recompute");
   pl.dp = c.base.dp;
   c.sequence_parallel = d.get_bool("tp.sequence_parallel");
+  tp_app::check_sequence_parallel(d);
   coll::parse(d.get_string("tp.algorithm"), c.tp_algo);
   if (c.tp_degree > 1) {
     if (ms.kind != "gpt") input_error("tp.degree", t, "tensor parallelism inside the stages needs the GPT");

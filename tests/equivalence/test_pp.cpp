@@ -165,3 +165,66 @@ TEST(PipelineParallel, TensorParallelStagesAtFourRanks) {
   sp.steps = 20;
   check(pp_gpt(), sp);
 }
+
+namespace {
+// Mixed precision: the pipeline in bf16 and fp16 against the reference in the same precision: every gathered
+// gradient tensor after one step (the master weights' gradients: divided by the loss scale) and the loss over 5
+// steps within 2·sqrt(n)·u (docs/precision.md), n the GPT's longest chain of roundings; the replicas and the tied
+// copies identical (the 16-bit weights are refreshed from master weights updated alike).
+template <class H>
+void check_mixed(const Layout& l, bool reduce_fp32) {
+  int world = 1, rank = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  const int d = world / (l.p * l.t);
+  const auto ms = pp_gpt();
+  auto ts = pp_train(5);
+  ts.precision = precision_name<H>();
+  static std::map<std::string, Trajectory> refs;  // one reference per precision
+  auto& ref = refs[ts.precision];
+  if (ref.loss.empty()) ref = reference_run<H>(ms, ts);
+  coll::ProcessGrid& grid = grid_of(GridShape{l.p, d, l.t});
+  parallel::TpContext tp{&grid.tp(), coll::Algo::Ring, l.sp};
+  auto make = [&]() -> std::unique_ptr<models::Model<H>> {
+    if (l.t > 1) return std::make_unique<parallel::TpGpt<H>>(ms.gpt, tp);
+    return std::make_unique<models::Gpt<H>>(ms.gpt);
+  };
+  auto data = models::make_dataset<H>(ms);
+  pl::PipelineOptions o;
+  o.schedule = {l.kind, l.p, l.m, l.v};
+  o.recompute = l.recompute;
+  o.dp.bucket_mib = 0.002;
+  o.dp.reduce_fp32 = reduce_fp32;
+  pl::PipelineTrainer<H> tr(make, ms.seed, *data, ts, grid, l.t > 1 ? &tp : nullptr, o);
+  const std::string what = precision_name<H>() + " " + pl::name(l.kind) + " p=" + std::to_string(l.p) +
+                           " d=" + std::to_string(d) + " t=" + std::to_string(l.t) + " m=" + std::to_string(l.m) +
+                           " v=" + std::to_string(l.v) + (l.recompute ? " recompute" : "") +
+                           (reduce_fp32 ? " fp32 reduction" : "");
+  const double tol = 2 * std::sqrt(6.0 + 22 * ms.gpt.layers) * unit_roundoff<H>();
+  std::vector<double> loss;
+  for (std::int64_t s = 0; s < ts.steps; ++s) {
+    auto r = tr.step(s, [&](double) {
+      if (s != 0) return;
+      const auto grads = tr.gather_full(true);
+      if (rank != 0) return;
+      EXPECT_EQ(grads.size(), ref.grads_by_name.size()) << what;
+      for (const auto& g : grads)
+        EXPECT_LE(tensor_rel_err(g.values, ref.grads_by_name.at(g.name)), tol) << what << " " << g.name;
+    });
+    loss.push_back(r.loss);
+  }
+  for (std::size_t s = 0; s < loss.size(); ++s) EXPECT_LE(rel(loss[s], ref.loss[s]), tol) << what << " step " << s;
+  for (const auto& [name, ok] : tr.self_check()) EXPECT_TRUE(ok) << what << ": " << name;
+}
+}  // namespace
+
+TEST(PipelineParallel, MixedPrecisionMatchesTheReferenceInItsPrecision) {
+  int world = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  const int p = world >= 2 ? 2 : 1;
+  using K = pl::ScheduleKind;
+  check_mixed<bf16>(Layout{p, 1, K::OneFOneB, 2 * p, 1}, false);
+  check_mixed<fp16>(Layout{p, 1, K::ZeroBubble, 2 * p, 1, true}, false);  // split backward, recomputed
+  if (world >= 2) check_mixed<bf16>(Layout{p, 1, K::Interleaved, 2 * p, 2}, world / p > 1);
+  if (world == 4) check_mixed<bf16>(Layout{2, 2, K::OneFOneB, 4, 1}, false);  // tensor-parallel stages
+}

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import tomllib
 
 import h5py
 import numpy as np
@@ -45,6 +46,21 @@ with tempfile.TemporaryDirectory() as d:
         check(0 <= s["bubble_fraction"] < 1 and 0 <= s["predicted_bubble_fraction"] < 1, "bubble fractions in [0, 1)")
         check(abs(s["p2p_bytes_sent_per_step"] - s["predicted_p2p_bytes_sent_per_step"]) < 1e-6,
               f"p2p bytes {s['p2p_bytes_sent_per_step']} = closed form {s['predicted_p2p_bytes_sent_per_step']}")
+        # 16-bit runs send 2-byte activations and gradients; rank 0's model states follow the mixed-precision formula.
+        half = a["precision"] in ("bf16", "fp16")
+        e = 2 if half else 4
+        cfg = tomllib.loads(a["config_toml"])
+        dp = n // (p * int(a["tp"]))
+        rows = cfg["train"]["batch"] // dp * cfg["model"]["gpt"]["seq_len"]
+        if v == 1 and p == 2 and int(a["tp"]) == 1:  # each stage sends one direction: every row's C values
+            check(s["p2p_bytes_sent_per_step"] == rows * cfg["model"]["gpt"]["channels"] * e,
+                  f"p2p bytes {s['p2p_bytes_sent_per_step']} = rows x channels x {e}")
+        psi = s["predicted_params_bytes"] / e
+        mem = {c: f[f"memory/{c}_bytes"][()][0] for c in ["params", "grads", "optimizer"]}
+        wide = 4 * psi if cfg["dp"]["grad_reduce_dtype"] == "fp32" else 0
+        check(mem["params"] == e * psi and mem["grads"] == e * psi + wide and
+              mem["optimizer"] == (12 if half else 8) * psi,
+              f"rank 0's model states {mem} = {e}Ψ, {e}Ψ (+ 4Ψ fp32 reduction), {12 if half else 8}Ψ (Ψ = {psi})")
         for k in ["stage", "bubble_fraction", "peak_inflight", "predicted_peak_inflight"]:
             check(f[f"pipeline/{k}"].shape == (n,), f"/pipeline/{k} [R]")
         check(np.array_equal(f["pipeline/peak_inflight"][()], f["pipeline/predicted_peak_inflight"][()]),

@@ -34,9 +34,10 @@ template <class T>
 class MixedPrecision {
  public:
   /// `seed`: the model's; the master weights take its initial values unrounded. Without it they are the 16-bit
-  /// parameters widened.
-  MixedPrecision(ParamStore<T>& ps, std::optional<std::uint64_t> seed, const TrainSpec& spec)
-      : enabled_(is_half_v<T>), fp16_(std::is_same_v<T, fp16>), scaler_(spec.loss_scale) {
+  /// parameters widened. `shared`: a scaler the caller owns and several stores use (the pipeline's chunks).
+  MixedPrecision(ParamStore<T>& ps, std::optional<std::uint64_t> seed, const TrainSpec& spec,
+                 LossScaler* shared = nullptr)
+      : enabled_(is_half_v<T>), fp16_(std::is_same_v<T, fp16>), own_(spec.loss_scale), shared_(shared) {
     if (!enabled_) return;
     master_ = View1<master_t<T>>("optim/master", ps.numel());
     if (seed) {
@@ -54,22 +55,38 @@ class MixedPrecision {
   }
   bool enabled() const { return enabled_; }
   /// What the loss is multiplied by before backward.
-  double loss_scale() const { return fp16_ ? scaler_.scale() : 1.0; }
+  double loss_scale() const { return fp16_ ? scaler().scale() : 1.0; }
   /// The optimizer step: the plain one, or the master update from the (scaled) 16-bit gradients, skipped on
   /// inf/NaN under fp16. Returns whether the update ran.
   bool step(Optimizer<master_t<T>>& opt, ParamStore<T>& ps) { return step(opt, ps, ps.grads()); }
+  /// Turns this rank's "the gradients hold inf/NaN" into its group's: ranks whose gradients differ (tensor-parallel
+  /// shards, pipeline stages) must skip the same steps. Empty: this rank's answer.
+  using Agree = std::function<bool(bool)>;
   /// The same from gradients held elsewhere (a 16-bit model's gradients reduced in fp32).
   template <class G>
-  bool step(Optimizer<master_t<T>>& opt, ParamStore<T>& ps, const G& grads) {
+  bool step(Optimizer<master_t<T>>& opt, ParamStore<T>& ps, const G& grads, const Agree& agree = {}) {
     if constexpr (!is_half_v<T>) {
       opt.step(ps.params(), ps.grads());
       return true;
     } else {
       const double used = loss_scale();  // what the gradients carry (the scaler may move it below)
-      if (fp16_ && !scaler_.update(kernels::nonfinite_count(grads) > 0)) return false;
-      opt.begin_step();
-      opt.update_mixed(master_, grads, 0, master_t<T>(1.0 / used), ps.params());
+      if (fp16_) {
+        const bool mine = kernels::nonfinite_count(grads) > 0;
+        if (!scaler().update(agree ? agree(mine) : mine)) return false;
+      }
+      update(opt, ps, grads, used);
       return true;
+    }
+  }
+  /// The master update alone, from gradients that carry `scale` (the caller's scaler decided the step runs: a
+  /// trainer whose store is split in several, as the pipeline's chunks, keeps one scaler for all of them).
+  template <class G>
+  void update(Optimizer<master_t<T>>& opt, ParamStore<T>& ps, const G& grads, double scale) {
+    if constexpr (!is_half_v<T>) {
+      opt.step(ps.params(), ps.grads());
+    } else {
+      opt.begin_step();
+      opt.update_mixed(master_, grads, 0, master_t<T>(1.0 / scale), ps.params());
     }
   }
   /// The model's 16-bit weights from the master copy (after a checkpoint's master weights are read back).
@@ -77,12 +94,13 @@ class MixedPrecision {
     if constexpr (is_half_v<T>) kernels::convert("partrain::mixed::refresh", ps.params(), master_);
   }
   const View1<master_t<T>>& master() const { return master_; }
-  LossScaler& scaler() { return scaler_; }
-  const LossScaler& scaler() const { return scaler_; }
+  LossScaler& scaler() { return shared_ ? *shared_ : own_; }
+  const LossScaler& scaler() const { return shared_ ? *shared_ : own_; }
 
  private:
   bool enabled_, fp16_;
-  LossScaler scaler_;
+  LossScaler own_;
+  LossScaler* shared_;
   View1<master_t<T>> master_;
 };
 

@@ -58,9 +58,17 @@ StepRecord DataParallelTrainer<T>::step(std::int64_t s, const BeforeUpdate& befo
   rec.loss = global_loss / rows;
   if (before_update) before_update(rec.loss);
   const double t_opt0 = fenced_time_s();
-  // every replica holds the same reduced gradients, so fp16's inf/NaN check skips the same steps everywhere
-  const bool applied = reducer_.fp32_grads().size() ? mixed_.step(opt_, model_.params(), reducer_.fp32_grads())
-                                                    : mixed_.step(opt_, model_.params());
+  // Every replica holds the same reduced gradients; a tensor-parallel group's ranks hold different shards, so fp16's
+  // inf/NaN check is agreed over the group and every rank skips the same steps.
+  typename models::MixedPrecision<T>::Agree agree;
+  if (tp_ && tp_->size() > 1)
+    agree = [this](bool mine) {
+      int m = mine ? 1 : 0, any = 0;
+      coll::allreduce(&m, &any, 1, MPI_INT, MPI_MAX, tp_->comm->comm());
+      return any > 0;
+    };
+  const bool applied = reducer_.fp32_grads().size() ? mixed_.step(opt_, model_.params(), reducer_.fp32_grads(), agree)
+                                                    : mixed_.step(opt_, model_.params(), model_.params().grads(), agree);
   log_.record(loss_scale, !applied);
   const double t_end = fenced_time_s();
   rec.time_s = (t_comm - t0) + (t_end - t_opt0);

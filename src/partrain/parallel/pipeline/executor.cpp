@@ -142,7 +142,7 @@ StageStep Executor<T>::run(const std::vector<models::Batch<T>>& mbs, double loss
         fl.act = acquire(a.chunk);
         const View2<T> out = chunk.forward(mb, *fl.act, fl.input, between);
         if (c == last_chunk)  // score the microbatch; dlogits replace the logits in place
-          st.loss_sum += chunk.loss_and_grad(out, mb.targets, T(loss_scale), losses_[std::size_t(a.chunk)], out);
+          st.loss_sum += chunk.loss_and_grad(out, mb.targets, acc_t<T>(loss_scale), losses_[std::size_t(a.chunk)], out);
         // Recomputing, the activations go back to the pool once the output is sent; B rebuilds them from the input.
         if (recompute_ && c == last_chunk) {
           release(a.chunk, fl.act);
@@ -168,7 +168,7 @@ StageStep Executor<T>::run(const std::vector<models::Batch<T>>& mbs, double loss
         if (recompute_) {  // rerun the forward from the kept input
           fl.act = acquire(a.chunk);
           const View2<T> out = chunk.forward(mb, *fl.act, fl.input, between);
-          if (c == last_chunk) chunk.loss_and_grad(out, mb.targets, T(loss_scale), losses_[std::size_t(a.chunk)], out);
+          if (c == last_chunk) chunk.loss_and_grad(out, mb.targets, acc_t<T>(loss_scale), losses_[std::size_t(a.chunk)], out);
         }
         const View2<T> dy = c == last_chunk ? fl.act->outputs.back() : fl.grad_in;
         if (c > 0) fl.dx = send_bwd_pool_[std::size_t(a.chunk)].get();
@@ -228,5 +228,7 @@ StageStep Executor<T>::run(const std::vector<models::Batch<T>>& mbs, double loss
 
 template class Executor<float>;
 template class Executor<double>;
+template class Executor<bf16>;
+template class Executor<fp16>;
 
 }  // namespace partrain::parallel::pipeline

@@ -44,7 +44,7 @@ class Executor {
   Executor(const ScheduleSpec& s, int stage, std::vector<ModelChunk<T>*> chunks,
            std::vector<GradientReducer<T>*> reducers, StageLinks<T>& links, bool recompute);
 
-  /// Runs the stage's list over `microbatches` (m of them); loss_scale = 1/(global rows).
+  /// Runs the stage's list over `microbatches` (m of them); loss_scale = 1/(global rows), times fp16's loss scale.
   StageStep run(const std::vector<models::Batch<T>>& microbatches, double loss_scale, double step_start_s,
                 std::vector<TimelineEntry>* timeline);
   const std::vector<Action>& actions() const { return actions_; }
@@ -92,7 +92,7 @@ class Executor {
   std::vector<std::vector<std::unique_ptr<Act>>> act_all_;
   std::vector<std::vector<Act*>> act_free_;
   std::vector<Pool> input_pool_, grad_pool_, send_fwd_pool_, send_bwd_pool_;
-  std::vector<View1<T>> losses_;
+  std::vector<View1<acc_t<T>>> losses_;  ///< per-row losses of the microbatch being scored (fp32 for a 16-bit T)
   std::map<std::pair<int, int>, InFlight> flight_;
   std::map<std::size_t, coll::Request> posted_;  ///< action index → its receive
   std::vector<Send> sends_;
@@ -102,5 +102,7 @@ class Executor {
 
 extern template class Executor<float>;
 extern template class Executor<double>;
+extern template class Executor<bf16>;
+extern template class Executor<fp16>;
 
 }  // namespace partrain::parallel::pipeline

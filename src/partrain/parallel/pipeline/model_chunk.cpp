@@ -100,5 +100,7 @@ void ModelChunk<T>::backward_weight(const models::Batch<T>& mb, Activations& act
 
 template class ModelChunk<float>;
 template class ModelChunk<double>;
+template class ModelChunk<bf16>;
+template class ModelChunk<fp16>;
 
 }  // namespace partrain::parallel::pipeline

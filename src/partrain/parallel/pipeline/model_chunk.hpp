@@ -78,5 +78,7 @@ class ModelChunk : public models::Model<T> {
 
 extern template class ModelChunk<float>;
 extern template class ModelChunk<double>;
+extern template class ModelChunk<bf16>;
+extern template class ModelChunk<fp16>;
 
 }  // namespace partrain::parallel::pipeline

@@ -38,7 +38,7 @@ template <class T>
 PipelineTrainer<T>::PipelineTrainer(const MakeModel& make, std::uint64_t seed, const models::Dataset<T>& data,
                                     const models::TrainSpec& spec, coll::ProcessGrid& grid, TpContext* tp,
                                     const PipelineOptions& opts)
-    : data_(data), spec_(spec), grid_(grid), tp_(tp), opts_(opts) {
+    : data_(data), spec_(spec), grid_(grid), tp_(tp), opts_(opts), scaler_(spec.loss_scale) {
   const auto shape = grid.grid().shape();
   const auto& sch = opts.schedule;
   PARTRAIN_REQUIRE(sch.p == shape.pp, "the schedule's stage count must be the grid's pp degree");
@@ -76,7 +76,8 @@ PipelineTrainer<T>::PipelineTrainer(const MakeModel& make, std::uint64_t seed, c
     chunks_.push_back(std::make_unique<ModelChunk<T>>(make(), a, b, mb_rows));
     chunks_.back()->build(seed);
     reducers_.push_back(std::make_unique<GradientReducer<T>>(*chunks_.back(), grid.dp(), opts.dp));
-    optimizers_.push_back(std::make_unique<models::Optimizer<T>>(spec.optimizer, chunks_.back()->params().numel()));
+    optimizers_.push_back(std::make_unique<models::Optimizer<master_t<T>>>(spec.optimizer, chunks_.back()->params().numel()));
+    mixed_.push_back(std::make_unique<models::MixedPrecision<T>>(chunks_.back()->params(), seed, spec, &scaler_));
   }
   if (!probe->tied_parameters().empty() && sch.p > 1)  // Megatron's embedding group: first and last stage
     embedding_ = grid.pp().split(stage_ == 0 || stage_ == sch.p - 1 ? 0 : 1, stage_);
@@ -106,21 +107,49 @@ PipelineTrainer<T>::PipelineTrainer(const MakeModel& make, std::uint64_t seed, c
 template <class T>
 void PipelineTrainer<T>::sync_tied_grads() {
   // The tied parameters' two copies: the first chunk's (declared by the embedding) and the last chunk's copy.
-  ModelChunk<T>* first = nullptr;
-  ModelChunk<T>* last = nullptr;
-  for (auto& c : chunks_) {
-    if (c->holds_first()) first = c.get();
-    if (!c->tied_copies().empty()) last = c.get();
+  int first = -1, last = -1;
+  for (std::size_t j = 0; j < chunks_.size(); ++j) {
+    if (chunks_[j]->holds_first()) first = int(j);
+    if (!chunks_[j]->tied_copies().empty()) last = int(j);
   }
-  for (const auto& name : (last ? last->tied_copies() : first ? first->tied_parameters() : std::vector<std::string>{})) {
-    if (first && last) {  // both on this rank (one stage, interleaved): add them here
-      auto a = first->params().flat_grad(name), b = last->params().flat_grad(name);
-      kernels::sum_both("partrain::pipeline::tied_sum", a, b);
-    } else if (embedding_ && (first || last)) {
-      auto g = (first ? first : last)->params().flat_grad(name);
-      embedding_->allreduce(g.data(), g.data(), std::int64_t(g.extent(0))).wait();
+  const auto names = last >= 0    ? chunks_[std::size_t(last)]->tied_copies()
+                     : first >= 0 ? chunks_[std::size_t(first)]->tied_parameters()
+                                  : std::vector<std::string>{};
+  auto sync = [&](const auto& grad_of) {
+    for (const auto& name : names) {
+      if (first >= 0 && last >= 0) {  // both on this rank (one stage, interleaved): add them here
+        kernels::sum_both("partrain::pipeline::tied_sum", grad_of(first, name), grad_of(last, name));
+      } else if (embedding_ && (first >= 0 || last >= 0)) {
+        auto g = grad_of(first >= 0 ? first : last, name);
+        embedding_->allreduce(g.data(), g.data(), std::int64_t(g.extent(0))).wait();
+      }
     }
+  };
+  if (wide_grads())  // the reduced fp32 copy is what the optimizer reads
+    sync([&](int j, const std::string& name) {
+      const auto& info = chunks_[std::size_t(j)]->params().info(name);
+      return View1<float>(reducers_[std::size_t(j)]->fp32_grads().data() + info.offset, info.size);
+    });
+  else
+    sync([&](int j, const std::string& name) { return chunks_[std::size_t(j)]->params().flat_grad(name); });
+}
+
+template <class T>
+bool PipelineTrainer<T>::update(double loss_scale) {
+  if constexpr (std::is_same_v<T, fp16>) {
+    long long mine = 0, any = 0;
+    for (std::size_t j = 0; j < chunks_.size(); ++j)
+      mine += wide_grads() ? kernels::nonfinite_count(reducers_[j]->fp32_grads())
+                           : kernels::nonfinite_count(chunks_[j]->params().grads());
+    coll::allreduce(&mine, &any, 1, MPI_LONG_LONG, MPI_MAX, grid_.world().comm());
+    if (!scaler_.update(any > 0)) return false;
   }
+  for (std::size_t j = 0; j < chunks_.size(); ++j) {
+    auto& ps = chunks_[j]->params();
+    if (wide_grads()) mixed_[j]->update(*optimizers_[j], ps, reducers_[j]->fp32_grads(), loss_scale);
+    else mixed_[j]->update(*optimizers_[j], ps, ps.grads(), loss_scale);
+  }
+  return true;
 }
 
 template <class T>
@@ -137,8 +166,9 @@ StepRecord PipelineTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_u
   }();
   for (auto& c : chunks_) c->params().zero_grad();
   const double rows = double(spec_.global_batch * chunks_.front()->rows_per_sample());
+  const double loss_scale = std::is_same_v<T, fp16> ? scaler_.scale() : 1.0;
   std::vector<TimelineEntry> tl;
-  const StageStep st = exec_->run(microbatches_, 1.0 / rows, t0, &tl);
+  const StageStep st = exec_->run(microbatches_, loss_scale / rows, t0, &tl);
   timeline_steps_.insert(timeline_steps_.end(), tl.size(), int(s));
   timeline_.insert(timeline_.end(), tl.begin(), tl.end());
   std::vector<GradientReducer<T>*> rs;
@@ -157,8 +187,7 @@ StepRecord PipelineTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_u
   rec.loss = total / rows;
   if (before_update) before_update(rec.loss);
   const double t_opt0 = fenced_time_s();
-  for (std::size_t j = 0; j < chunks_.size(); ++j)
-    optimizers_[j]->step(chunks_[j]->params().params(), chunks_[j]->params().grads());
+  log_.record(loss_scale, !update(loss_scale));
   const double t_end = fenced_time_s();
   double exposed = final_wait;
   for (auto& r : reducers_) exposed += r->exposed_s();
@@ -194,18 +223,38 @@ std::string PipelineTrainer<T>::describe() const {
   return "pp " + std::to_string(shape.pp) + " x dp " + std::to_string(shape.dp) + " x tp " + std::to_string(shape.tp) +
          ", schedule " + name(s.kind) + " (m=" + std::to_string(s.m) + ", v=" + std::to_string(s.v) + ")" +
          (opts_.recompute ? ", recompute" : "") + ", partition " + opts_.partition + " [" + layout_ + "], " +
-         std::to_string(numel) + " parameters on this rank, " + std::to_string(mb_samples_) + " samples per microbatch";
+         std::to_string(numel) + " parameters on this rank, " + std::to_string(mb_samples_) + " samples per microbatch" +
+         (is_half_v<T> ? ", " + precision_name<T>() + " gradients reduced in " +
+                             (wide_grads() ? std::string("fp32") : precision_name<T>()) + ", fp32 master weights"
+                       : std::string());
 }
 
 template <class T>
 std::vector<io::NamedTensor> PipelineTrainer<T>::gather_full(bool grads) {
   std::vector<io::NamedTensor> mine;
-  for (const auto& c : chunks_) {
+  for (std::size_t j = 0; j < chunks_.size(); ++j) {
+    const auto& c = chunks_[j];
+    const auto& mp = *mixed_[j];
     std::vector<io::NamedTensor> ts;
-    if (tp_)
-      for (auto& [info, v] : parallel::gather_full(c->params(), *tp_, grads)) ts.push_back({info.name, info.shape, std::move(v)});
-    else
+    // A 16-bit run shows its master weights, and its gradients divided by the loss scale (what the update applies).
+    auto add = [&](auto&& gathered, double factor) {
+      for (auto& [info, v] : gathered) {
+        for (auto& x : v) x *= factor;
+        ts.push_back({info.name, info.shape, std::move(v)});
+      }
+    };
+    if constexpr (is_half_v<T>) {
+      const double inv = 1.0 / mp.loss_scale();
+      if (tp_ && !grads) add(gather_full_values(c->params(), *tp_, mp.master()), 1.0);
+      else if (tp_ && wide_grads()) add(gather_full_values(c->params(), *tp_, reducers_[j]->fp32_grads()), inv);
+      else if (tp_) add(gather_full_values(c->params(), *tp_, c->params().grads()), inv);
+      else if (wide_grads()) ts = precision_tensors(mp, c->params(), grads, reducers_[j]->fp32_grads());
+      else ts = precision_tensors(mp, c->params(), grads, c->params().grads());
+    } else if (tp_) {
+      add(parallel::gather_full(c->params(), *tp_, grads), 1.0);
+    } else {
       ts = io::named_tensors(c->params(), grads);
+    }
     for (auto& t : ts)  // a tied copy equals the first stage's tensor: keep that one
       if (std::find(c->tied_copies().begin(), c->tied_copies().end(), t.name) == c->tied_copies().end())
         mine.push_back(std::move(t));
@@ -267,7 +316,8 @@ std::string PipelineTrainer<T>::step_note(const StepRecord& rec) const {
   std::snprintf(buf, sizeof buf, "bubble %4.1f%% | dp exposed %4.1f%%",
                 100.0 * phase_of(rec, "bubble") / std::max(phase_of(rec, "pipeline"), 1e-30),
                 100.0 * phase_of(rec, "comm_exposed") / rec.time_s);
-  return buf;
+  const std::string scale = log_.step_note();
+  return scale.empty() ? std::string(buf) : std::string(buf) + " | " + scale;
 }
 
 template <class T>
@@ -307,6 +357,7 @@ NamedFigures PipelineTrainer<T>::summary(const RunMedians& m) {
       {"p2p_bytes_sent_per_step", steps_ ? double(counters_[coll::Op::SendRecv].bytes_sent) / double(steps_) : 0.0},
       {"predicted_p2p_bytes_sent_per_step", p2p},
       {"embedding_sync_s", m.phase("embedding_sync")}};
+  for (const auto& x : log_.summary(scaler_)) f.push_back(x);
   if (tp_) {
     f.push_back({"tp_comm_s", m.phase("tp_comm")});
     f.push_back({"tp_comm_share", m.phase("tp_comm") / m.step_time_s});
@@ -318,7 +369,7 @@ template <class T>
 std::vector<io::ExtraDataset> PipelineTrainer<T>::datasets() {
   MPI_Comm world = grid_.world().comm();
   const auto sim = simulate(opts_.schedule);
-  std::vector<io::ExtraDataset> out;
+  std::vector<io::ExtraDataset> out = log_.datasets();
   auto per_rank = [&](const std::string& path, double v, io::Meta meta) {
     auto all = gather0(world, v);
     out.push_back({path, {hsize_t(all.size())}, all, std::move(meta)});
@@ -382,12 +433,13 @@ NamedStrings PipelineTrainer<T>::attributes() const {
 
 template <class T>
 std::array<double, 3> PipelineTrainer<T>::predicted_state_bytes() const {
-  double psi = 0, opt = 0;
+  std::int64_t numel = 0;
+  double opt = 0;
   for (std::size_t j = 0; j < chunks_.size(); ++j) {
-    psi += double(chunks_[j]->params().numel()) * double(sizeof(T));
+    numel += chunks_[j]->params().numel();
     opt += double(optimizers_[j]->state_bytes());
   }
-  return {psi, psi, opt};
+  return model_state_bytes<T>(numel, opt, wide_grads() ? double(numel) * 4.0 : 0.0);
 }
 
 template <class T>
@@ -395,7 +447,7 @@ std::vector<io::TensorPart> PipelineTrainer<T>::state_parts(bool writer) {
   if (!state_) {
     // The first replica writes; in a tensor-parallel group its first rank writes the tensors every rank holds; the
     // tied copy on the last stage is read but not written (the first stage writes the tensor).
-    state_ = std::make_unique<StateIo<T>>();
+    state_ = std::make_unique<StateIo<master_t<T>>>();
     const bool first_replica = grid_.dp().rank() == 0, first_of_group = !tp_ || tp_->rank() == 0;
     for (std::size_t c = 0; c < chunks_.size(); ++c) {
       const auto& ps = chunks_[c]->params();
@@ -405,7 +457,7 @@ std::vector<io::TensorPart> PipelineTrainer<T>::state_parts(bool writer) {
         return ps.info(name).shard.sharded() || first_of_group;
       };
       auto& opt = *optimizers_[c];
-      state_->add("params", ps, ps.params(), first_replica, 0, 1, keep);
+      state_->add("params", ps, checkpoint_params(*mixed_[c], ps), first_replica, 0, 1, keep);
       if (opt.m().size()) state_->add("optim/m", ps, opt.m(), first_replica, 0, 1, keep);
       if (opt.v().size()) state_->add("optim/v", ps, opt.v(), first_replica, 0, 1, keep);
     }
@@ -417,10 +469,13 @@ template <class T>
 void PipelineTrainer<T>::restore_state(const std::vector<io::TensorPart>& parts, std::int64_t steps) {
   state_parts(false);
   state_->restore(parts);
+  for (std::size_t j = 0; j < chunks_.size(); ++j) mixed_[j]->refresh_params(chunks_[j]->params());
   for (auto& o : optimizers_) o->set_steps(steps);
 }
 
 template class PipelineTrainer<float>;
 template class PipelineTrainer<double>;
+template class PipelineTrainer<bf16>;
+template class PipelineTrainer<fp16>;
 
 }  // namespace partrain::parallel::pipeline

@@ -9,6 +9,11 @@
 // Loss: each microbatch's per-row losses are scaled by 1/(global rows), so the gradients accumulated over the
 // microbatches and summed over the data-parallel ranks are those of the mean over the global batch (never the sum:
 // DeepSpeed#7773).
+//
+// Mixed precision (T = bf16 / fp16): every chunk computes, stores and sends its activations in T; each chunk keeps
+// fp32 master weights of its parameters (models::MixedPrecision), and one loss scaler serves all chunks of the rank.
+// fp16's inf/NaN check is agreed over the whole grid (stages hold different parameters), so every rank skips the
+// same steps, as Megatron's optimizer does over its model-parallel group.
 #pragma once
 
 #include <functional>
@@ -18,6 +23,7 @@
 #include "partrain/parallel/state.hpp"
 #include "partrain/models/model_config.hpp"
 #include "partrain/parallel/pipeline/executor.hpp"
+#include "partrain/parallel/precision.hpp"
 #include "partrain/parallel/tp/mappings.hpp"
 #include "partrain/parallel/trainer.hpp"
 
@@ -58,6 +64,8 @@ class PipelineTrainer : public Trainer<T> {
   std::vector<io::TensorPart> state_parts(bool writer) override;
   void restore_state(const std::vector<io::TensorPart>& parts, std::int64_t steps) override;
   std::int64_t optimizer_steps() const override { return optimizers_.empty() ? 0 : optimizers_[0]->steps_taken(); }
+  NamedFigures checkpoint_numbers() const override { return scaler_numbers_of<T>(scaler_); }
+  void restore_numbers(const std::map<std::string, double>& n) override { restore_scaler_of<T>(scaler_, n); }
 
   int stage() const { return stage_; }
   const std::vector<std::unique_ptr<ModelChunk<T>>>& chunks() const { return chunks_; }
@@ -66,6 +74,10 @@ class PipelineTrainer : public Trainer<T> {
 
  private:
   void sync_tied_grads();
+  /// The optimizer step of every chunk (fp16: skipped everywhere when any rank's gradients overflowed); whether it ran.
+  bool update(double loss_scale);
+  /// What the optimizer of chunk j reads: the fp32 reduction buffer (dp.grad_reduce_dtype = fp32) or the gradients.
+  bool wide_grads() const { return reducers_.front()->fp32_grads().size() > 0; }
 
   const models::Dataset<T>& data_;
   models::TrainSpec spec_;
@@ -76,7 +88,10 @@ class PipelineTrainer : public Trainer<T> {
   std::int64_t local_ = 0, first_sample_ = 0, mb_samples_ = 0;
   std::vector<std::unique_ptr<ModelChunk<T>>> chunks_;
   std::vector<std::unique_ptr<GradientReducer<T>>> reducers_;
-  std::vector<std::unique_ptr<models::Optimizer<T>>> optimizers_;
+  std::vector<std::unique_ptr<models::Optimizer<master_t<T>>>> optimizers_;
+  models::LossScaler scaler_;                                      ///< fp16: one for every chunk
+  std::vector<std::unique_ptr<models::MixedPrecision<T>>> mixed_;  ///< per chunk: its master weights
+  PrecisionLog<T> log_;
   std::unique_ptr<coll::MpiCommunicator> embedding_;  ///< the first and last stages (tied parameters)
   std::unique_ptr<StageLinks<T>> links_;
   std::unique_ptr<Executor<T>> exec_;
@@ -90,10 +105,12 @@ class PipelineTrainer : public Trainer<T> {
   double pure_s_ = 0, my_bubble_fraction_ = 0;
   std::vector<double> bubble_s_, span_s_;  ///< per step
   coll::Counters counters_;
-  std::unique_ptr<StateIo<T>> state_;
+  std::unique_ptr<StateIo<master_t<T>>> state_;
 };
 
 extern template class PipelineTrainer<float>;
 extern template class PipelineTrainer<double>;
+extern template class PipelineTrainer<bf16>;
+extern template class PipelineTrainer<fp16>;
 
 }  // namespace partrain::parallel::pipeline

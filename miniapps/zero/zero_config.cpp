@@ -53,13 +53,12 @@ Config read_config(const Deck& d, int world) {
   if (world > psi)
     input_error("ranks", std::to_string(world), "more data-parallel ranks than the model's " + std::to_string(psi) +
                                                     " parameters: a shard would be empty");
-  if (z.offload == "file" && c.train.precision != "fp32")
-    input_error("zero.offload", "\"file\"", "runs fp32 only so far (train.precision = " + c.train.precision +
-                                               "; the host offload runs mixed precision)");
   if (z.offload == "file") {
     const std::int64_t e = c.model.dtype == "fp64" ? 8 : 4;
     const auto& oc = c.train.optimizer;
-    const std::int64_t slabs = (oc.kind == "sgd" ? (oc.momentum > 0 ? 1 : 0) : 2) + (z.stage == 3 ? 1 : 0);
+    // the state (m, v), then stage 3's parameters or a 16-bit run's fp32 master weights
+    const bool half = c.train.precision != "fp32";
+    const std::int64_t slabs = (oc.kind == "sgd" ? (oc.momentum > 0 ? 1 : 0) : 2) + (z.stage == 3 || half ? 1 : 0);
     const std::int64_t shard = z.stage == 0 ? psi : (psi + world - 1) / world + 4096;  // blocks round up per unit
     parallel::zero::OffloadFile<float>::check_directory("zero.offload_dir", z.offload_dir, slabs * shard * e);
   } else if (!z.offload_dir.empty()) {

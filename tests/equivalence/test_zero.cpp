@@ -126,7 +126,7 @@ TEST(Zero, ShardsAreBlocksOfEveryUnit) {
   EXPECT_EQ(layout.unit_of(17), 2u);
 }
 
-// Mixed precision: stages 1–3 between the cases (and the host offload), bf16 and fp16, against the reference in the
+// Mixed precision: stages 1–3 between the cases (and the host and file offloads), bf16 and fp16, against the reference in the
 // same precision — per gathered gradient tensor after one step and the loss over 5 steps within
 // 2·sqrt(n)·u (docs/precision.md), and the final fp32 master weights of every stage bit for bit against stage 0's
 // where the reduction order is the same (the MLP; the GPT's tied wte is summed after its reduce-scatters at stages
@@ -158,6 +158,6 @@ void check_mixed(const models::ModelSpec& ms, const std::vector<std::pair<int, s
 
 TEST(Zero, MixedPrecisionEveryStage) {
   check_mixed<bf16>(small_gpt(), {{2, "none"}, {3, "host"}});
-  check_mixed<bf16>(small_mlp(), {{1, "none"}, {3, "none"}});
-  check_mixed<fp16>(small_gpt(), {{1, "host"}, {3, "none"}});
+  check_mixed<bf16>(small_mlp(), {{1, "none"}, {3, "none"}, {3, "file"}});
+  check_mixed<fp16>(small_gpt(), {{1, "host"}, {3, "none"}, {1, "file"}});
 }

@@ -48,15 +48,6 @@ std::vector<io::CheckpointTensor> state_tensors(const models::ModelSpec& spec, c
 }
 
 template <class T>
-void StateIo<T>::add_ranges_io(const std::string& group, const models::ParamStore<T>& store,
-                               const std::vector<Range>& ranges, bool write,
-                               std::function<void(std::int64_t, std::int64_t, T*)> get,
-                               std::function<void(std::int64_t, std::int64_t, const T*)> set) {
-  buffers_.push_back({std::move(get), std::move(set)});
-  add_range_pieces(group, store, ranges, int(buffers_.size()) - 1, write, true);
-}
-
-template <class T>
 std::vector<io::TensorPart> StateIo<T>::parts(bool writer) const {
   std::vector<io::TensorPart> out;
   std::vector<T> tmp;

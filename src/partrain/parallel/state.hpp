@@ -48,9 +48,13 @@ class StateIo {
                   const std::vector<Range>& ranges, bool write, bool read = true);
   /// Ranges whose values another object reads and writes (the ZeRO file offload's slabs): get(offset, n, out),
   /// set(offset, n, in).
-  void add_ranges_io(const std::string& group, const models::ParamStore<T>& store, const std::vector<Range>& ranges,
+  template <class S = T>
+  void add_ranges_io(const std::string& group, const models::ParamStore<S>& store, const std::vector<Range>& ranges,
                      bool write, std::function<void(std::int64_t, std::int64_t, T*)> get,
-                     std::function<void(std::int64_t, std::int64_t, const T*)> set);
+                     std::function<void(std::int64_t, std::int64_t, const T*)> set) {
+    buffers_.push_back({std::move(get), std::move(set)});
+    add_range_pieces(group, store, ranges, int(buffers_.size()) - 1, write, true);
+  }
 
   /// writer: the parts this rank writes, values filled; else the parts it reads back, values empty.
   std::vector<io::TensorPart> parts(bool writer) const;

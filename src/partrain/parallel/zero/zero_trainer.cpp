@@ -49,7 +49,6 @@ ZeroTrainer<T>::ZeroTrainer(models::Model<T>& model, std::uint64_t seed, const m
   for (const auto& p : ps.infos()) tensors.push_back({p.name, p.offset, p.size, is_tied(p.name)});
   std::vector<Unit> units;
   const std::int64_t bucket = std::max<std::int64_t>(1, std::int64_t(opts.bucket_mib * 1048576 / sizeof(T)));
-  PARTRAIN_REQUIRE(!is_half_v<T> || opts.offload != "file", "the file offload runs fp32 only (zero_config refuses it)");
   std::vector<std::vector<TensorRange>> per_layer;  // the tensors each layer declared
   for (std::size_t i = 0; i < model.layers().size(); ++i) {
     per_layer.emplace_back();
@@ -100,15 +99,16 @@ ZeroTrainer<T>::ZeroTrainer(models::Model<T>& model, std::uint64_t seed, const m
   }
   const auto& oc = spec.optimizer;
   state_slabs_ = oc.kind == "sgd" ? (oc.momentum > 0 ? 1 : 0) : 2;
-  if constexpr (is_half_v<T>) {  // the master weights of this rank's blocks, unrounded from the seed
-    std::vector<master_t<T>> m(static_cast<std::size_t>(shard));
+  std::vector<master_t<T>> m;  // a 16-bit run's master weights of this rank's blocks, unrounded from the seed
+  if constexpr (is_half_v<T>) {
+    m.resize(static_cast<std::size_t>(shard));
     for (std::size_t u = 0; u < layout_.units().size(); ++u)
       ps.init_values(seed, layout_.block_begin(u), layout_.block_begin(u) + layout_.block_size(u),
                      m.data() + layout_.shard_offset(u));
     if (opts.offload == "host") {
       host_master_ = decltype(host_master_)("optim/host.master", shard);
       std::copy(m.begin(), m.end(), host_master_.data());
-    } else {
+    } else if (opts.offload != "file") {
       master_ = View1<master_t<T>>("optim/master", shard);
       auto h = Kokkos::create_mirror_view(master_);
       std::copy(m.begin(), m.end(), h.data());
@@ -116,13 +116,14 @@ ZeroTrainer<T>::ZeroTrainer(models::Model<T>& model, std::uint64_t seed, const m
     }
   }
   if (opts.offload == "file") {
-    const int slabs = state_slabs_ + (st == 3 ? 1 : 0);
+    const int slabs = state_slabs_ + (st == 3 || is_half_v<T> ? 1 : 0);
     if (slabs > 0) {
-      file_ = std::make_unique<OffloadFile<T>>(opts.offload_dir, dp.rank(), shard, slabs,
+      file_ = std::make_unique<OffloadFile<M>>(opts.offload_dir, dp.rank(), shard, slabs,
                                                std::int64_t(opts.offload_buffer_mib * 1048576));
-      if (st == 3) file_->write(slabs - 1, 0, shard, init.data());
-      const std::int64_t probe = std::min<std::int64_t>(64 << 20, std::max<std::int64_t>(1 << 20, shard * slabs * std::int64_t(sizeof(T))));
-      dir_rate_ = OffloadFile<T>::sequential_rate(opts.offload_dir, probe);
+      if constexpr (is_half_v<T>) file_->write(slabs - 1, 0, shard, m.data());
+      else if (st == 3) file_->write(slabs - 1, 0, shard, init.data());
+      const std::int64_t probe = std::min<std::int64_t>(64 << 20, std::max<std::int64_t>(1 << 20, shard * slabs * std::int64_t(sizeof(M))));
+      dir_rate_ = OffloadFile<M>::sequential_rate(opts.offload_dir, probe);
     }
   } else if (opts.offload == "host") {
     host_opt_ = std::make_unique<models::Optimizer<master_t<T>, Kokkos::HostSpace>>(oc, shard, "optim/host.");
@@ -178,7 +179,7 @@ void ZeroTrainer<T>::gather(std::size_t u) {
   const auto& unit = layout_.units()[u];
   g.buf = pool_get(unit.size(), "params/gathered");
   T* mine = g.buf.data() + layout_.block_offset(u);
-  if (file_) file_->read(state_slabs_, layout_.shard_offset(u), layout_.block_size(u), mine);  // the parameter slab
+  if (file_) read_file_params(u, mine);  // the parameter slab
   else Kokkos::deep_copy(sub(g.buf, layout_.block_offset(u), layout_.block_size(u)),
                          sub(param_shard_, layout_.shard_offset(u), layout_.block_size(u)));
   g.req = dp_.allgather(mine, g.buf.data(), unit.size(), opts_.algo);  // in place: this rank's block is at its offset
@@ -412,7 +413,7 @@ bool ZeroTrainer<T>::optimizer_step_mixed() {
         const std::int64_t off = layout_.shard_offset(u), n = layout_.block_size(u);
         opt_->update_mixed(sub(master_, off, n), gblock(u), off, inv, pblock(u));
       }
-    } else {  // ZeRO-Offload: the 16-bit gradient block to host memory, the update there, the 16-bit weights back
+    } else if (host_opt_) {  // ZeRO-Offload: the 16-bit gradient block to host memory, the update there, the 16-bit weights back
       host_opt_->begin_step();
       for (std::size_t u = 0; u < U; ++u) {
         const std::int64_t off = layout_.shard_offset(u), n = layout_.block_size(u);
@@ -422,6 +423,41 @@ bool ZeroTrainer<T>::optimizer_step_mixed() {
         host_opt_->update_mixed(decltype(host_master_)(host_master_.data() + off, n), hg, off, inv, hp);
         Kokkos::deep_copy(p, hp);
       }
+    } else {  // ZeRO-Infinity: the master weights and moments streamed through the staging buffer
+      ++file_steps_;
+      const auto& oc = spec_.optimizer;
+      const int st = opts_.stage, pslab = state_slabs_;
+      using HM = Kokkos::View<M*, Kokkos::LayoutRight, Kokkos::HostSpace>;
+      using HT = Kokkos::View<T*, Kokkos::LayoutRight, Kokkos::HostSpace>;
+      const double io0 = file_->io_wait_s();
+      file_->stream([&](std::int64_t a, std::int64_t b, M* const* slabs) {
+        for (std::size_t u = layout_.unit_at_shard(a); u < U && layout_.shard_offset(u) < b; ++u) {
+          const std::int64_t lo = std::max(a, layout_.shard_offset(u)),
+                             hi = std::min(b, layout_.shard_offset(u) + layout_.block_size(u));
+          if (lo >= hi) continue;
+          const std::int64_t off = lo - layout_.shard_offset(u), len = hi - lo;
+          HT g = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), sub(gblock(u), off, len));
+          HM master(slabs[pslab] + (lo - a), len);
+          HM m = pslab > 0 ? HM(slabs[0] + (lo - a), len) : HM();
+          HM v = pslab > 1 ? HM(slabs[1] + (lo - a), len) : HM();
+          auto update = [&](const auto& out) {
+            if (oc.kind == "sgd")
+              kernels::sgd_step(master, g, m, kernels::SgdParams{oc.lr, oc.momentum, oc.weight_decay}, inv, out);
+            else
+              kernels::adam_step(master, g, m, v,
+                                 kernels::AdamParams{oc.lr, oc.beta1, oc.beta2, oc.eps, oc.weight_decay, oc.kind == "adamw"},
+                                 file_steps_, inv, out);
+          };
+          if (st < 3) {  // the rounded weights into the 16-bit parameters (in place on a host build)
+            auto p = Kokkos::create_mirror_view(Kokkos::HostSpace(), sub(pblock(u), off, len));
+            update(p);
+            Kokkos::deep_copy(sub(pblock(u), off, len), p);
+          } else {  // stage 3's 16-bit blocks are read rounded from the master weights when gathered
+            update(HM());
+          }
+        }
+      });
+      offload_io_s_ += file_->io_wait_s() - io0;
     }
     return true;
   }
@@ -435,14 +471,39 @@ void ZeroTrainer<T>::refresh_params_from_master() {
     const int st = opts_.stage;
     for (std::size_t u = 0; u < layout_.units().size(); ++u) {
       const std::int64_t off = layout_.shard_offset(u), n = layout_.block_size(u);
+      if (st == 3 && file_) continue;  // read from the master weights, rounded, when gathered
       auto p = param_block(u);
       auto h = Kokkos::create_mirror_view(Kokkos::HostSpace(), p);
-      auto m = master_.size() ? Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), sub(master_, off, n))
-                              : decltype(host_master_)(host_master_.data() + off, n);
-      for (std::int64_t i = 0; i < n; ++i) h(i) = m(i);
+      std::vector<M> m(static_cast<std::size_t>(n));
+      read_master(off, n, m.data());
+      for (std::int64_t i = 0; i < n; ++i) h(i) = T(m[std::size_t(i)]);
       Kokkos::deep_copy(p, h);
     }
     if (st == 1 || st == 2) allgather_params();
+  }
+}
+
+template <class T>
+void ZeroTrainer<T>::read_master(std::int64_t off, std::int64_t n, M* out) {
+  if (master_.size()) {
+    auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), sub(master_, off, n));
+    std::copy(h.data(), h.data() + n, out);
+  } else if (host_master_.size()) {
+    std::copy(host_master_.data() + off, host_master_.data() + off + n, out);
+  } else {
+    file_->read(state_slabs_, off, n, out);
+  }
+}
+
+template <class T>
+void ZeroTrainer<T>::read_file_params(std::size_t u, T* out) {
+  const std::int64_t off = layout_.shard_offset(u), n = layout_.block_size(u);
+  if constexpr (is_half_v<T>) {
+    std::vector<M> m(static_cast<std::size_t>(n));
+    file_->read(state_slabs_, off, n, m.data());
+    for (std::int64_t i = 0; i < n; ++i) out[i] = T(m[std::size_t(i)]);
+  } else {
+    file_->read(state_slabs_, off, n, out);
   }
 }
 
@@ -623,7 +684,7 @@ std::vector<io::NamedTensor> ZeroTrainer<T>::gather_full(bool grads) {
     View1<T> src;
     if (grads) src = st >= 2 ? sub(grad_shard_, layout_.shard_offset(u), layout_.block_size(u))
                              : sub(ps.grads(), layout_.block_begin(u), layout_.block_size(u));
-    if (!grads && file_) file_->read(state_slabs_, layout_.shard_offset(u), layout_.block_size(u), mine.data());
+    if (!grads && file_) read_file_params(u, mine.data());
     else {
       if (!grads) src = sub(param_shard_, layout_.shard_offset(u), layout_.block_size(u));
       auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), src);
@@ -662,11 +723,8 @@ std::vector<io::NamedTensor> ZeroTrainer<T>::gather_full_mixed(bool grads) {
     if (grads) {
       auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), grad_block(u));
       for (std::int64_t i = 0; i < n; ++i) mine[i] = float(double(float(h(i))) * inv);
-    } else if (master_.size()) {
-      auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), sub(master_, off, n));
-      std::copy(h.data(), h.data() + n, mine);
-    } else {
-      std::copy(host_master_.data() + off, host_master_.data() + off + n, mine);
+    } else if constexpr (is_half_v<T>) {
+      read_master(off, n, mine);
     }
     if (st == 0) continue;
     MPI_Request req;
@@ -849,12 +907,12 @@ NamedStrings ZeroTrainer<T>::attributes() const {
 
 /// Reading and writing slab `slab` of the offload file, for the checkpoint (fp32 and fp64 runs).
 template <class T>
-std::function<void(std::int64_t, std::int64_t, T*)> ZeroTrainer<T>::file_reader(int slab) {
-  return [this, slab](std::int64_t off, std::int64_t n, T* out) { file_->read(slab, off, n, out); };
+std::function<void(std::int64_t, std::int64_t, master_t<T>*)> ZeroTrainer<T>::file_reader(int slab) {
+  return [this, slab](std::int64_t off, std::int64_t n, M* out) { file_->read(slab, off, n, out); };
 }
 template <class T>
-std::function<void(std::int64_t, std::int64_t, const T*)> ZeroTrainer<T>::file_writer(int slab) {
-  return [this, slab](std::int64_t off, std::int64_t n, const T* in) { file_->write(slab, off, n, in); };
+std::function<void(std::int64_t, std::int64_t, const master_t<T>*)> ZeroTrainer<T>::file_writer(int slab) {
+  return [this, slab](std::int64_t off, std::int64_t n, const M* in) { file_->write(slab, off, n, in); };
 }
 
 template <class T>
@@ -878,7 +936,8 @@ std::vector<io::TensorPart> ZeroTrainer<T>::state_parts(bool writer) {
       (void)full;
       (void)pslab;
       if (master_.size()) state_->add_ranges("params", ps, master_, shard, writes);
-      else state_->add_ranges("params", ps, host_master_, shard, writes);
+      else if (host_master_.size()) state_->add_ranges("params", ps, host_master_, shard, writes);
+      else state_->add_ranges_io("params", ps, shard, writes, file_reader(pslab), file_writer(pslab));
     } else if (st < 3) {
       state_->add("params", ps, ps.params(), false);
       state_->add_ranges("params", ps, ps.params(), full, writes, false);
@@ -891,9 +950,7 @@ std::vector<io::TensorPart> ZeroTrainer<T>::state_parts(bool writer) {
     for (int g = 0; g < state_slabs_; ++g) {
       if (opt_) state_->add_ranges(groups[g], ps, g == 0 ? opt_->m() : opt_->v(), shard, writes);
       else if (host_opt_) state_->add_ranges(groups[g], ps, g == 0 ? host_opt_->m() : host_opt_->v(), shard, writes);
-      else if (file_) {
-        if constexpr (!is_half_v<T>) state_->add_ranges_io(groups[g], ps, shard, writes, file_reader(g), file_writer(g));
-      }
+      else if (file_) state_->add_ranges_io(groups[g], ps, shard, writes, file_reader(g), file_writer(g));
     }
   }
   return state_->parts(writer);

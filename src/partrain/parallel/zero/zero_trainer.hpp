@@ -23,7 +23,8 @@
 // offload, as ZeRO-Offload keeps them): the paper's 2Ψ + 2Ψ + 12Ψ (Adam) with its stages' divisions by Nd. Each rank
 // updates its blocks' master weights from its reduced 16-bit gradient blocks and writes the rounded values into
 // its 16-bit parameters, which are then allgathered (stages 1, 2) or kept as the shard (stage 3). fp16's loss scaler
-// skips a step on every rank when any rank's blocks hold inf/NaN. The file offload runs fp32 only.
+// skips a step on every rank when any rank's blocks hold inf/NaN. With the file offload a 16-bit run's master weights
+// live in the file with the moments; at stage 3 its 16-bit parameter blocks are read from them, rounded.
 #pragma once
 
 #include <memory>
@@ -134,10 +135,17 @@ class ZeroTrainer : public Trainer<T> {
   View1<T> param_block(std::size_t unit) const;
   View1<T> grad_block(std::size_t unit) const;
   std::vector<io::NamedTensor> gather_full_mixed(bool grads);
-  std::function<void(std::int64_t, std::int64_t, T*)> file_reader(int slab);
-  std::function<void(std::int64_t, std::int64_t, const T*)> file_writer(int slab);
+  using M = master_t<T>;
+  std::function<void(std::int64_t, std::int64_t, M*)> file_reader(int slab);
+  std::function<void(std::int64_t, std::int64_t, const M*)> file_writer(int slab);
+  /// This rank's block of unit u from the file's parameter slab, into `out` (a 16-bit run rounds its master weights).
+  void read_file_params(std::size_t u, T* out);
+  /// Elements [off, off + n) of this rank's master weights (in memory, host memory or the file), into `out`.
+  void read_master(std::int64_t off, std::int64_t n, M* out);
   void refresh_params_from_master();
-  std::unique_ptr<OffloadFile<T>> file_;
+  /// The file's state slabs (optimizer state: m, v) and then its parameter slab: stage 3's parameter shard in fp32,
+  /// the master weights in a 16-bit run (every stage; its 16-bit parameters at stage 3 are those rounded).
+  std::unique_ptr<OffloadFile<M>> file_;
   std::int64_t file_steps_ = 0;
   View1<T> param_shard_, grad_shard_;  ///< stage 3 parameters (unless in the file); stages 2, 3 gradients
   View1<T> block_staging_;             ///< stage 3 with the file offload: a unit's parameter block read from it
@@ -154,7 +162,7 @@ class ZeroTrainer : public Trainer<T> {
   std::int64_t slot_elems_ = 0;  ///< the largest unit
   std::int64_t live_param_bytes_ = 0, live_grad_bytes_ = 0;
   std::int64_t pool_param_bytes_ = 0, pool_grad_bytes_ = 0;  ///< peak bytes of gathered layers and buckets at once
-  int state_slabs_ = 0;  ///< the file's slabs of optimizer state (the parameter slab follows at stage 3)
+  int state_slabs_ = 0;  ///< the file's slabs of optimizer state (the parameter slab follows: stage 3 or 16-bit)
   // measurement
   double exposed_s_ = 0, gather_wait_s_ = 0, pure_s_ = 0, offload_io_s_ = 0;
   std::pair<double, double> dir_rate_{0, 0};

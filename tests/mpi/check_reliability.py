@@ -2,8 +2,10 @@
 """Checkpoints, the watchdog and the stop signals of every training mini-app (docs/checkpoints.md):
 
   resume APP NP DECK [--set ...]   a run killed (kill -9 via --inject) after its checkpoints and relaunched with
-                                   --resume ends with the loss, parameters and gradients of an uninterrupted run, bit
-                                   for bit; a truncated newest checkpoint is reported, skipped, and the result is the same
+   [--state-only]                  --resume ends with the loss, parameters and gradients of an uninterrupted run, bit
+                                   for bit; a corrupted or truncated newest checkpoint is reported, skipped, and the
+                                   result is the same (the driver's, checked once per way of writing the state:
+                                   --state-only, for a variant of the same writer, checks the resume alone)
   nmt_async                        partrain-nmt's asynchronous replicas resume from their servers' checkpoint after a
                                    replica's first rank is killed; a synchronous checkpoint and a follower fault refused
   universal                        checkpoints written at one layout resume at another (dp 2 → partrain-ref, tp 2 →
@@ -74,7 +76,8 @@ def ref_deck(app, args):
 
 if case == "resume":
     app, np_, deck = rest[0], int(rest[1]), rest[2]
-    args = ["-i", os.path.join(inputs, deck), "--set", "train.steps=8"] + rest[3:]
+    state_only = "--state-only" in rest
+    args = ["-i", os.path.join(inputs, deck), "--set", "train.steps=8"] + [a for a in rest[3:] if a != "--state-only"]
     ck = os.path.join(tmp, "ck")
     r = run(np_, app, args + ["--dump-state", os.path.join(tmp, "u.h5")])
     check(r.returncode == 0, f"uninterrupted run failed: {r.stderr[-1500:]}")
@@ -85,29 +88,30 @@ if case == "resume":
     r = run(np_, app, args + ["--checkpoint-dir", ck, "--resume", "--dump-state", os.path.join(tmp, "r.h5")])
     check(r.returncode == 0 and "# resume: " + os.path.join(ck, "ckpt-4.h5") in r.stdout, f"resume failed:\n{r.stdout[-1500:]}\n{r.stderr[-1500:]}")
     same_dump(os.path.join(tmp, "r.h5"), os.path.join(tmp, "u.h5"), f"{app} resumed after kill -9")
-    # One element of a known tensor changed in a copy of the newest checkpoint (the file stays valid HDF5; only its
-    # checksum can tell): the resume reports it, skips it and goes on from the older checkpoint.
-    bad_dir = os.path.join(tmp, "ck_bad")
-    shutil.copytree(ck, bad_dir)
-    with h5py.File(os.path.join(bad_dir, "ckpt-4.h5"), "r+") as f:
-        name = sorted(f["params"])[0]
-        x = f["params"][name][()]
-        x.flat[0] += 1.0
-        f["params"][name][...] = x
-    r = run(np_, app, args + ["--checkpoint-dir", bad_dir, "--resume", "--dump-state", os.path.join(tmp, "r3.h5")])
-    check(r.returncode == 0 and f"skipped {os.path.join(bad_dir, 'ckpt-4.h5')}" in r.stdout and
-          f"tensor params/{name}: checksum mismatch" in r.stdout and "(step 2)" in r.stdout,
-          f"the changed tensor params/{name} was not caught:\n{r.stdout[-1500:]}\n{r.stderr[-800:]}")
-    same_dump(os.path.join(tmp, "r3.h5"), os.path.join(tmp, "u.h5"), f"{app} resumed past a corrupted checkpoint")
-    # Relaunching without --resume refuses to overwrite; a truncated newest checkpoint is skipped.
-    r = run(np_, app, args + ["--checkpoint-dir", ck])
-    check(r.returncode == 2 and "holds checkpoints of an earlier run" in r.stderr, "earlier checkpoints not refused")
-    newest = max(glob.glob(os.path.join(ck, "ckpt-*.h5")), key=lambda p: int(p.rsplit("-", 1)[1][:-3]))
-    with open(newest, "r+b") as f:
-        f.truncate(os.path.getsize(newest) // 2)
-    r = run(np_, app, args + ["--checkpoint-dir", ck, "--resume", "--dump-state", os.path.join(tmp, "r2.h5")])
-    check(r.returncode == 0 and "skipped " + newest in r.stdout, f"the truncated checkpoint was not reported:\n{r.stdout[-1500:]}")
-    same_dump(os.path.join(tmp, "r2.h5"), os.path.join(tmp, "u.h5"), f"{app} resumed from the older checkpoint")
+    if not state_only:
+        # One element of a known tensor changed in a copy of the newest checkpoint (the file stays valid HDF5; only its
+        # checksum can tell): the resume reports it, skips it and goes on from the older checkpoint.
+        bad_dir = os.path.join(tmp, "ck_bad")
+        shutil.copytree(ck, bad_dir)
+        with h5py.File(os.path.join(bad_dir, "ckpt-4.h5"), "r+") as f:
+            name = sorted(f["params"])[0]
+            x = f["params"][name][()]
+            x.flat[0] += 1.0
+            f["params"][name][...] = x
+        r = run(np_, app, args + ["--checkpoint-dir", bad_dir, "--resume", "--dump-state", os.path.join(tmp, "r3.h5")])
+        check(r.returncode == 0 and f"skipped {os.path.join(bad_dir, 'ckpt-4.h5')}" in r.stdout and
+              f"tensor params/{name}: checksum mismatch" in r.stdout and "(step 2)" in r.stdout,
+              f"the changed tensor params/{name} was not caught:\n{r.stdout[-1500:]}\n{r.stderr[-800:]}")
+        same_dump(os.path.join(tmp, "r3.h5"), os.path.join(tmp, "u.h5"), f"{app} resumed past a corrupted checkpoint")
+        # Relaunching without --resume refuses to overwrite; a truncated newest checkpoint is skipped.
+        r = run(np_, app, args + ["--checkpoint-dir", ck])
+        check(r.returncode == 2 and "holds checkpoints of an earlier run" in r.stderr, "earlier checkpoints not refused")
+        newest = max(glob.glob(os.path.join(ck, "ckpt-*.h5")), key=lambda p: int(p.rsplit("-", 1)[1][:-3]))
+        with open(newest, "r+b") as f:
+            f.truncate(os.path.getsize(newest) // 2)
+        r = run(np_, app, args + ["--checkpoint-dir", ck, "--resume", "--dump-state", os.path.join(tmp, "r2.h5")])
+        check(r.returncode == 0 and "skipped " + newest in r.stdout, f"the truncated checkpoint was not reported:\n{r.stdout[-1500:]}")
+        same_dump(os.path.join(tmp, "r2.h5"), os.path.join(tmp, "u.h5"), f"{app} resumed from the older checkpoint")
 
 elif case == "nmt_async":
     # partrain-nmt's asynchronous replicas checkpoint through their servers (partrain-ps's format): a replica's first

@@ -16,6 +16,7 @@
 #include "partrain/kernels/optimizer.hpp"
 #include "partrain/models/model_config.hpp"
 #include "partrain/models/optimizer.hpp"
+#include "partrain/models/trainer.hpp"
 #include "test_util.hpp"
 
 using namespace partrain;
@@ -226,6 +227,36 @@ TEST(MixedOptimizer, MasterUpdateEqualsFp32OnTheUnscaledGradient) {
       ASSERT_EQ(h[std::size_t(i)], double(float(bf16(float(m[std::size_t(i)]))))) << kind << " element " << i;
     }
   }
+}
+
+// A rank whose own gradients are finite still skips the step when its group found an inf (the agreement tensor- and
+// pipeline-parallel ranks make, their gradients being different shards), and a shared scaler is the one every store
+// of the trainer reads (the pipeline's chunks): one backoff, seen by all.
+TEST(MixedOptimizer, TheGroupsAnswerDecidesTheSkip) {
+  models::ParamStore<fp16> ps;
+  ps.declare("w", {8}, models::Init::normal(0.1));
+  ps.allocate(1);
+  models::TrainSpec spec;
+  spec.loss_scale.initial = 1024;
+  models::LossScaler shared(spec.loss_scale);
+  models::MixedPrecision<fp16> a(ps, std::uint64_t(1), spec, &shared), b(ps, std::uint64_t(1), spec, &shared);
+  models::Optimizer<float> opt(spec.optimizer, ps.numel());
+  randn(ps.grads(), "g");
+  const auto before = host(a.master());
+  bool asked = false;
+  EXPECT_FALSE(a.step(opt, ps, ps.grads(), [&](bool mine) {
+    asked = true;
+    EXPECT_FALSE(mine);  // this rank's gradients are finite
+    return true;         // another rank's were not
+  }));
+  EXPECT_TRUE(asked);
+  EXPECT_EQ(host(a.master()), before) << "a skipped step leaves the master weights";
+  EXPECT_EQ(opt.steps_taken(), 0);
+  EXPECT_EQ(shared.scale(), 512.0);
+  EXPECT_EQ(b.loss_scale(), 512.0) << "the other store reads the same scaler";
+  EXPECT_EQ(shared.skipped(), 1);
+  EXPECT_TRUE(a.step(opt, ps, ps.grads(), [](bool mine) { return mine; }));
+  EXPECT_NE(host(a.master()), before);
 }
 
 // Why fp16 needs the scaler: a batch large enough that the gradients of the mean loss fall below fp16's normal range.

@@ -40,7 +40,10 @@ Config read_config(const Deck& d, int world, const std::vector<std::string>& inj
   Config c;
   c.model = models::read_model_spec(d);
   c.train = models::read_train_spec(d);
-  models::require_fp32_training(c.train);
+  if (c.train.precision == "fp16")  // bf16 needs no loss scaling; fp16's skip decision would be every shard's own
+    input_error("train.precision", "fp16",
+                "the parameter server trains in fp32 or bf16: fp16's loss scaler must skip a step on every shard "
+                "together, which independent shard servers do not agree on (docs/precision.md)");
   auto& o = c.ps;
   o.servers = int(d.get_int("ps.servers"));
   o.scheduler = d.get_bool("ps.scheduler");
@@ -50,6 +53,10 @@ Config read_config(const Deck& d, int world, const std::vector<std::string>& inj
            : mode == "half_sync" ? pps::Mode::HalfSync
            : mode == "local" ? pps::Mode::Local
                              : pps::Mode::Bsp;
+  if (o.mode == pps::Mode::Local && c.train.precision != "fp32")
+    input_error("ps.mode", "\"local\"",
+                "local SGD pushes parameter changes, which 16-bit workers would round: it runs with train.precision = "
+                "fp32 (this run is " + c.train.precision + ")");
   o.staleness = int(d.get_int("ps.staleness"));
   o.jitter_ms = d.get_float("ps.jitter_ms");
   o.local_steps = int(d.get_int("ps.local_steps"));

@@ -2,7 +2,10 @@
 """A mini-app's --dump-state against partrain-ref's after one step on the same global batch: the same names and
 shapes (every parameter once, whatever the layout), the same batch, the loss within 1e-5, the parameters bit for bit
 (initial values keyed by global index) and every gradient within 1e-4. The reference runs the app's own resolved deck
-(--print-deck) less the keys partrain-ref does not take.
+(--print-deck) less the keys partrain-ref does not take. A bf16/fp16 run (train.precision) against the reference in the
+same precision: the parameters (fp32 master weights from the same unrounded initial values) still bit for bit, the
+loss and the gradients within 2·sqrt(n)·u (docs/precision.md: n roundings along the longest path, u the unit
+roundoff).
 
     check_dump_vs_ref.py MPIEXEC NP APP PARTRAIN_REF DECK [--set ...]
 """
@@ -35,13 +38,19 @@ with tempfile.TemporaryDirectory() as d:
         f.write("\n".join(toml({k: resolved[k] for k in ("model", "data", "train")})) + "\n")
     subprocess.run([mpiexec, "-n", np_, app] + args + ["--dump-state", a_dump], check=True, stdout=subprocess.DEVNULL)
     subprocess.run([ref, "-i", r_deck, "--dump-state", r_dump], check=True, stdout=subprocess.DEVNULL)
+    precision = resolved["train"].get("precision", "fp32")
+    loss_tol, grad_tol = 1e-5, 1e-4
+    if precision in ("bf16", "fp16"):
+        m = resolved["model"]
+        n = 6 + 22 * m["gpt"]["layers"] if m["kind"] == "gpt" else 1 + 4 * (len(m["mlp"]["widths"]) - 1)
+        loss_tol = grad_tol = 2 * n ** 0.5 * (2.0 ** -8 if precision == "bf16" else 2.0 ** -11)
     with h5py.File(a_dump) as a, h5py.File(r_dump) as b:
-        if abs(a["loss"][()] - b["loss"][()]) > 1e-5 * abs(b["loss"][()]):
+        if abs(a["loss"][()] - b["loss"][()]) > loss_tol * abs(b["loss"][()]):
             fails.append(f"loss {a['loss'][()]} vs {b['loss'][()]}")
         for k in ["batch/inputs", "batch/targets"]:
             if not np.array_equal(a[k][()], b[k][()]):
                 fails.append(f"{k} differs")
-        for g, tol in [("params", 0.0), ("grads", 1e-4)]:
+        for g, tol in [("params", 0.0), ("grads", grad_tol)]:
             if sorted(a[g].keys()) != sorted(b[g].keys()):
                 fails.append(f"{g}: names differ: {sorted(set(a[g]) ^ set(b[g]))}")
             for name in b[g]:

@@ -2,7 +2,8 @@
 """partrain-ps against what docs/ps.md promises, one case per ctest:
 
   exact       bsp (and half_sync) equal partrain-dp on the same work: bit for bit at 1 and 2 workers (the server sums
-              two gradients as the allreduce does), within 1e-5 at 3; at 1-3 servers, with and without a scheduler
+              two gradients as the allreduce does), within 1e-5 at 3; at 1-3 servers, with and without a scheduler;
+              in bf16 (fp32 master weights on the servers) bit for bit against partrain-dp reducing in fp32
   result      every mode's result file on the MLP and the GPT: the shared checks, /ps/*, every update applied
               (none lost), the loss below a threshold within the step budget (the synchronous modes, whose runs are
               the same every time; asp's and ssp's are printed); plot_ps.py draws them
@@ -17,7 +18,10 @@
   backup      a server that stalls: its backup is promoted and the dump equals the unfailed run's exactly
   takeover    the scheduler stalls, or server 0 coordinating without one: the next rank coordinates; dump exact
 
-    check_ps.py MPIEXEC PARTRAIN_PS PARTRAIN_DP DECK CASE
+    check_ps.py MPIEXEC PARTRAIN_PS PARTRAIN_DP DECK CASE [--set KEY=VALUE ...]
+
+The --set arguments after CASE apply to every run of the case (the suite runs restart and takeover in bf16: the
+servers' fp32 master weights and moments through checkpoints, replicas and promotions, bit for bit).
 """
 import os
 import subprocess
@@ -35,7 +39,7 @@ mpiexec, ps, dp, deck, case = sys.argv[1:6]
 bad = []
 tmp = tempfile.mkdtemp(prefix="check_ps_")
 SMALL = ["--set", "model.kind=mlp", "--set", "model.mlp.widths=[64,64,64,10]", "--set", "train.batch=24",
-         "--set", "train.steps=8", "--set", "train.warmup=1"]
+         "--set", "train.steps=8", "--set", "train.warmup=1"] + sys.argv[6:]
 FAST = ["--set", "ps.heartbeat_timeout_ms=1500"]  # a healthy rank starved that long on a loaded machine is not likely
 
 
@@ -106,12 +110,16 @@ def events(h5):
 if case == "exact":
     for s, w, sched, extra in [(1, 1, False, []), (1, 2, False, []), (2, 2, False, []), (2, 2, True, []),
                                (3, 2, False, []), (1, 3, False, []),
-                               (1, 2, False, ["--set", "ps.mode=half_sync", "--set", "ps.jitter_ms=5"])]:
+                               (1, 2, False, ["--set", "ps.mode=half_sync", "--set", "ps.jitter_ms=5"]),
+                               (2, 2, False, ["--set", "train.precision=bf16"])]:
         args = SMALL + ["--set", f"ps.servers={s}", "--set", f"ps.scheduler={str(sched).lower()}"] + extra
         label = f"S={s} W={w}{' +scheduler' if sched else ''} {' '.join(extra[1::2])}"
         a, b = path(f"ps_{s}_{w}_{sched}_{len(extra)}.h5"), path(f"dp_{s}_{w}_{sched}_{len(extra)}.h5")
         run(s + w + sched, ps, args + ["--dump-state", a], label=label)
-        subprocess.run([mpiexec, "-n", str(w), dp, "-i", dp_deck(args), "--dump-state", b], check=True,
+        # bf16: the servers sum the workers' 16-bit gradients widened to fp32 and update fp32 master weights, as
+        # partrain-dp with its gradients reduced in fp32 (a sum of two is the same in either order)
+        wide = ["--set", "dp.grad_reduce_dtype=fp32"] if "train.precision=bf16" in extra else []
+        subprocess.run([mpiexec, "-n", str(w), dp, "-i", dp_deck(args), "--dump-state", b] + wide, check=True,
                        capture_output=True)
         dumps_equal(a, b, 0.0 if w <= 2 else 1e-5, f"bsp {label} vs partrain-dp -n {w}")
 

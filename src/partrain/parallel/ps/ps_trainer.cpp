@@ -422,5 +422,6 @@ NamedStrings PsTrainer<T>::attributes() const {
 
 template class PsTrainer<float>;
 template class PsTrainer<double>;
+template class PsTrainer<bf16>;
 
 }  // namespace partrain::parallel::ps

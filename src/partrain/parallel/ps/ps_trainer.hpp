@@ -71,5 +71,6 @@ class PsTrainer : public Trainer<T> {
 
 extern template class PsTrainer<float>;
 extern template class PsTrainer<double>;
+extern template class PsTrainer<bf16>;
 
 }  // namespace partrain::parallel::ps

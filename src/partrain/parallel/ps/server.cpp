@@ -28,8 +28,9 @@ struct Server<T>::Shard {
   int j = 0;
   bool primary = false;
   std::int64_t begin = 0, size = 0;
-  HostView params, acc;
-  std::unique_ptr<models::Optimizer<T, Kokkos::HostSpace>> opt;
+  HostM params, acc;  ///< the shard (fp32 master weights of a 16-bit model), a clock's sum
+  HostView half;      ///< a 16-bit model's: the shard rounded, what pulls send (empty otherwise)
+  std::unique_ptr<models::Optimizer<Wide, Kokkos::HostSpace>> opt;
   std::int64_t version = 0, tickets = 0, arrivals = 0;
   std::vector<std::int64_t> applied;  ///< per worker index: pushes applied
   std::vector<std::int64_t> steps;    ///< per worker index: mini-batches in the pushes applied (a delayed push holds several)
@@ -51,12 +52,12 @@ struct Server<T>::Shard {
   struct Repl {
     Header h;
     int from;
-    HostView data;
+    HostM data;
     int id;
   };
   std::deque<Repl> repl_in;
-  std::vector<HostView> repl_out;
-  HostView dump_params, dump_grad;
+  std::vector<HostM> repl_out;
+  HostM dump_params, dump_grad;
 };
 
 namespace {
@@ -77,10 +78,12 @@ Server<T>::Server(Context& cx, const models::ParamStore<T>& store, std::uint64_t
     s->primary = primary;
     s->begin = L.shard(j).first;
     s->size = L.shard_size(j);
-    s->params = host_buffer<HostView>("params/ps.shard" + std::to_string(j), s->size);
-    store.init_values(seed, s->begin, s->begin + s->size, s->params.data());
+    s->params = host_buffer<HostM>((is_half_v<T> ? "optim/ps.master" : "params/ps.shard") + std::to_string(j), s->size);
+    store.init_values(seed, s->begin, s->begin + s->size, s->params.data());  // a 16-bit model's: unrounded
+    if (is_half_v<T>) s->half = host_buffer<HostView>("params/ps.shard" + std::to_string(j), s->size);
+    refresh_half(*s);
     if (cx.opt.mode != Mode::Local)
-      s->opt = std::make_unique<models::Optimizer<T, Kokkos::HostSpace>>(cx.train.optimizer, s->size,
+      s->opt = std::make_unique<models::Optimizer<Wide, Kokkos::HostSpace>>(cx.train.optimizer, s->size,
                                                                          "optim/ps.shard" + std::to_string(j) + ".");
     s->applied.assign(std::size_t(L.workers()), 0);
     s->steps.assign(std::size_t(L.workers()), 0);
@@ -92,6 +95,15 @@ Server<T>::Server(Context& cx, const models::ParamStore<T>& store, std::uint64_t
 
 template <class T>
 Server<T>::~Server() = default;
+
+template <class T>
+void Server<T>::refresh_half(Shard& s) {
+  if constexpr (is_half_v<T>) {
+    const Wide* p = s.params.data();
+    T* h = s.half.data();
+    for (std::int64_t i = 0; i < s.size; ++i) h[i] = T(p[i]);
+  }
+}
 
 template <class T>
 typename Server<T>::Shard* Server<T>::shard(int j) {
@@ -142,10 +154,11 @@ void Server<T>::load(const std::string& path) {
     Shard* s = where[k].first;
     const std::string& g = where[k].second;
     auto& at = cursor[where[k]];
-    T* dst = g == "params" ? s->params.data() : g == "optim/m" ? s->opt->m().data() : s->opt->v().data();
-    for (double v : parts[k].values) dst[at++] = T(v);
+    Wide* dst = g == "params" ? s->params.data() : g == "optim/m" ? s->opt->m().data() : s->opt->v().data();
+    for (double v : parts[k].values) dst[at++] = Wide(v);
   }
   for (auto& s : shards_) {
+    refresh_half(*s);
     s->version = std::int64_t(meta.numbers["version"]);
     s->tickets = s->version;  // async: tickets of pushes not applied are handed out again
     if (s->opt) s->opt->set_steps(std::int64_t(meta.numbers["optimizer_steps"]));
@@ -160,7 +173,7 @@ void Server<T>::checkpoint(std::int64_t v) {
   Shard& s = *shards_.front();
   std::vector<io::CheckpointTensor> tensors = io::store_tensors(store_, "params");
   std::vector<io::TensorPart> parts;
-  auto add = [&](const std::string& group, const T* data) {
+  auto add = [&](const std::string& group, const Wide* data) {
     std::vector<double> vals(data, data + s.size);
     for (auto& p : io::flat_range_parts(store_, group, s.begin, s.begin + s.size, vals.data())) parts.push_back(std::move(p));
   };
@@ -185,7 +198,7 @@ void Server<T>::checkpoint(std::int64_t v) {
   meta.strings["strategy"] = "ps";
   meta.strings["ps_mode"] = name(o.mode);
   const std::string path = io::checkpoint_path(o.checkpoint_dir, meta.step);
-  io::write_checkpoint(servers_.comm(), path, meta, tensors, parts, sizeof(T) == 4);
+  io::write_checkpoint(servers_.comm(), path, meta, tensors, parts, sizeof(Wide) == 4);
   if (servers_.rank() == 0) io::prune_checkpoints(o.checkpoint_dir, o.checkpoint_keep);
   ++stats_.checkpoints;
   if (servers_.rank() == 0)
@@ -252,8 +265,8 @@ void Server<T>::on_header(int from, const Header& h) {
     case kRepl: {
       Shard* s = shard(int(h.i(1)));
       PARTRAIN_REQUIRE(s && !s->primary, "a replicated update for a shard this server does not back up");
-      auto buf = host_buffer<HostView>("comm/ps.replica", s->size);
-      const int id = cx_.mb.recv_data(from, L.repl_tag(s->j), buf.data(), s->size, coll::datatype_of<T>());
+      auto buf = host_buffer<HostM>("comm/ps.replica", s->size);
+      const int id = cx_.mb.recv_data(from, L.repl_tag(s->j), buf.data(), s->size, coll::datatype_of<Wide>());
       s->repl_in.push_back({h, from, buf, id});
       break;
     }
@@ -267,23 +280,26 @@ void Server<T>::on_header(int from, const Header& h) {
 }
 
 template <class T>
-void Server<T>::update(Shard& s, const HostView& grad, int worker_index, std::int64_t samples, std::int64_t clock) {
+void Server<T>::update(Shard& s, const HostM& grad, int worker_index, std::int64_t samples, std::int64_t clock) {
   const auto& o = cx_.opt;
   const int b = cx_.layout.backup_of(s.j);
   if (s.primary && o.backup && b != cx_.rank() && !cx_.members.server_dead(b)) {
-    auto copy = host_buffer<HostView>("comm/ps.replica", s.size);
+    auto copy = host_buffer<HostM>("comm/ps.replica", s.size);
     Kokkos::deep_copy(copy, grad);
     const double steps = s.opt ? double(s.opt->steps_taken() + 1) : 0.0;
     cx_.mb.send(b, Header(kRepl, {double(s.j), double(s.version + 1), steps, double(worker_index),
                                   double(s.tickets), double(clock)}));
-    cx_.mb.send_data(b, cx_.layout.repl_tag(s.j), copy.data(), s.size, coll::datatype_of<T>());
+    cx_.mb.send_data(b, cx_.layout.repl_tag(s.j), copy.data(), s.size, coll::datatype_of<Wide>());
     s.repl_out.push_back(copy);
     ++s.unacked;
   }
   if (o.mode == Mode::Local) {
-    T* p = s.params.data();
-    const T* d = grad.data();
+    Wide* p = s.params.data();
+    const Wide* d = grad.data();
     for (std::int64_t i = 0; i < s.size; ++i) p[i] += d[i];
+  } else if constexpr (is_half_v<T>) {  // the fp32 update, and its rounded values for the pulls, in one pass
+    s.opt->begin_step();
+    s.opt->update_mixed(s.params, grad, 0, Wide(1), s.half);
   } else {
     s.opt->begin_step();
     s.opt->update(s.params, grad, 0);
@@ -324,8 +340,8 @@ void Server<T>::apply_sync(Shard& s) {
         if (!cx_.mb.received(id)) return;
     }
     // Every contribution of clock c is in: their sum (local: the sample-weighted mean) in worker order.
-    if (s.acc.size() == 0) s.acc = host_buffer<HostView>("comm/ps.sum", s.size);
-    HostView acc = s.acc;
+    if (s.acc.size() == 0) s.acc = host_buffer<HostM>("comm/ps.sum", s.size);
+    HostM acc = s.acc;  // in fp32 for a 16-bit model: each contribution widened, summed in fp32
     std::int64_t samples = 0, oldest = s.version;
     for (const auto& k : keys) samples += s.pending.at(k).count;
     bool first = true;
@@ -333,20 +349,20 @@ void Server<T>::apply_sync(Shard& s) {
       const auto& ct = s.pending.at(k);
       oldest = std::min(oldest, ct.version_read);
       const T* d = ct.data.data();
-      T* a = acc.data();
+      Wide* a = acc.data();
       if (o.mode == Mode::Local) {
-        const T wgt = T(double(ct.count) / double(samples));
-        for (std::int64_t i = 0; i < s.size; ++i) a[i] = (first ? T(0) : a[i]) + wgt * d[i];
+        const Wide wgt = Wide(double(ct.count) / double(samples));
+        for (std::int64_t i = 0; i < s.size; ++i) a[i] = (first ? Wide(0) : a[i]) + wgt * Wide(d[i]);
       } else if (first) {
-        for (std::int64_t i = 0; i < s.size; ++i) a[i] = d[i];
+        for (std::int64_t i = 0; i < s.size; ++i) a[i] = Wide(d[i]);
       } else {
-        for (std::int64_t i = 0; i < s.size; ++i) a[i] += d[i];
+        for (std::int64_t i = 0; i < s.size; ++i) a[i] += Wide(d[i]);
       }
       first = false;
     }
     if (cx_.dump && c + 1 == total && s.primary) {
-      s.dump_params = host_buffer<HostView>("params/ps.dump", s.size);
-      s.dump_grad = host_buffer<HostView>("grads/ps.dump", s.size);
+      s.dump_params = host_buffer<HostM>("params/ps.dump", s.size);
+      s.dump_grad = host_buffer<HostM>("grads/ps.dump", s.size);
       Kokkos::deep_copy(s.dump_params, s.params);
       Kokkos::deep_copy(s.dump_grad, acc);
     }
@@ -377,7 +393,13 @@ void Server<T>::apply_async(Shard& s) {
     }
     if (!ct.discard) {
       ++stats_.staleness[s.version - ct.version_read];
-      update(s, ct.data, cx_.layout.worker_index(ct.worker), ct.count, ct.clock);
+      if constexpr (is_half_v<T>) {  // the 16-bit push widened: the update and its replica read fp32
+        if (s.acc.size() == 0) s.acc = host_buffer<HostM>("comm/ps.sum", s.size);
+        for (std::int64_t i = 0; i < s.size; ++i) s.acc.data()[i] = Wide(ct.data.data()[i]);
+        update(s, s.acc, cx_.layout.worker_index(ct.worker), ct.count, ct.clock);
+      } else {
+        update(s, ct.data, cx_.layout.worker_index(ct.worker), ct.count, ct.clock);
+      }
       s.steps[std::size_t(cx_.layout.worker_index(ct.worker))] += ct.steps;
     }
     s.free_buffers.push_back(ct.data);
@@ -418,11 +440,15 @@ void Server<T>::answer_pulls(Shard& s) {
     }
     // Synchronous modes send the shard itself: it changes only once every worker has pushed the next clock, which
     // a worker does only after receiving all of this reply. Asynchronous ones send a snapshot of this version.
-    const T* src = s.params.data();
+    const HostView& shard16 = [&]() -> const HostView& {  // what a pull sends: the shard, or its 16-bit copy
+      if constexpr (is_half_v<T>) return s.half;
+      else return s.params;
+    }();
+    const T* src = shard16.data();
     if (!synchronous(o.mode)) {
       if (s.snaps.empty() || s.snaps.back().version != s.version) {
         typename Shard::Snap sn{s.version, host_buffer<HostView>("comm/ps.snapshot", s.size), {}};
-        Kokkos::deep_copy(sn.data, s.params);
+        Kokkos::deep_copy(sn.data, shard16);
         s.snaps.push_back(std::move(sn));
       }
       s.snaps.back().dests.push_back(p.worker);
@@ -454,6 +480,9 @@ void Server<T>::replicate_in(Shard& s) {
     auto& r = s.repl_in.front();
     if (cx_.opt.mode == Mode::Local) {
       for (std::int64_t i = 0; i < s.size; ++i) s.params.data()[i] += r.data.data()[i];
+    } else if constexpr (is_half_v<T>) {  // the primary's update, with the same code: bit-identical state
+      s.opt->begin_step();
+      s.opt->update_mixed(s.params, r.data, 0, Wide(1), s.half);
     } else {
       s.opt->begin_step();
       s.opt->update(s.params, r.data, 0);
@@ -576,7 +605,7 @@ std::vector<std::pair<std::int64_t, std::vector<double>>> Server<T>::primary_val
   if (stalled_) return out;
   for (const auto& s : shards_) {
     if (!s->primary) continue;
-    const HostView& v = grads ? s->dump_grad : (s->dump_params.size() ? s->dump_params : s->params);
+    const HostM& v = grads ? s->dump_grad : (s->dump_params.size() ? s->dump_params : s->params);
     if (!v.size()) continue;
     out.emplace_back(s->begin, std::vector<double>(v.data(), v.data() + v.size()));
   }
@@ -585,5 +614,6 @@ std::vector<std::pair<std::int64_t, std::vector<double>>> Server<T>::primary_val
 
 template class Server<float>;
 template class Server<double>;
+template class Server<bf16>;
 
 }  // namespace partrain::parallel::ps

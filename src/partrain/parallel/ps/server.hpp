@@ -15,6 +15,10 @@
 //   checkpoints every ps.checkpoint_every clocks the servers write their shards, optimizer state and clocks
 //           collectively (io/checkpoint.hpp).
 // Staleness of an update: the shard's update count when it is applied minus the count the worker's pull returned.
+//
+// Mixed precision (T = bf16): the workers compute, push and pull in 16 bits; the server keeps its shard in fp32
+// (master weights and moments), sums the contributions of a clock in fp32, applies the fp32 update and refreshes a
+// 16-bit copy of the shard that the pulls send — the fp32 state never leaves the servers but in checkpoints.
 #pragma once
 
 #include <deque>
@@ -41,7 +45,9 @@ struct ServerStats {
 template <class T>
 class Server {
  public:
-  using HostView = Kokkos::View<T*, Kokkos::HostSpace>;
+  using HostView = Kokkos::View<T*, Kokkos::HostSpace>;  ///< what travels: pushes, pulls
+  using Wide = master_t<T>;  ///< the server's arithmetic: fp32 for a 16-bit model
+  using HostM = Kokkos::View<Wide*, Kokkos::HostSpace>;  ///< what the server keeps: parameters, moments, sums
 
   /// `store`: the model's declarations (shapes, initial values); `servers`: the servers' communicator (checkpoints).
   Server(Context& cx, const models::ParamStore<T>& store, std::uint64_t seed, coll::MpiCommunicator& servers);
@@ -69,7 +75,9 @@ class Server {
   void progress(Shard& s);
   void apply_sync(Shard& s);
   void apply_async(Shard& s);
-  void update(Shard& s, const HostView& grad, int worker_index, std::int64_t samples, std::int64_t clock);
+  void update(Shard& s, const HostM& grad, int worker_index, std::int64_t samples, std::int64_t clock);
+  /// The pulls' 16-bit copy of the shard from its fp32 values (a 16-bit T; nothing otherwise: the shard is sent).
+  void refresh_half(Shard& s);
   void answer_pulls(Shard& s);
   void replicate_in(Shard& s);
   void checkpoint(std::int64_t version);
@@ -89,5 +97,6 @@ class Server {
 
 extern template class Server<float>;
 extern template class Server<double>;
+extern template class Server<bf16>;
 
 }  // namespace partrain::parallel::ps

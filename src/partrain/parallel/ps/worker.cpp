@@ -25,7 +25,8 @@ Worker<T>::Worker(Context& cx, models::Model<T>& model, const models::Dataset<T>
   piece_id_.assign(L.pieces().size(), -1);
   piece_ready_.assign(L.pieces().size(), 0);
   if (cx.opt.mode == Mode::Local) {
-    local_opt_ = std::make_unique<models::Optimizer<T>>(cx.train.optimizer, model.params().numel());
+    PARTRAIN_REQUIRE(!is_half_v<T>, "local SGD runs fp32 only (ps_config refuses it)");
+    local_opt_ = std::make_unique<models::Optimizer<master_t<T>>>(cx.train.optimizer, model.params().numel());
     base_ = Kokkos::View<T*, Kokkos::HostSpace>("comm/ps.round_start", model.params().numel());
     delta_ = Kokkos::View<T*, Kokkos::HostSpace>("comm/ps.change", model.params().numel());
   }
@@ -468,7 +469,8 @@ void Worker<T>::run_async() {
       } else {
         T* h = held_.data();
         const T* g = hgrads_.data();
-        for (std::size_t i = 0; i < held_.size(); ++i) h[i] += g[i];
+        using A = acc_t<T>;  // a 16-bit model's held gradients add in fp32, rounded once per mini-batch
+        for (std::size_t i = 0; i < held_.size(); ++i) h[i] = T(A(h[i]) + A(g[i]));
       }
       ++held_steps_;
       held_samples_ += count;
@@ -518,7 +520,7 @@ void Worker<T>::run_local() {
       const double d = wall_time_s() - d0;
       rec.loss = compute(s, first, count, r, 0, &rec);
       const double o0 = fenced_time_s();
-      local_opt_->step(params.params(), params.grads());
+      if constexpr (!is_half_v<T>) local_opt_->step(params.params(), params.grads());
       const double o1 = fenced_time_s();
       rec.phases.clear();
       rec.phase("compute", (o0 - t0) - phase_wait_ - d);
@@ -528,7 +530,8 @@ void Worker<T>::run_local() {
         T* dl = delta_.data();
         const T* p = hparams_.data();
         const T* b = base_.data();
-        for (std::int64_t i = 0; i < params.numel(); ++i) dl[i] = p[i] - b[i];
+        using A = acc_t<T>;
+        for (std::int64_t i = 0; i < params.numel(); ++i) dl[i] = T(A(p[i]) - A(b[i]));
         push_src_ = delta_.data();
         for (int j = 0; j < L.servers(); ++j) send_push_header(j, r, r * k, first, count * (last - r * k), 0);
         for (std::size_t p2 = 0; p2 < L.pieces().size(); ++p2) send_push_piece(int(p2));
@@ -578,5 +581,6 @@ std::int64_t Worker<T>::samples_pushed() const {
 
 template class Worker<float>;
 template class Worker<double>;
+template class Worker<bf16>;
 
 }  // namespace partrain::parallel::ps

@@ -104,7 +104,7 @@ class Worker {
   std::vector<char> resend_;
   std::vector<std::int64_t> push_target_;
   std::vector<std::pair<int, std::int64_t>> supp_pending_;  ///< (removed worker, clock) still to supplement
-  std::unique_ptr<models::Optimizer<T>> local_opt_;
+  std::unique_ptr<models::Optimizer<master_t<T>>> local_opt_;  ///< local mode (fp32 models only)
   models::Batch<T> batch_, supp_batch_;
   typename models::Model<T>::Workspace ws_, supp_ws_;
   std::int64_t pushes_ = 0, samples_ = 0;
@@ -122,5 +122,6 @@ class Worker {
 
 extern template class Worker<float>;
 extern template class Worker<double>;
+extern template class Worker<bf16>;
 
 }  // namespace partrain::parallel::ps

@@ -17,9 +17,13 @@ int train(const app::DriverSetup& su, const nmt_app::Config& cfg, coll::MpiCommu
           const io::Provenance& prov) {
   auto data = models::make_dataset<T>(cfg.model);
   if (cfg.update == "async") {
-    parallel::nmt::NmtAsyncTrainer<T> trainer(cfg.model.nmt, cfg.model.seed, *data, cfg.train, world, cfg.nmt,
-                                              cfg.async, models::describe(cfg.model), su.deck->to_toml());
-    return app::run_driver<T>(su, trainer, prov);
+    if constexpr (std::is_same_v<T, fp16>) {  // the parameter server trains in fp32 or bf16 (nmt_config refuses it)
+      throw InputError("partrain-nmt: fp16 with nmt.update = \"async\"");
+    } else {
+      parallel::nmt::NmtAsyncTrainer<T> trainer(cfg.model.nmt, cfg.model.seed, *data, cfg.train, world, cfg.nmt,
+                                                cfg.async, models::describe(cfg.model), su.deck->to_toml());
+      return app::run_driver<T>(su, trainer, prov);
+    }
   }
   parallel::nmt::NmtTrainer<T> trainer(cfg.model.nmt, cfg.model.seed, *data, cfg.train, world, cfg.nmt);
   return app::run_driver<T>(su, trainer, prov);
@@ -89,6 +93,8 @@ int main(int argc, char** argv) {
     su.dp = cfg.nmt.replicas;
     su.pp = cfg.nmt.model_parallel;
     if (cfg.update == "async") su.attrs.push_back({"nmt_servers", std::to_string(cfg.async.servers)});
+    if (cfg.train.precision == "bf16") return train<bf16>(su, cfg, world, prov);
+    if (cfg.train.precision == "fp16") return train<fp16>(su, cfg, world, prov);
     return cfg.model.dtype == "fp64" ? train<double>(su, cfg, world, prov) : train<float>(su, cfg, world, prov);
   });
 }

@@ -42,7 +42,9 @@ with tempfile.TemporaryDirectory() as d:
     loss_tol, grad_tol = 1e-5, 1e-4
     if precision in ("bf16", "fp16"):
         m = resolved["model"]
-        n = 6 + 22 * m["gpt"]["layers"] if m["kind"] == "gpt" else 1 + 4 * (len(m["mlp"]["widths"]) - 1)
+        n = (6 + 22 * m["gpt"]["layers"] if m["kind"] == "gpt"
+             else 10 + 12 * (m["nmt"]["max_len"] + m["nmt"]["enc_layers"] + m["nmt"]["dec_layers"]) if m["kind"] == "nmt"
+             else 1 + 4 * (len(m["mlp"]["widths"]) - 1))
         loss_tol = grad_tol = 2 * n ** 0.5 * (2.0 ** -8 if precision == "bf16" else 2.0 ** -11)
     with h5py.File(a_dump) as a, h5py.File(r_dump) as b:
         if abs(a["loss"][()] - b["loss"][()]) > loss_tol * abs(b["loss"][()]):

@@ -6,7 +6,9 @@ result file; with the delayed buffer, between one push per D + 1 mini-batches an
 fell is printed (which replica takes which mini-batch is timing's); with one replica the order is forced, and the
 asynchronous run must equal the synchronous one.
 
-    check_nmt_async.py MPIEXEC PARTRAIN_NMT DECK NP K DELAY
+    check_nmt_async.py MPIEXEC PARTRAIN_NMT DECK NP K DELAY [--set KEY=VALUE ...]
+
+(--set arguments apply to every run: the suite runs the delayed-buffer case in bf16, the servers keeping fp32.)
 """
 import os
 import subprocess
@@ -22,7 +24,7 @@ args = ["-i", deck, "--set", "nmt.update=async", "--set", f"nmt.model_parallel={
         "--set", "model.nmt.vocab=16", "--set", "model.nmt.embed=32", "--set", "model.nmt.hidden=32",
         "--set", "model.nmt.enc_layers=2", "--set", "model.nmt.dec_layers=2", "--set", "model.nmt.min_len=3",
         "--set", "model.nmt.max_len=6", "--set", f"train.batch={batch}", "--set", f"train.steps={steps}",
-        "--set", "train.lr=1e-2", "--set", "train.warmup=1"]
+        "--set", "train.lr=1e-2", "--set", "train.warmup=1"] + sys.argv[7:]
 bad = []
 
 

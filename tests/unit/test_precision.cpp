@@ -55,7 +55,9 @@ TEST(HalfTypes, Fp16EveryValueRoundTrips) {
       continue;
     }
     ASSERT_EQ(fp16::from_float(f), b) << "fp16 bits " << b << " = " << f;
-    if (have_f16c()) ASSERT_EQ(u_of(hw_fp16_to_float(std::uint16_t(b))), u_of(f)) << b;
+    if (have_f16c()) {
+      ASSERT_EQ(u_of(hw_fp16_to_float(std::uint16_t(b))), u_of(f)) << b;
+    }
   }
   EXPECT_EQ(float(fp16(65504.0f)), 65504.0f);
   EXPECT_TRUE(std::isinf(float(fp16(65520.0f))));  // halfway past the largest value: rounds to inf
@@ -299,4 +301,50 @@ TEST(LossScaler, Fp16UnderflowsWithoutIt) {
   EXPECT_LT(scaled, tol) << "fp16 with the loss scaled by 2^16";
   EXPECT_GT(unscaled, 5 * tol) << "fp16 without loss scaling (scaled: " << scaled << ")";
   std::printf("fp16 backward, worst tensor's relative gradient error: %.2e with the loss scaled by 2^16, %.2e unscaled (sqrt(n)u = %.2e)\n", scaled, unscaled, tol);
+}
+
+// The NMT model in bf16 and fp16 against the exact (float64) gradients of its own rounded weights on one batch: every
+// tensor within sqrt(n)·u, n = 10 + 12·(S + L_e + L_d) — each LSTM step rounds about six values forward (four gates,
+// c, h) and six backward, the longest path runs through every time step of one layer and one step of every other,
+// plus the embeddings, the attention, the generator and the loss (docs/precision.md).
+template <class H>
+void check_nmt_half() {
+  models::ModelSpec ms;
+  ms.kind = "nmt";
+  ms.nmt = models::NmtConfig{64, 16, 16, 2, 2, 4, 8};
+  auto mh = models::make_model<H>(ms);
+  auto m64 = models::make_model<double>(ms);
+  set(m64->params().params(), host(mh->params().params()));
+  auto dh = models::make_dataset<H>(ms);
+  auto d64 = models::make_dataset<double>(ms);
+  const std::int64_t samples = 6;
+  auto bh = dh->allocate(samples);
+  auto b64 = d64->allocate(samples);
+  dh->fill(0, 0, bh);
+  d64->fill(0, 0, b64);
+  auto wh = mh->make_workspace(samples);
+  auto w64 = m64->make_workspace(samples);
+  const double scale = std::is_same_v<H, fp16> ? 1024.0 : 1.0;
+  m64->params().zero_grad();
+  const double l64 = m64->forward_backward(b64, w64, 1.0 / 48);
+  mh->params().zero_grad();
+  const double lh = mh->forward_backward(bh, wh, scale / 48);
+  const auto exact = host(m64->params().grads()), g = host(mh->params().grads());
+  const double n = 10 + 12 * (8 + 2 + 2), tol = std::sqrt(n) * unit_roundoff<H>();
+  EXPECT_LE(std::abs(lh - l64) / std::abs(l64), tol) << precision_name<H>() << " loss";
+  double worst = 0;
+  for (const auto& p : mh->params().infos()) {
+    std::vector<double> mine(g.begin() + p.offset, g.begin() + p.offset + p.size);
+    for (auto& x : mine) x /= scale;
+    const double e = rel_err(mine, std::vector<double>(exact.begin() + p.offset, exact.begin() + p.offset + p.size));
+    EXPECT_LE(e, tol) << precision_name<H>() << " " << p.name;
+    worst = std::max(worst, e);
+  }
+  std::printf("NMT %s: worst tensor's relative gradient error %.2e (sqrt(n)u = %.2e)\n", precision_name<H>().c_str(),
+              worst, tol);
+}
+
+TEST(MixedNmt, Bf16AndFp16WithinTheirRoundingBound) {
+  check_nmt_half<bf16>();
+  check_nmt_half<fp16>();
 }

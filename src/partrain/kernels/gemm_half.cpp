@@ -15,6 +15,11 @@
 #if defined(KOKKOS_ENABLE_CUDA)
 #include <cublas_v2.h>
 #elif defined(PARTRAIN_HAVE_ONEDNN)
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cstdlib>
+
 #include <oneapi/dnnl/dnnl.hpp>
 #endif
 
@@ -92,7 +97,19 @@ std::string dnnl_isa() {
   }
 }
 
+/// oneDNN runs its primitives on OpenMP threads, as many as the cores unless OMP_NUM_THREADS says otherwise: one
+/// rank per core oversubscribed the machine (a bf16 NMT test ran 20× slower without scripts/env.sh). Where the user
+/// set no OMP_NUM_THREADS, the gemm takes the threads of the rank's own execution space (one with Kokkos Serial).
+/// libgomp comes with libdnnl: its omp_set_num_threads is looked up, not linked.
+void limit_dnnl_threads() {
+  if (std::getenv("OMP_NUM_THREADS")) return;
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "omp_set_num_threads")))
+    set(std::max(1, int(Kokkos::DefaultHostExecutionSpace().concurrency())));
+}
+
 struct Dnnl {
+  bool threads_set = (limit_dnnl_threads(), true);  // before the engine exists
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
   using Key = std::tuple<int, char, char, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t,

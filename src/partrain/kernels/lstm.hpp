@@ -34,21 +34,22 @@ KOKKOS_INLINE_FUNCTION T sigmoid(T x) {
 template <class T>
 void lstm_gates_forward(const View2<T>& gates, const View1<T>& b_ih, const View1<T>& b_hh, const View2<T>& c,
                         const View2<T>& c_next, const View2<T>& h_next) {
+  using A = acc_t<T>;  // 16-bit storage computes in fp32 and stores once
   const std::int64_t H = c.extent(1);
   Kokkos::parallel_for(
       "partrain::lstm::forward", Kokkos::RangePolicy<ExecSpace>(0, gates.extent(0)), KOKKOS_LAMBDA(std::int64_t n) {
         for (std::int64_t j = 0; j < H; ++j) {
-          const T gi = sigmoid(gates(n, j) + b_ih(j) + b_hh(j));
-          const T gf = sigmoid(gates(n, H + j) + b_ih(H + j) + b_hh(H + j));
-          const T gg = kmath::tanh(gates(n, 2 * H + j) + b_ih(2 * H + j) + b_hh(2 * H + j));
-          const T go = sigmoid(gates(n, 3 * H + j) + b_ih(3 * H + j) + b_hh(3 * H + j));
-          const T cn = gf * c(n, j) + gi * gg;
-          gates(n, j) = gi;
-          gates(n, H + j) = gf;
-          gates(n, 2 * H + j) = gg;
-          gates(n, 3 * H + j) = go;
-          c_next(n, j) = cn;
-          h_next(n, j) = go * kmath::tanh(cn);
+          const A gi = sigmoid(A(gates(n, j)) + A(b_ih(j)) + A(b_hh(j)));
+          const A gf = sigmoid(A(gates(n, H + j)) + A(b_ih(H + j)) + A(b_hh(H + j)));
+          const A gg = kmath::tanh(A(gates(n, 2 * H + j)) + A(b_ih(2 * H + j)) + A(b_hh(2 * H + j)));
+          const A go = sigmoid(A(gates(n, 3 * H + j)) + A(b_ih(3 * H + j)) + A(b_hh(3 * H + j)));
+          const A cn = gf * A(c(n, j)) + gi * gg;
+          gates(n, j) = T(gi);
+          gates(n, H + j) = T(gf);
+          gates(n, 2 * H + j) = T(gg);
+          gates(n, 3 * H + j) = T(go);
+          c_next(n, j) = T(cn);
+          h_next(n, j) = T(go * kmath::tanh(cn));
         }
       });
 }
@@ -59,18 +60,20 @@ template <class T>
 void lstm_gates_backward(const View2<T>& dh_next, const View2<T>& dc_next, const View2<T>& c, const View2<T>& gates,
                          const View2<T>& c_next, const View2<T>& dgates, const View2<T>& dc, const View1<T>& db_ih,
                          const View1<T>& db_hh) {
+  using A = acc_t<T>;
   const std::int64_t H = c.extent(1);
   Kokkos::parallel_for(
       "partrain::lstm::backward", Kokkos::RangePolicy<ExecSpace>(0, gates.extent(0)), KOKKOS_LAMBDA(std::int64_t n) {
         for (std::int64_t j = 0; j < H; ++j) {
-          const T gi = gates(n, j), gf = gates(n, H + j), gg = gates(n, 2 * H + j), go = gates(n, 3 * H + j);
-          const T tc = kmath::tanh(c_next(n, j));
-          const T dct = dc_next(n, j) + dh_next(n, j) * go * (T(1) - tc * tc);
-          dgates(n, j) = dct * gg * gi * (T(1) - gi);
-          dgates(n, H + j) = dct * c(n, j) * gf * (T(1) - gf);
-          dgates(n, 2 * H + j) = dct * gi * (T(1) - gg * gg);
-          dgates(n, 3 * H + j) = dh_next(n, j) * tc * go * (T(1) - go);
-          dc(n, j) = dct * gf;
+          const A gi = A(gates(n, j)), gf = A(gates(n, H + j)), gg = A(gates(n, 2 * H + j)), go = A(gates(n, 3 * H + j));
+          const A tc = kmath::tanh(A(c_next(n, j)));
+          const A dhn = A(dh_next(n, j));
+          const A dct = A(dc_next(n, j)) + dhn * go * (A(1) - tc * tc);
+          dgates(n, j) = T(dct * gg * gi * (A(1) - gi));
+          dgates(n, H + j) = T(dct * A(c(n, j)) * gf * (A(1) - gf));
+          dgates(n, 2 * H + j) = T(dct * gi * (A(1) - gg * gg));
+          dgates(n, 3 * H + j) = T(dhn * tc * go * (A(1) - go));
+          dc(n, j) = T(dct * gf);
         }
       });
   bias_backward(dgates, db_ih);
@@ -82,8 +85,8 @@ void lstm_gates_backward(const View2<T>& dh_next, const View2<T>& dc_next, const
 template <class T>
 void lstm_cell_forward(const View2<T>& x, const View2<T>& h, const View2<T>& c, const LstmWeights<T>& w,
                        const View2<T>& gates, const View2<T>& c_next, const View2<T>& h_next) {
-  gemm('N', 'T', T(1), x, w.w_ih, T(0), gates);
-  gemm('N', 'T', T(1), h, w.w_hh, T(1), gates);
+  gemm('N', 'T', acc_t<T>(1), x, w.w_ih, acc_t<T>(0), gates);
+  gemm('N', 'T', acc_t<T>(1), h, w.w_hh, acc_t<T>(1), gates);
   lstm_gates_forward(gates, w.b_ih, w.b_hh, c, c_next, h_next);
 }
 
@@ -94,10 +97,11 @@ void lstm_cell_backward(const View2<T>& dh_next, const View2<T>& dc_next, const 
                         const View2<T>& dgates, const View2<T>& dx, const View2<T>& dh, const View2<T>& dc,
                         const LstmWeights<T>& dw) {
   lstm_gates_backward(dh_next, dc_next, c, gates, c_next, dgates, dc, dw.b_ih, dw.b_hh);
-  if (dx.extent(0) > 0) gemm('N', 'N', T(1), dgates, w.w_ih, T(0), dx);
-  gemm('N', 'N', T(1), dgates, w.w_hh, T(0), dh);
-  gemm('T', 'N', T(1), dgates, x, T(1), dw.w_ih);
-  gemm('T', 'N', T(1), dgates, h, T(1), dw.w_hh);
+  using A = acc_t<T>;
+  if (dx.extent(0) > 0) gemm('N', 'N', A(1), dgates, w.w_ih, A(0), dx);
+  gemm('N', 'N', A(1), dgates, w.w_hh, A(0), dh);
+  gemm('T', 'N', A(1), dgates, x, A(1), dw.w_ih);
+  gemm('T', 'N', A(1), dgates, h, A(1), dw.w_hh);
 }
 
 }  // namespace partrain::kernels

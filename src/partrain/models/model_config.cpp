@@ -107,8 +107,6 @@ TrainSpec read_train_spec(const Deck& d) {
     input_error("train.precision", t.precision,
                 "mixed precision keeps fp32 master weights: it needs model.dtype = fp32 (not " +
                     d.get_string("model.dtype") + ")");
-  if (t.precision != "fp32" && d.has("model.kind") && d.get_string("model.kind") == "nmt")
-    input_error("train.precision", t.precision, "the NMT model (LSTMs) runs in fp32 only; bf16/fp16 run gpt and mlp");
   t.loss_scale.initial = d.get_float("train.loss_scale.initial");
   t.loss_scale.dynamic = d.get_bool("train.loss_scale.dynamic");
   t.loss_scale.growth_interval = d.get_int("train.loss_scale.growth_interval");
@@ -140,8 +138,7 @@ std::unique_ptr<Model<T>> make_model(const ModelSpec& s) {
   std::unique_ptr<Model<T>> m;
   if (s.kind == "gpt") m = std::make_unique<Gpt<T>>(s.gpt);
   else if (s.kind == "nmt") {
-    if constexpr (is_half_v<T>) PARTRAIN_REQUIRE(false, "the NMT model has no 16-bit build (read_train_spec refuses it)");
-    else m = std::make_unique<Nmt<T>>(s.nmt);
+    m = std::make_unique<Nmt<T>>(s.nmt);
   } else m = std::make_unique<Mlp<T>>(s.mlp);
   m->build(s.seed);
   return m;

@@ -18,7 +18,7 @@ struct NmtActs : LayerState {
   std::int64_t B = 0, S = 0;
   IndexView1 src_tm, dec_tm, tgt_tm;
   View2<T> xs, dxs, dxs_b, e0, y, dy, probs, ctx, dctx, dq, logits, dhf, dhb, scratch_h;
-  View1<T> losses;
+  View1<acc_t<T>> losses;  ///< per-row losses, fp32 for a 16-bit model
   LstmSeq<T> bif, bib;
   std::vector<LstmSeq<T>> enc, dec;
   std::vector<View2<T>> eout, deout, dout, ddout, zin, dzin;
@@ -46,8 +46,9 @@ void split_add(const View2<T>& in, const View2<T>& a, bool add_a, const View2<T>
   const std::int64_t p = a.extent(1), q = b.extent(1);
   Kokkos::parallel_for(
       "partrain::nmt::split", Kokkos::RangePolicy<ExecSpace>(0, in.extent(0)), KOKKOS_LAMBDA(std::int64_t n) {
-        for (std::int64_t j = 0; j < p; ++j) a(n, j) = (add_a ? a(n, j) : T(0)) + in(n, j);
-        for (std::int64_t j = 0; j < q; ++j) b(n, j) = (add_b ? b(n, j) : T(0)) + in(n, p + j);
+        using A = acc_t<T>;
+        for (std::int64_t j = 0; j < p; ++j) a(n, j) = T((add_a ? A(a(n, j)) : A(0)) + A(in(n, j)));
+        for (std::int64_t j = 0; j < q; ++j) b(n, j) = T((add_b ? A(b(n, j)) : A(0)) + A(in(n, p + j)));
       });
 }
 
@@ -213,7 +214,7 @@ typename Model<T>::Workspace Nmt<T>::make_workspace(std::int64_t B) const {
   a->dctx = act<T>("dctx", N, H);
   a->dq = act<T>("dq", N, H);
   a->logits = act<T>("logits", N, V);
-  a->losses = View1<T>("act/nmt.losses", N);
+  a->losses = View1<acc_t<T>>("act/nmt.losses", N);
   typename Model<T>::Workspace ws;
   ws.rows = N;
   ws.states.push_back(std::move(a));
@@ -283,7 +284,7 @@ double Nmt<T>::run(const Batch<T>& batch, typename Model<T>::Workspace& ws, doub
     kernels::cross_entropy_forward(a.logits, a.tgt_tm, a.losses);
     return kernels::cross_entropy_sum(a.losses);
   }
-  kernels::cross_entropy_forward_backward(a.logits, a.tgt_tm, T(loss_scale), a.losses, a.logits);
+  kernels::cross_entropy_forward_backward(a.logits, a.tgt_tm, acc_t<T>(loss_scale), a.losses, a.logits);
   const double loss = kernels::cross_entropy_sum(a.losses);
 
   // ---- backward (declared layers finish in decreasing index order)
@@ -358,9 +359,15 @@ double Nmt<T>::forward_flops(std::int64_t samples) const {
 
 template class LstmSeq<float>;
 template class LstmSeq<double>;
+template class LstmSeq<bf16>;
+template class LstmSeq<fp16>;
 template class Nmt<float>;
 template class Nmt<double>;
+template class Nmt<bf16>;
+template class Nmt<fp16>;
 template kernels::LstmWeights<float> lstm_weights<float>(const ParamStore<float>&, const std::string&, bool);
 template kernels::LstmWeights<double> lstm_weights<double>(const ParamStore<double>&, const std::string&, bool);
+template kernels::LstmWeights<bf16> lstm_weights<bf16>(const ParamStore<bf16>&, const std::string&, bool);
+template kernels::LstmWeights<fp16> lstm_weights<fp16>(const ParamStore<fp16>&, const std::string&, bool);
 
 }  // namespace partrain::models

@@ -156,7 +156,11 @@ kernels::LstmWeights<T> lstm_weights(const ParamStore<T>& ps, const std::string&
 
 extern template class LstmSeq<float>;
 extern template class LstmSeq<double>;
+extern template class LstmSeq<bf16>;
+extern template class LstmSeq<fp16>;
 extern template class Nmt<float>;
 extern template class Nmt<double>;
+extern template class Nmt<bf16>;
+extern template class Nmt<fp16>;
 
 }  // namespace partrain::models

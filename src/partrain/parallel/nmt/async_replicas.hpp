@@ -85,5 +85,6 @@ class NmtAsyncTrainer : public Trainer<T> {
 
 extern template class NmtAsyncTrainer<float>;
 extern template class NmtAsyncTrainer<double>;
+extern template class NmtAsyncTrainer<bf16>;
 
 }  // namespace partrain::parallel::nmt

@@ -66,7 +66,7 @@ void shard_scatter(const IndexView1& ids, const View2<T>& dout, std::int64_t v0,
       KOKKOS_LAMBDA(std::int64_t c) {
         for (std::int64_t n = 0; n < N; ++n) {
           const std::int64_t id = ids(n) - v0;
-          if (id >= 0 && id < Vl) dtable(id, c) += dout(n, c);
+          if (id >= 0 && id < Vl) dtable(id, c) = T(acc_t<T>(dtable(id, c)) + acc_t<T>(dout(n, c)));
         }
       });
 }
@@ -202,7 +202,7 @@ NmtExecutor<T>::NmtExecutor(const models::NmtConfig& c, const Placement& pl, col
   y_ = act("y", E);
   dtop_ = act("dtop_grad", H);
   logits_ = act("logits", c.vocab / pl.k());
-  losses_ = View1<T>("act/nmt.losses", N_);
+  losses_ = View1<acc_t<T>>("act/nmt.losses", N_);
   for (int u = 0; u < U; ++u) {
     const auto& un = units[std::size_t(u)];
     if (un.rank != me_) continue;
@@ -492,7 +492,7 @@ double NmtExecutor<T>::step(const models::Batch<T>& batch, double loss_scale, bo
   kernels::linear_forward(dtop, ps.param2("generator.weight"), ps.flat_param("generator.bias"), logits_);
   t.compute_s += fenced_time_s() - c0;
   c0 = fenced_time_s();
-  const double loss = ce_(group_, logits_, tgt_tm_, T(loss_scale), losses_, backward ? &logits_ : nullptr);
+  const double loss = ce_(group_, logits_, tgt_tm_, acc_t<T>(loss_scale), losses_, backward ? &logits_ : nullptr);
   t.group_comm_s += fenced_time_s() - c0;  // the three [N] reductions dominate; the local sums are small
   t.forward_s = fenced_time_s() - f0;
   if (!backward) {
@@ -575,7 +575,11 @@ double NmtExecutor<T>::step(const models::Batch<T>& batch, double loss_scale, bo
 
 template class NmtStage<float>;
 template class NmtStage<double>;
+template class NmtStage<bf16>;
+template class NmtStage<fp16>;
 template class NmtExecutor<float>;
 template class NmtExecutor<double>;
+template class NmtExecutor<bf16>;
+template class NmtExecutor<fp16>;
 
 }  // namespace partrain::parallel::nmt

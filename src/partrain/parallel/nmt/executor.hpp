@@ -86,14 +86,18 @@ class NmtExecutor {
   int next_recv_ = 0;
   IndexView1 src_tm_, dec_tm_, tgt_tm_, lengths_;
   View2<T> xs_, y_, dtop_, logits_;
-  View1<T> losses_;
+  View1<acc_t<T>> losses_;
   VocabParallelLoss<T> ce_;
   TpContext group_;
 };
 
 extern template class NmtStage<float>;
 extern template class NmtStage<double>;
+extern template class NmtStage<bf16>;
+extern template class NmtStage<fp16>;
 extern template class NmtExecutor<float>;
 extern template class NmtExecutor<double>;
+extern template class NmtExecutor<bf16>;
+extern template class NmtExecutor<fp16>;
 
 }  // namespace partrain::parallel::nmt

@@ -25,7 +25,8 @@ NmtTrainer<T>::NmtTrainer(const models::NmtConfig& cfg, std::uint64_t seed, cons
   if (opt.replicas > 1) reducer_ = std::make_unique<GradientReducer<T>>(*stage_, *rep_, opt.dp);  // before binding: shm moves the gradients
   local_ = spec.global_batch / opt.replicas;
   exec_ = std::make_unique<NmtExecutor<T>>(cfg, pl_, *mp_, *stage_, local_, opt.time_chunk);
-  opt_state_ = std::make_unique<models::Optimizer<T>>(spec.optimizer, stage_->params().numel());
+  opt_state_ = std::make_unique<models::Optimizer<master_t<T>>>(spec.optimizer, stage_->params().numel());
+  mixed_ = std::make_unique<models::MixedPrecision<T>>(stage_->params(), seed, spec);
   batch_ = data.allocate(local_);
   model_idle_share_ = wavefront_model(cfg, pl_, local_, opt.time_chunk).idle_share(mp_rank_);
 }
@@ -43,7 +44,8 @@ StepRecord NmtTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_update
   const double slept = fenced_time_s() - t0;
   stage_->params().zero_grad();
   StepTimes t;
-  const double local_sum = exec_->step(batch_, 1.0 / rows, true, t);
+  const double loss_scale = mixed_->loss_scale();
+  const double local_sum = exec_->step(batch_, loss_scale / rows, true, t);
   t.forward_s += slept;
   t.compute_s += slept;
   const double t1 = fenced_time_s();
@@ -60,7 +62,16 @@ StepRecord NmtTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_update
   rec.loss = total / rows;
   if (before_update) before_update(rec.loss);
   const double o0 = fenced_time_s();
-  opt_state_->step(stage_->params().params(), stage_->params().grads());
+  // The replicas hold the same reduced gradients; a replica's model-parallel ranks hold different parameters, so
+  // fp16's inf/NaN check is agreed over the group and every rank skips the same steps.
+  typename models::MixedPrecision<T>::Agree agree;
+  if (opt_.model_parallel > 1)
+    agree = [this](bool mine) {
+      int m = mine ? 1 : 0, any = 0;
+      coll::allreduce(&m, &any, 1, MPI_INT, MPI_MAX, mp_->comm());
+      return any > 0;
+    };
+  log_.record(loss_scale, !mixed_->step(*opt_state_, stage_->params(), stage_->params().grads(), agree));
   const double o1 = fenced_time_s();
   rec.time_s = (o0 - t0) + (o1 - o0);
   rec.phase("forward", t.forward_s);
@@ -85,7 +96,8 @@ std::string NmtTrainer<T>::describe() const {
          std::to_string(opt_.model_parallel) + " model-parallel rank" + (opt_.model_parallel > 1 ? "s" : "") +
          " (update sync, " + std::to_string(exec_->chunks()) + " chunks of " + std::to_string(opt_.time_chunk) +
          " steps; " + pl_.describe() + "), " + std::to_string(stage_->params().numel()) + " parameters on this rank, " +
-         std::to_string(local_) + " sentences per replica";
+         std::to_string(local_) + " sentences per replica" +
+         (is_half_v<T> ? ", " + precision_name<T>() + " compute, fp32 master weights" : std::string());
 }
 
 template <class T>
@@ -94,7 +106,18 @@ std::vector<io::NamedTensor> NmtTrainer<T>::gather_full(bool grads) {
   models::Nmt<double> ref(cfg_);  // names, shapes and order of the reference's tensors (nothing allocated)
   ref.build(0, false, false);
   const auto& infos = ref.params().infos();
-  auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), grads ? stage_->params().grads() : stage_->params().params());
+  // A 16-bit run's parameters are its fp32 master weights, its gradients divided by the loss scale.
+  std::vector<double> host(std::size_t(stage_->params().numel()));
+  {
+    const double inv = grads ? 1.0 / mixed_->loss_scale() : 1.0;
+    auto copy = [&](const auto& view) {
+      auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), view);
+      for (std::size_t i = 0; i < host.size(); ++i) host[i] = double(h.data()[i]) * inv;
+    };
+    if (grads) copy(stage_->params().grads());
+    else if constexpr (is_half_v<T>) copy(mixed_->master());
+    else copy(stage_->params().params());
+  }
   std::vector<double> mine;
   if (replica_ == 0)
     for (const auto& p : stage_->params().infos()) {
@@ -106,7 +129,7 @@ std::vector<io::NamedTensor> NmtTrainer<T>::gather_full(bool grads) {
       mine.push_back(double(idx));
       mine.push_back(double(row0 * cols));
       mine.push_back(double(p.size));
-      for (std::int64_t i = 0; i < p.size; ++i) mine.push_back(double(host.data()[p.offset + i]));
+      for (std::int64_t i = 0; i < p.size; ++i) mine.push_back(host[std::size_t(p.offset + i)]);
     }
   int count = int(mine.size());
   std::vector<int> counts(std::size_t(world_.size()));
@@ -153,7 +176,8 @@ std::string NmtTrainer<T>::step_note(const StepRecord& rec) const {
     if (k == "idle") idle = v;
   char buf[64];
   std::snprintf(buf, sizeof buf, "idle %4.1f%%", rec.time_s > 0 ? 100.0 * idle / rec.time_s : 0.0);
-  return buf;
+  const std::string scale = log_.step_note();
+  return scale.empty() ? std::string(buf) : std::string(buf) + " | " + scale;
 }
 
 template <class T>
@@ -168,7 +192,7 @@ NamedFigures NmtTrainer<T>::summary(const RunMedians& m) {
   coll::allreduce(mine.data(), rank_idle_share_.data(), world_.size(), MPI_DOUBLE, MPI_SUM, world_.comm());
   const auto over = coll::over_ranks(world_.comm(), share);
   const auto model = coll::over_ranks(world_.comm(), model_idle_share_);
-  return {{"idle_share_median", over[1]},
+  NamedFigures f = {{"idle_share_median", over[1]},
           {"idle_share_max", over[2]},
           {"predicted_idle_share_median", model[1]},
           {"predicted_idle_share_max", model[2]},
@@ -178,6 +202,8 @@ NamedFigures NmtTrainer<T>::summary(const RunMedians& m) {
           {"model_parallel", double(opt_.model_parallel)},
           {"replicas", double(opt_.replicas)},
           {"time_chunks", double(exec_->chunks())}};
+  for (const auto& x : log_.summary(*mixed_)) f.push_back(x);
+  return f;
 }
 
 template <class T>
@@ -200,9 +226,11 @@ std::vector<std::string> NmtTrainer<T>::summary_lines() const {
 
 template <class T>
 std::vector<io::ExtraDataset> NmtTrainer<T>::datasets() {
-  return {{"/nmt/idle_share", {rank_idle_share_.size()}, rank_idle_share_,
-           {"1", "per rank: median over the timed steps of the time waiting for another rank's chunk, as a share of "
-                 "forward + backward"}}};
+  auto out = log_.datasets();
+  out.push_back({"/nmt/idle_share", {rank_idle_share_.size()}, rank_idle_share_,
+                 {"1", "per rank: median over the timed steps of the time waiting for another rank's chunk, as a "
+                       "share of forward + backward"}});
+  return out;
 }
 
 template <class T>
@@ -218,9 +246,9 @@ NamedStrings NmtTrainer<T>::attributes() const {
 template <class T>
 std::vector<io::TensorPart> NmtTrainer<T>::state_parts(bool writer) {
   if (!state_) {  // every tensor (or vocabulary shard) is on one rank of a replica: the first replica writes
-    state_ = std::make_unique<StateIo<T>>();
+    state_ = std::make_unique<StateIo<master_t<T>>>();
     const auto& ps = stage_->params();
-    state_->add("params", ps, ps.params(), replica_ == 0);
+    state_->add("params", ps, checkpoint_params(*mixed_, ps), replica_ == 0);
     if (opt_state_->m().size()) state_->add("optim/m", ps, opt_state_->m(), replica_ == 0);
     if (opt_state_->v().size()) state_->add("optim/v", ps, opt_state_->v(), replica_ == 0);
   }
@@ -231,10 +259,13 @@ template <class T>
 void NmtTrainer<T>::restore_state(const std::vector<io::TensorPart>& parts, std::int64_t steps) {
   state_parts(false);
   state_->restore(parts);
+  mixed_->refresh_params(stage_->params());
   opt_state_->set_steps(steps);
 }
 
 template class NmtTrainer<float>;
 template class NmtTrainer<double>;
+template class NmtTrainer<bf16>;
+template class NmtTrainer<fp16>;
 
 }  // namespace partrain::parallel::nmt

@@ -11,6 +11,7 @@
 #include "partrain/models/optimizer.hpp"
 #include "partrain/parallel/dp/gradient_reducer.hpp"
 #include "partrain/parallel/nmt/executor.hpp"
+#include "partrain/parallel/precision.hpp"
 #include "partrain/parallel/state.hpp"
 #include "partrain/parallel/trainer.hpp"
 
@@ -46,6 +47,11 @@ class NmtTrainer : public Trainer<T> {
   std::vector<io::TensorPart> state_parts(bool writer) override;
   void restore_state(const std::vector<io::TensorPart>& parts, std::int64_t steps) override;
   std::int64_t optimizer_steps() const override { return opt_state_->steps_taken(); }
+  NamedFigures checkpoint_numbers() const override { return scaler_numbers(*mixed_); }
+  void restore_numbers(const std::map<std::string, double>& n) override { restore_scaler(*mixed_, n); }
+  std::array<double, 3> predicted_state_bytes() const override {
+    return model_state_bytes<T>(stage_->params().numel(), double(opt_state_->state_bytes()));
+  }
 
  private:
   models::NmtConfig cfg_;
@@ -59,16 +65,20 @@ class NmtTrainer : public Trainer<T> {
   std::unique_ptr<NmtStage<T>> stage_;
   std::unique_ptr<GradientReducer<T>> reducer_;
   std::unique_ptr<NmtExecutor<T>> exec_;
-  std::unique_ptr<models::Optimizer<T>> opt_state_;
+  std::unique_ptr<models::Optimizer<master_t<T>>> opt_state_;
+  std::unique_ptr<models::MixedPrecision<T>> mixed_;  ///< a 16-bit model's fp32 master weights and loss scaler
+  PrecisionLog<T> log_;
   models::Batch<T> batch_;
   std::int64_t local_ = 0;
   std::vector<double> idle_f_, idle_b_, fwd_, bwd_, compute_;  ///< per step, this rank
   double model_idle_share_ = 0;
   std::vector<double> rank_idle_share_;  ///< gathered at the end: per rank, median idle / step
-  std::unique_ptr<StateIo<T>> state_;
+  std::unique_ptr<StateIo<master_t<T>>> state_;
 };
 
 extern template class NmtTrainer<float>;
 extern template class NmtTrainer<double>;
+extern template class NmtTrainer<bf16>;
+extern template class NmtTrainer<fp16>;
 
 }  // namespace partrain::parallel::nmt

@@ -65,7 +65,6 @@ Config read_config(const Deck& d, int world) {
   pl.recompute = d.get_bool("pp.recompute");
   pl.dp = c.base.dp;
   c.sequence_parallel = d.get_bool("tp.sequence_parallel");
-  tp_app::check_sequence_parallel(d);
   coll::parse(d.get_string("tp.algorithm"), c.tp_algo);
   if (c.tp_degree > 1) {
     if (ms.kind != "gpt") input_error("tp.degree", t, "tensor parallelism inside the stages needs the GPT");

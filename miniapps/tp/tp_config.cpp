@@ -12,18 +12,10 @@ void declare_keys(Deck& d, int default_degree) {
   d.declare_string("tp.algorithm", "ring", "tensor-parallel collectives' algorithm", {"ring", "recdbl", "vendor", "shm", "auto"});
 }
 
-void check_sequence_parallel(const Deck& d) {
-  if (d.get_bool("tp.sequence_parallel") && d.get_string("dp.grad_reduce_dtype") == "fp32")
-    input_error("dp.grad_reduce_dtype", "\"fp32\"",
-                "not with tp.sequence_parallel yet (the replicated parameters' gradients are summed over the "
-                "tensor-parallel group after the fp32 copy is taken)");
-}
-
 Config read_config(const Deck& d, int world) {
   Config c;
   c.degree = int(d.get_int("tp.degree"));
   c.sequence_parallel = d.get_bool("tp.sequence_parallel");
-  check_sequence_parallel(d);
   coll::parse(d.get_string("tp.algorithm"), c.algo);
   if (world % c.degree != 0)
     input_error("tp.degree", std::to_string(c.degree),

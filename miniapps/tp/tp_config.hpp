@@ -17,7 +17,5 @@ void declare_keys(Deck& deck, int default_degree = 2);
 /// InputError when the rank count is not a multiple of t, the model is not a GPT, or the global batch does not
 /// divide by d (and, with sequence parallelism, the local rows by t).
 Config read_config(const Deck& deck, int world_size);
-/// InputError for what sequence parallelism does not combine with yet (dp.grad_reduce_dtype = fp32).
-void check_sequence_parallel(const Deck& deck);
 
 }  // namespace partrain::tp_app

@@ -226,5 +226,6 @@ TEST(PipelineParallel, MixedPrecisionMatchesTheReferenceInItsPrecision) {
   check_mixed<bf16>(Layout{p, 1, K::OneFOneB, 2 * p, 1}, world / p > 1);
   check_mixed<fp16>(Layout{p, 1, K::ZeroBubble, 2 * p, 1, true}, false);  // split backward, recomputed
   if (p == 2) check_mixed<bf16>(Layout{p, 1, K::Interleaved, 2 * p, 2}, world / p > 1);
-  if (world == 4) check_mixed<bf16>(Layout{2, 2, K::OneFOneB, 4, 1}, false);  // tensor-parallel stages
+  if (world == 4)  // tensor-parallel stages, sequence parallel, gradients reduced in fp32
+    check_mixed<bf16>(Layout{2, 2, K::OneFOneB, 4, 1, false, true}, true);
 }

@@ -107,6 +107,7 @@ TEST(TensorParallel, MixedPrecisionMatchesTheReferenceInItsPrecision) {
   if (world % 2 != 0) GTEST_SKIP() << "t = 2 needs an even rank count";
   check_mixed<bf16>(2, true, false);
   check_mixed<fp16>(2, false, false);
+  check_mixed<bf16>(2, true, true);  // the sequence-parallel sum on the fp32 copy
   if (world / 2 > 1) check_mixed<bf16>(2, false, true);
 }
 

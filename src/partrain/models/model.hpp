@@ -133,6 +133,9 @@ class Model {
   void finalize_grads() { finalize_grads_in(params_); }
   /// The same for a store holding some of this model's layers (a pipeline stage's).
   virtual void finalize_grads_in(ParamStore<T>& /*ps*/) {}
+  /// The same on an fp32 copy of a 16-bit store's gradients, laid out like `ps` (gradients reduced in fp32: the
+  /// optimizer reads that copy).
+  virtual void finalize_grads_wide(const ParamStore<T>& /*ps*/, const View1<acc_t<T>>& /*grads*/) {}
 
   // ---- for strategies that cut the model apart (pipeline stages) ----
   /// Parameters declared by the first layer and used again by the last (GPT's tied wte): a stage holding the last

@@ -50,7 +50,14 @@ StepRecord DataParallelTrainer<T>::step(std::int64_t s, const BeforeUpdate& befo
   const double t_bwd = fenced_time_s();
   const double in_hooks = reducer_.exposed_s();
   reducer_.finish();
-  model_.finalize_grads();  // e.g. sequence-parallel replicated parameters: sum over the tensor-parallel group
+  // e.g. sequence-parallel replicated parameters: sum over the tensor-parallel group (on the fp32 copy when the
+  // gradients were reduced in fp32: the optimizer reads that one)
+  if constexpr (is_half_v<T>) {
+    if (reducer_.fp32_grads().size()) model_.finalize_grads_wide(model_.params(), reducer_.fp32_grads());
+    else model_.finalize_grads();
+  } else {
+    model_.finalize_grads();
+  }
   const double t_comm = fenced_time_s();
   double global_loss = 0;
   coll::allreduce(&local_loss, &global_loss, 1, MPI_DOUBLE, MPI_SUM, dp_.comm());

@@ -60,6 +60,9 @@ class ModelChunk : public models::Model<T> {
     return full_->loss_and_grad(logits, targets, scale, losses, dlogits);
   }
   void finalize_grads_in(models::ParamStore<T>& ps) override { full_->finalize_grads_in(ps); }
+  void finalize_grads_wide(const models::ParamStore<T>& ps, const View1<acc_t<T>>& grads) override {
+    full_->finalize_grads_wide(ps, grads);
+  }
   /// Every layer of the chunk splits its backward.
   bool splits_backward() const;
 

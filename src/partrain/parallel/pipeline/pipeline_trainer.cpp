@@ -177,7 +177,14 @@ StepRecord PipelineTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_u
   const double t_dp = fenced_time_s();
   sync_tied_grads();
   const double t_tied = fenced_time_s();
-  for (auto& c : chunks_) c->finalize_grads();
+  for (std::size_t j = 0; j < chunks_.size(); ++j) {  // on the fp32 copy when the gradients were reduced in fp32
+    if constexpr (is_half_v<T>) {
+      if (wide_grads()) chunks_[j]->finalize_grads_wide(chunks_[j]->params(), reducers_[j]->fp32_grads());
+      else chunks_[j]->finalize_grads();
+    } else {
+      chunks_[j]->finalize_grads();
+    }
+  }
   const double t_grads = fenced_time_s();
   const bool scorer = chunks_.back()->holds_last() && (!tp_ || tp_->rank() == 0);
   const double mine = scorer ? st.loss_sum : 0.0;

@@ -347,6 +347,16 @@ void TpGpt<T>::finalize_grads_in(models::ParamStore<T>& ps) {
 }
 
 template <class T>
+void TpGpt<T>::finalize_grads_wide(const models::ParamStore<T>& ps, const View1<acc_t<T>>& grads) {
+  if (!tp_.sequence_parallel || tp_.size() == 1) return;
+  for (const auto& p : ps.infos())  // as finalize_grads_in, on the fp32 copy the optimizer reads
+    if (!p.shard.sharded()) {
+      View2<acc_t<T>> g(grads.data() + p.offset, p.size, 1);
+      tp_allreduce(tp_, g);
+    }
+}
+
+template <class T>
 std::vector<std::pair<models::ParamInfo, std::vector<double>>> gather_full(const models::ParamStore<T>& ps,
                                                                            TpContext& tp, bool grads) {
   return gather_full_values(ps, tp, grads ? ps.grads() : ps.params());

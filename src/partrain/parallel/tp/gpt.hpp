@@ -30,6 +30,7 @@ class TpGpt : public models::Model<T> {
   double loss_and_grad(const View2<T>& logits, const IndexView1& targets, acc_t<T> scale, const View1<acc_t<T>>& losses,
                        const View2<T>& dlogits) override;
   void finalize_grads_in(models::ParamStore<T>& ps) override;
+  void finalize_grads_wide(const models::ParamStore<T>& ps, const View1<acc_t<T>>& grads) override;
   std::vector<std::string> tied_parameters() const override { return {"wte"}; }
   std::pair<std::size_t, std::size_t> body_layers() const override { return {1, std::size_t(cfg_.layers) + 1}; }
   TpContext& tp() { return tp_; }

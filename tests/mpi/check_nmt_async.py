@@ -3,8 +3,8 @@
 servers in asynchronous mode. Checked by what every arrival order guarantees: every mini-batch's gradient applied
 (none lost: samples applied = batch × steps, every shard's update count = the pushes); the staleness histogram in the
 result file; with the delayed buffer, between one push per D + 1 mini-batches and one per mini-batch. How far the loss
-fell is printed (which replica takes which mini-batch is timing's); with one replica the order is forced, and the
-asynchronous run must equal the synchronous one.
+fell is printed (which replica takes which mini-batch is timing's); with one replica (of k ranks) the order is forced,
+and the asynchronous run must equal the synchronous one.
 
     check_nmt_async.py MPIEXEC PARTRAIN_NMT DECK NP K DELAY [--set KEY=VALUE ...]
 
@@ -57,22 +57,22 @@ with tempfile.TemporaryDirectory() as d:
             else:
                 check(replicas * steps / (int(delay) + 1) <= s["updates_applied"] <= replicas * steps,
                       f"{s['updates_applied']} updates for {replicas * steps} mini-batches (delayed buffer {delay})")
-    # One replica of one rank and a server: nothing to race, so asynchronous training is the synchronous step by step.
-    # (With k = 2 ranks per replica it is not: the first step's loss is the same but its gradients differ from the
-    # synchronous ones by ~60% — a bug of the asynchronous replicas with k > 1, found here and not yet fixed.)
+    # One replica (of k ranks) and a server: nothing to race, so asynchronous training is the synchronous step by step.
+    # (Until the followers of a replica took the leader's loss scale, a replica of k = 2 ranks was not: the first
+    # step's loss was the same, its gradients ~60% off — the followers' half computed with a scale of 0.)
     one = os.path.join(d, "one.h5")
     sync = os.path.join(d, "sync.h5")
-    short = [a.replace(f"train.steps={steps}", "train.steps=6").replace(f"nmt.model_parallel={k}", "nmt.model_parallel=1")
-             for a in args]
-    r1 = subprocess.run([mpiexec, "-n", "2", app] + short + ["--output", one], capture_output=True, text=True, timeout=280)
+    short = [a.replace(f"train.steps={steps}", "train.steps=6") for a in args]
+    r1 = subprocess.run([mpiexec, "-n", str(1 + int(k)), app] + short + ["--output", one], capture_output=True,
+                        text=True, timeout=280)
     sync_args = [a.replace("nmt.update=async", "nmt.update=sync").replace(f"nmt.delay_buffer={delay}", "nmt.delay_buffer=0")
                  for a in short]
-    r2 = subprocess.run([mpiexec, "-n", "1", app] + sync_args + ["--output", sync], capture_output=True, text=True,
+    r2 = subprocess.run([mpiexec, "-n", k, app] + sync_args + ["--output", sync], capture_output=True, text=True,
                         timeout=280)
     check(r1.returncode == 0 and r2.returncode == 0, f"one replica: {r1.stderr[-800:]} {r2.stderr[-800:]}")
     if r1.returncode == 0 and r2.returncode == 0:
         with h5py.File(one) as f, h5py.File(sync) as g:
             a, b = f["steps/loss"][()], g["steps/loss"][()]
-            check(np.allclose(a, b, rtol=1e-5, atol=0), f"one asynchronous replica {a} vs synchronous {b}")
+            check(np.allclose(a, b, rtol=1e-5, atol=0), f"one asynchronous replica of {k} ranks {a} vs synchronous {b}")
 print("ok" if not bad else f"{len(bad)} failed")
 sys.exit(1 if bad else 0)

@@ -117,6 +117,7 @@ double NmtAsyncTrainer<T>::replica_step(const models::Batch<T>* leader_batch, do
   double cmd[2] = {1.0, scale};
   bcast(cmd, 2, MPI_DOUBLE, mp_->comm());
   if (cmd[0] == 0) return -1.0;
+  scale = cmd[1];  // the followers' is the leader's (they were called with none)
   const double t0 = fenced_time_s();
   // The mini-batch and the pulled parameters, from the leader.
   const models::Batch<T>& b = mp_rank_ == 0 ? *leader_batch : batch_;

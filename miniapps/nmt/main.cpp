@@ -17,13 +17,9 @@ int train(const app::DriverSetup& su, const nmt_app::Config& cfg, coll::MpiCommu
           const io::Provenance& prov) {
   auto data = models::make_dataset<T>(cfg.model);
   if (cfg.update == "async") {
-    if constexpr (std::is_same_v<T, fp16>) {  // the parameter server trains in fp32 or bf16 (nmt_config refuses it)
-      throw InputError("partrain-nmt: fp16 with nmt.update = \"async\"");
-    } else {
-      parallel::nmt::NmtAsyncTrainer<T> trainer(cfg.model.nmt, cfg.model.seed, *data, cfg.train, world, cfg.nmt,
-                                                cfg.async, models::describe(cfg.model), su.deck->to_toml());
-      return app::run_driver<T>(su, trainer, prov);
-    }
+    parallel::nmt::NmtAsyncTrainer<T> trainer(cfg.model.nmt, cfg.model.seed, *data, cfg.train, world, cfg.nmt,
+                                              cfg.async, models::describe(cfg.model), su.deck->to_toml());
+    return app::run_driver<T>(su, trainer, prov);
   }
   parallel::nmt::NmtTrainer<T> trainer(cfg.model.nmt, cfg.model.seed, *data, cfg.train, world, cfg.nmt);
   return app::run_driver<T>(su, trainer, prov);

@@ -39,10 +39,9 @@ Config read_config(const Deck& d, int world, bool dump_state) {
   c.async.delay_buffer = int(d.get_int("nmt.delay_buffer"));
   if (!async && c.async.delay_buffer != 0)
     input_error("nmt.delay_buffer", std::to_string(c.async.delay_buffer), "is only used with nmt.update = \"async\"");
-  if (async && c.train.precision == "fp16")
-    input_error("train.precision", "fp16",
-                "not with nmt.update = \"async\": the replicas update through the parameter server, which trains in fp32 "
-                "or bf16 (fp16's loss scaler must skip a step on every shard together)");
+  if (async && c.train.precision == "fp16" && c.async.delay_buffer > 0)
+    input_error("nmt.delay_buffer", std::to_string(c.async.delay_buffer),
+                "not with train.precision = fp16: the held mini-batches' gradients may carry different loss scales");
   if (async && dump_state)
     input_error("nmt.update", "\"async\"", "cannot be combined with --dump-state (\"sync\" can): after an asynchronous run the state depends on timing");
   const int S = async ? c.async.servers : 0;

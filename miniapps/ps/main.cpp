@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
     su.dp = rt.size() - cfg.ps.servers - (cfg.ps.scheduler ? 1 : 0);
     const std::string toml = deck.to_toml();
     if (cfg.train.precision == "bf16") return train<bf16>(su, cfg, toml, world, prov);
+    if (cfg.train.precision == "fp16") return train<fp16>(su, cfg, toml, world, prov);
     return cfg.model.dtype == "fp64" ? train<double>(su, cfg, toml, world, prov)
                                      : train<float>(su, cfg, toml, world, prov);
   });

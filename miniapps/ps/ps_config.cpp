@@ -40,10 +40,6 @@ Config read_config(const Deck& d, int world, const std::vector<std::string>& inj
   Config c;
   c.model = models::read_model_spec(d);
   c.train = models::read_train_spec(d);
-  if (c.train.precision == "fp16")  // bf16 needs no loss scaling; fp16's skip decision would be every shard's own
-    input_error("train.precision", "fp16",
-                "the parameter server trains in fp32 or bf16: fp16's loss scaler must skip a step on every shard "
-                "together, which independent shard servers do not agree on (docs/precision.md)");
   auto& o = c.ps;
   o.servers = int(d.get_int("ps.servers"));
   o.scheduler = d.get_bool("ps.scheduler");
@@ -58,6 +54,9 @@ Config read_config(const Deck& d, int world, const std::vector<std::string>& inj
                 "local SGD pushes parameter changes, which 16-bit workers would round: it runs with train.precision = "
                 "fp32 (this run is " + c.train.precision + ")");
   o.staleness = int(d.get_int("ps.staleness"));
+  if (c.train.precision == "fp16" && d.get_int("ps.delay_buffer") > 0)
+    input_error("ps.delay_buffer", std::to_string(d.get_int("ps.delay_buffer")),
+                "not with train.precision = fp16: the held mini-batches' gradients may carry different loss scales");
   o.jitter_ms = d.get_float("ps.jitter_ms");
   o.local_steps = int(d.get_int("ps.local_steps"));
   o.backup = d.get_bool("ps.backup");

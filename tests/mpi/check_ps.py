@@ -3,7 +3,9 @@
 
   exact       bsp (and half_sync) equal partrain-dp on the same work: bit for bit at 1 and 2 workers (the server sums
               two gradients as the allreduce does), within 1e-5 at 3; at 1-3 servers, with and without a scheduler;
-              in bf16 (fp32 master weights on the servers) bit for bit against partrain-dp reducing in fp32
+              in bf16 and fp16 (fp32 master weights on the servers) bit for bit against partrain-dp reducing in fp32
+              (fp16 where no step overflows: a shard skips only its own update, partrain-dp the whole step); fp16
+              from a loss scale that overflows: shards skip and back off
   result      every mode's result file on the MLP and the GPT: the shared checks, /ps/*, every update applied
               (none lost), the loss below a threshold within the step budget (the synchronous modes, whose runs are
               the same every time; asp's and ssp's are printed); plot_ps.py draws them
@@ -20,8 +22,8 @@
 
     check_ps.py MPIEXEC PARTRAIN_PS PARTRAIN_DP DECK CASE [--set KEY=VALUE ...]
 
-The --set arguments after CASE apply to every run of the case (the suite runs restart and takeover in bf16: the
-servers' fp32 master weights and moments through checkpoints, replicas and promotions, bit for bit).
+The --set arguments after CASE apply to every run of the case (the suite runs restart and takeover in fp16: the
+servers' fp32 master weights, moments and loss scalers through checkpoints, replicas and promotions, bit for bit).
 """
 import os
 import subprocess
@@ -111,17 +113,27 @@ if case == "exact":
     for s, w, sched, extra in [(1, 1, False, []), (1, 2, False, []), (2, 2, False, []), (2, 2, True, []),
                                (3, 2, False, []), (1, 3, False, []),
                                (1, 2, False, ["--set", "ps.mode=half_sync", "--set", "ps.jitter_ms=5"]),
-                               (2, 2, False, ["--set", "train.precision=bf16"])]:
+                               (2, 2, False, ["--set", "train.precision=bf16"]),
+                               (2, 2, False, ["--set", "train.precision=fp16"])]:
         args = SMALL + ["--set", f"ps.servers={s}", "--set", f"ps.scheduler={str(sched).lower()}"] + extra
         label = f"S={s} W={w}{' +scheduler' if sched else ''} {' '.join(extra[1::2])}"
-        a, b = path(f"ps_{s}_{w}_{sched}_{len(extra)}.h5"), path(f"dp_{s}_{w}_{sched}_{len(extra)}.h5")
+        tag = f"{s}_{w}_{sched}_{'_'.join(extra[1::2]).replace('=', '-')}"
+        a, b = path(f"ps_{tag}.h5"), path(f"dp_{tag}.h5")
         run(s + w + sched, ps, args + ["--dump-state", a], label=label)
         # bf16: the servers sum the workers' 16-bit gradients widened to fp32 and update fp32 master weights, as
         # partrain-dp with its gradients reduced in fp32 (a sum of two is the same in either order)
-        wide = ["--set", "dp.grad_reduce_dtype=fp32"] if "train.precision=bf16" in extra else []
+        wide = ["--set", "dp.grad_reduce_dtype=fp32"] if any(a.startswith("train.precision=") for a in extra) else []
         subprocess.run([mpiexec, "-n", str(w), dp, "-i", dp_deck(args), "--dump-state", b] + wide, check=True,
                        capture_output=True)
         dumps_equal(a, b, 0.0 if w <= 2 else 1e-5, f"bsp {label} vs partrain-dp -n {w}")
+    # fp16 with a loss scale that overflows: every shard skips its update and backs off until the gradients are finite
+    out = path("fp16_overflow.h5")
+    run(4, ps, SMALL + ["--set", "ps.servers=2", "--set", "train.precision=fp16", "--set",
+                        "train.loss_scale.initial=1099511627776", "--output", out], label="fp16 overflow")
+    with h5py.File(out) as f:
+        s = f["summary"].attrs
+        check(s["skipped_steps"] >= 2 and s["final_loss_scale"] < 2.0 ** 40 and np.all(np.isfinite(f["steps/loss"][()])),
+              f"fp16 from a scale of 2^40: {s['skipped_steps']} shard updates skipped, final scale {s['final_loss_scale']}")
 
 elif case == "result":
     gpt = ["--set", "model.kind=gpt", "--set", "model.gpt.layers=2", "--set", "model.gpt.seq_len=16",

@@ -429,5 +429,6 @@ template std::vector<TensorPart> flat_range_parts<fp16>(const models::ParamStore
 template std::vector<CheckpointTensor> store_tensors<float>(const models::ParamStore<float>&, const std::string&);
 template std::vector<CheckpointTensor> store_tensors<double>(const models::ParamStore<double>&, const std::string&);
 template std::vector<CheckpointTensor> store_tensors<bf16>(const models::ParamStore<bf16>&, const std::string&);
+template std::vector<CheckpointTensor> store_tensors<fp16>(const models::ParamStore<fp16>&, const std::string&);
 
 }  // namespace partrain::io

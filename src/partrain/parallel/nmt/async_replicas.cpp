@@ -235,5 +235,6 @@ std::vector<std::string> NmtAsyncTrainer<T>::summary_lines() const {
 template class NmtAsyncTrainer<float>;
 template class NmtAsyncTrainer<double>;
 template class NmtAsyncTrainer<bf16>;
+template class NmtAsyncTrainer<fp16>;
 
 }  // namespace partrain::parallel::nmt

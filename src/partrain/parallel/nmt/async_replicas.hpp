@@ -86,5 +86,6 @@ class NmtAsyncTrainer : public Trainer<T> {
 extern template class NmtAsyncTrainer<float>;
 extern template class NmtAsyncTrainer<double>;
 extern template class NmtAsyncTrainer<bf16>;
+extern template class NmtAsyncTrainer<fp16>;
 
 }  // namespace partrain::parallel::nmt

@@ -201,6 +201,8 @@ void PsTrainer<T>::gather_results() {
   delayed_holds_ = reduce1(comm, worker_ ? double(worker_->holds()) : 0.0, MPI_SUM);
   discarded_ = reduce1(comm, double(st.discarded), MPI_SUM);
   checkpoints_ = reduce1(comm, double(st.checkpoints), MPI_MAX);
+  skipped_ = reduce1(comm, double(st.skipped), MPI_SUM);
+  final_scale_ = reduce1(comm, server_ && !server_->stalled() ? st.loss_scale : 1e300, MPI_MIN);
   if (synchronous(opt_.mode)) {
     const std::int64_t k = opt_.local_steps;
     expected_updates_ = opt_.mode == Mode::Local ? double((cx_->train.steps + k - 1) / k - first_step_ / k)
@@ -337,7 +339,7 @@ NamedFigures PsTrainer<T>::summary(const RunMedians& m) {
     if (staleness_[s] > 0) st_max = double(s);
   }
   std::vector<double> waits = worker_wait_;
-  return {{"samples_per_s", wall_s_ > 0 ? samples_ / wall_s_ : 0.0},
+  NamedFigures f = {{"samples_per_s", wall_s_ > 0 ? samples_ / wall_s_ : 0.0},
           {"updates_per_s", wall_s_ > 0 ? updates_ / wall_s_ : 0.0},
           {"updates_applied", updates_},
           {"train_wall_s", wall_s_},
@@ -353,6 +355,11 @@ NamedFigures PsTrainer<T>::summary(const RunMedians& m) {
           {"checkpoints_written", checkpoints_},
           {"worker_wait_median_s", io::median(waits)},
           {"wait_share", m.step_time_s > 0 ? m.phase("wait_pull") / m.step_time_s : 0.0}};
+  if (std::is_same_v<T, fp16>) {  // shard updates skipped for inf/NaN (all shards), the smallest shard scale at the end
+    f.push_back({"skipped_steps", skipped_});
+    f.push_back({"final_loss_scale", final_scale_});
+  }
+  return f;
 }
 
 template <class T>
@@ -423,5 +430,6 @@ NamedStrings PsTrainer<T>::attributes() const {
 template class PsTrainer<float>;
 template class PsTrainer<double>;
 template class PsTrainer<bf16>;
+template class PsTrainer<fp16>;
 
 }  // namespace partrain::parallel::ps

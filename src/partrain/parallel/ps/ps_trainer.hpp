@@ -64,6 +64,7 @@ class PsTrainer : public Trainer<T> {
   std::vector<double> event_rows_;
   std::string event_text_, resumed_from_;
   double wall_s_ = 0, samples_ = 0, updates_ = 0, max_gap_ = 0, bound_waits_ = 0, discarded_ = 0, checkpoints_ = 0;
+  double skipped_ = 0, final_scale_ = 1;  ///< fp16: shard updates skipped, the smallest shard scale at the end
   double delayed_holds_ = 0;  ///< mini-batches the workers' delayed buffers held back (summed)
   double removed_ = 0, promotions_ = 0, takeovers_ = 0, expected_updates_ = 0;
   bool workers_agree_ = true;
@@ -72,5 +73,6 @@ class PsTrainer : public Trainer<T> {
 extern template class PsTrainer<float>;
 extern template class PsTrainer<double>;
 extern template class PsTrainer<bf16>;
+extern template class PsTrainer<fp16>;
 
 }  // namespace partrain::parallel::ps

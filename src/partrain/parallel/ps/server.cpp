@@ -18,6 +18,7 @@ struct Server<T>::Contribution {
   int worker = 0;  ///< world rank
   int kind = 0;    ///< 0: its own slice; d + 1: its part of removed worker d's slice
   std::int64_t clock = 0, version_read = 0, step = 0, first = 0, count = 0, steps = 1;
+  double loss_scale = 1;  ///< fp16: what the worker's loss was multiplied by
   HostView data;
   std::vector<int> ids;
   bool discard = false;
@@ -31,6 +32,7 @@ struct Server<T>::Shard {
   HostM params, acc;  ///< the shard (fp32 master weights of a 16-bit model), a clock's sum
   HostView half;      ///< a 16-bit model's: the shard rounded, what pulls send (empty otherwise)
   std::unique_ptr<models::Optimizer<Wide, Kokkos::HostSpace>> opt;
+  models::LossScaler scaler;  ///< fp16: this shard's
   std::int64_t version = 0, tickets = 0, arrivals = 0;
   std::vector<std::int64_t> applied;  ///< per worker index: pushes applied
   std::vector<std::int64_t> steps;    ///< per worker index: mini-batches in the pushes applied (a delayed push holds several)
@@ -87,6 +89,7 @@ Server<T>::Server(Context& cx, const models::ParamStore<T>& store, std::uint64_t
                                                                          "optim/ps.shard" + std::to_string(j) + ".");
     s->applied.assign(std::size_t(L.workers()), 0);
     s->steps.assign(std::size_t(L.workers()), 0);
+    s->scaler = models::LossScaler(cx.train.loss_scale);
     shards_.push_back(std::move(s));
   };
   make(me, true);
@@ -159,6 +162,18 @@ void Server<T>::load(const std::string& path) {
   }
   for (auto& s : shards_) {
     refresh_half(*s);
+    if constexpr (std::is_same_v<T, fp16>) {  // this shard's scaler, or the most backed-off one of another layout
+      const std::string key = "loss_scale.shard" + std::to_string(s->j);
+      if (meta.numbers.count(key)) {
+        s->scaler.restore(meta.numbers[key], std::int64_t(meta.numbers["loss_scale_growth_tracker.shard" + std::to_string(s->j)]),
+                          std::int64_t(meta.numbers["skipped_steps.shard" + std::to_string(s->j)]));
+      } else {
+        double lowest = 0;
+        for (const auto& [k, v] : meta.numbers)
+          if (k.rfind("loss_scale.shard", 0) == 0) lowest = lowest > 0 ? std::min(lowest, v) : v;
+        if (lowest > 0) s->scaler.restore(lowest, 0, 0);
+      }
+    }
     s->version = std::int64_t(meta.numbers["version"]);
     s->tickets = s->version;  // async: tickets of pushes not applied are handed out again
     if (s->opt) s->opt->set_steps(std::int64_t(meta.numbers["optimizer_steps"]));
@@ -193,6 +208,19 @@ void Server<T>::checkpoint(std::int64_t v) {
                                     : v / W;
   meta.numbers["version"] = double(v);
   meta.numbers["optimizer_steps"] = s.opt ? double(s.opt->steps_taken()) : 0.0;
+  if constexpr (std::is_same_v<T, fp16>) {  // every shard's scaler (collective over the servers)
+    double mine[4] = {double(s.j), s.scaler.scale(), double(s.scaler.growth_tracker()), double(s.scaler.skipped())};
+    std::vector<double> all(4 * std::size_t(servers_.size()));
+    MPI_Request req;
+    PARTRAIN_MPI_CHECK(MPI_Iallgather(mine, 4, MPI_DOUBLE, all.data(), 4, MPI_DOUBLE, servers_.comm(), &req));
+    coll::wait(req);
+    for (std::size_t r = 0; r < std::size_t(servers_.size()); ++r) {
+      const std::string j = std::to_string(int(all[4 * r]));
+      meta.numbers["loss_scale.shard" + j] = all[4 * r + 1];
+      meta.numbers["loss_scale_growth_tracker.shard" + j] = all[4 * r + 2];
+      meta.numbers["skipped_steps.shard" + j] = all[4 * r + 3];
+    }
+  }
   meta.model = cx_.model_name;
   meta.config_toml = cx_.config_toml;
   meta.strings["strategy"] = "ps";
@@ -219,6 +247,7 @@ void Server<T>::on_push(int from, const Header& h) {
   c.count = h.i(6);
   c.kind = int(h.i(7));
   c.steps = std::max<std::int64_t>(1, h.i(8));
+  c.loss_scale = h[9] > 0 ? h[9] : 1.0;
   const int wi = L.worker_index(from);
   bool drop = !s || !s->primary;
   if (!drop && cx_.members.removed(from) && c.clock >= cx_.members.removed_from(from)) drop = true;
@@ -280,26 +309,43 @@ void Server<T>::on_header(int from, const Header& h) {
 }
 
 template <class T>
-void Server<T>::update(Shard& s, const HostM& grad, int worker_index, std::int64_t samples, std::int64_t clock) {
+bool Server<T>::nonfinite(const HostM& grad) {
+  if constexpr (!std::is_same_v<T, fp16>) {
+    (void)grad;
+    return false;
+  } else {
+    const Wide* g = grad.data();
+    for (std::int64_t i = 0; i < std::int64_t(grad.size()); ++i)
+      if (g[i] - g[i] != Wide(0)) return true;  // inf − inf and NaN − NaN are NaN
+    return false;
+  }
+}
+
+template <class T>
+void Server<T>::update(Shard& s, const HostM& grad, int worker_index, std::int64_t samples, std::int64_t clock,
+                       Wide grad_scale, bool skip) {
   const auto& o = cx_.opt;
   const int b = cx_.layout.backup_of(s.j);
   if (s.primary && o.backup && b != cx_.rank() && !cx_.members.server_dead(b)) {
     auto copy = host_buffer<HostM>("comm/ps.replica", s.size);
     Kokkos::deep_copy(copy, grad);
-    const double steps = s.opt ? double(s.opt->steps_taken() + 1) : 0.0;
+    const double steps = s.opt ? double(s.opt->steps_taken() + (skip ? 0 : 1)) : 0.0;
     cx_.mb.send(b, Header(kRepl, {double(s.j), double(s.version + 1), steps, double(worker_index),
-                                  double(s.tickets), double(clock)}));
+                                  double(s.tickets), double(clock), skip ? 1.0 : 0.0, double(grad_scale)}));
     cx_.mb.send_data(b, cx_.layout.repl_tag(s.j), copy.data(), s.size, coll::datatype_of<Wide>());
     s.repl_out.push_back(copy);
     ++s.unacked;
   }
-  if (o.mode == Mode::Local) {
+  if (std::is_same_v<T, fp16>) s.scaler.update(skip);
+  if (skip) {  // fp16 found inf/NaN: GradScaler's skipped step (the optimizer's step count does not move)
+    if (s.primary) ++stats_.skipped;
+  } else if (o.mode == Mode::Local) {
     Wide* p = s.params.data();
     const Wide* d = grad.data();
     for (std::int64_t i = 0; i < s.size; ++i) p[i] += d[i];
   } else if constexpr (is_half_v<T>) {  // the fp32 update, and its rounded values for the pulls, in one pass
     s.opt->begin_step();
-    s.opt->update_mixed(s.params, grad, 0, Wide(1), s.half);
+    s.opt->update_mixed(s.params, grad, 0, grad_scale, s.half);
   } else {
     s.opt->begin_step();
     s.opt->update(s.params, grad, 0);
@@ -360,14 +406,24 @@ void Server<T>::apply_sync(Shard& s) {
       }
       first = false;
     }
-    if (cx_.dump && c + 1 == total && s.primary) {
+    if (s.primary) ++stats_.staleness[s.version - oldest];
+    // fp16: the contributions of a clock were scaled alike (the workers took the same smallest scale); one that was
+    // not is brought to the first one's scale before the sum is unscaled
+    const double used = s.pending.at(keys.front()).loss_scale;
+    for (const auto& k : keys)
+      if (const double ls = s.pending.at(k).loss_scale; ls != used) {
+        const Wide r = Wide(used / ls);
+        const T* d = s.pending.at(k).data.data();
+        for (std::int64_t i = 0; i < s.size; ++i) acc.data()[i] += (r - Wide(1)) * Wide(d[i]);
+      }
+    if (cx_.dump && c + 1 == total && s.primary) {  // the gradient as the update applies it (unscaled)
       s.dump_params = host_buffer<HostM>("params/ps.dump", s.size);
       s.dump_grad = host_buffer<HostM>("grads/ps.dump", s.size);
       Kokkos::deep_copy(s.dump_params, s.params);
-      Kokkos::deep_copy(s.dump_grad, acc);
+      const Wide inv = Wide(1.0 / used);
+      for (std::int64_t i = 0; i < s.size; ++i) s.dump_grad.data()[i] = acc.data()[i] * inv;
     }
-    if (s.primary) ++stats_.staleness[s.version - oldest];
-    update(s, acc, -1, samples, c);
+    update(s, acc, -1, samples, c, Wide(1.0 / used), nonfinite(acc));
     for (const auto& k : keys) {
       s.free_buffers.push_back(s.pending.at(k).data);
       s.pending.erase(k);
@@ -396,7 +452,8 @@ void Server<T>::apply_async(Shard& s) {
       if constexpr (is_half_v<T>) {  // the 16-bit push widened: the update and its replica read fp32
         if (s.acc.size() == 0) s.acc = host_buffer<HostM>("comm/ps.sum", s.size);
         for (std::int64_t i = 0; i < s.size; ++i) s.acc.data()[i] = Wide(ct.data.data()[i]);
-        update(s, s.acc, cx_.layout.worker_index(ct.worker), ct.count, ct.clock);
+        update(s, s.acc, cx_.layout.worker_index(ct.worker), ct.count, ct.clock, Wide(1.0 / ct.loss_scale),
+               nonfinite(s.acc));
       } else {
         update(s, ct.data, cx_.layout.worker_index(ct.worker), ct.count, ct.clock);
       }
@@ -459,7 +516,7 @@ void Server<T>::answer_pulls(Shard& s) {
     std::int64_t fastest = 0;
     for (auto st : s.steps) fastest = std::max(fastest, st);
     cx_.mb.send(p.worker, Header(kPullReply, {double(s.j), double(s.version), ticket, double(gap),
-                                              double(M.removals().size()), double(fastest)}));
+                                              double(M.removals().size()), double(fastest), s.scaler.scale()}));
     for (int k : L.shard_pieces(s.j)) {
       const auto& pc = L.pieces()[std::size_t(k)];
       cx_.mb.send_data(p.worker, L.pull_tag(k), src + (pc.begin - s.begin), pc.size(), coll::datatype_of<T>());
@@ -478,11 +535,14 @@ template <class T>
 void Server<T>::replicate_in(Shard& s) {
   while (!s.repl_in.empty() && cx_.mb.received(s.repl_in.front().id)) {
     auto& r = s.repl_in.front();
-    if (cx_.opt.mode == Mode::Local) {
+    const bool skip = r.h[7] != 0;
+    if (std::is_same_v<T, fp16>) s.scaler.update(skip);
+    if (skip) {  // the primary skipped it (fp16 inf/NaN): nothing to apply
+    } else if (cx_.opt.mode == Mode::Local) {
       for (std::int64_t i = 0; i < s.size; ++i) s.params.data()[i] += r.data.data()[i];
     } else if constexpr (is_half_v<T>) {  // the primary's update, with the same code: bit-identical state
       s.opt->begin_step();
-      s.opt->update_mixed(s.params, r.data, 0, Wide(1), s.half);
+      s.opt->update_mixed(s.params, r.data, 0, Wide(r.h[8]), s.half);
     } else {
       s.opt->begin_step();
       s.opt->update(s.params, r.data, 0);
@@ -587,6 +647,12 @@ void Server<T>::run() {
         break;
       }
     }
+    if (std::is_same_v<T, fp16>) {  // the smallest primary shard's scale, for the summary
+      double lowest = 0;
+      for (const auto& s : shards_)
+        if (s->primary) lowest = lowest > 0 ? std::min(lowest, s->scaler.scale()) : s->scaler.scale();
+      if (lowest > 0) stats_.loss_scale = lowest;
+    }
     if (cx_.exit_seen || cx_.coord.exit_sent()) {
       bool idle = true;
       for (auto& s : shards_) idle = idle && s->pending.empty() && s->unacked == 0 && s->repl_in.empty();
@@ -615,5 +681,6 @@ std::vector<std::pair<std::int64_t, std::vector<double>>> Server<T>::primary_val
 template class Server<float>;
 template class Server<double>;
 template class Server<bf16>;
+template class Server<fp16>;
 
 }  // namespace partrain::parallel::ps

@@ -16,9 +16,13 @@
 //           collectively (io/checkpoint.hpp).
 // Staleness of an update: the shard's update count when it is applied minus the count the worker's pull returned.
 //
-// Mixed precision (T = bf16): the workers compute, push and pull in 16 bits; the server keeps its shard in fp32
+// Mixed precision (T = bf16, fp16): the workers compute, push and pull in 16 bits; the server keeps its shard in fp32
 // (master weights and moments), sums the contributions of a clock in fp32, applies the fp32 update and refreshes a
 // 16-bit copy of the shard that the pulls send — the fp32 state never leaves the servers but in checkpoints.
+// fp16's loss scaling, shard by shard (GradScaler's rule for several optimizers): every shard keeps a loss scaler; a
+// pull reply carries the shard's scale and a worker scales its loss by the smallest; a push carries the scale it was
+// computed with, which the update divides by; a shard whose update holds inf/NaN skips it (its version still moves:
+// the clocks go on) and backs its scale off; backups replay the same decisions.
 #pragma once
 
 #include <deque>
@@ -26,6 +30,7 @@
 #include <memory>
 
 #include "partrain/collectives/mpi_communicator.hpp"
+#include "partrain/models/loss_scaler.hpp"
 #include "partrain/models/optimizer.hpp"
 #include "partrain/models/param_store.hpp"
 #include "partrain/parallel/ps/context.hpp"
@@ -39,6 +44,8 @@ struct ServerStats {
   std::int64_t discarded = 0;                      ///< pushes dropped (removed worker, duplicate after promotion)
   std::int64_t max_gap = 0, bound_waits = 0;       ///< ssp: largest clock gap at a pull, pulls held by the bound
   std::int64_t checkpoints = 0;
+  std::int64_t skipped = 0;                        ///< fp16: updates skipped for inf/NaN (primary shards)
+  double loss_scale = 1;                           ///< fp16: the smallest primary shard's scale at the end
   double last_update_s = 0;
 };
 
@@ -75,7 +82,12 @@ class Server {
   void progress(Shard& s);
   void apply_sync(Shard& s);
   void apply_async(Shard& s);
-  void update(Shard& s, const HostM& grad, int worker_index, std::int64_t samples, std::int64_t clock);
+  /// One update of the shard from `grad` times `grad_scale` (1/the loss scale the contributions were computed with);
+  /// `skip`: fp16 found inf/NaN — no optimizer step, the scaler backs off, the version moves on.
+  void update(Shard& s, const HostM& grad, int worker_index, std::int64_t samples, std::int64_t clock,
+              Wide grad_scale = 1, bool skip = false);
+  /// fp16: whether the update's gradient holds inf/NaN (never for other types).
+  static bool nonfinite(const HostM& grad);
   /// The pulls' 16-bit copy of the shard from its fp32 values (a 16-bit T; nothing otherwise: the shard is sent).
   void refresh_half(Shard& s);
   void answer_pulls(Shard& s);
@@ -98,5 +110,6 @@ class Server {
 extern template class Server<float>;
 extern template class Server<double>;
 extern template class Server<bf16>;
+extern template class Server<fp16>;
 
 }  // namespace partrain::parallel::ps

@@ -71,6 +71,7 @@ void Worker<T>::handle(int from, const Header& h) {
       p.ticket_value = h[3];
       p.removals = h.i(5);
       p.fastest = h.i(6);
+      p.loss_scale = h[7] > 0 ? h[7] : 1.0;
       for (int k : L.shard_pieces(j)) {
         const auto& pc = L.pieces()[std::size_t(k)];
         piece_id_[std::size_t(k)] =
@@ -185,7 +186,7 @@ void Worker<T>::send_push_header(int j, std::int64_t clock, std::int64_t step, s
   const int target = cx_.members.owner(j);
   const double read = double(version_read >= 0 ? version_read : pull_[std::size_t(j)].version);
   const Header h(kPush, {double(j), double(clock), read, double(step), double(first), double(count), double(kind),
-                         double(steps)});
+                         double(steps), loss_scale_});
   cx_.mb.send(target, h);
   push_target_[std::size_t(j)] = target;
   if (cx_.opt.backup)
@@ -253,6 +254,12 @@ double Worker<T>::compute(std::int64_t step, std::int64_t first, std::int64_t co
       if (!cx_.members.server_dead(cx_.members.owner(j)) && cx_.mb.sends_to(cx_.members.owner(j)) > 0) return false;
     return true;
   });
+  // fp16: the loss is scaled by the smallest of the shards' scales (their replies to this mini-batch's pulls); every
+  // push says which, and the servers divide by it
+  if (std::is_same_v<T, fp16>) {
+    loss_scale_ = pull_.empty() ? 1.0 : pull_[0].loss_scale;
+    for (const auto& p : pull_) loss_scale_ = std::min(loss_scale_, p.loss_scale);
+  }
   double t_delay = 0;
   auto start_push = [&] {
     in_backward_ = true;
@@ -307,7 +314,7 @@ double Worker<T>::compute(std::int64_t step, std::int64_t first, std::int64_t co
     const auto own_rows = data_.loss_rows(std::uint64_t(step), first, count);
     const double scale = o.mode == Mode::Local ? 1.0 / double(own_rows >= 0 ? own_rows : count * rps)
                                                : 1.0 / double(global_rows >= 0 ? global_rows : cx_.train.global_batch * rps);
-    loss = model_.forward_backward(batch, ws, scale, hooks);
+    loss = model_.forward_backward(batch, ws, scale * loss_scale_, hooks);
   }
   in_backward_ = false;
   const double t1 = fenced_time_s();
@@ -582,5 +589,6 @@ std::int64_t Worker<T>::samples_pushed() const {
 template class Worker<float>;
 template class Worker<double>;
 template class Worker<bf16>;
+template class Worker<fp16>;
 
 }  // namespace partrain::parallel::ps

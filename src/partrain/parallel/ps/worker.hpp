@@ -57,6 +57,7 @@ class Worker {
     std::int64_t clock = 0, pushes = 0, version = 0, removals = 0, fastest = 0;
     bool ticket = false;
     double ticket_value = -1;
+    double loss_scale = 1;  ///< fp16: the shard's scale in its reply
   };
   struct Sent {  // a push whose update the worker has not yet seen (kept to send again after a promotion)
     int shard;
@@ -112,6 +113,7 @@ class Worker {
   std::vector<WorkItem> items_;
   std::vector<StepRecord> records_;
   double wait_s_ = 0, phase_wait_ = 0;
+  double loss_scale_ = 1;  ///< fp16: what the mini-batch being computed scales its loss by (the smallest shard's)
   bool in_backward_ = false, removed_ = false, stalled_ = false, done_ = false;
   std::int64_t cur_clock_ = 0;
   // The delayed buffer: mini-batches held, their samples, the versions the first of them read, and the mini-batches
@@ -123,5 +125,6 @@ class Worker {
 extern template class Worker<float>;
 extern template class Worker<double>;
 extern template class Worker<bf16>;
+extern template class Worker<fp16>;
 
 }  // namespace partrain::parallel::ps

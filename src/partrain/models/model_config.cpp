@@ -127,12 +127,6 @@ TrainSpec read_train_spec(const Deck& d) {
   return t;
 }
 
-void require_fp32_training(const TrainSpec& spec) {
-  if (spec.precision != "fp32")
-    input_error("train.precision", spec.precision,
-                "this mini-app trains in fp32 only so far; mixed precision runs in partrain-ref (docs/precision.md)");
-}
-
 template <class T>
 std::unique_ptr<Model<T>> make_model(const ModelSpec& s) {
   std::unique_ptr<Model<T>> m;

@@ -34,8 +34,6 @@ struct TrainSpec {
 };
 
 void declare_model_keys(Deck& deck);
-/// InputError naming train.precision unless it is fp32: mini-apps that do not run mixed precision yet call it.
-void require_fp32_training(const TrainSpec& spec);
 void declare_train_keys(Deck& deck);
 /// Reads and cross-checks the keys (heads divide channels, …): InputError naming key and value.
 ModelSpec read_model_spec(const Deck& deck);

@@ -73,6 +73,19 @@ inline Trajectory reference_run(const models::ModelSpec& ms, const models::Train
   return t;
 }
 
+/// The reference in H (a 16-bit type: mixed precision), run once per model, precision, step count and batch for the
+/// binary.
+template <class H>
+const Trajectory& reference_in(const models::ModelSpec& ms, models::TrainSpec ts) {
+  ts.precision = precision_name<H>();
+  static auto& cache = *new std::map<std::string, Trajectory>;
+  const std::string key = models::describe(ms) + " " + ts.precision + " " + std::to_string(ts.steps) + " " +
+                          std::to_string(ts.global_batch);
+  auto it = cache.find(key);
+  if (it == cache.end()) it = cache.emplace(key, reference_run<H>(ms, ts)).first;
+  return it->second;
+}
+
 /// One process grid per shape, and one world communicator, for every test of the binary: making one is a dozen
 /// blocking MPI calls (duplicates, splits), 0.2 s each time at 4 ranks on 2 cores and more across the virtual
 /// cluster's nodes — most of the tests' time when every check made its own. Never destroyed: they hold Kokkos

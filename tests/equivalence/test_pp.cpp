@@ -44,6 +44,21 @@ const Trajectory& reference(const models::ModelSpec& ms) {
   return it->second;
 }
 
+/// Runs the trainer's steps; after the first step's backward, rank 0 checks the gathered gradients. The losses.
+template <class Trainer, class Check>
+std::vector<double> run_checking_grads(Trainer& tr, std::int64_t steps, int rank, const Check& check_grads) {
+  std::vector<double> loss;
+  for (std::int64_t s = 0; s < steps; ++s) {
+    auto r = tr.step(s, [&](double) {
+      if (s != 0) return;
+      const auto grads = tr.gather_full(true);
+      if (rank == 0) check_grads(grads);
+    });
+    loss.push_back(r.loss);
+  }
+  return loss;
+}
+
 struct Layout {
   int p = 1, t = 1;
   pl::ScheduleKind kind = pl::ScheduleKind::OneFOneB;
@@ -79,32 +94,25 @@ void check(const models::ModelSpec& ms, const Layout& l) {
                            " t=" + std::to_string(l.t) + " m=" + std::to_string(l.m) + " v=" + std::to_string(l.v) +
                            (l.recompute ? " recompute" : "") + (l.sp ? " sp" : "") + " " + l.partition + " " +
                            std::to_string(l.steps) + " steps";
-  std::vector<double> loss;
-  for (std::int64_t s = 0; s < ts.steps; ++s) {
-    auto r = tr.step(s, [&](double) {
-      if (s != 0) return;
-      const auto grads = tr.gather_full(true);
-      if (rank != 0) return;
-      EXPECT_EQ(grads.size(), ref.grads_by_name.size()) << what;
-      double num = 0, den = 0, gnorm = 0, rnorm = 0;
-      for (const auto& g : grads) {
-        ASSERT_TRUE(ref.grads_by_name.count(g.name)) << what << " " << g.name;
-        EXPECT_EQ(g.shape, ref.shapes.at(g.name)) << what << " " << g.name;
-        const auto& rg = ref.grads_by_name.at(g.name);
-        ASSERT_EQ(g.values.size(), rg.size()) << what << " " << g.name;
-        num = den = 0;
-        for (std::size_t i = 0; i < rg.size(); ++i) {
-          num += (g.values[i] - rg[i]) * (g.values[i] - rg[i]);
-          den += rg[i] * rg[i];
-          gnorm += g.values[i] * g.values[i];
-        }
-        rnorm += den;
-        EXPECT_LE(std::sqrt(num) / std::max(std::sqrt(den), 1e-30), kGradTol) << what << " " << g.name;
+  const auto loss = run_checking_grads(tr, ts.steps, rank, [&](const std::vector<io::NamedTensor>& grads) {
+    EXPECT_EQ(grads.size(), ref.grads_by_name.size()) << what;
+    double num = 0, den = 0, gnorm = 0, rnorm = 0;
+    for (const auto& g : grads) {
+      ASSERT_TRUE(ref.grads_by_name.count(g.name)) << what << " " << g.name;
+      EXPECT_EQ(g.shape, ref.shapes.at(g.name)) << what << " " << g.name;
+      const auto& rg = ref.grads_by_name.at(g.name);
+      ASSERT_EQ(g.values.size(), rg.size()) << what << " " << g.name;
+      num = den = 0;
+      for (std::size_t i = 0; i < rg.size(); ++i) {
+        num += (g.values[i] - rg[i]) * (g.values[i] - rg[i]);
+        den += rg[i] * rg[i];
+        gnorm += g.values[i] * g.values[i];
       }
-      EXPECT_LE(rel(std::sqrt(gnorm), std::sqrt(rnorm)), kGradTol) << what << ": gradient norm";
-    });
-    loss.push_back(r.loss);
-  }
+      rnorm += den;
+      EXPECT_LE(std::sqrt(num) / std::max(std::sqrt(den), 1e-30), kGradTol) << what << " " << g.name;
+    }
+    EXPECT_LE(rel(std::sqrt(gnorm), std::sqrt(rnorm)), kGradTol) << what << ": gradient norm";
+  });
   EXPECT_LE(rel(loss[0], ref.loss[0]), kLossTol) << what;
   for (std::size_t s = 0; s < loss.size(); ++s)
     EXPECT_LE(rel(loss[s], ref.loss[s]), kTrajectoryTol) << what << " step " << s;
@@ -180,9 +188,7 @@ void check_mixed(const Layout& l, bool reduce_fp32) {
   const auto ms = pp_gpt();
   auto ts = pp_train(5);
   ts.precision = precision_name<H>();
-  static std::map<std::string, Trajectory> refs;  // one reference per precision
-  auto& ref = refs[ts.precision];
-  if (ref.loss.empty()) ref = reference_run<H>(ms, ts);
+  const auto& ref = reference_in<H>(ms, ts);
   coll::ProcessGrid& grid = grid_of(GridShape{l.p, d, l.t});
   parallel::TpContext tp{&grid.tp(), coll::Algo::Ring, l.sp};
   auto make = [&]() -> std::unique_ptr<models::Model<H>> {
@@ -201,18 +207,11 @@ void check_mixed(const Layout& l, bool reduce_fp32) {
                            " v=" + std::to_string(l.v) + (l.recompute ? " recompute" : "") +
                            (reduce_fp32 ? " fp32 reduction" : "");
   const double tol = 2 * std::sqrt(6.0 + 22 * ms.gpt.layers) * unit_roundoff<H>();
-  std::vector<double> loss;
-  for (std::int64_t s = 0; s < ts.steps; ++s) {
-    auto r = tr.step(s, [&](double) {
-      if (s != 0) return;
-      const auto grads = tr.gather_full(true);
-      if (rank != 0) return;
-      EXPECT_EQ(grads.size(), ref.grads_by_name.size()) << what;
-      for (const auto& g : grads)
-        EXPECT_LE(tensor_rel_err(g.values, ref.grads_by_name.at(g.name)), tol) << what << " " << g.name;
-    });
-    loss.push_back(r.loss);
-  }
+  const auto loss = run_checking_grads(tr, ts.steps, rank, [&](const std::vector<io::NamedTensor>& grads) {
+    EXPECT_EQ(grads.size(), ref.grads_by_name.size()) << what;
+    for (const auto& g : grads)
+    EXPECT_LE(tensor_rel_err(g.values, ref.grads_by_name.at(g.name)), tol) << what << " " << g.name;
+  });
   for (std::size_t s = 0; s < loss.size(); ++s) EXPECT_LE(rel(loss[s], ref.loss[s]), tol) << what << " step " << s;
   for (const auto& [name, ok] : tr.self_check()) EXPECT_TRUE(ok) << what << ": " << name;
 }

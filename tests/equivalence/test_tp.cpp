@@ -73,9 +73,7 @@ void check_mixed(int t, bool sp, bool reduce_fp32) {
   const auto ms = tp_gpt();
   auto ts = small_train(5);
   ts.precision = precision_name<H>();
-  static std::map<std::string, Trajectory> refs;  // one reference per precision
-  auto& ref = refs[ts.precision];
-  if (ref.loss.empty()) ref = reference_run<H>(ms, ts);
+  const auto& ref = reference_in<H>(ms, ts);
   coll::ProcessGrid& pg = grid_of(GridShape{1, world / t, t});
   parallel::TpContext tp{&pg.tp(), coll::Algo::Ring, sp};
   parallel::TpGpt<H> model(ms.gpt, tp);

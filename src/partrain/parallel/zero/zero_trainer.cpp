@@ -335,6 +335,22 @@ View1<T> ZeroTrainer<T>::grad_block(std::size_t u) const {
 }
 
 template <class T>
+template <class F>
+void ZeroTrainer<T>::stream_file(const F& fn) {
+  ++file_steps_;
+  const std::size_t U = layout_.units().size();
+  const double io0 = file_->io_wait_s();
+  file_->stream([&](std::int64_t a, std::int64_t b, M* const* slabs) {
+    for (std::size_t u = layout_.unit_at_shard(a); u < U && layout_.shard_offset(u) < b; ++u) {
+      const std::int64_t lo = std::max(a, layout_.shard_offset(u)),
+                         hi = std::min(b, layout_.shard_offset(u) + layout_.block_size(u));
+      if (lo < hi) fn(u, lo - layout_.shard_offset(u), hi - lo, slabs, lo - a);
+    }
+  });
+  offload_io_s_ += file_->io_wait_s() - io0;
+}
+
+template <class T>
 void ZeroTrainer<T>::optimizer_step() {
   const int st = opts_.stage;
   auto pblock = [&](std::size_t u) { return param_block(u); };
@@ -356,22 +372,16 @@ void ZeroTrainer<T>::optimizer_step() {
       Kokkos::deep_copy(p, hp);
     }
   } else if (file_) {  // ZeRO-Infinity: stream the state (and at stage 3 the parameters) through the staging buffer
-    ++file_steps_;
     const auto& oc = spec_.optimizer;
     using HV = Kokkos::View<T*, Kokkos::LayoutRight, Kokkos::HostSpace>;
     const int pslab = state_slabs_;
-    const double io0 = file_->io_wait_s();
-    file_->stream([&](std::int64_t a, std::int64_t b, T* const* slabs) {
-      for (std::size_t u = layout_.unit_at_shard(a); u < U && layout_.shard_offset(u) < b; ++u) {
-        const std::int64_t lo = std::max(a, layout_.shard_offset(u)),
-                           hi = std::min(b, layout_.shard_offset(u) + layout_.block_size(u));
-        if (lo >= hi) continue;
-        const std::int64_t off = lo - layout_.shard_offset(u), len = hi - lo;
+    stream_file([&](std::size_t u, std::int64_t off, std::int64_t len, M* const* slabs, std::int64_t at) {
+      if constexpr (std::is_same_v<M, T>) {
         HV g = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), sub(gblock(u), off, len));
-        HV p = st == 3 ? HV(slabs[pslab] + (lo - a), len)
+        HV p = st == 3 ? HV(slabs[pslab] + at, len)
                        : Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), sub(pblock(u), off, len));
-        HV m = pslab > 0 ? HV(slabs[0] + (lo - a), len) : HV();
-        HV v = pslab > 1 ? HV(slabs[1] + (lo - a), len) : HV();
+        HV m = pslab > 0 ? HV(slabs[0] + at, len) : HV();
+        HV v = pslab > 1 ? HV(slabs[1] + at, len) : HV();
         if (oc.kind == "sgd")
           kernels::sgd_step(p, g, m, kernels::SgdParams{oc.lr, oc.momentum, oc.weight_decay});
         else
@@ -380,7 +390,6 @@ void ZeroTrainer<T>::optimizer_step() {
         if (st < 3) Kokkos::deep_copy(sub(pblock(u), off, len), p);
       }
     });
-    offload_io_s_ += file_->io_wait_s() - io0;
   } else {  // plain SGD offloaded to a file: no state at all
     const auto& oc = spec_.optimizer;
     for (std::size_t u = 0; u < U; ++u)
@@ -424,40 +433,31 @@ bool ZeroTrainer<T>::optimizer_step_mixed() {
         Kokkos::deep_copy(p, hp);
       }
     } else {  // ZeRO-Infinity: the master weights and moments streamed through the staging buffer
-      ++file_steps_;
       const auto& oc = spec_.optimizer;
       const int st = opts_.stage, pslab = state_slabs_;
       using HM = Kokkos::View<M*, Kokkos::LayoutRight, Kokkos::HostSpace>;
       using HT = Kokkos::View<T*, Kokkos::LayoutRight, Kokkos::HostSpace>;
-      const double io0 = file_->io_wait_s();
-      file_->stream([&](std::int64_t a, std::int64_t b, M* const* slabs) {
-        for (std::size_t u = layout_.unit_at_shard(a); u < U && layout_.shard_offset(u) < b; ++u) {
-          const std::int64_t lo = std::max(a, layout_.shard_offset(u)),
-                             hi = std::min(b, layout_.shard_offset(u) + layout_.block_size(u));
-          if (lo >= hi) continue;
-          const std::int64_t off = lo - layout_.shard_offset(u), len = hi - lo;
-          HT g = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), sub(gblock(u), off, len));
-          HM master(slabs[pslab] + (lo - a), len);
-          HM m = pslab > 0 ? HM(slabs[0] + (lo - a), len) : HM();
-          HM v = pslab > 1 ? HM(slabs[1] + (lo - a), len) : HM();
-          auto update = [&](const auto& out) {
-            if (oc.kind == "sgd")
-              kernels::sgd_step(master, g, m, kernels::SgdParams{oc.lr, oc.momentum, oc.weight_decay}, inv, out);
-            else
-              kernels::adam_step(master, g, m, v,
-                                 kernels::AdamParams{oc.lr, oc.beta1, oc.beta2, oc.eps, oc.weight_decay, oc.kind == "adamw"},
-                                 file_steps_, inv, out);
-          };
-          if (st < 3) {  // the rounded weights into the 16-bit parameters (in place on a host build)
-            auto p = Kokkos::create_mirror_view(Kokkos::HostSpace(), sub(pblock(u), off, len));
-            update(p);
-            Kokkos::deep_copy(sub(pblock(u), off, len), p);
-          } else {  // stage 3's 16-bit blocks are read rounded from the master weights when gathered
-            update(HM());
-          }
+      stream_file([&](std::size_t u, std::int64_t off, std::int64_t len, M* const* slabs, std::int64_t at) {
+        HT g = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), sub(gblock(u), off, len));
+        HM master(slabs[pslab] + at, len);
+        HM m = pslab > 0 ? HM(slabs[0] + at, len) : HM();
+        HM v = pslab > 1 ? HM(slabs[1] + at, len) : HM();
+        auto update = [&](const auto& out) {
+          if (oc.kind == "sgd")
+            kernels::sgd_step(master, g, m, kernels::SgdParams{oc.lr, oc.momentum, oc.weight_decay}, inv, out);
+          else
+            kernels::adam_step(master, g, m, v,
+                               kernels::AdamParams{oc.lr, oc.beta1, oc.beta2, oc.eps, oc.weight_decay, oc.kind == "adamw"},
+                               file_steps_, inv, out);
+        };
+        if (st < 3) {  // the rounded weights into the 16-bit parameters (in place on a host build)
+          auto p = Kokkos::create_mirror_view(Kokkos::HostSpace(), sub(pblock(u), off, len));
+          update(p);
+          Kokkos::deep_copy(sub(pblock(u), off, len), p);
+        } else {  // stage 3's 16-bit blocks are read rounded from the master weights when gathered
+          update(HM());
         }
       });
-      offload_io_s_ += file_->io_wait_s() - io0;
     }
     return true;
   }

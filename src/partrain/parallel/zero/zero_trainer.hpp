@@ -136,6 +136,10 @@ class ZeroTrainer : public Trainer<T> {
   View1<T> grad_block(std::size_t unit) const;
   std::vector<io::NamedTensor> gather_full_mixed(bool grads);
   using M = master_t<T>;
+  /// The file offload's pass over the state: fn(u, off, len, slabs, at) for each unit block's part [off, off + len)
+  /// of every chunk, whose slabs hold it from element `at`; the step count and the I/O wait are counted.
+  template <class F>
+  void stream_file(const F& fn);
   std::function<void(std::int64_t, std::int64_t, M*)> file_reader(int slab);
   std::function<void(std::int64_t, std::int64_t, const M*)> file_writer(int slab);
   /// This rank's block of unit u from the file's parameter slab, into `out` (a 16-bit run rounds its master weights).

@@ -261,6 +261,28 @@ TEST(MixedOptimizer, TheGroupsAnswerDecidesTheSkip) {
   EXPECT_NE(host(a.master()), before);
 }
 
+// A model in H and its float64 twin holding the same (rounded) weights, each with one batch of `samples` (step 0)
+// and a workspace: the exact gradients of what the 16-bit model computes with.
+template <class H>
+struct Twin {
+  std::unique_ptr<models::Model<H>> mh;
+  std::unique_ptr<models::Model<double>> m64;
+  std::unique_ptr<models::Dataset<H>> dh;
+  std::unique_ptr<models::Dataset<double>> d64;
+  models::Batch<H> bh;
+  models::Batch<double> b64;
+  typename models::Model<H>::Workspace wh;
+  typename models::Model<double>::Workspace w64;
+  Twin(const models::ModelSpec& ms, std::int64_t samples)
+      : mh(models::make_model<H>(ms)), m64(models::make_model<double>(ms)), dh(models::make_dataset<H>(ms)),
+        d64(models::make_dataset<double>(ms)), bh(dh->allocate(samples)), b64(d64->allocate(samples)),
+        wh(mh->make_workspace(samples)), w64(m64->make_workspace(samples)) {
+    set(m64->params().params(), host(mh->params().params()));
+    dh->fill(0, 0, bh);
+    d64->fill(0, 0, b64);
+  }
+};
+
 // Why fp16 needs the scaler: a batch large enough that the gradients of the mean loss fall below fp16's normal range.
 // Unscaled, the backward flushes them toward zero (relative gradient error of order one); scaled by 2^16 (GradScaler's
 // default) the same backward is within sqrt(n)·u of the exact gradients of the same weights.
@@ -268,28 +290,18 @@ TEST(LossScaler, Fp16UnderflowsWithoutIt) {
   models::ModelSpec ms;
   ms.kind = "gpt";
   ms.gpt = models::GptConfig{512, 32, 2, 32, 2};
-  auto m16 = models::make_model<fp16>(ms);
-  auto m64 = models::make_model<double>(ms);
-  set(m64->params().params(), host(m16->params().params()));  // the exact model takes the fp16 (rounded) weights
-  auto d16 = models::make_dataset<fp16>(ms);
-  auto d64 = models::make_dataset<double>(ms);
   const std::int64_t samples = 128;  // 4096 rows: dlogits ~ 1/(512·4096) ≈ 5e-7, deep in fp16's subnormals (below 6.1e-5)
-  auto b16 = d16->allocate(samples);
-  auto b64 = d64->allocate(samples);
-  d16->fill(0, 0, b16);
-  d64->fill(0, 0, b64);
-  auto w16 = m16->make_workspace(samples);
-  auto w64 = m64->make_workspace(samples);
+  Twin<fp16> t(ms, samples);  // the exact model takes the fp16 (rounded) weights
   const double rows = double(samples * 32);
-  m64->params().zero_grad();
-  m64->forward_backward(b64, w64, 1.0 / rows);
-  const auto exact = host(m64->params().grads());
+  t.m64->params().zero_grad();
+  t.m64->forward_backward(t.b64, t.w64, 1.0 / rows);
+  const auto exact = host(t.m64->params().grads());
   auto error_with_scale = [&](double scale) {  // the worst tensor's relative error, as torch_check measures
-    m16->params().zero_grad();
-    m16->forward_backward(b16, w16, scale / rows);
-    auto g = host(m16->params().grads());
+    t.mh->params().zero_grad();
+    t.mh->forward_backward(t.bh, t.wh, scale / rows);
+    auto g = host(t.mh->params().grads());
     double worst = 0;
-    for (const auto& p : m16->params().infos()) {
+    for (const auto& p : t.mh->params().infos()) {
       std::vector<double> mine(g.begin() + p.offset, g.begin() + p.offset + p.size);
       for (auto& x : mine) x /= scale;
       worst = std::max(worst, rel_err(mine, std::vector<double>(exact.begin() + p.offset, exact.begin() + p.offset + p.size)));
@@ -312,28 +324,17 @@ void check_nmt_half() {
   models::ModelSpec ms;
   ms.kind = "nmt";
   ms.nmt = models::NmtConfig{64, 16, 16, 2, 2, 4, 8};
-  auto mh = models::make_model<H>(ms);
-  auto m64 = models::make_model<double>(ms);
-  set(m64->params().params(), host(mh->params().params()));
-  auto dh = models::make_dataset<H>(ms);
-  auto d64 = models::make_dataset<double>(ms);
-  const std::int64_t samples = 6;
-  auto bh = dh->allocate(samples);
-  auto b64 = d64->allocate(samples);
-  dh->fill(0, 0, bh);
-  d64->fill(0, 0, b64);
-  auto wh = mh->make_workspace(samples);
-  auto w64 = m64->make_workspace(samples);
+  Twin<H> t(ms, 6);
   const double scale = std::is_same_v<H, fp16> ? 1024.0 : 1.0;
-  m64->params().zero_grad();
-  const double l64 = m64->forward_backward(b64, w64, 1.0 / 48);
-  mh->params().zero_grad();
-  const double lh = mh->forward_backward(bh, wh, scale / 48);
-  const auto exact = host(m64->params().grads()), g = host(mh->params().grads());
+  t.m64->params().zero_grad();
+  const double l64 = t.m64->forward_backward(t.b64, t.w64, 1.0 / 48);
+  t.mh->params().zero_grad();
+  const double lh = t.mh->forward_backward(t.bh, t.wh, scale / 48);
+  const auto exact = host(t.m64->params().grads()), g = host(t.mh->params().grads());
   const double n = 10 + 12 * (8 + 2 + 2), tol = std::sqrt(n) * unit_roundoff<H>();
   EXPECT_LE(std::abs(lh - l64) / std::abs(l64), tol) << precision_name<H>() << " loss";
   double worst = 0;
-  for (const auto& p : mh->params().infos()) {
+  for (const auto& p : t.mh->params().infos()) {
     std::vector<double> mine(g.begin() + p.offset, g.begin() + p.offset + p.size);
     for (auto& x : mine) x /= scale;
     const double e = rel_err(mine, std::vector<double>(exact.begin() + p.offset, exact.begin() + p.offset + p.size));

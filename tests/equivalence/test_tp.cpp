@@ -23,20 +23,32 @@ models::ModelSpec tp_gpt() {
   return s;
 }
 
+/// A tensor-parallel GPT of t ranks (the rest data-parallel replicas) in T, built, with its dataset.
+template <class T>
+struct TpRun {
+  coll::ProcessGrid& pg;
+  parallel::TpContext tp;
+  parallel::TpGpt<T> model;
+  std::unique_ptr<models::Dataset<T>> data;
+  TpRun(const models::ModelSpec& ms, int world, int t, bool sp)
+      : pg(grid_of(GridShape{1, world / t, t})), tp{&pg.tp(), coll::Algo::Ring, sp}, model(ms.gpt, tp),
+        data(models::make_dataset<T>(ms)) {
+    model.build(ms.seed);
+  }
+};
+
 void check(int t, bool sp) {
   int world = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &world);
   const auto ms = tp_gpt();
   const auto ts = small_train(20);
   const auto ref = reference_run(ms, ts);
-  coll::ProcessGrid& pg = grid_of(GridShape{1, world / t, t});
-  parallel::TpContext tp{&pg.tp(), coll::Algo::Ring, sp};
-  parallel::TpGpt<float> model(ms.gpt, tp);
-  model.build(ms.seed);
-  auto data = models::make_dataset<float>(ms);
+  TpRun<float> run(ms, world, t, sp);
+  auto& tp = run.tp;
+  auto& model = run.model;
   parallel::DpOptions o;
   o.bucket_mib = 0.002;
-  parallel::DataParallelTrainer<float> tr(model, *data, ts, pg.dp(), o);
+  parallel::DataParallelTrainer<float> tr(model, *run.data, ts, run.pg.dp(), o);
   const std::string what = "t=" + std::to_string(t) + " d=" + std::to_string(world / t) + (sp ? " sp" : "");
   std::vector<double> loss;
   for (std::int64_t s = 0; s < ts.steps; ++s) {
@@ -74,15 +86,11 @@ void check_mixed(int t, bool sp, bool reduce_fp32) {
   auto ts = small_train(5);
   ts.precision = precision_name<H>();
   const auto& ref = reference_in<H>(ms, ts);
-  coll::ProcessGrid& pg = grid_of(GridShape{1, world / t, t});
-  parallel::TpContext tp{&pg.tp(), coll::Algo::Ring, sp};
-  parallel::TpGpt<H> model(ms.gpt, tp);
-  model.build(ms.seed);
-  auto data = models::make_dataset<H>(ms);
+  TpRun<H> run(ms, world, t, sp);
   parallel::DpOptions o;
   o.bucket_mib = 0.001;
   o.reduce_fp32 = reduce_fp32;
-  parallel::DataParallelTrainer<H> tr(model, *data, ts, pg.dp(), o, &tp, ms.seed);
+  parallel::DataParallelTrainer<H> tr(run.model, *run.data, ts, run.pg.dp(), o, &run.tp, ms.seed);
   const std::string what = precision_name<H>() + " t=" + std::to_string(t) + " d=" + std::to_string(world / t) +
                            (sp ? " sp" : "") + (reduce_fp32 ? " fp32 reduction" : "");
   const double tol = 2 * std::sqrt(6.0 + 22 * ms.gpt.layers) * unit_roundoff<H>();

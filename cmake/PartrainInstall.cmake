@@ -7,7 +7,7 @@
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-set(PARTRAIN_EXECUTABLES partrain-ref partrain-dp partrain-tp partrain-pp partrain-zero partrain-ps partrain-nmt
+set(PARTRAIN_EXECUTABLES partrain-ref partrain-dp partrain-tp partrain-pp partrain-ep partrain-zero partrain-ps partrain-nmt
     partrain-collectives partrain-sweep partrain-compare partrain-calibrate partrain-predict)
 install(TARGETS ${PARTRAIN_EXECUTABLES} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 

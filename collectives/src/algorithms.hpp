@@ -19,6 +19,10 @@ void ring_allgather(Plan& p, void* recv, std::int64_t count);
 void ring_broadcast(Plan& p, void* buf, std::int64_t count, int root);
 /// Pairwise-exchange alltoall: at step s rank r sends block r+s to rank r+s and receives from rank r−s.
 void pairwise_alltoall(Plan& p, const void* send, void* recv, std::int64_t count);
+/// The same with per-peer counts (elements; each buffer packed in rank order): at step s rank r sends its block for
+/// r+s and receives the block of r−s, so every pair exchanges in one round whatever the counts.
+void pairwise_alltoallv(Plan& p, const void* send, const std::int64_t* send_counts, void* recv,
+                        const std::int64_t* recv_counts);
 
 // ---- recursive doubling / halving (recdbl.cpp) -----------------------------------------------------------------
 // Non-powers of two: with p′ the largest power of two ≤ n and rem = n − p′, ranks 2i and 2i+1 (i < rem) are folded

@@ -429,6 +429,47 @@ Request MpiCommunicator::alltoall(const void* send, void* recv, std::int64_t cou
   return std::move(r.describe("alltoall", -1));
 }
 
+Request MpiCommunicator::alltoallv(const void* send, const std::int64_t* send_counts, void* recv,
+                                   const std::int64_t* recv_counts, DataType dt, Algo algo) {
+  const std::int64_t es = std::int64_t(size_of(dt));
+  std::int64_t out = 0, total = 0;  // elements sent to other ranks; all elements sent
+  for (int j = 0; j < size_; ++j) {
+    total += send_counts[j];
+    if (j != rank_) out += send_counts[j];
+  }
+  PARTRAIN_REQUIRE(send != recv || total == 0, "alltoallv is not in place");
+  const Algo a = resolve(Op::Alltoall, algo, total * es);
+  auto& ctr = counters_[Op::Alltoall];
+  ++ctr.calls;
+  ctr.bus_bytes += out * es;  // alltoall's bus bytes are what a rank sends to the others
+  if (a == Algo::Vendor) {
+    auto st = std::make_unique<VendorRequest>();
+    st->counts.resize(std::size_t(4 * size_));
+    int* sc = st->counts.data();
+    int *sd = sc + size_, *rc = sc + 2 * size_, *rd = sc + 3 * size_;
+    std::int64_t so = 0, ro = 0;
+    for (int j = 0; j < size_; ++j) {
+      check_int_count(so + send_counts[j], "MPI_Ialltoallv");
+      check_int_count(ro + recv_counts[j], "MPI_Ialltoallv");
+      sc[j] = int(send_counts[j]);
+      sd[j] = int(so);
+      rc[j] = int(recv_counts[j]);
+      rd[j] = int(ro);
+      so += send_counts[j];
+      ro += recv_counts[j];
+      if (j != rank_) ctr.bytes_received += recv_counts[j] * es;
+    }
+    ctr.bytes_sent += out * es;
+    PARTRAIN_MPI_CHECK(MPI_Ialltoallv(send, sc, sd, mpi_type(dt), recv, rc, rd, mpi_type(dt), coll_, &st->req));
+    return std::move(Request(std::move(st)).describe("alltoallv", -1));
+  }
+  Plan p = make_plan(rank_, size_, dt, ReduceOp::Sum, chunk_bytes_);
+  pairwise_alltoallv(p, send, send_counts, recv, recv_counts);
+  Request r(std::make_unique<ScheduleRequest>(coll_, next_tag(), std::move(p), ctr));
+  r.test();
+  return std::move(r.describe("alltoallv", -1));
+}
+
 Request MpiCommunicator::barrier(Algo algo) {
   const Algo a = resolve(Op::Barrier, algo, 0);
   auto& ctr = counters_[Op::Barrier];

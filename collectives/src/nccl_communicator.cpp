@@ -215,6 +215,33 @@ Request NcclCommunicator::alltoall(const void* send, void* recv, std::int64_t co
   return enqueued();
 }
 
+Request NcclCommunicator::alltoallv(const void* send, const std::int64_t* send_counts, void* recv,
+                                    const std::int64_t* recv_counts, DataType dt, Algo algo) {
+  resolve(Op::Alltoall, algo, 0);
+  auto& ctr = counters_[Op::Alltoall];
+  ++ctr.calls;
+  const std::int64_t es = std::int64_t(size_of(dt));
+  std::int64_t so = 0, ro = 0;
+  PARTRAIN_NCCL_CHECK(ncclGroupStart());
+  for (int p = 0; p < size_; ++p) {
+    if (p != rank_) {
+      ctr.bytes_sent += send_counts[p] * es;
+      ctr.bytes_received += recv_counts[p] * es;
+      ctr.bus_bytes += send_counts[p] * es;
+    }
+    if (send_counts[p] > 0)
+      PARTRAIN_NCCL_CHECK(ncclSend(ptr(send, so, dt), std::size_t(send_counts[p]), nccl_type(dt), p, as_comm(comm_),
+                                   as_stream(stream_)));
+    if (recv_counts[p] > 0)
+      PARTRAIN_NCCL_CHECK(ncclRecv(const_cast<char*>(ptr(recv, ro, dt)), std::size_t(recv_counts[p]), nccl_type(dt), p,
+                                   as_comm(comm_), as_stream(stream_)));
+    so += send_counts[p];
+    ro += recv_counts[p];
+  }
+  PARTRAIN_NCCL_CHECK(ncclGroupEnd());
+  return enqueued();
+}
+
 Request NcclCommunicator::barrier(Algo algo) {
   resolve(Op::Barrier, algo, 0);
   ++counters_[Op::Barrier].calls;

@@ -1,5 +1,7 @@
 #include "algorithms.hpp"
 
+#include <vector>
+
 namespace partrain::coll {
 namespace {
 int mod(int a, int n) { return ((a % n) + n) % n; }
@@ -81,6 +83,24 @@ void pairwise_alltoall(Plan& p, const void* send, void* recv, std::int64_t count
     Round& rd = p.new_round();
     p.recv(rd, from, p.at(recv, std::int64_t(from) * count), count);
     p.send(rd, to, p.at(send, std::int64_t(to) * count), count);
+  }
+}
+
+void pairwise_alltoallv(Plan& p, const void* send, const std::int64_t* send_counts, void* recv,
+                        const std::int64_t* recv_counts) {
+  const int n = p.n, r = p.rank;
+  std::vector<std::int64_t> sd(std::size_t(n) + 1, 0), rd(std::size_t(n) + 1, 0);
+  for (int j = 0; j < n; ++j) {
+    sd[std::size_t(j) + 1] = sd[std::size_t(j)] + send_counts[j];
+    rd[std::size_t(j) + 1] = rd[std::size_t(j)] + recv_counts[j];
+  }
+  Round& first = p.new_round();
+  p.copy(first, p.at(recv, rd[std::size_t(r)]), p.at(send, sd[std::size_t(r)]), send_counts[r]);
+  for (int s = 1; s < n; ++s) {
+    const int to = mod(r + s, n), from = mod(r - s, n);
+    Round& round = p.new_round();
+    if (recv_counts[from] > 0) p.recv(round, from, p.at(recv, rd[std::size_t(from)]), recv_counts[from]);
+    if (send_counts[to] > 0) p.send(round, to, p.at(send, sd[std::size_t(to)]), send_counts[to]);
   }
 }
 

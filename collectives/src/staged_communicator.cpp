@@ -138,6 +138,22 @@ Request StagedCommunicator::alltoall(const void* send, void* recv, std::int64_t 
   return staged(std::move(in), b, [this, recv, bytes](char* h) { copier_->to_device(recv, h, bytes); }, "alltoall");
 }
 
+Request StagedCommunicator::alltoallv(const void* send, const std::int64_t* send_counts, void* recv,
+                                      const std::int64_t* recv_counts, DataType dt, Algo algo) {
+  const std::int64_t es = std::int64_t(size_of(dt));
+  std::int64_t sbytes = 0, rbytes = 0;
+  for (int j = 0; j < size(); ++j) {
+    sbytes += send_counts[j] * es;
+    rbytes += recv_counts[j] * es;
+  }
+  Buffer* b = acquire(sbytes + rbytes);  // the input, then the output
+  copier_->to_host(b->data, send, sbytes);
+  staged_bytes_ += sbytes + rbytes;
+  auto in = inner_.alltoallv(b->data, send_counts, b->data + sbytes, recv_counts, dt, algo);
+  return staged(std::move(in), b, [this, recv, sbytes, rbytes](char* h) { copier_->to_device(recv, h + sbytes, rbytes); },
+                "alltoallv");
+}
+
 Request StagedCommunicator::send(const void* buf, std::int64_t count, DataType dt, int peer, int tag) {
   const std::int64_t bytes = count * std::int64_t(size_of(dt));
   Buffer* b = acquire(bytes);

@@ -38,6 +38,7 @@ Config read_config(const Deck& d, int world) {
                     std::to_string(s.p * c.tp_degree));
   c.dp_degree = world / (s.p * c.tp_degree);
   c.base = dp_app::read_config(d, c.dp_degree);
+  models::require_dense(c.base.model, "partrain-pp");
   const auto& ms = c.base.model;
   if (const auto why = parallel::pipeline::why_not(s); !why.empty()) throw InputError(why);
   const std::int64_t B = c.base.train.global_batch;

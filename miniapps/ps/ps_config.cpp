@@ -39,6 +39,7 @@ Config read_config(const Deck& d, int world, const std::vector<std::string>& inj
   namespace pps = parallel::ps;
   Config c;
   c.model = models::read_model_spec(d);
+  models::require_dense(c.model, "partrain-ps");
   c.train = models::read_train_spec(d);
   auto& o = c.ps;
   o.servers = int(d.get_int("ps.servers"));

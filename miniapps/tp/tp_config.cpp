@@ -21,6 +21,7 @@ Config read_config(const Deck& d, int world) {
     input_error("tp.degree", std::to_string(c.degree),
                 "the rank count " + std::to_string(world) + " is not a multiple of it");
   c.base = dp_app::read_config(d, world / c.degree);
+  models::require_dense(c.base.model, "partrain-tp");
   if (c.base.model.kind != "gpt") input_error("model.kind", "\"" + c.base.model.kind + "\"", "partrain-tp trains the GPT");
   parallel::check_tp_shapes(c.base.model.gpt, c.degree);
   const auto local_rows = c.base.train.global_batch / (world / c.degree) * c.base.model.gpt.seq_len;

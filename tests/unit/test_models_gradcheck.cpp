@@ -3,6 +3,7 @@
 // attention's, the loss's) against central finite differences of the mean loss over the batch.
 #include <gtest/gtest.h>
 
+#include "partrain/models/gpt_layers.hpp"
 #include "partrain/models/model_config.hpp"
 #include "test_util.hpp"
 
@@ -61,6 +62,38 @@ TEST(GradCheck, Gpt) {
   rescale(p, 10.0, 0.01, 7);
   auto d = make_dataset<double>(s);
   gradcheck(*m, *d, 3, 1e-6);
+}
+
+// The mixture of experts: the router (through the gates: Switch's p_e for k = 1, renormalised for k = 2), the experts,
+// the load-balancing loss, and choices dropped at a capacity below the demand (which must happen here).
+TEST(GradCheck, GptMoe) {
+  for (std::int64_t k : {1, 2}) {
+    ModelSpec s;
+    s.kind = "gpt";
+    s.gpt = GptConfig{11, 5, 2, 8, 2};  // V, T, L, C, H
+    s.gpt.moe.every = 1;
+    s.gpt.moe.experts = 3;
+    s.gpt.moe.top_k = k;
+    s.gpt.moe.capacity_factor = 0.5;  // cap = ⌈0.5·k·5/3⌉: 1 (k = 1) or 2 (k = 2) rows per expert and sequence
+    s.gpt.moe.aux_loss_coef = 0.3;
+    auto m = make_model<double>(s);
+    auto p = m->params().params();
+    rescale(p, 10.0, 0.01, 7);
+    auto d = make_dataset<double>(s);
+    gradcheck(*m, *d, 3, 1e-6);
+    // dropped choices and the auxiliary loss were in it
+    auto batch = d->allocate(3);
+    d->fill(0, 0, batch);
+    auto ws = m->make_workspace(3);
+    m->loss_sum(batch, ws);
+    const auto* block = dynamic_cast<const GptBlock<double>*>(m->layers()[1].get());
+    ASSERT_NE(block, nullptr);
+    const auto* st = block->moe_state(*ws.states[1]);
+    ASSERT_NE(st, nullptr);
+    EXPECT_LT(st->rows, 3 * 5 * k) << "k = " << k << ": no choice was dropped";
+    EXPECT_GT(st->rows, 0);
+    EXPECT_GT(m->aux_loss_sum(ws), 0.0);
+  }
 }
 
 TEST(GradCheck, Nmt) {

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "partrain/core/error.hpp"
 #include "partrain/kernels/activation.hpp"
 #include "partrain/kernels/elementwise.hpp"
 #include "partrain/kernels/embedding.hpp"
@@ -19,6 +20,7 @@ struct BlockState : LayerState {
   View2<T> ln1, qkv, atty, res1, ln2, fc, fcg;
   View1<acc_t<T>> mean1, rstd1, mean2, rstd2;
   kernels::AttentionState<T> attn;
+  std::unique_ptr<MoeState<T>> moe;  ///< an MoE block's routing and experts' activations (fc, fcg unused)
   // Split backward only: the output gradients of the four linears, from backward_input to backward_weight.
   View2<T> dy_proj, d_fc, d_res1, d_qkv;
 };
@@ -95,6 +97,14 @@ void GptEmbedding<T>::backward_weight(const Batch<T>& batch, const View2<T>&, La
 // ---- transformer block --------------------------------------------------------------------------------------
 
 template <class T>
+GptBlock<T>::GptBlock(const GptConfig& c, int index) : cfg_(c), index_(index) {
+  if (cfg_.moe.is_moe_block(index_))
+    moe_ = std::make_unique<MoeFeedForward<T>>(cfg_.moe, cfg_.channels, cfg_.seq_len, name() + ".moe",
+                                               kInitStd / std::sqrt(2.0 * double(cfg_.layers)), cfg_.expert_first,
+                                               cfg_.expert_count);
+}
+
+template <class T>
 void GptBlock<T>::declare(ParamStore<T>& ps) {
   const auto C = cfg_.channels;
   const auto n = name();
@@ -107,6 +117,10 @@ void GptBlock<T>::declare(ParamStore<T>& ps) {
   ps.declare(n + ".attn.proj.bias", {C}, Init::constant(0.0));
   ps.declare(n + ".ln2.weight", {C}, Init::constant(1.0));
   ps.declare(n + ".ln2.bias", {C}, Init::constant(0.0));
+  if (moe_) {
+    moe_->declare(ps);
+    return;
+  }
   ps.declare(n + ".mlp.fc.weight", {4 * C, C}, Init::normal(kInitStd));
   ps.declare(n + ".mlp.fc.bias", {4 * C}, Init::constant(0.0));
   ps.declare(n + ".mlp.proj.weight", {C, 4 * C}, Init::normal(proj_std));
@@ -127,6 +141,7 @@ typename GptBlock<T>::Params GptBlock<T>::bind_views(const ParamStore<T>& ps, bo
   p.attn_proj_b = v1(".attn.proj.bias");
   p.ln2_w = v1(".ln2.weight");
   p.ln2_b = v1(".ln2.bias");
+  if (moe_) return p;
   p.fc_w = v2(".mlp.fc.weight");
   p.fc_b = v1(".mlp.fc.bias");
   p.mlp_proj_w = v2(".mlp.proj.weight");
@@ -138,6 +153,7 @@ template <class T>
 void GptBlock<T>::bind(const ParamStore<T>& ps) {
   p_ = bind_views(ps, false);
   g_ = bind_views(ps, true);
+  if (moe_) moe_->bind(ps);
 }
 
 template <class T>
@@ -150,8 +166,11 @@ std::unique_ptr<LayerState> GptBlock<T>::make_state(std::int64_t rows) const {
   st->atty = View2<T>(a + ".atty", rows, C);
   st->res1 = View2<T>(a + ".res1", rows, C);
   st->ln2 = View2<T>(a + ".ln2", rows, C);
-  st->fc = View2<T>(a + ".fc", rows, 4 * C);
-  st->fcg = View2<T>(a + ".fcg", rows, 4 * C);
+  if (moe_) st->moe = moe_->make_state(rows);
+  else {
+    st->fc = View2<T>(a + ".fc", rows, 4 * C);
+    st->fcg = View2<T>(a + ".fcg", rows, 4 * C);
+  }
   st->mean1 = View1<acc_t<T>>(a + ".mean1", rows);
   st->rstd1 = View1<acc_t<T>>(a + ".rstd1", rows);
   st->mean2 = View1<acc_t<T>>(a + ".mean2", rows);
@@ -180,10 +199,24 @@ void GptBlock<T>::forward(const Batch<T>&, const View2<T>& x, const View2<T>& y,
   kernels::linear_forward(st.atty, p_.attn_proj_w, p_.attn_proj_b, st.res1);
   kernels::add_into(st.res1, x);
   kernels::layernorm_forward(st.res1, p_.ln2_w, p_.ln2_b, st.ln2, st.mean2, st.rstd2);
-  kernels::linear_forward(st.ln2, p_.fc_w, p_.fc_b, st.fc);
-  kernels::gelu_forward(kernels::flat(st.fc), kernels::flat(st.fcg));
-  kernels::linear_forward(st.fcg, p_.mlp_proj_w, p_.mlp_proj_b, y);
+  if (moe_) {
+    moe_->forward(st.ln2, y, *st.moe);
+  } else {
+    kernels::linear_forward(st.ln2, p_.fc_w, p_.fc_b, st.fc);
+    kernels::gelu_forward(kernels::flat(st.fc), kernels::flat(st.fcg));
+    kernels::linear_forward(st.fcg, p_.mlp_proj_w, p_.mlp_proj_b, y);
+  }
   kernels::add_into(y, st.res1);
+}
+
+template <class T>
+const MoeState<T>* GptBlock<T>::moe_state(const LayerState& s) const {
+  return moe_ ? static_cast<const BlockState<T>&>(s).moe.get() : nullptr;
+}
+
+template <class T>
+double GptBlock<T>::aux_loss(const LayerState& s) const {
+  return moe_ ? static_cast<const BlockState<T>&>(s).moe->aux_sum : 0.0;
 }
 
 template <class T>
@@ -193,9 +226,13 @@ void GptBlock<T>::backward(const Batch<T>&, const View2<T>& x, const View2<T>& d
   const std::int64_t Tn = cfg_.seq_len, B = x.extent(0) / Tn;
   ensure_scratch(x.extent(0));
   // MLP branch; dy then becomes the gradient of res1 (skip path + LN2 path).
-  kernels::linear_backward(dy, st.fcg, p_.mlp_proj_w, d_wide_, g_.mlp_proj_w, g_.mlp_proj_b);
-  kernels::gelu_backward(kernels::flat(st.fc), kernels::flat(d_wide_), kernels::flat(d_wide_));
-  kernels::linear_backward(d_wide_, st.ln2, p_.fc_w, d_narrow_, g_.fc_w, g_.fc_b);
+  if (moe_) {
+    moe_->backward(st.ln2, dy, d_narrow_, *st.moe, st.loss_grad_scale);
+  } else {
+    kernels::linear_backward(dy, st.fcg, p_.mlp_proj_w, d_wide_, g_.mlp_proj_w, g_.mlp_proj_b);
+    kernels::gelu_backward(kernels::flat(st.fc), kernels::flat(d_wide_), kernels::flat(d_wide_));
+    kernels::linear_backward(d_wide_, st.ln2, p_.fc_w, d_narrow_, g_.fc_w, g_.fc_b);
+  }
   kernels::layernorm_backward(d_narrow_, st.res1, p_.ln2_w, st.mean2, st.rstd2, dy, g_.ln2_w, g_.ln2_b);
   // Attention branch.
   kernels::linear_backward(dy, st.atty, p_.attn_proj_w, d_narrow_, g_.attn_proj_w, g_.attn_proj_b);
@@ -210,6 +247,7 @@ void GptBlock<T>::backward_input(const Batch<T>&, const View2<T>& x, const View2
                                  LayerState& s) {
   // backward() with every weight gradient of a linear left for backward_weight; the LayerNorm parameters' gradients
   // (cheap, fused with their input gradient) are taken here. The output gradient of each linear is kept in `st`.
+  PARTRAIN_REQUIRE(!moe_, "an MoE block does not split its backward");
   auto& st = static_cast<BlockState<T>&>(s);
   const std::int64_t Tn = cfg_.seq_len, N = x.extent(0), B = N / Tn, C = cfg_.channels;
   ensure_scratch(N);
@@ -243,12 +281,14 @@ double GptBlock<T>::activation_elements(std::int64_t rows) const {
   // output C; saved ln1, qkv 3C, atty, res1, ln2, fc 4C, fcg 4C; 2 means and 2 rstds; attention's q, k, v, y (4C),
   // probabilities H·T per row and its T×T and T×d scratch; the backward's scratch 4C + C + 3C
   const double N = double(rows), C = double(cfg_.channels), T_ = double(cfg_.seq_len), H = double(cfg_.heads);
-  return N * (C + 15 * C + 4 + 4 * C + H * T_ + 8 * C) + T_ * T_ + T_ * (C / H);
+  const double dense = N * (C + 15 * C + 4 + 4 * C + H * T_ + 8 * C) + T_ * T_ + T_ * (C / H);
+  return moe_ ? dense - N * 8 * C + moe_->activation_elements(rows) : dense;  // the experts' fc, fcg: the MoE's own
 }
 
 template <class T>
 double GptBlock<T>::forward_flops(std::int64_t rows) const {
   const double N = double(rows), C = double(cfg_.channels);
+  if (moe_) return 8.0 * N * C * C + 4.0 * N * double(cfg_.seq_len) * C + moe_->forward_flops(rows);
   return 24.0 * N * C * C + 4.0 * N * double(cfg_.seq_len) * C;
 }
 

@@ -35,7 +35,7 @@ class GptEmbedding : public Layer<T> {
 template <class T>
 class GptBlock : public Layer<T> {
  public:
-  GptBlock(const GptConfig& c, int index) : cfg_(c), index_(index) {}
+  GptBlock(const GptConfig& c, int index);
   std::string name() const override { return "blocks." + std::to_string(index_); }
   void declare(ParamStore<T>& ps) override;
   void bind(const ParamStore<T>& ps) override;
@@ -46,10 +46,15 @@ class GptBlock : public Layer<T> {
                 LayerState& st) override;
   double forward_flops(std::int64_t rows) const override;
   double activation_elements(std::int64_t rows) const override;
-  bool splits_backward() const override { return true; }
+  bool splits_backward() const override { return !moe_; }
   void backward_input(const Batch<T>& batch, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
                       LayerState& st) override;
   void backward_weight(const Batch<T>& batch, const View2<T>& x, LayerState& st) override;
+  double aux_loss(const LayerState& st) const override;
+  /// The block's mixture of experts in place of its MLP, or null.
+  MoeFeedForward<T>* moe() const { return moe_.get(); }
+  /// The MoE routing of the microbatch whose state is `st` (null for a dense block).
+  const MoeState<T>* moe_state(const LayerState& st) const;
 
  private:
   struct Params {
@@ -62,6 +67,7 @@ class GptBlock : public Layer<T> {
   GptConfig cfg_;
   int index_;
   Params p_, g_;
+  std::unique_ptr<MoeFeedForward<T>> moe_;
   // Backward scratch, shared by all microbatches of this layer (only one backward runs at a time).
   View2<T> d_wide_, d_narrow_, d_qkv_;
 };

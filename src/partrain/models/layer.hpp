@@ -27,6 +27,9 @@ struct Batch {
 /// Saved activations of one layer for one microbatch (layers derive their own).
 struct LayerState {
   virtual ~LayerState() = default;
+  /// The factor the step's loss gradient carries (1/(global rows) × the loss scaler's), set before backward: a layer
+  /// that adds its own loss term (an MoE router's load-balancing loss) scales that term's gradient by it.
+  double loss_grad_scale = 1.0;
 };
 
 template <class T>
@@ -52,6 +55,10 @@ class Layer {
   /// dx = ∂L/∂x given dy (dx empty for an input layer); parameter gradients accumulated.
   virtual void backward(const Batch<T>& batch, const View2<T>& x, const View2<T>& dy, const View2<T>& dx,
                         LayerState& st) = 0;
+  /// A loss term the layer adds itself after its forward (the MoE router's load-balancing loss), as a sum over the
+  /// microbatch's rows like the per-row losses; its gradient is the layer's own business (LayerState::
+  /// loss_grad_scale). 0 for most layers.
+  virtual double aux_loss(const LayerState& /*st*/) const { return 0.0; }
   /// Forward FLOPs for `rows` rows (backward counts twice this).
   virtual double forward_flops(std::int64_t rows) const = 0;
   /// Elements of activation memory the layer allocates for a microbatch of `rows` rows: its output, its saved state

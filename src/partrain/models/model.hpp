@@ -114,7 +114,13 @@ class Model {
   /// Sum of the per-row losses of the batch (no gradients).
   virtual double loss_sum(const Batch<T>& batch, Workspace& ws) {
     auto logits = forward(batch, ws);
-    return loss(logits, batch.targets, ws.losses);
+    return loss(logits, batch.targets, ws.losses) + aux_loss_sum(ws);
+  }
+  /// Σ of the layers' own loss terms for the microbatch in `ws` (after its forward): the MoE load-balancing loss.
+  double aux_loss_sum(const Workspace& ws) const {
+    double a = 0;
+    for (std::size_t i = 0; i < layers_.size(); ++i) a += layers_[i]->aux_loss(*ws.states[i]);
+    return a;
   }
 
   /// Σ of the per-row softmax cross-entropies of the logits. Overridden where the logits are sharded.
@@ -161,7 +167,9 @@ class Model {
     if (hooks.forward_done) hooks.forward_done();
     const auto nl = layers_.size();
     View2<T> dlogits(ws.grad_a.data(), ws.outputs[nl - 1].extent(0), layers_[nl - 1]->out_width());
-    const double loss = loss_and_grad(logits, batch.targets, acc_t<T>(loss_scale), ws.losses, dlogits);
+    const double loss =
+        loss_and_grad(logits, batch.targets, acc_t<T>(loss_scale), ws.losses, dlogits) + aux_loss_sum(ws);
+    for (auto& st : ws.states) st->loss_grad_scale = loss_scale;
     View1<T> cur = ws.grad_a, other = ws.grad_b;
     for (size_t i = nl; i-- > 0;) {
       View2<T> dy(cur.data(), ws.outputs[i].extent(0), layers_[i]->out_width());

@@ -15,6 +15,13 @@ void declare_model_keys(Deck& d) {
   d.declare_int("model.gpt.layers", 4, "transformer blocks L", 1, 4096);
   d.declare_int("model.gpt.channels", 256, "hidden size C", 1, 1 << 20);
   d.declare_int("model.gpt.heads", 4, "attention heads H (divides C)", 1, 4096);
+  d.declare_int("model.gpt.moe.every", 0, "every moe.every-th block's MLP is a mixture of experts (0: dense; docs/moe.md)",
+                0, 4096);
+  d.declare_int("model.gpt.moe.experts", 8, "experts E per MoE block", 1, 1 << 16);
+  d.declare_int("model.gpt.moe.top_k", 1, "experts per token k (1: Switch, 2: GShard/Mixtral gates)", 1, 2);
+  d.declare_float("model.gpt.moe.capacity_factor", 1.25,
+                  "tokens an expert takes per sequence: ceil(factor * k * T / E); the rest are dropped", 0.0, 1e6, true);
+  d.declare_float("model.gpt.moe.aux_loss_coef", 0.01, "coefficient of the load-balancing (Switch) loss", 0.0, 1e6);
   d.declare_int_list("model.mlp.widths", {1024, 1024, 1024, 1024, 1024},
                      "layer widths d0..dL (dL = classes)", 1);
   d.declare_string("model.mlp.activation", "gelu", "activation between layers", {"gelu", "relu"});
@@ -63,6 +70,11 @@ ModelSpec read_model_spec(const Deck& d) {
   s.gpt.layers = d.get_int("model.gpt.layers");
   s.gpt.channels = d.get_int("model.gpt.channels");
   s.gpt.heads = d.get_int("model.gpt.heads");
+  s.gpt.moe.every = d.get_int("model.gpt.moe.every");
+  s.gpt.moe.experts = d.get_int("model.gpt.moe.experts");
+  s.gpt.moe.top_k = d.get_int("model.gpt.moe.top_k");
+  s.gpt.moe.capacity_factor = d.get_float("model.gpt.moe.capacity_factor");
+  s.gpt.moe.aux_loss_coef = d.get_float("model.gpt.moe.aux_loss_coef");
   s.mlp.widths = d.get_int_list("model.mlp.widths");
   s.mlp.activation =
       d.get_string("model.mlp.activation") == "relu" ? kernels::Activation::Relu : kernels::Activation::Gelu;
@@ -81,6 +93,12 @@ ModelSpec read_model_spec(const Deck& d) {
   if (s.kind == "gpt" && s.gpt.channels % s.gpt.heads != 0)
     input_error("model.gpt.heads", std::to_string(s.gpt.heads),
                 "must divide model.gpt.channels = " + std::to_string(s.gpt.channels));
+  if (s.kind == "gpt" && s.gpt.moe.top_k > s.gpt.moe.experts)
+    input_error("model.gpt.moe.top_k", std::to_string(s.gpt.moe.top_k),
+                "must be <= model.gpt.moe.experts = " + std::to_string(s.gpt.moe.experts));
+  if (s.kind == "gpt" && s.gpt.moe.every > s.gpt.layers)
+    input_error("model.gpt.moe.every", std::to_string(s.gpt.moe.every),
+                "leaves no MoE block: must be <= model.gpt.layers = " + std::to_string(s.gpt.layers));
   if (s.kind == "mlp" && s.mlp.widths.size() < 2)
     input_error("model.mlp.widths", Deck::render(s.mlp.widths), "needs at least two widths (inputs and classes)");
   if (s.kind == "mlp" && s.mlp.widths.back() < 2)
@@ -161,11 +179,21 @@ double tokens_per_sample(const ModelSpec& s) {
   return double(rows_per_sample(s));
 }
 
+void require_dense(const ModelSpec& s, const std::string& app) {
+  if (s.kind == "gpt" && s.gpt.moe.enabled())
+    input_error("model.gpt.moe.every", std::to_string(s.gpt.moe.every),
+                app + " trains the dense GPT (a mixture of experts: partrain-ref, partrain-dp, partrain-zero, partrain-ep)");
+}
+
 std::string describe(const ModelSpec& s) {
   if (s.kind == "gpt")
     return "gpt(V=" + std::to_string(s.gpt.vocab) + ",T=" + std::to_string(s.gpt.seq_len) +
            ",L=" + std::to_string(s.gpt.layers) + ",C=" + std::to_string(s.gpt.channels) +
-           ",H=" + std::to_string(s.gpt.heads) + ")";
+           ",H=" + std::to_string(s.gpt.heads) +
+           (s.gpt.moe.enabled() ? ",MoE every " + std::to_string(s.gpt.moe.every) + ": E=" +
+                                      std::to_string(s.gpt.moe.experts) + ",k=" + std::to_string(s.gpt.moe.top_k)
+                                : std::string()) +
+           ")";
   if (s.kind == "nmt")
     return "nmt(V=" + std::to_string(s.nmt.vocab) + ",E=" + std::to_string(s.nmt.embed) +
            ",H=" + std::to_string(s.nmt.hidden) + ",Le=" + std::to_string(s.nmt.enc_layers) +

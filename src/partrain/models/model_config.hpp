@@ -54,5 +54,7 @@ std::int64_t rows_per_sample(const ModelSpec& spec);
 double tokens_per_sample(const ModelSpec& spec);
 /// "gpt(V=512,T=128,L=4,C=256,H=4)" or "mlp(1024-1024-…)"
 std::string describe(const ModelSpec& spec);
+/// Refuses a mixture-of-experts GPT (model.gpt.moe.every > 0) in a mini-app that trains the dense one only.
+void require_dense(const ModelSpec& spec, const std::string& app);
 
 }  // namespace partrain::models

@@ -9,6 +9,10 @@
 //                                       in place when send == recv + offset(rank)
 //   broadcast(buf, count, root)
 //   alltoall(send, recv, count)         count elements per peer: block j of send goes to rank j; in place allowed
+//   alltoallv(send, scounts, recv, rcounts)  scounts[j] elements go to rank j, rcounts[i] come from rank i, each
+//                                       buffer packed in rank order (the counts must agree pairwise: what j sends
+//                                       i is what i expects from j; an MoE layer exchanges them first); not in
+//                                       place; the count arrays are copied, the call may return before it is done
 // Any count (0 too, and not a multiple of n), any rank count. The MPI backend takes host buffers; NCCL device ones.
 #pragma once
 
@@ -42,6 +46,8 @@ class Communicator {
   virtual Request broadcast(void* buf, std::int64_t count, DataType dt, int root, Algo algo = Algo::Auto) = 0;
   virtual Request alltoall(const void* send, void* recv, std::int64_t count, DataType dt,
                            Algo algo = Algo::Auto) = 0;
+  virtual Request alltoallv(const void* send, const std::int64_t* send_counts, void* recv,
+                            const std::int64_t* recv_counts, DataType dt, Algo algo = Algo::Auto) = 0;
   virtual Request barrier(Algo algo = Algo::Auto) = 0;
   virtual Request send(const void* buf, std::int64_t count, DataType dt, int peer, int tag) = 0;
   virtual Request recv(void* buf, std::int64_t count, DataType dt, int peer, int tag) = 0;
@@ -66,6 +72,11 @@ class Communicator {
   template <class T>
   Request alltoall(const T* s, T* r, std::int64_t n, Algo a = Algo::Auto) {
     return alltoall(static_cast<const void*>(s), static_cast<void*>(r), n, datatype_of<T>(), a);
+  }
+
+  template <class T>
+  Request alltoallv(const T* s, const std::int64_t* sc, T* r, const std::int64_t* rc, Algo a = Algo::Auto) {
+    return alltoallv(static_cast<const void*>(s), sc, static_cast<void*>(r), rc, datatype_of<T>(), a);
   }
 
   Counters& counters() { return counters_; }

@@ -39,12 +39,15 @@ class NcclCommunicator : public Communicator {
   Request allgather(const void* send, void* recv, std::int64_t count, DataType dt, Algo algo = Algo::Auto) override;
   Request broadcast(void* buf, std::int64_t count, DataType dt, int root, Algo algo = Algo::Auto) override;
   Request alltoall(const void* send, void* recv, std::int64_t count, DataType dt, Algo algo = Algo::Auto) override;
+  Request alltoallv(const void* send, const std::int64_t* send_counts, void* recv, const std::int64_t* recv_counts,
+                    DataType dt, Algo algo = Algo::Auto) override;
   Request barrier(Algo algo = Algo::Auto) override;
   Request send(const void* buf, std::int64_t count, DataType dt, int peer, int tag) override;
   Request recv(void* buf, std::int64_t count, DataType dt, int peer, int tag) override;
   using Communicator::allgather;
   using Communicator::allreduce;
   using Communicator::alltoall;
+  using Communicator::alltoallv;
   using Communicator::broadcast;
   using Communicator::reduce_scatter;
 

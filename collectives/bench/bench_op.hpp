@@ -45,7 +45,9 @@ std::unique_ptr<BenchOp> make_reduce_scatter();
 std::unique_ptr<BenchOp> make_allgather();
 std::unique_ptr<BenchOp> make_broadcast();
 std::unique_ptr<BenchOp> make_alltoall();
-std::unique_ptr<BenchOp> make_bench_op(Op op);
+/// alltoall with uneven shares (alltoallv): `skew` times as many elements to rank 0 as to each other rank.
+std::unique_ptr<BenchOp> make_alltoall_skewed(double skew);
+std::unique_ptr<BenchOp> make_bench_op(Op op, double skew = 1.0);
 
 // Typed helpers: fill or check `n` elements at `p` (float, double, bf16, fp16) against f(i).
 template <class T, class F>

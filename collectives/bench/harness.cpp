@@ -60,6 +60,11 @@ Plan make_plan(const Options& o) {
   if (!(o.step_factor > 1.0)) input_error("--stepfactor", std::to_string(o.step_factor), "must be > 1");
   if (o.iters < 1) input_error("--iters", std::to_string(o.iters), "must be >= 1");
   if (o.warmup < 0) input_error("--warmup", std::to_string(o.warmup), "must be >= 0");
+  if (!(o.skew >= 1.0) || !std::isfinite(o.skew)) input_error("--skew", std::to_string(o.skew), "must be >= 1");
+  if (o.skew != 1.0 && p.op != Op::Alltoall)
+    input_error("--skew", std::to_string(o.skew), "is for --op alltoall (uneven shares: alltoallv)");
+  if (o.skew != 1.0 && o.in_place) input_error("--skew", std::to_string(o.skew), "alltoallv is not in place (--inplace)");
+  p.skew = o.skew;
   p.factor = o.step_factor;
   p.iters = o.iters;
   p.warmup = o.warmup;
@@ -124,7 +129,8 @@ void print_header(const Plan& p, int n) {
   log0("#  op: " + std::string(name(p.op)) + ", " + std::to_string(n) + " ranks, " + name(p.dt) + ", " +
        (p.zero_copy ? "zero-copy (shared-window buffer, in place)" : p.in_place ? "in place" : "out of place") + ", iters " + std::to_string(p.iters) + ", warm-up " +
        std::to_string(p.warmup) + ", chunk " + format_bytes(double(p.chunk_bytes)) + ", wait " +
-       wait_policy_name(wait_policy()));
+       wait_policy_name(wait_policy()) +
+       (p.skew != 1.0 ? ", uneven (alltoallv): " + std::to_string(p.skew).substr(0, 5) + "x to rank 0" : std::string()));
   log0("#  time: mean per call on each rank, min/avg/max over ranks; algbw = size/max time; busbw = algbw x " +
        std::string(p.op == Op::Allreduce ? "2(n-1)/n" : p.op == Op::Broadcast ? "1" : "(n-1)/n"));
   log0("#");
@@ -165,7 +171,7 @@ std::string format_row(const Row& r, DataType dt, double vendor_busbw) {
 
 std::vector<Row> run(MpiCommunicator& comm, const Plan& p) {
   const int n = comm.size(), r = comm.rank();
-  const auto bop = make_bench_op(p.op);
+  const auto bop = make_bench_op(p.op, p.skew);
   const std::size_t es = size_of(p.dt);
   comm.set_chunk_bytes(p.chunk_bytes);
   // Buffers for the largest size, allocated once (Kokkos zero-fills them: pre-touched).

@@ -15,6 +15,7 @@ namespace partrain::coll::bench {
 struct Options {
   std::string op = "allreduce", algo = "auto", min_bytes = "1K", max_bytes = "16M", datatype = "float";
   double step_factor = 4;
+  double skew = 1;  ///< alltoall: uneven shares, this many times as much to rank 0 (1: even)
   int iters = 20, warmup = 5;
   bool check = true, in_place = false, overwrite = false, zero_copy = false;
   std::string chunk = "256K", output;
@@ -28,6 +29,7 @@ struct Plan {
   DataType dt = DataType::Float;
   std::int64_t min_bytes = 0, max_bytes = 0, chunk_bytes = 0;
   double factor = 2;
+  double skew = 1;
   int iters = 20, warmup = 5;
   bool check = true, in_place = false, zero_copy = false;
   bool quiet = false;  ///< no table (partrain-calibrate keeps the rows only)

@@ -105,6 +105,7 @@ void write_result(const std::string& path, bool overwrite, const io::Provenance&
                         {"s", "the performance model's time per call (--profile's fit for the algorithm run; NaN: no fit)"});
     w.attr(ga, "resolved_algorithms", resolved);
     w.attr(ga, "busbw_factor", busbw_factor(p.op, prov.nranks));
+    w.attr(ga, "skew", p.skew);
   }
   (void)g;
   w.commit();
@@ -122,6 +123,10 @@ int main(int argc, char** argv) {
     app.add_option("-b,--minbytes", o.min_bytes, "smallest message (K, M, G suffixes)")->capture_default_str();
     app.add_option("-e,--maxbytes", o.max_bytes, "largest message")->capture_default_str();
     app.add_option("-f,--stepfactor", o.step_factor, "size multiplier between rows")->capture_default_str();
+    app.add_option("--skew", o.skew,
+                   "alltoall: uneven shares (alltoallv), this many times as many elements to rank 0 as to each other "
+                   "rank (a hot expert rank)")
+        ->capture_default_str();
     app.add_option("-n,--iters", o.iters, "timed calls per size")->capture_default_str();
     app.add_option("-w,--warmup", o.warmup, "untimed calls per size")->capture_default_str();
     app.add_option("-c,--check", check, "verify every size (1) or not (0)")->capture_default_str();

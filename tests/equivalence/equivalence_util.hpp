@@ -80,7 +80,8 @@ const Trajectory& reference_in(const models::ModelSpec& ms, models::TrainSpec ts
   ts.precision = precision_name<H>();
   static auto& cache = *new std::map<std::string, Trajectory>;
   const std::string key = models::describe(ms) + " " + ts.precision + " " + std::to_string(ts.steps) + " " +
-                          std::to_string(ts.global_batch);
+                          std::to_string(ts.global_batch) + " moe " + std::to_string(ms.gpt.moe.capacity_factor) + " " +
+                          std::to_string(ms.gpt.moe.aux_loss_coef);  // (describe names the architecture only)
   auto it = cache.find(key);
   if (it == cache.end()) it = cache.emplace(key, reference_run<H>(ms, ts)).first;
   return it->second;

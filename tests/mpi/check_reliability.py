@@ -10,6 +10,7 @@
                                    replica's first rank is killed; a synchronous checkpoint and a follower fault refused
   universal                        checkpoints written at one layout resume at another (dp 2 → partrain-ref, tp 2 →
                                    dp 2, pp 2 → pp 1, ZeRO stage 3 → stage 0) and continue as the reference (1e-4)
+  universal_ep                     the same for the mixture of experts: ep 2 → partrain-ref, ep 2 x dp 2 → ep 1 x dp 2
   precision                        a checkpoint resumes across precisions (fp32 -> bf16, bf16 -> fp32, fp16 -> bf16): it
                                    holds fp32 master weights and moments, so the resumed run's first loss is the other
                                    precision's on the same weights (within bf16's sqrt(n)u) and training goes on
@@ -168,6 +169,29 @@ elif case == "universal":
                 loss = f["steps/loss"][()]
                 check(f.attrs["first_step"] == "4" and len(loss) == 4, f"{name}: first step {f.attrs['first_step']}, {len(loss)} steps")
                 e = np.max(np.abs(loss - ref[4:]) / ref[4:])
+                check(e <= 1e-4, f"{name}: losses after the resume differ from the reference's by {e:.2e}")
+
+elif case == "universal_ep":
+    G = ["--set", "model.gpt.layers=2", "--set", "model.gpt.seq_len=32", "--set", "model.gpt.channels=64",
+         "--set", "model.gpt.moe.every=1", "--set", "train.steps=8", "--set", "train.batch=8"]
+    deck = ["-i", os.path.join(inputs, "ep_gpt_moe.toml")]
+    rdeck = ref_deck("partrain-ep", deck + G)
+    r = run(1, "partrain-ref", ["-i", rdeck, "--output", os.path.join(tmp, "ref.h5")])
+    ref = h5py.File(os.path.join(tmp, "ref.h5"))["steps/loss"][()]
+    for name, src, dst in [("ep 2 -> partrain-ref", (2, "partrain-ep", deck), (1, "partrain-ref", ["-i", rdeck])),
+                           ("ep 2 x dp 2 -> ep 1 x dp 2", (4, "partrain-ep", deck + ["--set", "ep.degree=2"]),
+                            (2, "partrain-ep", deck + ["--set", "ep.degree=1"]))]:
+        d = os.path.join(tmp, name.replace(" ", "_"))
+        r = run(src[0], src[1], src[2] + G + ["--checkpoint-dir", d, "--checkpoint-every", "4"])
+        check(r.returncode == 0, f"{name}: the writing run failed: {r.stderr[-1000:]}")
+        out = os.path.join(tmp, name.replace(" ", "_") + ".h5")
+        r = run(dst[0], dst[1], dst[2] + G + ["--resume", d, "--output", out])
+        check(r.returncode == 0 and "(step 4)" in r.stdout, f"{name}: resuming failed:\n{r.stdout[-1500:]}\n{r.stderr[-1500:]}")
+        if r.returncode == 0:
+            with h5py.File(out) as f:
+                loss = f["steps/loss"][()]
+                check(f.attrs["first_step"] == "4" and len(loss) == 4, f"{name}: first step {f.attrs['first_step']}, {len(loss)} steps")
+                e = np.max(np.abs(loss - ref[4:]) / ref[4:]) if len(loss) == 4 else np.inf
                 check(e <= 1e-4, f"{name}: losses after the resume differ from the reference's by {e:.2e}")
 
 elif case == "precision":

@@ -125,6 +125,38 @@ void check_alltoall(MpiCommunicator& c) {
                   0);
       }
 }
+
+/// Uneven counts, zeros among them (an MoE layer's tokens per expert rank): rank r sends vcount(r, j) elements to j.
+std::int64_t vcount(int r, int j, std::int64_t scale) { return ((r * 7 + j * 3) % 5) * scale; }
+
+template <class T>
+void check_alltoallv(MpiCommunicator& c) {
+  const int n = c.size(), r = c.rank();
+  for (Algo a : with_auto(c, Op::Alltoall))
+    for (std::int64_t scale : {0, 1, 1001}) {
+      SCOPED_TRACE(std::string(name(a)) + " scale " + std::to_string(scale));
+      Counts sc(static_cast<std::size_t>(n)), rc(static_cast<std::size_t>(n)), sd(static_cast<std::size_t>(n) + 1, 0);
+      std::int64_t rtot = 0;
+      for (int j = 0; j < n; ++j) {
+        sc[std::size_t(j)] = vcount(r, j, scale);
+        rc[std::size_t(j)] = vcount(j, r, scale);
+        sd[std::size_t(j) + 1] = sd[std::size_t(j)] + sc[std::size_t(j)];
+        rtot += rc[std::size_t(j)];
+      }
+      auto send = inputs<T>(r, sd[std::size_t(n)]);
+      std::vector<T> recv(std::size_t(rtot), T(-1));
+      c.alltoallv(send.data(), sc.data(), recv.data(), rc.data(), a).wait();
+      // block j came from rank j: its elements for r, which sit after what j sends to ranks 0..r−1
+      std::int64_t at = 0, bad = 0;
+      for (int j = 0; j < n; ++j) {
+        std::int64_t before = 0;
+        for (int q = 0; q < r; ++q) before += vcount(j, q, scale);
+        for (std::int64_t i = 0; i < rc[std::size_t(j)]; ++i) bad += recv[std::size_t(at + i)] != T(input_value(j, before + i));
+        at += rc[std::size_t(j)];
+      }
+      EXPECT_EQ(bad, 0);
+    }
+}
 }  // namespace
 
 TEST(Collectives, AllreduceFloatAndDouble) {
@@ -155,6 +187,12 @@ TEST(Collectives, Alltoall) {
   MpiCommunicator c(MPI_COMM_WORLD);
   check_alltoall<float>(c);
   check_alltoall<double>(c);
+}
+
+TEST(Collectives, AlltoallvUnevenCounts) {
+  MpiCommunicator c(MPI_COMM_WORLD);
+  check_alltoallv<float>(c);
+  check_alltoallv<double>(c);
 }
 
 TEST(Collectives, SmallChunksPipelineTheRing) {

@@ -108,4 +108,23 @@ TEST(Counters, BusBytesAreTheSameForEveryAlgorithm) {
               n == 1 ? 0 : std::llround(double(n - 1) / n * double(B * n)))
         << name(a);
   }
+  // alltoallv: rank r sends r + j + 1 elements to j; bus bytes = what goes to the other ranks, and so do the bytes
+  // sent; the bytes received are what the others send to r
+  std::vector<std::int64_t> sc(static_cast<std::size_t>(n)), rc(static_cast<std::size_t>(n));
+  std::int64_t out = 0, in_bytes = 0, total = 0, rtotal = 0;
+  for (int j = 0; j < n; ++j) {
+    sc[std::size_t(j)] = r + j + 1;
+    rc[std::size_t(j)] = j + r + 1;
+    total += sc[std::size_t(j)];
+    rtotal += rc[std::size_t(j)];
+    if (j != r) out += 4 * sc[std::size_t(j)], in_bytes += 4 * rc[std::size_t(j)];
+  }
+  for (Algo a : runnable_algorithms(c, Op::Alltoall)) {
+    std::vector<float> in(static_cast<std::size_t>(total), 1.0f), got(static_cast<std::size_t>(rtotal));
+    const auto before = c.counters()[Op::Alltoall];
+    EXPECT_EQ(bus(Op::Alltoall, [&] { c.alltoallv(in.data(), sc.data(), got.data(), rc.data(), a).wait(); }), out)
+        << name(a);
+    EXPECT_EQ(c.counters()[Op::Alltoall].bytes_sent - before.bytes_sent, out) << name(a);
+    EXPECT_EQ(c.counters()[Op::Alltoall].bytes_received - before.bytes_received, in_bytes) << name(a);
+  }
 }

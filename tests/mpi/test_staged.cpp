@@ -109,6 +109,22 @@ TEST(Staged, ReduceScatterAllgatherBroadcastAlltoallEqualDirect) {
       run_staged(f, [&] { return f.staged.alltoall(x.data(), got.data(), count, a); });
       EXPECT_EQ(got, want);
     }
+    for (Algo a : runnable_algorithms(f.direct, Op::Alltoall)) {  // uneven: count·(1 + (r + j) mod 3) to rank j
+      SCOPED_TRACE(std::string("alltoallv ") + name(a) + " count " + std::to_string(count));
+      std::vector<std::int64_t> sc(static_cast<std::size_t>(n)), rc(static_cast<std::size_t>(n));
+      std::int64_t st = 0, rt = 0;
+      for (int j = 0; j < n; ++j) {
+        sc[std::size_t(j)] = count * (1 + (r + j) % 3);
+        rc[std::size_t(j)] = count * (1 + (j + r) % 3);
+        st += sc[std::size_t(j)];
+        rt += rc[std::size_t(j)];
+      }
+      auto x = inputs<float>(r, st);
+      std::vector<float> want(std::size_t(rt), -1.f), got(std::size_t(rt), -1.f);
+      f.direct.alltoallv(x.data(), sc.data(), want.data(), rc.data(), a).wait();
+      run_staged(f, [&] { return f.staged.alltoallv(x.data(), sc.data(), got.data(), rc.data(), a); });
+      EXPECT_EQ(got, want);
+    }
   }
 }
 

@@ -56,16 +56,21 @@ void MoeFeedForward<T>::bind(const ParamStore<T>& ps) {
 
 template <class T>
 std::int64_t MoeFeedForward<T>::max_rows(std::int64_t rows) const {
-  // at most k rows per token, and at most cap per sequence and expert — on this rank and, for an expert rank, over
-  // the group (every rank of an expert group has the same number of sequences)
-  const std::int64_t seqs = rows / T_;
-  return std::min(rows * cfg_.top_k, seqs * cfg_.experts * cfg_.capacity(T_));
+  // this rank's dispatched rows: at most k per token, and at most cap per sequence and expert
+  return std::min(rows * cfg_.top_k, (rows / T_) * cfg_.experts * cfg_.capacity(T_));
+}
+
+template <class T>
+std::int64_t MoeFeedForward<T>::max_expert_rows(std::int64_t rows) const {
+  // the rows this rank's experts compute: its own, or with an exchange at most cap per sequence and local expert from
+  // each rank of the group (every rank of a group has as many sequences): S·ep·(E/ep)·cap
+  return exchange_ ? (rows / T_) * cfg_.experts * cfg_.capacity(T_) : max_rows(rows);
 }
 
 template <class T>
 std::unique_ptr<MoeState<T>> MoeFeedForward<T>::make_state(std::int64_t rows) const {
   using A = acc_t<T>;
-  const std::int64_t E = cfg_.experts, k = cfg_.top_k, S = rows / T_, R = max_rows(rows);
+  const std::int64_t E = cfg_.experts, k = cfg_.top_k, S = rows / T_, R = max_rows(rows), RL = max_expert_rows(rows);
   const std::string a = "act/" + prefix_;
   auto st = std::make_unique<MoeState<T>>();
   st->logits = View2<T>(a + ".logits", rows, E);
@@ -82,14 +87,14 @@ std::unique_ptr<MoeState<T>> MoeFeedForward<T>::make_state(std::int64_t rows) co
   st->x_disp = View2<T>(a + ".x_disp", R, C_);
   st->y_disp = View2<T>(a + ".y_disp", R, C_);
   if (exchange_) {
-    st->x_loc = View2<T>(a + ".x_loc", R, C_);
-    st->y_loc = View2<T>(a + ".y_loc", R, C_);
+    st->x_loc = View2<T>(a + ".x_loc", RL, C_);
+    st->y_loc = View2<T>(a + ".y_loc", RL, C_);
   } else {
     st->x_loc = st->x_disp;
     st->y_loc = st->y_disp;
   }
-  st->fc = View2<T>(a + ".fc", R, 4 * C_);
-  st->fcg = View2<T>(a + ".fcg", R, 4 * C_);
+  st->fc = View2<T>(a + ".fc", RL, 4 * C_);
+  st->fcg = View2<T>(a + ".fcg", RL, 4 * C_);
   return st;
 }
 
@@ -132,6 +137,7 @@ void MoeFeedForward<T>::forward(const View2<T>& h, const View2<T>& y, MoeState<T
   kernels::moe_scatter(h, st.slot, View2<A>(), x_disp);
   if (exchange_) {
     exchange_->plan(st.rows_per_expert, st.plan);
+    PARTRAIN_REQUIRE(st.plan.received <= std::int64_t(st.x_loc.extent(0)), "an expert rank received more rows than it holds room for");
     exchange_->dispatch(st.plan, x_disp, rows_of(st.x_loc, 0, st.plan.received));
   } else {
     st.plan.local_rows = st.rows_per_expert;
@@ -174,10 +180,10 @@ template <class T>
 void MoeFeedForward<T>::backward(const View2<T>& h, const View2<T>& dy, const View2<T>& dh, MoeState<T>& st,
                                  double scale) {
   using A = acc_t<T>;
-  const std::int64_t R = st.x_disp.extent(0);
-  if (std::int64_t(d_wide_.extent(0)) != R) {
-    d_wide_ = View2<T>("act/" + prefix_ + ".scratch.wide", R, 4 * C_);
-    d_loc_ = View2<T>("act/" + prefix_ + ".scratch.loc", R, C_);
+  const std::int64_t R = st.x_disp.extent(0), RL = st.x_loc.extent(0);
+  if (std::int64_t(d_wide_.extent(0)) != RL || std::int64_t(d_back_.extent(0)) != R) {
+    d_wide_ = View2<T>("act/" + prefix_ + ".scratch.wide", RL, 4 * C_);
+    d_loc_ = View2<T>("act/" + prefix_ + ".scratch.loc", RL, C_);
     d_back_ = View2<T>("act/" + prefix_ + ".scratch.back", R, C_);
   }
   const View2<T> y_disp = rows_of(st.y_disp, 0, st.rows);
@@ -208,13 +214,14 @@ double MoeFeedForward<T>::forward_flops(std::int64_t rows) const {
 template <class T>
 double MoeFeedForward<T>::activation_elements(std::int64_t rows) const {
   const double N = double(rows), E = double(cfg_.experts), k = double(cfg_.top_k), R = double(max_rows(rows)),
-               C = double(C_), S = double(rows / T_);
-  const double loc = exchange_ ? 2.0 : 0.0;  // x_loc, y_loc beside x_disp, y_disp
+               RL = double(max_expert_rows(rows)), C = double(C_), S = double(rows / T_);
   const double idx = 8.0 / double(sizeof(T)), acc = double(sizeof(acc_t<T>)) / double(sizeof(T));
   // in elements of T: logits, dlogits, probs; gate, dgate, choice, slot; count, offset, frac; aux; the dispatched
-  // rows in and out, the experts' fc and fcg; the backward's scratch (4C + C + C per row)
-  return N * E * (2 + acc) + N * k * (2 * acc + 2 * idx) + S * E * (2 * idx + acc) + S * acc + R * C * (2 + loc) +
-         R * 8 * C + R * 6 * C;
+  // rows in and out, the experts' fc and fcg; the backward's scratch (4C + C per expert row, C per dispatched row)
+  // (with an exchange the experts' rows x_loc, y_loc are separate and sized for what the group may send)
+  const double loc = exchange_ ? 2.0 * RL * C : 0.0;
+  return N * E * (2 + acc) + N * k * (2 * acc + 2 * idx) + S * E * (2 * idx + acc) + S * acc + R * C * 2 + loc +
+         RL * 8 * C + RL * 5 * C + R * C;
 }
 
 template class MoeFeedForward<float>;

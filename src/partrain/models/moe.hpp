@@ -71,7 +71,7 @@ struct MoeState {
   View2<acc_t<T>> frac;                       ///< [S, E]: f_se
   View1<acc_t<T>> aux;                        ///< [S]: aux_s
   View2<T> x_disp, y_disp;                    ///< [R_max, C]: dispatched rows, in and out (this rank's tokens)
-  View2<T> x_loc, fc, fcg, y_loc;             ///< the local experts' rows (R_max rows; aliases x/y_disp with no exchange)
+  View2<T> x_loc, fc, fcg, y_loc;             ///< the local experts' rows (aliases of x/y_disp with no exchange)
   std::vector<std::int64_t> rows_per_expert;  ///< this microbatch's kept rows per expert (all E)
   std::int64_t rows = 0, first_choice_rows = 0;  ///< rows dispatched; of them, first choices
   double aux_sum = 0;                         ///< Σ_s T · aux_s
@@ -109,6 +109,7 @@ class MoeFeedForward {
   };
   std::string expert_name(std::int64_t e) const { return prefix_ + ".experts." + std::to_string(e); }
   std::int64_t max_rows(std::int64_t rows) const;
+  std::int64_t max_expert_rows(std::int64_t rows) const;
   void run_experts(MoeState<T>& st);
   void backward_experts(MoeState<T>& st, const View2<T>& dy_loc, const View2<T>& dx_loc);
 

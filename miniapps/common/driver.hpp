@@ -315,6 +315,8 @@ int run_driver(const DriverSetup& su, parallel::Trainer<T>& trainer, const io::P
     auto in = perf::step_inputs(resolved, su.strategy, n, hosts > 1 ? n / hosts : 0, su.model, ts);
     for (const auto& [k, v] : trainer.attributes())
       if (k == "algorithm_resolved") in.algo = v;  // what the trainer's "auto" became
+    for (const auto& [k, v] : strategy_summary)
+      if (k == "expert_rank_load_imbalance") in.moe_imbalance = v;  // the routing that happened (perf/step_model.hpp)
     pred = perf::predict_step(in, prof);
     profile_name = prof.name;
     std::snprintf(line, sizeof line,

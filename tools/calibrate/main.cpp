@@ -307,7 +307,7 @@ int main(int argc, char** argv) {
     const double gamma = 1 / p.reduce_Bps;
     // α, β of every algorithm and operation on `c` (the whole job, a node's ranks or one rank per node), as `scope`
     auto fit_all = [&](coll::MpiCommunicator& c, const std::string& scope) {
-    for (const char* op : {"allreduce", "reduce_scatter", "allgather", "broadcast"}) {
+    for (const char* op : {"allreduce", "reduce_scatter", "allgather", "broadcast", "alltoall"}) {
       coll::bench::Options o;
       o.op = op;
       o.algo = "all";

@@ -126,12 +126,15 @@ int main(int argc, char** argv) {
     std::string deck_path, profile_path, strategy = "dp", ranks_text = "1:64", scaling = "strong", layout, csv_path,
         precision;
     int ranks_per_node = 0;
-    double memory_limit_gib = 0;
+    double memory_limit_gib = 0, moe_imbalance = 0;
     bool search = false, overwrite = false;
     app.add_option("--deck", deck_path, "input deck (any mini-app's; --print-deck writes a resolved one)")->required();
     app.add_option("--set", sets, "override a deck key: --set model.gpt.layers=24 (repeatable)")->type_name("KEY=VALUE");
     app.add_option("--profile", profile_path, "machine profile (partrain-calibrate, or inputs/machines/*.toml)")->required();
-    app.add_option("--strategy", strategy, "serial | dp | tp | pp | zero | nmt | ps")->capture_default_str();
+    app.add_option("--strategy", strategy, "serial | dp | tp | pp | zero | nmt | ps | ep")->capture_default_str();
+    app.add_option("--moe-imbalance", moe_imbalance,
+                   "ep: the busiest expert rank's rows over the mean (a run's /summary expert_rank_load_imbalance; "
+                   "default: the capacity's bound)");
     app.add_option("--ranks", ranks_text, "N, N1,N2,… or A:B (A, 2A, 4A, … up to B)")->capture_default_str();
     app.add_option("--scaling", scaling, "strong (train.batch fixed) | weak (train.batch × N / first N)")->capture_default_str();
     app.add_option("--layout", layout, "dp×tp×pp (or DPxTPxPP) at every N: tp and pp fixed, dp = N / (tp·pp)");
@@ -158,9 +161,15 @@ int main(int argc, char** argv) {
         input_error("--precision", precision, "the profile " + profile_path + " has no gemm_half_small/medium/large rates");
       model.dtype = precision;
     }
-    const std::vector<std::string> strategies = {"serial", "dp", "tp", "pp", "zero", "nmt", "ps"};
+    const std::vector<std::string> strategies = {"serial", "dp", "tp", "pp", "zero", "nmt", "ps", "ep"};
     if (std::find(strategies.begin(), strategies.end(), strategy) == strategies.end())
-      input_error("--strategy", strategy, "must be one of serial, dp, tp, pp, zero, nmt, ps");
+      input_error("--strategy", strategy, "must be one of serial, dp, tp, pp, zero, nmt, ps, ep");
+    if (strategy == "ep" && !model.gpt.moe.enabled())
+      input_error("--strategy", strategy, "prices a mixture of experts: the deck needs model.gpt.moe.every > 0");
+    if (moe_imbalance != 0 && strategy != "ep")
+      input_error("--moe-imbalance", std::to_string(moe_imbalance), "is for --strategy ep");
+    if (moe_imbalance != 0 && moe_imbalance < 1)
+      input_error("--moe-imbalance", std::to_string(moe_imbalance), "must be >= 1 (the busiest expert rank over the mean)");
     if (scaling != "strong" && scaling != "weak") input_error("--scaling", scaling, "must be strong or weak");
     char limit[32];
     std::snprintf(limit, sizeof limit, "%g", memory_limit_gib);
@@ -183,7 +192,7 @@ int main(int argc, char** argv) {
       }
       if (fixed_tp < 1 || fixed_pp < 1) input_error("--layout", layout, "tp and pp must be >= 1");
     }
-    if ((!layout.empty() || search) && (strategy == "nmt" || strategy == "ps"))
+    if ((!layout.empty() || search) && (strategy == "nmt" || strategy == "ps" || strategy == "ep"))
       input_error(search ? "--search" : "--layout", search ? "" : layout, "prices dp × tp × pp layouts (dp, tp, pp, zero), not " + strategy);
     const auto ranks = parse_ranks(ranks_text);
     if (!csv_path.empty()) io::check_output_path("--csv", csv_path, overwrite);
@@ -216,6 +225,7 @@ int main(int argc, char** argv) {
         last_refusal = why;
         return std::nullopt;
       }
+      in.moe_imbalance = moe_imbalance;
       Row r;
       r.n = n;
       r.dp = in.dp;

@@ -60,6 +60,12 @@ StepInputs step_inputs(const DeckTable& d, const std::string& strategy, int rank
     in.time_chunk = d.get_int("nmt", "time_chunk", 4);
     in.bucket_bytes = d.get_number("nmt", "bucket_mib", 4.0) * 1048576;
     in.algo = resolve(d.get_string("nmt", "algorithm", "auto"), ranks_per_node);
+  } else if (in.strategy == "ep") {
+    in.dp = ranks;
+    in.ep = int(d.get_int("ep", "degree", ranks));
+    divide("ep.degree", in.ep);
+    const std::string a = d.get_string("ep", "algorithm", "auto");
+    in.a2a_algo = a == "auto" ? "ring" : a;  // auto: the pairwise exchange
   } else if (in.strategy == "ps") {
     in.servers = int(d.get_int("ps", "servers", 1));
     const int sched = d.get_bool("ps", "scheduler", false) ? 1 : 0;

@@ -9,7 +9,7 @@
 
 namespace partrain::perf {
 
-/// `strategy`: serial, dp, tp, tp+sp, pp, zero, nmt, ps (a result file's strategy attribute); `ranks`: the job's.
+/// `strategy`: serial, dp, tp, tp+sp, pp, zero, nmt, ps, ep (a result file's strategy attribute); `ranks`: the job's.
 /// `ranks_per_node`: 0 when every rank is on one node. InputError naming the key when the layout does not fit.
 StepInputs step_inputs(const DeckTable& deck, const std::string& strategy, int ranks, int ranks_per_node,
                        const models::ModelSpec& model, const models::TrainSpec& train);

@@ -12,7 +12,12 @@ namespace partrain::perf {
 
 MemoryPrediction predict_memory(const StepInputs& in) {
   std::unique_ptr<models::Model<double>> m;
-  if (in.model.kind == "gpt") m = std::make_unique<models::Gpt<double>>(in.model.gpt);
+  auto gpt = in.model.gpt;
+  if (in.strategy == "ep" && gpt.moe.enabled()) {  // a rank holds its E/ep experts of every MoE block
+    gpt.expert_first = 0;
+    gpt.expert_count = gpt.moe.experts / std::max(1, in.ep);
+  }
+  if (in.model.kind == "gpt") m = std::make_unique<models::Gpt<double>>(gpt);
   else if (in.model.kind == "nmt") m = std::make_unique<models::Nmt<double>>(in.model.nmt);
   else m = std::make_unique<models::Mlp<double>>(in.model.mlp);
   m->build(0, false, false);

@@ -410,6 +410,46 @@ StepPrediction predict_step(const StepInputs& in, const MachineProfile& p) {
     // updates, while the workers wait for the pull
     if (sync && p.reduce_Bps > 0) r.optimizer_s += double(W) * psi / S * elem / p.reduce_Bps;
     add_note(&r.note, "the parameter server's model is a bound: one server link carries every worker's pull and push");
+  } else if (s == "ep") {
+    // expert parallelism inside data parallelism (parallel/ep/): each rank computes its own batch's dense layers and
+    // routers as a data-parallel rank does; its experts compute the rows the group routes to them — balanced, the
+    // k rows per token predict_compute already prices, but every rank waits at the all-to-all for the busiest
+    // expert rank: `imbalance` times that share. Four all-to-alls per MoE block (dispatch and combine, forward and
+    // backward) of the kept rows, never overlapped; the shared parameters' gradients are summed over every rank,
+    // the experts' over the ranks holding them (dp / ep, ep apart).
+    const auto& g = in.model.gpt;
+    const int ep = std::max(1, in.ep);
+    std::int64_t blocks = 0;
+    for (std::int64_t l = 0; l < g.layers; ++l) blocks += g.moe.is_moe_block(l) ? 1 : 0;
+    const double k = double(g.moe.top_k), C = double(g.channels), E = double(g.moe.experts);
+    const double rows = double(local) * double(g.seq_len);
+    const double kept = std::min(1.0, double(g.moe.capacity(g.seq_len)) * E / (k * double(g.seq_len)));
+    // the busiest expert rank's rows over the k·rows/ep a rank's experts take when all are kept and balanced: the
+    // measured imbalance times the kept share, or at most the capacity's bound (cap per expert is about
+    // capacity_factor times the balanced share) and all kept rows on one rank
+    const double busiest = in.moe_imbalance > 0 ? in.moe_imbalance * kept
+                                                : std::min(g.moe.capacity_factor, double(ep) * kept);
+    const double expert_flops = double(blocks) * 16.0 * rows * k * C * C;  // forward, priced by predict_compute
+    const double rate = gemm_rate(p, in.model.dtype, rows * k / E * double(ep), 4 * C, C);
+    r.forward_s += (busiest - 1.0) * expert_flops / rate;
+    r.backward_s += 2.0 * (busiest - 1.0) * expert_flops / rate;
+    const double a2a_bytes = rows * k * kept * C * elem;
+    if (ep > 1 && blocks > 0) {
+      const double one = collective_seconds(p, in.a2a_algo, "alltoall", ep, a2a_bytes, spans(ep, 1, in.ranks_per_node), &r.note);
+      if (one > 0) {
+        r.comm_pure_s += 4.0 * double(blocks) * one;
+        r.comm_exposed_s += 4.0 * double(blocks) * one;
+      }
+    }
+    auto held = in.model;
+    held.gpt.expert_first = 0;
+    held.gpt.expert_count = 0;
+    const double shared = double(declare(held)->params().numel());
+    held.gpt.expert_count = g.moe.experts / ep;
+    const double local_psi = double(declare(held)->params().numel());
+    r.optimizer_s = optimizer_seconds(in.train.optimizer, local_psi, in.model.dtype, p);
+    gradient_allreduce(p, in, dp, 1, shared * elem, r.backward_s, r);
+    gradient_allreduce(p, in, dp / ep, ep, (local_psi - shared) * elem, r.backward_s, r);
   } else {
     add_note(&r.note, "no model for strategy " + s);
   }

@@ -8,6 +8,7 @@
 //   pipeline   the schedule's bubble (parallel/pipeline/schedule.hpp's formula) stretches the compute
 //   NMT        the LSTMs per time step (thin gemms, their weights' part per call, the cells' rates), the attention loop;
 //              the fill and drain of the wavefront's schedule (parallel/nmt/wavefront.hpp) with those costs in seconds
+//   experts    expert parallelism: the busiest expert rank's compute and four all-to-alls per MoE block
 //   precision  a model of dtype fp16 or bf16 (train.precision of partrain-ref and -dp, or partrain-predict --precision) is
 //              priced as mixed-precision training as Megatron-LM and DeepSpeed run it: gemms at the profile's
 //              gemm_half_* rates, activations, tensor/pipeline messages and gradients of 2 bytes, the pointwise kernels
@@ -26,7 +27,7 @@ namespace partrain::perf {
 inline bool is_half(const std::string& dtype) { return dtype == "fp16" || dtype == "bf16"; }
 
 struct StepInputs {
-  std::string strategy = "dp";  ///< serial | dp | tp | pp | zero | nmt | ps
+  std::string strategy = "dp";  ///< serial | dp | tp | pp | zero | nmt | ps | ep
   models::ModelSpec model;
   models::TrainSpec train;
   int dp = 1, tp = 1, pp = 1;   ///< replicas, tensor-parallel degree, pipeline stages (nmt: model_parallel in pp)
@@ -46,6 +47,11 @@ struct StepInputs {
   std::int64_t time_chunk = 4;  ///< nmt
   int servers = 1, workers = 1; ///< ps
   std::string ps_mode = "bsp";
+  int ep = 1;                   ///< ep: ranks sharing each MoE block's experts (dp = every rank)
+  std::string a2a_algo = "ring";  ///< the token all-to-alls' algorithm (pairwise exchange)
+  /// ep: the busiest expert rank's rows over the balanced share (a run's expert_rank_load_imbalance); 0: the bound
+  /// the capacity sets, min(capacity_factor, ep)
+  double moe_imbalance = 0;
 };
 
 struct StepPrediction {

@@ -26,8 +26,7 @@ Config read_config(const Deck& d, int world) {
                 "does not divide model.gpt.moe.experts = " + std::to_string(ms.gpt.moe.experts));
   if (c.base.dp.reduce_fp32)
     input_error("dp.grad_reduce_dtype", "\"fp32\"", "partrain-ep reduces the gradients in their own type");
-  c.ep.grad_algo = c.base.dp.algo;
-  c.ep.overlap = c.base.dp.overlap;
+  c.ep.dp = c.base.dp;
   coll::parse(d.get_string("ep.algorithm"), c.ep.a2a_algo);
   return c;
 }

@@ -37,6 +37,7 @@ void check(const models::ModelSpec& ms, int degree, coll::Algo a2a) {
   auto d = models::make_dataset<float>(ms);
   parallel::EpOptions o;
   o.a2a_algo = a2a;
+  o.dp.bucket_mib = 0.002;  // several buckets, an MoE block's shared and expert runs in one of them
   parallel::EpTrainer<float> tr(model, *d, ts, world, *ep, *edp, o, ms.seed);
   const std::string what = "np " + std::to_string(world.size()) + " ep " + std::to_string(degree) + " k " +
                            std::to_string(ms.gpt.moe.top_k) + " " + coll::name(a2a);

@@ -40,6 +40,9 @@ struct MoeConfig {
   std::int64_t capacity(std::int64_t seq_len) const;
 };
 
+/// Whether a parameter (the reference's name) is an expert's: "blocks.<l>.moe.experts.<e>.…".
+inline bool is_expert_parameter(const std::string& name) { return name.find(".moe.experts.") != std::string::npos; }
+
 /// How the rows of one MoE layer's microbatch travel between this rank and the experts' ranks.
 struct ExchangePlan {
   std::vector<std::int64_t> send_rows, recv_rows;  ///< per peer

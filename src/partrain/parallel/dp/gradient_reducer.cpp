@@ -6,6 +6,7 @@
 #include "partrain/core/memory.hpp"
 #include "partrain/core/timer.hpp"
 #include "partrain/kernels/elementwise.hpp"
+#include "partrain/models/moe.hpp"
 
 namespace partrain::parallel {
 namespace {
@@ -18,15 +19,29 @@ std::vector<std::pair<std::int64_t, std::int64_t>> layer_ranges(const models::Mo
 }  // namespace
 
 template <class T>
-GradientReducer<T>::GradientReducer(models::Model<T>& model, coll::MpiCommunicator& group, const DpOptions& opts)
+GradientReducer<T>::GradientReducer(models::Model<T>& model, coll::MpiCommunicator& group, const DpOptions& opts,
+                                    coll::MpiCommunicator* experts)
     : model_(model),
       group_(group),
+      experts_(experts),
       opts_(opts),
       buckets_(layer_ranges(model),
                std::max<std::int64_t>(1, std::int64_t(opts.bucket_mib * 1024 * 1024 /
                                                       double(opts.reduce_fp32 && is_half_v<T> ? 4 : sizeof(T))))),
       resolved_(group.resolve(coll::Op::Allreduce, opts.algo, std::int64_t(opts.bucket_mib * 1048576))),
       launched_(buckets_.buckets().size(), false) {
+  for (const auto& b : buckets_.buckets()) {
+    std::vector<Piece> ps;
+    if (!experts_) ps.push_back({b.begin, b.end, false});
+    else
+      for (const auto& p : model.params().infos()) {
+        if (p.offset < b.begin || p.offset >= b.end) continue;
+        const bool ex = models::is_expert_parameter(p.name);
+        if (!ps.empty() && ps.back().expert == ex && ps.back().end == p.offset) ps.back().end = p.offset + p.size;
+        else ps.push_back({p.offset, p.offset + p.size, ex});
+      }
+    pieces_.push_back(std::move(ps));
+  }
   const bool shm = group.resolve(coll::Op::Allreduce, opts.algo, 1 << 20) == coll::Algo::Shm;
   if (opts.reduce_fp32 && is_half_v<T>) {  // the fp32 copy the buckets reduce: in the node's window for shm
     const std::int64_t n = model.params().numel();
@@ -68,15 +83,21 @@ void GradientReducer<T>::launch(std::size_t k) {
   if (first_launch_s_ < 0) first_launch_s_ = wall_time_s();
   launched_[k] = true;
   launches_.emplace_back(k, launching_at_);
-  T* g = model_.params().grads().data() + b.begin;
+  // each piece on its group: the experts' runs over the ranks holding them (one piece without experts)
+  auto reduce = [&](auto* base) {
+    for (const auto& p : pieces_[k])
+      inflight_.push_back((p.expert ? *experts_ : group_)
+                              .allreduce(base + p.begin, base + p.begin, p.end - p.begin, coll::ReduceOp::Sum, opts_.algo));
+  };
   if (grads32_.size()) {  // widened, then reduced in fp32
     float* w = grads32_.data() + b.begin;
+    T* g = model_.params().grads().data() + b.begin;
     kernels::convert("partrain::dp::widen_bucket", View1<float>(w, b.size()), View1<T>(g, b.size()));
     Kokkos::fence();
-    inflight_.push_back(group_.allreduce(w, w, b.size(), coll::ReduceOp::Sum, opts_.algo));
+    reduce(grads32_.data());
     return;
   }
-  inflight_.push_back(group_.allreduce(g, g, b.size(), coll::ReduceOp::Sum, opts_.algo));
+  reduce(model_.params().grads().data());
 }
 
 template <class T>
@@ -147,6 +168,7 @@ double GradientReducer<T>::measure_pure_comm(int reps) {
 template <class T>
 std::int64_t GradientReducer<T>::predicted_bytes_per_step() const {
   const int n = group_.size(), r = group_.rank();
+  if (experts_) return -1;
   if (n == 1) return 0;
   std::int64_t elems = 0;
   for (const auto& b : buckets_.buckets()) {

@@ -6,6 +6,11 @@
 //
 // With algorithm shm (or auto on one node) the gradient buffer moves into a window shared by the node's ranks, so
 // every bucket is reduced in one pass with no staging (zero-copy; counted as gradients by the memory tracker).
+//
+// Expert parallelism (parallel/ep/): the experts' parameters are held by the ranks of an expert group, each its own
+// experts, so their gradients are summed over a second group — the ranks holding the same experts — while the rest
+// is summed over the data-parallel group. A bucket is then launched as its pieces: each run of parameters of one
+// kind (an MoE block declares its experts after its other parameters), each piece on its group.
 #pragma once
 
 #include <vector>
@@ -29,8 +34,10 @@ struct DpOptions {
 template <class T>
 class GradientReducer {
  public:
-  /// Collective over `group` (the shared window is allocated here when shm runs the buckets).
-  GradientReducer(models::Model<T>& model, coll::MpiCommunicator& group, const DpOptions& opts);
+  /// Collective over `group` (the shared window is allocated here when shm runs the buckets). `experts`: where the
+  /// experts' gradients are summed (expert parallelism), or null.
+  GradientReducer(models::Model<T>& model, coll::MpiCommunicator& group, const DpOptions& opts,
+                  coll::MpiCommunicator* experts = nullptr);
   ~GradientReducer();
   GradientReducer(const GradientReducer&) = delete;
   GradientReducer& operator=(const GradientReducer&) = delete;
@@ -55,7 +62,7 @@ class GradientReducer {
   /// t_pure: the step's bucket allreduces alone, median of `reps` after one warm-up. Changes the gradients.
   double measure_pure_comm(int reps);
   /// Bytes one rank sends per step by the closed form of the algorithm the buckets run (ring: (N − b_r) +
-  /// (N − b_{r+1}) elements per bucket of N; shm zero-copy: b_r·(n − 1)); −1 where none is kept.
+  /// (N − b_{r+1}) elements per bucket of N; shm zero-copy: b_r·(n − 1)); −1 where none is kept (and with experts).
   std::int64_t predicted_bytes_per_step() const;
 
   const GradientBuckets& buckets() const { return buckets_; }
@@ -72,11 +79,17 @@ class GradientReducer {
 
  private:
   void launch(std::size_t bucket);
+  struct Piece {
+    std::int64_t begin, end;
+    bool expert;
+  };
 
   models::Model<T>& model_;
   coll::MpiCommunicator& group_;
+  coll::MpiCommunicator* experts_;
   DpOptions opts_;
   GradientBuckets buckets_;
+  std::vector<std::vector<Piece>> pieces_;  ///< per bucket: its runs of one kind (one piece without experts)
   coll::Algo resolved_;
   std::vector<coll::Request> inflight_;
   std::vector<bool> launched_;

@@ -11,10 +11,9 @@
 
 namespace partrain::parallel {
 
-template <class T>
-bool EpTrainer<T>::is_expert(const std::string& name) {
-  return name.find(".moe.experts.") != std::string::npos;
-}
+namespace {
+bool is_expert(const std::string& name) { return models::is_expert_parameter(name); }
+}  // namespace
 
 template <class T>
 EpTrainer<T>::EpTrainer(models::Gpt<T>& model, const models::Dataset<T>& data, const models::TrainSpec& spec,
@@ -32,7 +31,8 @@ EpTrainer<T>::EpTrainer(models::Gpt<T>& model, const models::Dataset<T>& data, c
       exchange_(ep, model.config().moe.experts, model.config().channels, opts.a2a_algo),
       local_(spec.global_batch / world.size()),
       first_(local_ * world.rank()),
-      batch_(data.allocate(local_)) {
+      batch_(data.allocate(local_)),
+      reducer_(model, world, opts.dp, &edp) {
   PARTRAIN_REQUIRE(spec.global_batch % world.size() == 0, "global batch must divide by the ranks");
   const auto& layers = model.layers();
   for (std::size_t i = 0; i < layers.size(); ++i)
@@ -42,35 +42,8 @@ EpTrainer<T>::EpTrainer(models::Gpt<T>& model, const models::Dataset<T>& data, c
       moe_layers_.push_back(i);
     }
   ws_ = model.make_workspace(local_);  // after the exchange is set: the MoE states hold the experts' own rows
-  // Each layer's declared parameters as ranges of one kind (expert or not) of the flat gradient buffer.
-  const auto& infos = model.params().infos();
-  ranges_.resize(layers.size());
-  for (std::size_t i = 0; i < layers.size(); ++i) {
-    const auto [lo, hi] = model.declared_range(i);
-    for (const auto& p : infos) {
-      if (p.offset < lo || p.offset >= hi) continue;
-      const bool ex = is_expert(p.name);
-      if (ex) expert_params_ += p.size;
-      auto& r = ranges_[i];
-      if (!r.empty() && r.back().expert == ex && r.back().end == p.offset) r.back().end = p.offset + p.size;
-      else r.push_back({p.offset, p.offset + p.size, ex});
-    }
-  }
-}
-
-template <class T>
-void EpTrainer<T>::launch(std::size_t layer) {
-  Kokkos::fence();
-  T* g = model_.params().grads().data();
-  for (const auto& r : ranges_[layer]) {
-    auto& group = r.expert ? edp_ : world_;
-    inflight_.push_back(group.allreduce(g + r.begin, g + r.begin, r.end - r.begin, coll::ReduceOp::Sum, opts_.grad_algo));
-  }
-}
-
-template <class T>
-void EpTrainer<T>::progress() {
-  for (auto& r : inflight_) r.test();
+  for (const auto& p : model.params().infos())
+    if (is_expert(p.name)) expert_params_ += p.size;
 }
 
 template <class T>
@@ -79,31 +52,21 @@ StepRecord EpTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_update)
   coll::barrier(world_.comm());
   exchange_.take_time();
   const auto a2a_bytes0 = ep_.counters()[coll::Op::Alltoall].bytes_sent;
-  exposed_s_ = 0;
-  inflight_.clear();
+  reducer_.begin_step();
   const double t0 = fenced_time_s();
   straggle();
   double t_fwd = t0;
   model_.params().zero_grad();
   typename models::Model<T>::Hooks hooks;
   hooks.forward_done = [&] { t_fwd = fenced_time_s(); };
-  hooks.backward_done = [&](std::size_t layer) {
-    if (!opts_.overlap) return;
-    const double a = fenced_time_s();
-    launch(layer);
-    progress();
-    exposed_s_ += fenced_time_s() - a;
-  };
+  hooks.backward_done = [&](std::size_t layer) { reducer_.backward_done(layer); };
   const double rows = double(spec_.global_batch * model_.rows_per_sample());
   const double loss_scale = mixed_.loss_scale();
   const double local_loss = model_.forward_backward(batch_, ws_, loss_scale / rows, hooks);
   const double t_bwd = fenced_time_s();
-  const double in_hooks = exposed_s_;
-  if (!opts_.overlap)
-    for (std::size_t i = model_.layers().size(); i-- > 0;) launch(i);
-  for (auto& r : inflight_) r.wait();
+  const double in_hooks = reducer_.exposed_s();
+  reducer_.finish();
   const double t_comm = fenced_time_s();
-  exposed_s_ += t_comm - t_bwd;
   const double a2a = exchange_.take_time();
   double global_loss = 0;
   coll::allreduce(&local_loss, &global_loss, 1, MPI_DOUBLE, MPI_SUM, world_.comm());
@@ -124,7 +87,8 @@ StepRecord EpTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_update)
   rec.phase("forward", t_fwd - t0);
   rec.phase("backward", (t_bwd - t_fwd) - in_hooks);
   rec.phase("alltoall", a2a);
-  rec.phase("comm_exposed", exposed_s_);
+  rec.phase("comm_exposed", reducer_.exposed_s());
+  rec.phase("comm", reducer_.span_s());
   rec.phase("optimizer", t_end - t_opt0);
   rec.phase("busy", (t_bwd - t0) - in_hooks - a2a + (t_end - t_opt0));
   // the routing over all ranks (outside the timed step): kept rows per expert, dropped choices, the auxiliary loss
@@ -159,7 +123,9 @@ std::string EpTrainer<T>::describe() const {
          std::to_string(m.capacity(model_.config().seq_len)) + " per sequence and expert), " +
          std::to_string(model_.params().numel()) + " parameters per rank (" + std::to_string(expert_params_) +
          " of experts), " + std::to_string(local_) + " samples per rank, all-to-all " + coll::name(opts_.a2a_algo) +
-         ", gradient allreduce " + coll::name(opts_.grad_algo) + ", overlap " + (opts_.overlap ? "on" : "off") +
+         ", gradient allreduce " + coll::name(opts_.dp.algo) +
+         (opts_.dp.algo == coll::Algo::Auto ? std::string(" (") + coll::name(reducer_.resolved_algo()) + ")" : "") +
+         ", " + std::to_string(reducer_.buckets().buckets().size()) + " buckets, overlap " + (opts_.dp.overlap ? "on" : "off") +
          (is_half_v<T> ? ", " + precision_name<T>() + " with fp32 master weights" : "");
 }
 
@@ -190,6 +156,12 @@ std::vector<io::NamedTensor> EpTrainer<T>::gather_full(bool grads) {
     }
   }
   return out;
+}
+
+template <class T>
+double EpTrainer<T>::measure_pure_comm(int reps) {
+  pure_s_ = reducer_.measure_pure_comm(reps);
+  return pure_s_;
 }
 
 template <class T>
@@ -245,7 +217,9 @@ NamedFigures EpTrainer<T>::summary(const RunMedians& m) {
   for (double d : dropped_) dropped += d;
   const double choices = double(spec_.global_batch * model_.rows_per_sample() * model_.config().moe.top_k) *
                          double(nb) * double(std::max<std::int64_t>(1, steps_));
+  const auto pure = coll::over_ranks(world_.comm(), pure_s_);
   NamedFigures f = {{"alltoall_s", m.phase("alltoall")},
+                    {"comm_pure_s", pure[1]},
                     {"alltoall_share", m.step_time_s > 0 ? m.phase("alltoall") / m.step_time_s : 0.0},
                     {"comm_exposed_s", m.phase("comm_exposed")},
                     {"alltoall_bytes_sent_per_step", steps_ ? double(a2a_bytes_) / double(steps_) : 0.0},
@@ -272,8 +246,9 @@ std::vector<io::ExtraDataset> EpTrainer<T>::datasets() {
 template <class T>
 NamedStrings EpTrainer<T>::attributes() const {
   NamedStrings a = {{"alltoall_algorithm", coll::name(opts_.a2a_algo)},
-                    {"algorithm", coll::name(opts_.grad_algo)},
-                    {"overlap", opts_.overlap ? "true" : "false"}};
+                    {"algorithm", coll::name(opts_.dp.algo)},
+                    {"algorithm_resolved", coll::name(reducer_.resolved_algo())},
+                    {"overlap", opts_.dp.overlap ? "true" : "false"}};
   if constexpr (is_half_v<T>) a.push_back({"half_gemm", kernels::half_gemm_kernel(precision_name<T>())});
   return a;
 }

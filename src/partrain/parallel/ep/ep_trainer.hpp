@@ -3,8 +3,8 @@
 // ranks, each of which holds E/ep of every MoE block's experts (rank r: experts [(r mod ep)·E/ep, …)). Tokens reach
 // their experts through the AlltoallExchange inside each MoE layer. The parameters every rank holds (attention,
 // embeddings, routers, dense MLPs) are summed over all ranks; an expert's parameters over the ranks holding it (the
-// expert-data-parallel group: the same r mod ep). Both sums are in place on the gradient buffer, launched tensor
-// range by tensor range as each layer's backward ends and progressed at later layer boundaries.
+// expert-data-parallel group: the same r mod ep). Both are partrain-dp's bucketed allreduce in place on the gradient
+// buffer, overlapped with the backward (GradientReducer, each bucket's expert runs on the second group).
 #pragma once
 
 #include <memory>
@@ -21,9 +21,8 @@
 namespace partrain::parallel {
 
 struct EpOptions {
-  coll::Algo grad_algo = coll::Algo::Auto;     ///< the gradient allreduces (dp.algorithm)
-  coll::Algo a2a_algo = coll::Algo::Auto;      ///< the token all-to-alls (ep.algorithm)
-  bool overlap = true;                         ///< launch each layer's gradient sums when its backward ends
+  DpOptions dp;                            ///< the gradient sums (dp.*): buckets, algorithm, overlap
+  coll::Algo a2a_algo = coll::Algo::Auto;  ///< the token all-to-alls (ep.algorithm)
 };
 
 template <class T>
@@ -54,17 +53,9 @@ class EpTrainer : public Trainer<T> {
   NamedFigures checkpoint_numbers() const override { return scaler_numbers(mixed_); }
   void restore_numbers(const std::map<std::string, double>& n) override { restore_scaler(mixed_, n); }
 
-  /// Whether a parameter of the reference is an expert's ("blocks.<l>.moe.experts.<e>.…").
-  static bool is_expert(const std::string& name);
+  double measure_pure_comm(int reps) override;
 
  private:
-  struct Range {
-    std::int64_t begin, end;
-    bool expert;
-  };
-  void launch(std::size_t layer);
-  void progress();
-
   models::Gpt<T>& model_;
   const models::Dataset<T>& data_;
   models::TrainSpec spec_;
@@ -79,10 +70,9 @@ class EpTrainer : public Trainer<T> {
   std::int64_t local_ = 0, first_ = 0;
   models::Batch<T> batch_;
   typename models::Model<T>::Workspace ws_;
-  std::vector<std::vector<Range>> ranges_;  ///< per layer: the gradient ranges it declares, expert or not
-  std::vector<coll::Request> inflight_;
-  double exposed_s_ = 0;
+  GradientReducer<T> reducer_;
   coll::Counters counters_;
+  double pure_s_ = 0;
   std::unique_ptr<StateIo<master_t<T>>> state_;
   std::int64_t steps_ = 0, expert_params_ = 0;
   // per step, over all ranks: kept rows per (MoE block, expert), dropped choices, the auxiliary loss (mean)

@@ -12,16 +12,21 @@ using namespace partrain;
 
 template <class T>
 int train(const app::DriverSetup& su, const pp_app::Config& cfg, coll::ProcessGrid& grid, parallel::TpContext& tp,
-          const io::Provenance& prov) {
+          const parallel::EpGroups* ep, const io::Provenance& prov) {
   const auto& ms = cfg.base.model;
   parallel::TpContext* tpc = cfg.tp_degree > 1 ? &tp : nullptr;
+  auto gpt = ms.gpt;
+  if (ep) {  // this rank's experts: its place in the expert group
+    gpt.expert_count = gpt.moe.experts / ep->ep->size();
+    gpt.expert_first = std::int64_t(ep->ep->rank()) * gpt.expert_count;
+  }
   auto make = [&]() -> std::unique_ptr<models::Model<T>> {
     if (tpc) return std::make_unique<parallel::TpGpt<T>>(ms.gpt, tp);
-    if (ms.kind == "gpt") return std::make_unique<models::Gpt<T>>(ms.gpt);
+    if (ms.kind == "gpt") return std::make_unique<models::Gpt<T>>(gpt);
     return std::make_unique<models::Mlp<T>>(ms.mlp);
   };
   auto data = models::make_dataset<T>(ms);
-  parallel::pipeline::PipelineTrainer<T> trainer(make, ms.seed, *data, cfg.base.train, grid, tpc, cfg.pipeline);
+  parallel::pipeline::PipelineTrainer<T> trainer(make, ms.seed, *data, cfg.base.train, grid, tpc, cfg.pipeline, ep);
   return app::run_driver<T>(su, trainer, prov);
 }
 }  // namespace
@@ -70,8 +75,21 @@ int main(int argc, char** argv) {
                 {"chunks", std::to_string(sch.v)},
                 {"sequence_parallel", cfg.sequence_parallel ? "true" : "false"},
                 {"tp_algorithm", coll::name(cfg.tp_algo)}};
-    if (cfg.base.train.precision == "bf16") return train<bf16>(su, cfg, grid, tp, prov);
-    if (cfg.base.train.precision == "fp16") return train<fp16>(su, cfg, grid, tp, prov);
-    return cfg.base.model.dtype == "fp64" ? train<double>(su, cfg, grid, tp, prov) : train<float>(su, cfg, grid, tp, prov);
+    // expert parallelism: groups of ep.degree consecutive replicas of each stage, and the replicas holding the same
+    // experts (the same place in their group)
+    std::unique_ptr<coll::MpiCommunicator> ep_comm, edp_comm;
+    parallel::EpGroups groups;
+    if (cfg.ep_degree > 1) {
+      const int d = grid.dp().rank();
+      ep_comm = grid.dp().split(d / cfg.ep_degree, d);
+      edp_comm = grid.dp().split(d % cfg.ep_degree, d);
+      groups = {ep_comm.get(), edp_comm.get(), cfg.ep_algo};
+      su.attrs.push_back({"ep_degree", std::to_string(cfg.ep_degree)});
+    }
+    const parallel::EpGroups* ep = cfg.ep_degree > 1 ? &groups : nullptr;
+    if (cfg.base.train.precision == "bf16") return train<bf16>(su, cfg, grid, tp, ep, prov);
+    if (cfg.base.train.precision == "fp16") return train<fp16>(su, cfg, grid, tp, ep, prov);
+    return cfg.base.model.dtype == "fp64" ? train<double>(su, cfg, grid, tp, ep, prov)
+                                          : train<float>(su, cfg, grid, tp, ep, prov);
   });
 }

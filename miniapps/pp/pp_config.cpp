@@ -20,6 +20,11 @@ void declare_keys(Deck& d) {
                                "how layers are cut: uniform, flops, or a list of layer counts per model chunk",
                                {"uniform", "flops"});
   d.declare_bool("pp.recompute", false, "keep only each chunk's input per microbatch; rerun the forward in backward");
+  d.declare_int("ep.degree", 1,
+                "expert parallelism: consecutive data-parallel replicas sharing each MoE block's experts (docs/ep.md)", 1,
+                1 << 16);
+  d.declare_string("ep.algorithm", "auto", "the token all-to-alls' algorithm (auto: pairwise exchange)",
+                   {"ring", "vendor", "auto"});
 }
 
 Config read_config(const Deck& d, int world) {
@@ -38,8 +43,20 @@ Config read_config(const Deck& d, int world) {
                     std::to_string(s.p * c.tp_degree));
   c.dp_degree = world / (s.p * c.tp_degree);
   c.base = dp_app::read_config(d, c.dp_degree);
-  models::require_dense(c.base.model, "partrain-pp");
   const auto& ms = c.base.model;
+  if (c.tp_degree > 1) models::require_dense(ms, "partrain-pp with tp.degree > 1");
+  c.ep_degree = int(d.get_int("ep.degree"));
+  coll::parse(d.get_string("ep.algorithm"), c.ep_algo);
+  if (c.ep_degree > 1 && !(ms.kind == "gpt" && ms.gpt.moe.enabled()))
+    input_error("ep.degree", std::to_string(c.ep_degree), "needs a mixture of experts (model.gpt.moe.every > 0)");
+  if (c.dp_degree % c.ep_degree != 0)
+    input_error("ep.degree", std::to_string(c.ep_degree),
+                "does not divide the data-parallel degree " + std::to_string(c.dp_degree) + " (ranks / (pp.degree x tp.degree))");
+  if (c.ep_degree > 1 && ms.gpt.moe.experts % c.ep_degree != 0)
+    input_error("ep.degree", std::to_string(c.ep_degree),
+                "does not divide model.gpt.moe.experts = " + std::to_string(ms.gpt.moe.experts));
+  if (c.base.dp.reduce_fp32 && c.ep_degree > 1)
+    input_error("dp.grad_reduce_dtype", "\"fp32\"", "is not combined with expert parallelism (ep.degree > 1)");
   if (const auto why = parallel::pipeline::why_not(s); !why.empty()) throw InputError(why);
   const std::int64_t B = c.base.train.global_batch;
   if (B % (std::int64_t(c.dp_degree) * s.m) != 0)
@@ -73,6 +90,9 @@ Config read_config(const Deck& d, int world) {
     if (parallel::pipeline::splits_backward(s.kind))
       input_error("pp.schedule", "\"zb\"", "splits the backward, which the tensor-parallel layers do not (tp.degree = " + t + ")");
   }
+  if (ms.kind == "gpt" && ms.gpt.moe.enabled() && parallel::pipeline::splits_backward(s.kind))
+    input_error("pp.schedule", "\"zb\"", "splits the backward, which a mixture-of-experts block does not (model.gpt.moe.every = " +
+                                             std::to_string(ms.gpt.moe.every) + ")");
   const std::int64_t mb_rows = B / c.dp_degree / s.m * (ms.kind == "gpt" ? ms.gpt.seq_len : 1);
   if (c.sequence_parallel && c.tp_degree > 1 && mb_rows % c.tp_degree != 0)
     input_error("tp.sequence_parallel", "true",

@@ -12,6 +12,8 @@ struct Config {
   int tp_degree = 1, dp_degree = 1;
   bool sequence_parallel = false;
   coll::Algo tp_algo = coll::Algo::Ring;
+  int ep_degree = 1;  ///< expert parallelism among each stage's data-parallel ranks (a mixture of experts)
+  coll::Algo ep_algo = coll::Algo::Auto;
   parallel::pipeline::PipelineOptions pipeline;
 };
 

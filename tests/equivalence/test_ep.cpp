@@ -1,11 +1,14 @@
 // Expert parallelism matches the single-process reference on the same global batch: the mixture-of-experts GPT
 // (both blocks MoE, top-2, a capacity that drops choices) at every expert-parallel degree that divides this run's
 // rank count and the experts (np 4: ep 1, 2 — expert and data parallelism together — and 4): the loss and every
-// gradient tensor, the experts' gathered from their ranks, after one step, and the loss over 20 steps.
+// gradient tensor, the experts' gathered from their ranks, after one step, and the loss over 20 steps. And expert
+// parallelism inside pipeline stages (partrain-pp): np 4 as pp 2 × dp 2 with ep 2 (1F1B, interleaved, recomputation),
+// np 2 as ep 2 with one stage and as pp 2 with the experts whole; the same checks.
 #include <gtest/gtest.h>
 
 #include "equivalence_util.hpp"
 #include "partrain/parallel/ep/ep_trainer.hpp"
+#include "partrain/parallel/pipeline/pipeline_trainer.hpp"
 
 using namespace partrain;
 using namespace partrain::test;
@@ -73,6 +76,59 @@ void check(const models::ModelSpec& ms, int degree, coll::Algo a2a) {
   for (const auto& [name, ok] : tr.self_check()) EXPECT_TRUE(ok) << what << ": " << name;
 }
 
+struct PipeLayout {
+  int p = 1, ep = 1, m = 2, v = 1;
+  parallel::pipeline::ScheduleKind kind = parallel::pipeline::ScheduleKind::OneFOneB;
+  bool recompute = false;
+};
+
+void check_pipeline(const PipeLayout& l) {
+  namespace pl = parallel::pipeline;
+  auto ms = small_moe(2);
+  ms.gpt.layers = 4;  // 4 blocks: 2 stages × 2 chunks
+  auto ts = small_train(20);
+  ts.global_batch = 24;  // d·m divides it at every layout below
+  const auto& ref = reference_in<float>(ms, ts);
+  auto& world = world_comm();
+  const int d = world.size() / l.p;
+  coll::ProcessGrid& grid = grid_of(GridShape{l.p, d, 1});
+  const int dr = grid.dp().rank();
+  auto ep = grid.dp().split(dr / l.ep, dr), edp = grid.dp().split(dr % l.ep, dr);
+  parallel::EpGroups groups{ep.get(), edp.get(), coll::Algo::Auto};
+  auto gpt = ms.gpt;
+  if (l.ep > 1) {
+    gpt.expert_count = gpt.moe.experts / l.ep;
+    gpt.expert_first = std::int64_t(ep->rank()) * gpt.expert_count;
+  }
+  auto make = [&]() -> std::unique_ptr<models::Model<float>> { return std::make_unique<models::Gpt<float>>(gpt); };
+  auto data = models::make_dataset<float>(ms);
+  pl::PipelineOptions o;
+  o.schedule = {l.kind, l.p, l.m, l.v};
+  o.recompute = l.recompute;
+  o.dp.bucket_mib = 0.002;
+  pl::PipelineTrainer<float> tr(make, ms.seed, *data, ts, grid, nullptr, o, l.ep > 1 ? &groups : nullptr);
+  const std::string what = "pp " + std::to_string(l.p) + " x dp " + std::to_string(d) + " ep " + std::to_string(l.ep) +
+                           " " + pl::name(l.kind) + " v " + std::to_string(l.v) + (l.recompute ? " recompute" : "");
+  std::vector<io::NamedTensor> grads;
+  std::vector<double> loss;
+  for (std::int64_t s = 0; s < ts.steps; ++s) {
+    auto rec = tr.step(s, [&](double) {
+      if (s == 0) grads = tr.gather_full(true);
+    });
+    loss.push_back(rec.loss);
+  }
+  EXPECT_LE(rel(loss[0], ref.loss[0]), kLossTol) << what;
+  for (std::size_t s = 0; s < loss.size(); ++s) EXPECT_LE(rel(loss[s], ref.loss[s]), kTrajectoryTol) << what << " step " << s;
+  if (world.rank() == 0) {
+    EXPECT_EQ(grads.size(), ref.grads_by_name.size()) << what;
+    for (const auto& g : grads) {
+      ASSERT_TRUE(ref.grads_by_name.count(g.name)) << what << ": " << g.name;
+      EXPECT_LE(tensor_rel_err(g.values, ref.grads_by_name.at(g.name)), kGradTol) << what << ": " << g.name;
+    }
+  }
+  for (const auto& [name, ok] : tr.self_check()) EXPECT_TRUE(ok) << what << ": " << name;
+}
+
 std::vector<int> degrees() {
   std::vector<int> out;
   for (int d : {1, 2, 4})
@@ -93,4 +149,19 @@ TEST(ExpertParallel, NoDropsAndAnExpertRankTakingMoreThanItsTokens) {
 TEST(ExpertParallel, VendorAlltoallMatchesReference) {
   for (int d : degrees())
     if (d > 1) check(small_moe(2), d, coll::Algo::Vendor);
+}
+
+TEST(ExpertParallel, InsidePipelineStagesMatchesReference) {
+  namespace pl = parallel::pipeline;
+  const int n = world_comm().size();
+  if (n == 4) {
+    check_pipeline({2, 2, 2, 1, pl::ScheduleKind::OneFOneB, false});
+    check_pipeline({2, 2, 2, 2, pl::ScheduleKind::Interleaved, false});
+    check_pipeline({2, 2, 4, 1, pl::ScheduleKind::GPipe, true});
+  } else if (n == 2) {
+    check_pipeline({1, 2, 2, 1, pl::ScheduleKind::OneFOneB, false});
+    check_pipeline({2, 1, 2, 1, pl::ScheduleKind::OneFOneB, false});
+  } else {
+    check_pipeline({1, 1, 2, 1, pl::ScheduleKind::OneFOneB, false});
+  }
 }

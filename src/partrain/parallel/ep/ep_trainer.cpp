@@ -131,31 +131,8 @@ std::string EpTrainer<T>::describe() const {
 
 template <class T>
 std::vector<io::NamedTensor> EpTrainer<T>::gather_full(bool grads) {
-  auto mine = precision_tensors(mixed_, model_.params(), grads, model_.params().grads());
-  // Every expert group holds every expert: the experts' tensors are gathered over the group (each rank holds the
-  // same tensors, of E/ep experts, in the same order), the rest is the same on every rank.
-  std::vector<io::NamedTensor> out, experts;
-  for (auto& t : mine) (is_expert(t.name) ? experts : out).push_back(std::move(t));
-  std::vector<double> flat;
-  for (const auto& t : experts) flat.insert(flat.end(), t.values.begin(), t.values.end());
-  const int n = ep_.size();
-  std::vector<double> all(flat.size() * std::size_t(n));
-  PARTRAIN_MPI_CHECK(MPI_Allgather(flat.data(), int(flat.size()), MPI_DOUBLE, all.data(), int(flat.size()), MPI_DOUBLE,
-                                   ep_.comm()));
-  const std::int64_t El = model_.config().moe.experts / n, first = model_.config().expert_first;
-  for (int r = 0; r < n; ++r) {
-    std::size_t at = std::size_t(r) * flat.size();
-    for (const auto& t : experts) {
-      // "blocks.<l>.moe.experts.<e>.<rest>": expert e of this rank is expert e − first + r·El of rank r
-      const auto p = t.name.find(".moe.experts.") + 13, q = t.name.find('.', p);
-      const std::int64_t e = std::stoll(t.name.substr(p, q - p)) - first + std::int64_t(r) * El;
-      io::NamedTensor g{t.name.substr(0, p) + std::to_string(e) + t.name.substr(q), t.shape, {}};
-      g.values.assign(all.begin() + std::ptrdiff_t(at), all.begin() + std::ptrdiff_t(at + t.values.size()));
-      at += t.values.size();
-      out.push_back(std::move(g));
-    }
-  }
-  return out;
+  return gather_experts(precision_tensors(mixed_, model_.params(), grads, model_.params().grads()), ep_,
+                        model_.config().moe.experts, model_.config().expert_first);
 }
 
 template <class T>

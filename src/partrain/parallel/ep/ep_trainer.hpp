@@ -14,6 +14,7 @@
 #include "partrain/models/trainer.hpp"
 #include "partrain/parallel/dp/gradient_reducer.hpp"
 #include "partrain/parallel/ep/expert_exchange.hpp"
+#include "partrain/parallel/ep/experts.hpp"
 #include "partrain/parallel/precision.hpp"
 #include "partrain/parallel/state.hpp"
 #include "partrain/parallel/trainer.hpp"

@@ -141,6 +141,7 @@ StageStep Executor<T>::run(const std::vector<models::Batch<T>>& mbs, double loss
         auto& fl = flight_[{a.mb, a.chunk}];
         fl.act = acquire(a.chunk);
         const View2<T> out = chunk.forward(mb, *fl.act, fl.input, between);
+        st.aux_sum += chunk.aux_loss(*fl.act);
         if (c == last_chunk)  // score the microbatch; dlogits replace the logits in place
           st.loss_sum += chunk.loss_and_grad(out, mb.targets, acc_t<T>(loss_scale), losses_[std::size_t(a.chunk)], out);
         // Recomputing, the activations go back to the pool once the output is sent; B rebuilds them from the input.
@@ -170,6 +171,7 @@ StageStep Executor<T>::run(const std::vector<models::Batch<T>>& mbs, double loss
           const View2<T> out = chunk.forward(mb, *fl.act, fl.input, between);
           if (c == last_chunk) chunk.loss_and_grad(out, mb.targets, acc_t<T>(loss_scale), losses_[std::size_t(a.chunk)], out);
         }
+        for (auto& ls : fl.act->states) ls->loss_grad_scale = loss_scale;  // a layer's own loss term (MoE)
         const View2<T> dy = c == last_chunk ? fl.act->outputs.back() : fl.grad_in;
         if (c > 0) fl.dx = send_bwd_pool_[std::size_t(a.chunk)].get();
         const bool finishes = !split_ && last_of_chunk(a);

@@ -34,6 +34,7 @@ struct StageStep {
   double p2p_s = 0;      ///< posting transfers and copying into send buffers
   double span_s = 0;     ///< from the first action's start to the last one's end
   double loss_sum = 0;   ///< Σ per-row losses of the microbatches this stage scored (last model chunk only)
+  double aux_sum = 0;    ///< Σ of its layers' own loss terms (MoE load balancing) over its microbatches, any stage
   int peak_inflight = 0; ///< most microbatch-chunks holding activations at once
 };
 

@@ -52,6 +52,13 @@ bool ModelChunk<T>::splits_backward() const {
 }
 
 template <class T>
+double ModelChunk<T>::aux_loss(const Activations& act) const {
+  double a = 0;
+  for (std::size_t i = 0; i < this->layers_.size(); ++i) a += this->layers_[i]->aux_loss(*act.states[i]);
+  return a;
+}
+
+template <class T>
 typename ModelChunk<T>::Activations ModelChunk<T>::make_activations() const {
   Activations a;
   for (const auto& l : this->layers_) {

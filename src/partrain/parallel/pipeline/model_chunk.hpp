@@ -65,6 +65,8 @@ class ModelChunk : public models::Model<T> {
   }
   /// Every layer of the chunk splits its backward.
   bool splits_backward() const;
+  /// Σ of the layers' own loss terms (the MoE load-balancing loss) for the microbatch whose forward left `act`.
+  double aux_loss(const Activations& act) const;
 
  protected:
   void declare_before(std::size_t layer, models::ParamStore<T>& ps) override;

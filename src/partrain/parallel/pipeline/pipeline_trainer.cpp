@@ -9,6 +9,7 @@
 #include "partrain/core/log.hpp"
 #include "partrain/core/timer.hpp"
 #include "partrain/kernels/elementwise.hpp"
+#include "partrain/models/gpt_layers.hpp"
 #include "partrain/parallel/pipeline/partition.hpp"
 #include "partrain/parallel/tp/gpt.hpp"
 
@@ -37,8 +38,9 @@ std::vector<double> gather0(MPI_Comm comm, double v) {
 template <class T>
 PipelineTrainer<T>::PipelineTrainer(const MakeModel& make, std::uint64_t seed, const models::Dataset<T>& data,
                                     const models::TrainSpec& spec, coll::ProcessGrid& grid, TpContext* tp,
-                                    const PipelineOptions& opts)
+                                    const PipelineOptions& opts, const EpGroups* ep)
     : data_(data), spec_(spec), grid_(grid), tp_(tp), opts_(opts), scaler_(spec.loss_scale) {
+  if (ep) ep_ = *ep;
   const auto shape = grid.grid().shape();
   const auto& sch = opts.schedule;
   PARTRAIN_REQUIRE(sch.p == shape.pp, "the schedule's stage count must be the grid's pp degree");
@@ -71,11 +73,22 @@ PipelineTrainer<T>::PipelineTrainer(const MakeModel& make, std::uint64_t seed, c
     const std::string span = probe->layers()[a]->name() + (b - a > 1 ? " .. " + probe->layers()[b - 1]->name() : "");
     layout_ += (c ? " | " : "") + std::string("stage ") + std::to_string(c % sch.p) + ": " + span;
   }
+  if (ep_.ep) {
+    const auto* gpt = dynamic_cast<const models::Gpt<T>*>(probe.get());
+    PARTRAIN_REQUIRE(gpt && gpt->config().moe.enabled(), "expert parallelism needs the mixture-of-experts GPT");
+    experts_ = gpt->config().moe.experts;
+    expert_first_ = gpt->config().expert_first;
+    exchange_ = std::make_unique<AlltoallExchange<T>>(*ep_.ep, experts_, gpt->config().channels, ep_.algo);
+  }
   for (int j = 0; j < sch.v; ++j) {
     const auto [a, b] = range_of(j * sch.p + stage_);
     chunks_.push_back(std::make_unique<ModelChunk<T>>(make(), a, b, mb_rows));
     chunks_.back()->build(seed);
-    reducers_.push_back(std::make_unique<GradientReducer<T>>(*chunks_.back(), grid.dp(), opts.dp));
+    if (exchange_)  // before any activations exist: an MoE layer's state holds its experts' rows apart
+      for (const auto& l : chunks_.back()->layers())
+        if (const auto* blk = dynamic_cast<const models::GptBlock<T>*>(l.get()); blk && blk->moe())
+          blk->moe()->set_exchange(exchange_.get());
+    reducers_.push_back(std::make_unique<GradientReducer<T>>(*chunks_.back(), grid.dp(), opts.dp, ep_.edp));
     optimizers_.push_back(std::make_unique<models::Optimizer<master_t<T>>>(spec.optimizer, chunks_.back()->params().numel()));
     mixed_.push_back(std::make_unique<models::MixedPrecision<T>>(chunks_.back()->params(), seed, spec, &scaler_));
   }
@@ -158,6 +171,7 @@ StepRecord PipelineTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_u
   coll::barrier(grid_.world().comm());
   const double tp0 = tp_ ? tp_->comm_s : 0.0;
   for (auto& r : reducers_) r->begin_step();
+  if (exchange_) exchange_->take_time();
   const double t0 = fenced_time_s();
   const double slept = [] {  // --inject slow: this stage's compute is late
     const double w0 = wall_time_s();
@@ -187,7 +201,8 @@ StepRecord PipelineTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_u
   }
   const double t_grads = fenced_time_s();
   const bool scorer = chunks_.back()->holds_last() && (!tp_ || tp_->rank() == 0);
-  const double mine = scorer ? st.loss_sum : 0.0;
+  // the MoE load-balancing loss is any stage's, counted once per tensor-parallel group
+  const double mine = (scorer ? st.loss_sum : 0.0) + (!tp_ || tp_->rank() == 0 ? st.aux_sum : 0.0);
   double total = 0;
   coll::allreduce(&mine, &total, 1, MPI_DOUBLE, MPI_SUM, grid_.world().comm());
   StepRecord rec;
@@ -209,13 +224,20 @@ StepRecord PipelineTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_u
   rec.phase("embedding_sync", t_tied - t_dp);
   rec.phase("optimizer", t_end - t_opt0);
   if (tp_) rec.phase("tp_comm", tp_->comm_s - tp0);
-  rec.phase("busy", slept + st.forward_s + st.backward_s + st.weight_s - (tp_ ? tp_->comm_s - tp0 : 0.0) + (t_end - t_opt0));
+  const double a2a = exchange_ ? exchange_->take_time() : 0.0;  // inside forward and backward: a wait for the group
+  if (exchange_) rec.phase("alltoall", a2a);
+  rec.phase("busy", slept + st.forward_s + st.backward_s + st.weight_s - (tp_ ? tp_->comm_s - tp0 : 0.0) - a2a +
+                        (t_end - t_opt0));
   peak_inflight_ = std::max(peak_inflight_, st.peak_inflight);
   bubble_s_.push_back(st.bubble_s);
   span_s_.push_back(st.span_s);
   ++steps_;
   counters_ = grid_.dp().counters();
   counters_ += grid_.pp().counters();
+  if (ep_.ep) {
+    counters_ += ep_.ep->counters();
+    counters_ += ep_.edp->counters();
+  }
   if (embedding_) counters_ += embedding_->counters();
   if (tp_) counters_ += tp_->comm->counters();
   return rec;
@@ -228,6 +250,9 @@ std::string PipelineTrainer<T>::describe() const {
   std::int64_t numel = 0;
   for (const auto& c : chunks_) numel += c->params().numel();
   return "pp " + std::to_string(shape.pp) + " x dp " + std::to_string(shape.dp) + " x tp " + std::to_string(shape.tp) +
+         (ep_.ep ? " (ep " + std::to_string(ep_.ep->size()) + ": " + std::to_string(experts_ / ep_.ep->size()) +
+                       " of " + std::to_string(experts_) + " experts per MoE block here)"
+                 : std::string()) +
          ", schedule " + name(s.kind) + " (m=" + std::to_string(s.m) + ", v=" + std::to_string(s.v) + ")" +
          (opts_.recompute ? ", recompute" : "") + ", partition " + opts_.partition + " [" + layout_ + "], " +
          std::to_string(numel) + " parameters on this rank, " + std::to_string(mb_samples_) + " samples per microbatch" +
@@ -266,6 +291,7 @@ std::vector<io::NamedTensor> PipelineTrainer<T>::gather_full(bool grads) {
       if (std::find(c->tied_copies().begin(), c->tied_copies().end(), t.name) == c->tied_copies().end())
         mine.push_back(std::move(t));
   }
+  if (ep_.ep) mine = gather_experts(std::move(mine), *ep_.ep, experts_, expert_first_);  // the first group: all
   const auto co = grid_.coord();
   if (co.dp != 0 || co.tp != 0) return mine;  // replicas and tensor-parallel peers hold the same
   return io::gather_named_tensors(grid_.pp().comm(), mine, 0);
@@ -290,10 +316,12 @@ double PipelineTrainer<T>::measure_pure_comm(int reps) {
 
 template <class T>
 std::vector<std::pair<std::string, bool>> PipelineTrainer<T>::self_check() {
-  double sum = 0, tied = 0;
+  double sum = 0, tied = 0, experts = 0;  // the experts: equal over the ranks holding them
   for (const auto& c : chunks_) {
     auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), c->params().params());
-    for (std::size_t i = 0; i < hp.size(); ++i) sum += double(hp.data()[i]) * double(i % 13 + 1);
+    for (const auto& p : c->params().infos())
+      for (std::int64_t i = p.offset; i < p.offset + p.size; ++i)
+        (models::is_expert_parameter(p.name) ? experts : sum) += double(hp.data()[i]) * double(i % 13 + 1);
     for (const auto& name : c->holds_first() ? c->tied_parameters() : c->tied_copies()) {
       auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), c->params().flat_param(name));
       for (std::size_t i = 0; i < h.size(); ++i) tied += double(h.data()[i]) * double(i % 7 + 1);
@@ -307,13 +335,22 @@ std::vector<std::pair<std::string, bool>> PipelineTrainer<T>::self_check() {
   }
   double ok = tied_equal ? 1.0 : 0.0, all = 0;
   coll::allreduce(&ok, &all, 1, MPI_DOUBLE, MPI_MIN, grid_.world().comm());
-  return {{"replicas identical", replicas[0] == replicas[2]}, {"tied copies identical", all == 1.0}};
+  std::vector<std::pair<std::string, bool>> out = {{"replicas identical", replicas[0] == replicas[2]},
+                                                    {"tied copies identical", all == 1.0}};
+  if (ep_.edp) {
+    const auto e = coll::over_ranks(ep_.edp->comm(), experts);
+    double mine = e[0] == e[2] ? 1.0 : 0.0, every = 0;
+    coll::allreduce(&mine, &every, 1, MPI_DOUBLE, MPI_MIN, grid_.world().comm());
+    out.push_back({"expert replicas identical", every == 1.0});
+  }
+  return out;
 }
 
 template <class T>
 std::vector<std::string> PipelineTrainer<T>::exposed_comm_phases() const {
   std::vector<std::string> p = {"comm_exposed", "embedding_sync", "p2p"};
   if (tp_) p.push_back("tp_comm");
+  if (exchange_) p.push_back("alltoall");
   return p;
 }
 
@@ -455,18 +492,22 @@ std::vector<io::TensorPart> PipelineTrainer<T>::state_parts(bool writer) {
     // The first replica writes; in a tensor-parallel group its first rank writes the tensors every rank holds; the
     // tied copy on the last stage is read but not written (the first stage writes the tensor).
     state_ = std::make_unique<StateIo<master_t<T>>>();
+    // With expert parallelism each expert is written by the first rank holding it (the first expert group).
     const bool first_replica = grid_.dp().rank() == 0, first_of_group = !tp_ || tp_->rank() == 0;
+    const bool first_holder = ep_.edp ? ep_.edp->rank() == 0 : first_replica;
     for (std::size_t c = 0; c < chunks_.size(); ++c) {
       const auto& ps = chunks_[c]->params();
       const auto& copies = chunks_[c]->tied_copies();
-      auto keep = [&ps, &copies, first_of_group](const std::string& name) {
+      auto keep = [&ps, &copies, first_of_group, first_replica, first_holder](const std::string& name) {
         if (std::find(copies.begin(), copies.end(), name) != copies.end()) return false;
+        if (!(models::is_expert_parameter(name) ? first_holder : first_replica)) return false;
         return ps.info(name).shard.sharded() || first_of_group;
       };
       auto& opt = *optimizers_[c];
-      state_->add("params", ps, checkpoint_params(*mixed_[c], ps), first_replica, 0, 1, keep);
-      if (opt.m().size()) state_->add("optim/m", ps, opt.m(), first_replica, 0, 1, keep);
-      if (opt.v().size()) state_->add("optim/v", ps, opt.v(), first_replica, 0, 1, keep);
+      const bool write = first_replica || first_holder;
+      state_->add("params", ps, checkpoint_params(*mixed_[c], ps), write, 0, 1, keep);
+      if (opt.m().size()) state_->add("optim/m", ps, opt.m(), write, 0, 1, keep);
+      if (opt.v().size()) state_->add("optim/v", ps, opt.v(), write, 0, 1, keep);
     }
   }
   return state_->parts(writer);

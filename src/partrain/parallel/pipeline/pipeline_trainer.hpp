@@ -14,6 +14,12 @@
 // fp32 master weights of its parameters (models::MixedPrecision), and one loss scaler serves all chunks of the rank.
 // fp16's inf/NaN check is agreed over the whole grid (stages hold different parameters), so every rank skips the
 // same steps, as Megatron's optimizer does over its model-parallel group.
+//
+// Expert parallelism (a mixture-of-experts GPT, ep.degree > 1): the data-parallel ranks of a stage form expert groups
+// of ep consecutive replicas, each holding E/ep of every MoE block in the stage; the MoE layers exchange their tokens
+// within the group (parallel/ep/), and each chunk's reducer sums the experts' gradients over the ranks holding them.
+// Every rank of a group runs the same action list, so the all-to-alls inside a forward or backward always meet, as
+// the tensor-parallel collectives inside the stages do.
 #pragma once
 
 #include <functional>
@@ -22,6 +28,8 @@
 #include "partrain/collectives/process_grid.hpp"
 #include "partrain/parallel/state.hpp"
 #include "partrain/models/model_config.hpp"
+#include "partrain/parallel/ep/expert_exchange.hpp"
+#include "partrain/parallel/ep/experts.hpp"
 #include "partrain/parallel/pipeline/executor.hpp"
 #include "partrain/parallel/precision.hpp"
 #include "partrain/parallel/tp/mappings.hpp"
@@ -45,8 +53,11 @@ class PipelineTrainer : public Trainer<T> {
   using MakeModel = std::function<std::unique_ptr<models::Model<T>>()>;
 
   /// Collective over the grid's world. `tp`: the tensor-parallel context of the model's layers (null without).
+  /// `ep`: expert parallelism's groups within each stage's data-parallel group (null without; `make` then builds
+  /// the GPT with this rank's experts).
   PipelineTrainer(const MakeModel& make, std::uint64_t seed, const models::Dataset<T>& data,
-                  const models::TrainSpec& spec, coll::ProcessGrid& grid, TpContext* tp, const PipelineOptions& opts);
+                  const models::TrainSpec& spec, coll::ProcessGrid& grid, TpContext* tp, const PipelineOptions& opts,
+                  const EpGroups* ep = nullptr);
 
   StepRecord step(std::int64_t step, const BeforeUpdate& before_update = {}) override;
   std::string describe() const override;
@@ -84,6 +95,9 @@ class PipelineTrainer : public Trainer<T> {
   coll::ProcessGrid& grid_;
   TpContext* tp_;
   PipelineOptions opts_;
+  EpGroups ep_;
+  std::unique_ptr<AlltoallExchange<T>> exchange_;  ///< the MoE layers' token exchange (expert parallelism)
+  std::int64_t experts_ = 0, expert_first_ = 0;
   int stage_ = 0;
   std::int64_t local_ = 0, first_sample_ = 0, mb_samples_ = 0;
   std::vector<std::unique_ptr<ModelChunk<T>>> chunks_;

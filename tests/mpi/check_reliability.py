@@ -10,7 +10,8 @@
                                    replica's first rank is killed; a synchronous checkpoint and a follower fault refused
   universal                        checkpoints written at one layout resume at another (dp 2 → partrain-ref, tp 2 →
                                    dp 2, pp 2 → pp 1, ZeRO stage 3 → stage 0) and continue as the reference (1e-4)
-  universal_ep                     the same for the mixture of experts: ep 2 → partrain-ref, ep 2 x dp 2 → ep 1 x dp 2
+  universal_ep                     the same for the mixture of experts: ep 2 → partrain-ref, ep 2 x dp 2 → ep 1 x dp 2,
+                                   partrain-pp's pp 2 x dp 2 with ep 2 → partrain-ep ep 2
   precision                        a checkpoint resumes across precisions (fp32 -> bf16, bf16 -> fp32, fp16 -> bf16): it
                                    holds fp32 master weights and moments, so the resumed run's first loss is the other
                                    precision's on the same weights (within bf16's sqrt(n)u) and training goes on
@@ -173,14 +174,18 @@ elif case == "universal":
 
 elif case == "universal_ep":
     G = ["--set", "model.gpt.layers=2", "--set", "model.gpt.seq_len=32", "--set", "model.gpt.channels=64",
-         "--set", "model.gpt.moe.every=1", "--set", "train.steps=8", "--set", "train.batch=8"]
+         "--set", "model.gpt.moe.every=1", "--set", "model.gpt.moe.experts=4", "--set", "model.gpt.moe.top_k=2",
+         "--set", "model.gpt.moe.capacity_factor=1.25", "--set", "train.steps=8", "--set", "train.batch=8"]
     deck = ["-i", os.path.join(inputs, "ep_gpt_moe.toml")]
     rdeck = ref_deck("partrain-ep", deck + G)
     r = run(1, "partrain-ref", ["-i", rdeck, "--output", os.path.join(tmp, "ref.h5")])
     ref = h5py.File(os.path.join(tmp, "ref.h5"))["steps/loss"][()]
     for name, src, dst in [("ep 2 -> partrain-ref", (2, "partrain-ep", deck), (1, "partrain-ref", ["-i", rdeck])),
                            ("ep 2 x dp 2 -> ep 1 x dp 2", (4, "partrain-ep", deck + ["--set", "ep.degree=2"]),
-                            (2, "partrain-ep", deck + ["--set", "ep.degree=1"]))]:
+                            (2, "partrain-ep", deck + ["--set", "ep.degree=1"])),
+                           ("pp 2 x dp 2 with ep 2 -> ep 2", (4, "partrain-pp", ["-i", os.path.join(inputs, "pp_gpt_small.toml"),
+                                                                 "--set", "ep.degree=2", "--set", "pp.microbatches=2"]),
+                            (2, "partrain-ep", deck))]:
         d = os.path.join(tmp, name.replace(" ", "_"))
         r = run(src[0], src[1], src[2] + G + ["--checkpoint-dir", d, "--checkpoint-every", "4"])
         check(r.returncode == 0, f"{name}: the writing run failed: {r.stderr[-1000:]}")

@@ -163,15 +163,28 @@ void MoeFeedForward<T>::run_experts(MoeState<T>& st) {
 }
 
 template <class T>
-void MoeFeedForward<T>::backward_experts(MoeState<T>& st, const View2<T>& dy_loc, const View2<T>& dx_loc) {
+void MoeFeedForward<T>::backward_experts_input(MoeState<T>& st, const View2<T>& dy_loc, const View2<T>& dx_loc) {
+  std::int64_t at = 0;  // the output gradient of each expert's fc stays in d_wide_ for its weight gradient
+  for (std::int64_t e = 0; e < local_; ++e) {
+    const std::int64_t n = st.plan.local_rows[std::size_t(e)];
+    const auto& p = p_[std::size_t(e)];
+    auto dwide = rows_of(d_wide_, at, n);
+    kernels::linear_backward_input(rows_of(dy_loc, at, n), p.proj_w, dwide);
+    kernels::gelu_backward(kernels::flat(rows_of(st.fc, at, n)), kernels::flat(dwide), kernels::flat(dwide));
+    kernels::linear_backward_input(dwide, p.fc_w, rows_of(dx_loc, at, n));
+    at += n;
+  }
+}
+
+template <class T>
+void MoeFeedForward<T>::backward_experts_weight(MoeState<T>& st, const View2<T>& dy_loc) {
   std::int64_t at = 0;
   for (std::int64_t e = 0; e < local_; ++e) {
     const std::int64_t n = st.plan.local_rows[std::size_t(e)];
-    const auto &p = p_[std::size_t(e)], &g = g_[std::size_t(e)];
-    auto dwide = rows_of(d_wide_, at, n);
-    kernels::linear_backward(rows_of(dy_loc, at, n), rows_of(st.fcg, at, n), p.proj_w, dwide, g.proj_w, g.proj_b);
-    kernels::gelu_backward(kernels::flat(rows_of(st.fc, at, n)), kernels::flat(dwide), kernels::flat(dwide));
-    kernels::linear_backward(dwide, rows_of(st.x_loc, at, n), p.fc_w, rows_of(dx_loc, at, n), g.fc_w, g.fc_b);
+    const auto& g = g_[std::size_t(e)];
+    kernels::linear_backward_weight(rows_of(dy_loc, at, n), rows_of(st.fcg, at, n), g.proj_w, g.proj_b);
+    kernels::linear_backward_weight(rows_of(d_wide_, at, n), rows_of(st.x_loc, at, n), g.fc_w, g.fc_b);
+    if (exchange_) exchange_->progress();
     at += n;
   }
 }
@@ -194,14 +207,18 @@ void MoeFeedForward<T>::backward(const View2<T>& h, const View2<T>& dy, const Vi
   kernels::moe_scatter(dy, st.slot, st.gate, d_disp);
   const std::int64_t n = st.plan.received;
   const View2<T> dy_loc = exchange_ ? rows_of(st.y_loc, 0, n) : d_disp;  // y_loc is not needed again either
-  if (exchange_) exchange_->dispatch(st.plan, d_disp, dy_loc);
-  const View2<T> dx_loc = rows_of(d_loc_, 0, n);
-  backward_experts(st, dy_loc, dx_loc);
-  const View2<T> dx_disp = exchange_ ? rows_of(d_back_, 0, st.rows) : dx_loc;
-  if (exchange_) exchange_->combine(st.plan, dx_loc, dx_disp);
+  if (exchange_) exchange_->start_dispatch(st.plan, d_disp);
+  // the router's backward needs nothing from the experts: it runs while their output gradients travel
   kernels::moe_router_backward<T>(st.probs, st.choice, st.dgate, st.frac, T_, A(scale * cfg_.aux_loss_coef * double(cfg_.experts)),
                                   st.dlogits);
   kernels::linear_backward(st.dlogits, h, wr_, dh, dwr_, View1<T>());
+  if (exchange_) exchange_->finish_dispatch(st.plan, dy_loc);
+  const View2<T> dx_loc = rows_of(d_loc_, 0, n);
+  backward_experts_input(st, dy_loc, dx_loc);
+  const View2<T> dx_disp = exchange_ ? rows_of(d_back_, 0, st.rows) : dx_loc;
+  if (exchange_) exchange_->start_combine(st.plan, dx_loc, dx_disp);
+  backward_experts_weight(st, dy_loc);  // while the input gradients travel back
+  if (exchange_) exchange_->finish_combine();
   kernels::moe_gather(dx_disp, st.slot, View2<A>(), dh, true);
 }
 

@@ -17,7 +17,10 @@
 //
 // Dispatched rows are laid out expert-major: expert e's rows, sequence by sequence, each sequence's in priority
 // order. The experts this layer computes run on those rows; where the experts live on other ranks an
-// ExpertExchange moves the rows there and back (parallel/ep/).
+// ExpertExchange moves the rows there and back (parallel/ep/). The backward overlaps both of its exchanges with
+// work that does not wait for them: the output gradients travel to the experts while the router's backward runs,
+// and the input gradients travel back while the experts' weight gradients are computed (Megatron-Core's delayed
+// weight-gradient computation).
 #pragma once
 
 #include <memory>
@@ -58,10 +61,23 @@ class ExpertExchange {
   /// `rows_per_expert`: this rank's dispatched rows for each of the E experts. Fills `plan` (collective over the
   /// experts' ranks: the counts are exchanged first).
   virtual void plan(const std::vector<std::int64_t>& rows_per_expert, ExchangePlan& plan) = 0;
-  /// send [Σ rows, C] expert-major → recv [plan.received, C], the local experts' rows expert-major.
-  virtual void dispatch(const ExchangePlan& plan, const View2<T>& send, const View2<T>& recv) = 0;
-  /// The reverse: the local experts' outputs [plan.received, C] back to `back` [Σ rows, C], laid out like `send`.
-  virtual void combine(const ExchangePlan& plan, const View2<T>& local, const View2<T>& back) = 0;
+  /// send [Σ rows, C] expert-major → recv [plan.received, C], the local experts' rows expert-major: posted by
+  /// start_dispatch (`send` must stay untouched), done by finish_dispatch. One exchange in flight at a time.
+  virtual void start_dispatch(const ExchangePlan& plan, const View2<T>& send) = 0;
+  virtual void finish_dispatch(const ExchangePlan& plan, const View2<T>& recv) = 0;
+  /// The reverse: the local experts' rows [plan.received, C] back to `back` [Σ rows, C], laid out like `send`.
+  virtual void start_combine(const ExchangePlan& plan, const View2<T>& local, const View2<T>& back) = 0;
+  virtual void finish_combine() = 0;
+  /// Moves what is in flight along (called between the computations it overlaps).
+  virtual void progress() {}
+  void dispatch(const ExchangePlan& p, const View2<T>& send, const View2<T>& recv) {
+    start_dispatch(p, send);
+    finish_dispatch(p, recv);
+  }
+  void combine(const ExchangePlan& p, const View2<T>& local, const View2<T>& back) {
+    start_combine(p, local, back);
+    finish_combine();
+  }
 };
 
 /// One microbatch's routing and saved activations.
@@ -114,7 +130,8 @@ class MoeFeedForward {
   std::int64_t max_rows(std::int64_t rows) const;
   std::int64_t max_expert_rows(std::int64_t rows) const;
   void run_experts(MoeState<T>& st);
-  void backward_experts(MoeState<T>& st, const View2<T>& dy_loc, const View2<T>& dx_loc);
+  void backward_experts_input(MoeState<T>& st, const View2<T>& dy_loc, const View2<T>& dx_loc);
+  void backward_experts_weight(MoeState<T>& st, const View2<T>& dy_loc);
 
   MoeConfig cfg_;
   std::int64_t C_, T_, first_, local_;

@@ -66,7 +66,8 @@ Kokkos::View<std::int64_t*, MemSpace> first(const Kokkos::View<std::int64_t*, Me
 }  // namespace
 
 template <class T>
-void AlltoallExchange<T>::dispatch(const models::ExchangePlan& p, const View2<T>& send, const View2<T>& recv) {
+void AlltoallExchange<T>::start_dispatch(const models::ExchangePlan& p, const View2<T>& send) {
+  PARTRAIN_REQUIRE(!busy_, "one expert exchange in flight at a time");
   const double t0 = fenced_time_s();
   const int n = group_.size();
   auto& st = staging(p.received);
@@ -75,13 +76,23 @@ void AlltoallExchange<T>::dispatch(const models::ExchangePlan& p, const View2<T>
     elems_in_[std::size_t(d)] = p.recv_rows[std::size_t(d)] * C_;
     if (d != group_.rank()) rows_sent_ += p.send_rows[std::size_t(d)];
   }
-  group_.alltoallv(send.data(), elems_out_.data(), st.data(), elems_in_.data(), algo_).wait();
-  kernels::permute_rows(View2<T>(st.data(), std::size_t(p.received), std::size_t(C_)), first(p.order, p.received), recv);
+  inflight_ = group_.alltoallv(send.data(), elems_out_.data(), st.data(), elems_in_.data(), algo_);
+  busy_ = true;
+  time_s_ += wall_time_s() - t0;
+}
+
+template <class T>
+void AlltoallExchange<T>::finish_dispatch(const models::ExchangePlan& p, const View2<T>& recv) {
+  const double t0 = wall_time_s();
+  inflight_.wait();
+  busy_ = false;
+  kernels::permute_rows(View2<T>(staging_.data(), std::size_t(p.received), std::size_t(C_)), first(p.order, p.received), recv);
   time_s_ += fenced_time_s() - t0;
 }
 
 template <class T>
-void AlltoallExchange<T>::combine(const models::ExchangePlan& p, const View2<T>& local, const View2<T>& back) {
+void AlltoallExchange<T>::start_combine(const models::ExchangePlan& p, const View2<T>& local, const View2<T>& back) {
+  PARTRAIN_REQUIRE(!busy_, "one expert exchange in flight at a time");
   const double t0 = fenced_time_s();
   const int n = group_.size();
   auto& st = staging(p.received);
@@ -93,8 +104,25 @@ void AlltoallExchange<T>::combine(const models::ExchangePlan& p, const View2<T>&
     elems_in_[std::size_t(d)] = p.send_rows[std::size_t(d)] * C_;
     if (d != group_.rank()) rows_sent_ += p.recv_rows[std::size_t(d)];
   }
-  group_.alltoallv(st.data(), elems_out_.data(), back.data(), elems_in_.data(), algo_).wait();
+  inflight_ = group_.alltoallv(st.data(), elems_out_.data(), back.data(), elems_in_.data(), algo_);
+  busy_ = true;
+  time_s_ += wall_time_s() - t0;
+}
+
+template <class T>
+void AlltoallExchange<T>::finish_combine() {
+  const double t0 = wall_time_s();
+  inflight_.wait();
+  busy_ = false;
   time_s_ += fenced_time_s() - t0;
+}
+
+template <class T>
+void AlltoallExchange<T>::progress() {
+  if (!busy_) return;
+  const double t0 = wall_time_s();
+  inflight_.test();
+  time_s_ += wall_time_s() - t0;
 }
 
 template class AlltoallExchange<float>;

@@ -3,6 +3,7 @@
 // counts and come back by the reverse one. The counts go first (one alltoall of E/ep integers per peer), then the
 // rows (alltoallv); on arrival they are regrouped from peer-major (what each peer sent, its experts in order) to
 // expert-major (each local expert's rows, peer by peer: the global batch's sequence order, as in the reference).
+// Nonblocking: start_* posts the rows, finish_* waits (through the wait helper) and regroups.
 #pragma once
 
 #include "partrain/collectives/communicator.hpp"
@@ -17,10 +18,14 @@ class AlltoallExchange : public models::ExpertExchange<T> {
   AlltoallExchange(coll::Communicator& group, std::int64_t experts, std::int64_t channels,
                    coll::Algo algo = coll::Algo::Auto);
   void plan(const std::vector<std::int64_t>& rows_per_expert, models::ExchangePlan& plan) override;
-  void dispatch(const models::ExchangePlan& plan, const View2<T>& send, const View2<T>& recv) override;
-  void combine(const models::ExchangePlan& plan, const View2<T>& local, const View2<T>& back) override;
+  void start_dispatch(const models::ExchangePlan& plan, const View2<T>& send) override;
+  void finish_dispatch(const models::ExchangePlan& plan, const View2<T>& recv) override;
+  void start_combine(const models::ExchangePlan& plan, const View2<T>& local, const View2<T>& back) override;
+  void finish_combine() override;
+  void progress() override;
 
-  /// Seconds inside the exchanges (fenced; they block the layer) and calls since the last take_time().
+  /// Seconds inside the exchanges' calls (fenced: posting, waiting, regrouping) since the last take_time(): what the
+  /// layers wait for, less what their overlap hid.
   double take_time() {
     const double t = time_s_;
     time_s_ = 0;
@@ -35,6 +40,8 @@ class AlltoallExchange : public models::ExpertExchange<T> {
   std::int64_t E_, El_, C_;
   coll::Algo algo_;
   View2<T> staging_;
+  coll::Request inflight_;
+  bool busy_ = false;
   std::vector<double> counts_out_, counts_in_;
   std::vector<std::int64_t> elems_out_, elems_in_;
   double time_s_ = 0;

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Checks any partrain --dump-state file against PyTorch: rebuilds the dumped model (MLP, GPT; the NMT through
-torch_nmt.py) from the dumped parameters by name, recomputes the loss and every gradient in float64 on the dumped
+"""Checks any partrain --dump-state file against PyTorch: rebuilds the dumped model (MLP, GPT with or without its
+mixture of experts; the NMT through torch_nmt.py) from the dumped parameters by name, recomputes the loss and every gradient in float64 on the dumped
 batch, and prints the worst relative error per tensor against DESIGN.md's tolerances — fp64 dumps 1e-12 (loss) and
 1e-9 (gradients), fp32 dumps 1e-5 and 1e-4. Works on a dump of partrain-ref or of any mini-app (they gather whole
 tensors under the reference's names), so it checks a run on any machine.
@@ -53,9 +53,51 @@ def layer_norm(x, p, name):
     return F.layer_norm(x, (x.shape[-1],), p[name + ".weight"], p[name + ".bias"], eps=1e-5)
 
 
+def moe(x, p, b, m):
+    """The mixture of experts (src/partrain/models/moe.hpp) on x = LN2's output [B, T, C]: y and mean_s aux_s."""
+    B, T, C = x.shape
+    E, k = m["experts"], m["top_k"]
+    cap = math.ceil(m["capacity_factor"] * k * T / E - 1e-9)
+    probs = F.linear(x, p[b + "moe.router.weight"]).softmax(-1)
+    with torch.no_grad():  # the choices: the largest probabilities, ties to the lower expert
+        e1 = probs.argmax(-1)
+        choices = [e1]
+        if k == 2:
+            rest = probs.detach().clone()
+            rest.scatter_(-1, e1.unsqueeze(-1), -1.0)
+            choices.append(rest.argmax(-1))
+    picked = [probs.gather(-1, c.unsqueeze(-1)).squeeze(-1) for c in choices]
+    gates = picked if k == 1 else [q / (picked[0] + picked[1]) for q in picked]
+    keep = [torch.zeros(B, T, dtype=torch.bool) for _ in range(k)]
+    for s_ in range(B):  # per sequence: at most cap rows per expert, first choices first, in token order
+        count = [0] * E
+        for j in range(k):
+            for t in range(T):
+                e = int(choices[j][s_, t])
+                if count[e] < cap:
+                    keep[j][s_, t] = True
+                    count[e] += 1
+    y = torch.zeros_like(x)
+    for j in range(k):
+        for e in range(E):
+            sel = keep[j] & (choices[j] == e)
+            if not bool(sel.any()):
+                continue
+            n = f"{b}moe.experts.{e}."
+            h = F.gelu(F.linear(x[sel], p[n + "fc.weight"], p[n + "fc.bias"]), approximate="tanh")
+            out = torch.zeros_like(x)
+            out[sel] = gates[j][sel].unsqueeze(-1) * F.linear(h, p[n + "proj.weight"], p[n + "proj.bias"])
+            y = y + out
+    frac = F.one_hot(e1, E).double().mean(1)  # first choices before the capacity, per sequence
+    aux = m["aux_loss_coef"] * E * (frac * probs.mean(1)).sum(-1)
+    return y, aux.mean()
+
+
 def gpt_loss(p, inputs, targets, cfg):
     H = cfg["heads"]
     B, T = inputs.shape
+    m = cfg.get("moe", {"every": 0})
+    aux = 0.0
     x = p["wte"][inputs] + p["wpe"][:T]
     for i in range(cfg["layers"]):
         b = f"blocks.{i}."
@@ -66,10 +108,15 @@ def gpt_loss(p, inputs, targets, cfg):
         att = att.masked_fill(~torch.tril(torch.ones(T, T, dtype=torch.bool)), float("-inf")).softmax(dim=-1)
         y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)
         x = x + F.linear(y, p[b + "attn.proj.weight"], p[b + "attn.proj.bias"])
+        if m["every"] > 0 and i % m["every"] == m["every"] - 1:
+            y, a = moe(layer_norm(x, p, b + "ln2"), p, b, m)
+            x = x + y
+            aux = aux + a
+            continue
         h = F.gelu(F.linear(layer_norm(x, p, b + "ln2"), p[b + "mlp.fc.weight"], p[b + "mlp.fc.bias"]), approximate="tanh")
         x = x + F.linear(h, p[b + "mlp.proj.weight"], p[b + "mlp.proj.bias"])
     logits = layer_norm(x, p, "ln_f") @ p["wte"].t()
-    return F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1).long())
+    return F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1).long()) + aux
 
 
 def mlp_loss(p, inputs, targets, cfg):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The reference, checked against PyTorch: --dump-state files of partrain-ref (MLP, GPT in fp32 and fp64, NMT) and of
-# every mini-app (dp, tp, pp, zero stage 3, nmt at k = 2) are rebuilt in PyTorch from their parameters and their loss
+# every mini-app (dp, tp, pp, zero stage 3, nmt at k = 2, the mixture of experts in ref and ep) are rebuilt in PyTorch from their parameters and their loss
 # and gradients recomputed in float64 (benchmarks/peer/torch_check.py); a dump with one gradient perturbed by 1%
 # must fail. Mixed precision: partrain-ref's GPT in bf16 and fp16 and its MLP in bf16 against the exact values of their
 # rounded weights within sqrt(n)·u (docs/precision.md), beside torch.autocast, and against partrain's own fp32 dump of
@@ -44,6 +44,12 @@ dump tp 2 partrain-tp -i inputs/tp_gpt_small.toml "${G[@]}"
 dump pp 2 partrain-pp -i inputs/pp_gpt_small.toml "${G[@]}"
 dump zero3 2 partrain-zero -i inputs/zero_gpt_small.toml "${G[@]}" --set zero.stage=3
 dump nmt_k2 2 partrain-nmt -i inputs/nmt_small.toml --set nmt.model_parallel=2 --set train.steps=2
+# the mixture of experts (top-2 and top-1, a capacity that drops choices, the load-balancing loss) in partrain-ref and
+# spread over 2 ranks by partrain-ep
+M=(--set model.gpt.moe.every=1 --set model.gpt.moe.experts=4 --set model.gpt.moe.capacity_factor=0.5)
+dump ref_moe 1 partrain-ref -i inputs/ref_gpt_small.toml "${G[@]}" "${M[@]}" --set model.gpt.moe.top_k=2
+dump ref_moe_k1 1 partrain-ref -i inputs/ref_gpt_small.toml "${G[@]}" "${M[@]}" --set model.gpt.moe.top_k=1
+dump ep 2 partrain-ep -i inputs/ep_gpt_moe.toml "${G[@]}" "${M[@]}"
 /usr/bin/python3 benchmarks/peer/torch_check.py "${dumps[@]}" || fails=$((fails + 1))
 # bf16 and fp16 GPT against the exact values and partrain's fp32 dump of the same first step (train.steps = 1: the
 # dump is taken before any update, so the three runs hold the same master weights)
@@ -55,6 +61,7 @@ done
 /usr/bin/python3 benchmarks/peer/torch_check.py "$d/gpt_bf16.h5" "$d/gpt_fp16.h5" --fp32 "$d/gpt_fp32.h5" || fails=$((fails + 1))
 perturb "$d/gpt_bf16.h5" blocks.0.attn.proj.weight 1.05
 perturb "$d/dp.h5" blocks.1.mlp.fc.weight 1.01
+perturb "$d/ep.h5" blocks.0.moe.router.weight 1.01
 if /usr/bin/python3 benchmarks/peer/torch_check.py "${perturbed[@]%%:*}" > "$d/bad.log" 2>&1; then
   echo "FAILED: perturbed gradients passed"; fails=$((fails + 1))
 else

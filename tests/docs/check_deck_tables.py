@@ -20,10 +20,11 @@ import tomllib
 # the page of each mini-app and the deck sections it documents (the keys shared by all apps are on ref.md; the
 # pipeline's page has its own [tp] table because tp.degree defaults to 1 there)
 PAGES = {
-    "ref": ("docs/ref.md", ["model", "model.gpt", "model.mlp", "data", "train"]),
+    "ref": ("docs/ref.md", ["model", "model.gpt", "model.gpt.moe", "model.mlp", "data", "train"]),
     "dp": ("docs/dp.md", ["dp"]),
     "tp": ("docs/tp.md", ["tp"]),
-    "pp": ("docs/pp.md", ["pp", "tp"]),
+    "pp": ("docs/pp.md", ["pp", "tp", "ep"]),
+    "ep": ("docs/ep.md", ["ep"]),
     "zero": ("docs/zero.md", ["zero"]),
     "ps": ("docs/ps.md", ["ps"]),
     "nmt": ("docs/nmt.md", ["model.nmt", "nmt"]),

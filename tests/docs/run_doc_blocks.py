@@ -11,7 +11,7 @@ lands in the temporary directory. The blocks of one page run in
 order in the same directory (a later block may read what an earlier one wrote); each block is its own shell,
 which first sources scripts/env.sh, as the docs ask of the reader.
 
-Rewriting: a command that starts a training mini-app (partrain-ref, -dp, -tp, -pp, -zero, -ps, -nmt), in a block
+Rewriting: a command that starts a training mini-app (partrain-ref, -dp, -tp, -pp, -ep, -zero, -ps, -nmt), in a block
 that does not set train.steps itself (in a command or a shell variable), gets `--set train.steps=1 --set
 train.warmup=0` appended to the mini-app's arguments (before a pipe, a redirection, `&&`, `||`, `;` or a comment), so
 every documented run is one step. Commands are the
@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 
-APPS = r"partrain-(?:ref|dp|tp|pp|zero|ps|nmt)"
+APPS = r"partrain-(?:ref|dp|tp|pp|ep|zero|ps|nmt)"
 APP_RE = re.compile(r"(?:(?<=^)|(?<=[\s/'\"(]))" + APPS + r"(?=\s|$)")
 SKIP_RE = re.compile(r"^<!--\s*not run by tests:\s*(.*?)\s*-->\s*$")
 NEEDS_RE = re.compile(r"^<!--\s*needs:\s*(.*?)\s*-->\s*$")

@@ -3,7 +3,7 @@
 // weighted combine), and their backward. Computed in acc_t<T>, stored once.
 #pragma once
 
-#include "partrain/core/fast_math.hpp"
+#include "partrain/core/math.hpp"
 #include "partrain/core/types.hpp"
 
 namespace partrain::kernels {

@@ -26,8 +26,7 @@ Config read_config(const Deck& d, int world) {
                 "does not divide model.gpt.moe.experts = " + std::to_string(ms.gpt.moe.experts));
   if (c.base.dp.reduce_fp32)
     input_error("dp.grad_reduce_dtype", "\"fp32\"", "partrain-ep reduces the gradients in their own type");
-  c.ep.dp = c.base.dp;
-  coll::parse(d.get_string("ep.algorithm"), c.ep.a2a_algo);
+  coll::parse(d.get_string("ep.algorithm"), c.a2a_algo);
   return c;
 }
 

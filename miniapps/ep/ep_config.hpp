@@ -2,14 +2,14 @@
 #pragma once
 
 #include "../dp/dp_config.hpp"
-#include "partrain/parallel/ep/ep_trainer.hpp"
+#include "partrain/parallel/ep/experts.hpp"
 
 namespace partrain::ep_app {
 
 struct Config {
   dp_app::Config base;
   int degree = 1;  ///< ep: ranks per expert group
-  parallel::EpOptions ep;
+  coll::Algo a2a_algo = coll::Algo::Auto;  ///< ep.algorithm: the token all-to-alls
 };
 
 /// `default_degree`: ep.degree when the deck does not set it (the rank count: one expert group).

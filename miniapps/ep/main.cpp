@@ -9,15 +9,16 @@ using namespace partrain;
 
 template <class T>
 int train(const app::DriverSetup& su, const ep_app::Config& cfg, coll::MpiCommunicator& world,
-          coll::MpiCommunicator& ep, coll::MpiCommunicator& edp, const io::Provenance& prov) {
+          const parallel::EpGroups& groups, const io::Provenance& prov) {
   auto gpt = cfg.base.model.gpt;
   const std::int64_t local = gpt.moe.experts / cfg.degree;
-  gpt.expert_first = std::int64_t(ep.rank()) * local;
+  gpt.expert_first = std::int64_t(groups.ep->rank()) * local;
   gpt.expert_count = local;
   models::Gpt<T> model(gpt);
   model.build(cfg.base.model.seed);
   auto data = models::make_dataset<T>(cfg.base.model);
-  parallel::EpTrainer<T> trainer(model, *data, cfg.base.train, world, ep, edp, cfg.ep, cfg.base.model.seed);
+  parallel::DataParallelTrainer<T> trainer(model, *data, cfg.base.train, world, cfg.base.dp, nullptr, cfg.base.model.seed,
+                                           &groups);
   return app::run_driver<T>(su, trainer, prov);
 }
 }  // namespace
@@ -44,9 +45,7 @@ int main(int argc, char** argv) {
     log0("# partrain-ep, " + std::to_string(rt.size()) + " ranks\n" + deck.table());
     const auto prov = io::collect_provenance(MPI_COMM_WORLD, argc, argv);
     coll::MpiCommunicator world(MPI_COMM_WORLD);
-    // expert groups of ep.degree consecutive ranks; the ranks holding the same experts: the same index in each
-    auto ep = world.split(rt.rank() / cfg.degree, rt.rank());
-    auto edp = world.split(rt.rank() % cfg.degree, rt.rank());
+    const parallel::ExpertGroups experts(world, cfg.degree, cfg.a2a_algo);
     app::DriverSetup su;
     su.app = "partrain-ep";
     su.strategy = "ep";
@@ -60,9 +59,9 @@ int main(int argc, char** argv) {
     su.attrs = {{"layout", "ep " + std::to_string(cfg.degree) + " x edp " + std::to_string(rt.size() / cfg.degree) +
                                " (ep fastest)"},
                 {"ep_degree", std::to_string(cfg.degree)}};
-    if (cfg.base.train.precision == "bf16") return train<bf16>(su, cfg, world, *ep, *edp, prov);
-    if (cfg.base.train.precision == "fp16") return train<fp16>(su, cfg, world, *ep, *edp, prov);
-    return cfg.base.model.dtype == "fp64" ? train<double>(su, cfg, world, *ep, *edp, prov)
-                                          : train<float>(su, cfg, world, *ep, *edp, prov);
+    const auto& g = experts.groups();
+    if (cfg.base.train.precision == "bf16") return train<bf16>(su, cfg, world, g, prov);
+    if (cfg.base.train.precision == "fp16") return train<fp16>(su, cfg, world, g, prov);
+    return cfg.base.model.dtype == "fp64" ? train<double>(su, cfg, world, g, prov) : train<float>(su, cfg, world, g, prov);
   });
 }

@@ -75,18 +75,13 @@ int main(int argc, char** argv) {
                 {"chunks", std::to_string(sch.v)},
                 {"sequence_parallel", cfg.sequence_parallel ? "true" : "false"},
                 {"tp_algorithm", coll::name(cfg.tp_algo)}};
-    // expert parallelism: groups of ep.degree consecutive replicas of each stage, and the replicas holding the same
-    // experts (the same place in their group)
-    std::unique_ptr<coll::MpiCommunicator> ep_comm, edp_comm;
-    parallel::EpGroups groups;
+    // expert parallelism: groups of ep.degree consecutive replicas of each stage
+    std::unique_ptr<parallel::ExpertGroups> experts;
     if (cfg.ep_degree > 1) {
-      const int d = grid.dp().rank();
-      ep_comm = grid.dp().split(d / cfg.ep_degree, d);
-      edp_comm = grid.dp().split(d % cfg.ep_degree, d);
-      groups = {ep_comm.get(), edp_comm.get(), cfg.ep_algo};
+      experts = std::make_unique<parallel::ExpertGroups>(grid.dp(), cfg.ep_degree, cfg.ep_algo);
       su.attrs.push_back({"ep_degree", std::to_string(cfg.ep_degree)});
     }
-    const parallel::EpGroups* ep = cfg.ep_degree > 1 ? &groups : nullptr;
+    const parallel::EpGroups* ep = experts ? &experts->groups() : nullptr;
     if (cfg.base.train.precision == "bf16") return train<bf16>(su, cfg, grid, tp, ep, prov);
     if (cfg.base.train.precision == "fp16") return train<fp16>(su, cfg, grid, tp, ep, prov);
     return cfg.base.model.dtype == "fp64" ? train<double>(su, cfg, grid, tp, ep, prov)

@@ -11,7 +11,7 @@
 #include <memory>
 
 #include "equivalence_util.hpp"
-#include "partrain/parallel/ep/ep_trainer.hpp"
+#include "partrain/parallel/dp/data_parallel.hpp"
 #include "partrain/parallel/pipeline/pipeline_trainer.hpp"
 
 using namespace partrain;
@@ -32,54 +32,61 @@ models::ModelSpec small_moe(std::int64_t k, double capacity_factor = 0.75) {
 
 /// `steps`: 20 for the whole loss trajectory, 3 where one layout has checked it (every rank computes the reference of
 /// as many steps, once per binary).
-/// The expert groups of `degree` consecutive ranks of `comm` and the ranks holding the same experts, made once per
-/// communicator and degree for the binary (a split is a blocking collective, slow when ranks outnumber cores; never
-/// freed, like grid_of's).
-std::pair<coll::MpiCommunicator*, coll::MpiCommunicator*> groups_of(coll::MpiCommunicator& comm, int degree) {
-  static auto& cache = *new std::map<std::pair<coll::MpiCommunicator*, int>,
-                                     std::pair<std::unique_ptr<coll::MpiCommunicator>, std::unique_ptr<coll::MpiCommunicator>>>;
+/// The expert groups of `degree` consecutive ranks of `comm`, made once per communicator and degree for the binary
+/// (a split is a blocking collective, slow when ranks outnumber cores; never freed, like grid_of's).
+const parallel::EpGroups& groups_of(coll::MpiCommunicator& comm, int degree, coll::Algo algo) {
+  static auto& cache = *new std::map<std::pair<coll::MpiCommunicator*, int>, std::unique_ptr<parallel::ExpertGroups>>;
   auto& g = cache[{&comm, degree}];
-  if (!g.first) {
-    const int r = comm.rank();
-    g.first = comm.split(r / degree, r);
-    g.second = comm.split(r % degree, r);
-  }
-  return {g.first.get(), g.second.get()};
+  if (!g) g = std::make_unique<parallel::ExpertGroups>(comm, degree, coll::Algo::Auto);
+  static parallel::EpGroups out;
+  out = g->groups();
+  out.algo = algo;
+  return out;
 }
 
-void check(const models::ModelSpec& ms, int degree, coll::Algo a2a, std::int64_t steps = 3) {
-  const auto ts = small_train(steps);
-  const auto& ref = reference_in<float>(ms, ts);
-  auto& world = world_comm();
-  auto [ep, edp] = groups_of(world, degree);
-  auto gpt = ms.gpt;
-  gpt.expert_first = std::int64_t(ep->rank()) * (gpt.moe.experts / degree);
-  gpt.expert_count = gpt.moe.experts / degree;
-  models::Gpt<float> model(gpt);
-  model.build(ms.seed);
-  auto d = models::make_dataset<float>(ms);
-  parallel::EpOptions o;
-  o.a2a_algo = a2a;
-  o.dp.bucket_mib = 0.002;  // several buckets, an MoE block's shared and expert runs in one of them
-  parallel::EpTrainer<float> tr(model, *d, ts, world, *ep, *edp, o, ms.seed);
-  const std::string what = "np " + std::to_string(world.size()) + " ep " + std::to_string(degree) + " k " +
-                           std::to_string(ms.gpt.moe.top_k) + " " + coll::name(a2a);
+/// Trains `steps` steps; the gradients gathered after the first backward and every loss against the reference: the
+/// loss within 1e-5, every tensor (names and shapes the reference's) within 1e-4, the trajectory within 1e-4, and
+/// the trainer's self-check.
+template <class Trainer>
+void expect_reference(Trainer& tr, const Trajectory& ref, std::int64_t steps, const std::string& what) {
   std::vector<io::NamedTensor> grads;
   std::vector<double> loss;
-  for (std::int64_t s = 0; s < ts.steps; ++s) {
+  for (std::int64_t s = 0; s < steps; ++s) {
     auto rec = tr.step(s, [&](double) {
       if (s == 0) grads = tr.gather_full(true);
     });
     loss.push_back(rec.loss);
   }
   EXPECT_LE(rel(loss[0], ref.loss[0]), kLossTol) << what;
-  ASSERT_EQ(grads.size(), ref.grads_by_name.size()) << what;
-  for (const auto& g : grads) {
-    ASSERT_TRUE(ref.grads_by_name.count(g.name)) << what << ": " << g.name;
-    EXPECT_EQ(g.shape, ref.shapes.at(g.name)) << what << ": " << g.name;
-    EXPECT_LE(tensor_rel_err(g.values, ref.grads_by_name.at(g.name)), kGradTol) << what << ": " << g.name;
-  }
   for (std::size_t s = 0; s < loss.size(); ++s) EXPECT_LE(rel(loss[s], ref.loss[s]), kTrajectoryTol) << what << " step " << s;
+  if (world_comm().rank() == 0) {  // a pipeline's gathered tensors are on its first rank
+    ASSERT_EQ(grads.size(), ref.grads_by_name.size()) << what;
+    for (const auto& g : grads) {
+      ASSERT_TRUE(ref.grads_by_name.count(g.name)) << what << ": " << g.name;
+      EXPECT_EQ(g.shape, ref.shapes.at(g.name)) << what << ": " << g.name;
+      EXPECT_LE(tensor_rel_err(g.values, ref.grads_by_name.at(g.name)), kGradTol) << what << ": " << g.name;
+    }
+  }
+  for (const auto& [name, ok] : tr.self_check()) EXPECT_TRUE(ok) << what << ": " << name;
+}
+
+void check(const models::ModelSpec& ms, int degree, coll::Algo a2a, std::int64_t steps = 3) {
+  const auto ts = small_train(steps);
+  const auto& ref = reference_in<float>(ms, ts);
+  auto& world = world_comm();
+  const auto& groups = groups_of(world, degree, a2a);
+  auto gpt = ms.gpt;
+  gpt.expert_first = std::int64_t(groups.ep->rank()) * (gpt.moe.experts / degree);
+  gpt.expert_count = gpt.moe.experts / degree;
+  models::Gpt<float> model(gpt);
+  model.build(ms.seed);
+  auto d = models::make_dataset<float>(ms);
+  parallel::DpOptions o;
+  o.bucket_mib = 0.002;  // several buckets, an MoE block's shared and expert runs in one of them
+  parallel::DataParallelTrainer<float> tr(model, *d, ts, world, o, nullptr, ms.seed, &groups);
+  const std::string what = "np " + std::to_string(world.size()) + " ep " + std::to_string(degree) + " k " +
+                           std::to_string(ms.gpt.moe.top_k) + " " + coll::name(a2a);
+  expect_reference(tr, ref, ts.steps, what);
   // choices were dropped, and the counts add up: kept rows + dropped = every choice of every MoE block
   for (const auto& x : tr.datasets()) {
     if (x.path == "/moe/dropped" && ms.gpt.moe.capacity_factor < 1)
@@ -93,7 +100,6 @@ void check(const models::ModelSpec& ms, int degree, coll::Algo a2a, std::int64_t
       EXPECT_EQ(kept + dropped, double(ts.global_batch * 8 * ms.gpt.moe.top_k * 2)) << what;
     }
   }
-  for (const auto& [name, ok] : tr.self_check()) EXPECT_TRUE(ok) << what << ": " << name;
 }
 
 struct PipeLayout {
@@ -113,12 +119,11 @@ void check_pipeline(const PipeLayout& l) {
   auto& world = world_comm();
   const int d = world.size() / l.p;
   coll::ProcessGrid& grid = grid_of(GridShape{l.p, d, 1});
-  auto [ep, edp] = groups_of(grid.dp(), l.ep);
-  parallel::EpGroups groups{ep, edp, coll::Algo::Auto};
+  const auto& groups = groups_of(grid.dp(), l.ep, coll::Algo::Auto);
   auto gpt = ms.gpt;
   if (l.ep > 1) {
     gpt.expert_count = gpt.moe.experts / l.ep;
-    gpt.expert_first = std::int64_t(ep->rank()) * gpt.expert_count;
+    gpt.expert_first = std::int64_t(groups.ep->rank()) * gpt.expert_count;
   }
   auto make = [&]() -> std::unique_ptr<models::Model<float>> { return std::make_unique<models::Gpt<float>>(gpt); };
   auto data = models::make_dataset<float>(ms);
@@ -129,24 +134,7 @@ void check_pipeline(const PipeLayout& l) {
   pl::PipelineTrainer<float> tr(make, ms.seed, *data, ts, grid, nullptr, o, l.ep > 1 ? &groups : nullptr);
   const std::string what = "pp " + std::to_string(l.p) + " x dp " + std::to_string(d) + " ep " + std::to_string(l.ep) +
                            " " + pl::name(l.kind) + " v " + std::to_string(l.v) + (l.recompute ? " recompute" : "");
-  std::vector<io::NamedTensor> grads;
-  std::vector<double> loss;
-  for (std::int64_t s = 0; s < ts.steps; ++s) {
-    auto rec = tr.step(s, [&](double) {
-      if (s == 0) grads = tr.gather_full(true);
-    });
-    loss.push_back(rec.loss);
-  }
-  EXPECT_LE(rel(loss[0], ref.loss[0]), kLossTol) << what;
-  for (std::size_t s = 0; s < loss.size(); ++s) EXPECT_LE(rel(loss[s], ref.loss[s]), kTrajectoryTol) << what << " step " << s;
-  if (world.rank() == 0) {
-    EXPECT_EQ(grads.size(), ref.grads_by_name.size()) << what;
-    for (const auto& g : grads) {
-      ASSERT_TRUE(ref.grads_by_name.count(g.name)) << what << ": " << g.name;
-      EXPECT_LE(tensor_rel_err(g.values, ref.grads_by_name.at(g.name)), kGradTol) << what << ": " << g.name;
-    }
-  }
-  for (const auto& [name, ok] : tr.self_check()) EXPECT_TRUE(ok) << what << ": " << name;
+  expect_reference(tr, ref, ts.steps, what);
 }
 
 std::vector<int> degrees() {

@@ -148,44 +148,31 @@ elif case == "nmt_async":
     r = run(5, "partrain-nmt", args + ["--inject", "kill:rank=4:step=2"])
     check(r.returncode == 2 and "rank 4 follows its replica's first rank 3" in r.stderr, f"follower fault: {r.stderr[-800:]}")
 
-elif case == "universal":
+elif case in ("universal", "universal_ep"):
+    inp = lambda deck: ["-i", os.path.join(inputs, deck)]  # noqa: E731
     G = ["--set", "model.gpt.layers=2", "--set", "model.gpt.seq_len=32", "--set", "train.steps=8", "--set", "train.batch=8"]
-    rdeck = ref_deck("partrain-dp", ["-i", os.path.join(inputs, "dp_gpt_small.toml")] + G)
+    if case == "universal":
+        rdeck = ref_deck("partrain-dp", inp("dp_gpt_small.toml") + G)
+        pairs = [("dp 2 -> partrain-ref", (2, "partrain-dp", inp("dp_gpt_small.toml")), (1, "partrain-ref", ["-i", rdeck])),
+                 ("tp 2 -> dp 2", (2, "partrain-tp", inp("tp_gpt_small.toml")), (2, "partrain-dp", inp("dp_gpt_small.toml"))),
+                 ("pp 2 -> pp 1", (2, "partrain-pp", inp("pp_gpt_small.toml")),
+                  (1, "partrain-pp", inp("pp_gpt_small.toml") + ["--set", "pp.degree=1"])),
+                 ("ZeRO stage 3 -> stage 0", (2, "partrain-zero", inp("zero_gpt_small.toml") + ["--set", "zero.stage=3"]),
+                  (2, "partrain-zero", inp("zero_gpt_small.toml") + ["--set", "zero.stage=0"]))]
+    else:  # the mixture of experts
+        G += ["--set", "model.gpt.channels=64", "--set", "model.gpt.moe.every=1", "--set", "model.gpt.moe.experts=4",
+              "--set", "model.gpt.moe.top_k=2", "--set", "model.gpt.moe.capacity_factor=1.25"]
+        ep = inp("ep_gpt_moe.toml")
+        rdeck = ref_deck("partrain-ep", ep + G)
+        pairs = [("ep 2 -> partrain-ref", (2, "partrain-ep", ep), (1, "partrain-ref", ["-i", rdeck])),
+                 ("ep 2 x dp 2 -> ep 1 x dp 2", (4, "partrain-ep", ep + ["--set", "ep.degree=2"]),
+                  (2, "partrain-ep", ep + ["--set", "ep.degree=1"])),
+                 ("pp 2 x dp 2 with ep 2 -> ep 2",
+                  (4, "partrain-pp", inp("pp_gpt_small.toml") + ["--set", "ep.degree=2", "--set", "pp.microbatches=2"]),
+                  (2, "partrain-ep", ep))]
     r = run(1, "partrain-ref", ["-i", rdeck, "--output", os.path.join(tmp, "ref.h5")])
     ref = h5py.File(os.path.join(tmp, "ref.h5"))["steps/loss"][()]
-    for name, src, dst in [
-            ("dp 2 -> partrain-ref", (2, "partrain-dp", ["-i", os.path.join(inputs, "dp_gpt_small.toml")]), (1, "partrain-ref", ["-i", rdeck])),
-            ("tp 2 -> dp 2", (2, "partrain-tp", ["-i", os.path.join(inputs, "tp_gpt_small.toml")]), (2, "partrain-dp", ["-i", os.path.join(inputs, "dp_gpt_small.toml")])),
-            ("pp 2 -> pp 1", (2, "partrain-pp", ["-i", os.path.join(inputs, "pp_gpt_small.toml")]), (1, "partrain-pp", ["-i", os.path.join(inputs, "pp_gpt_small.toml"), "--set", "pp.degree=1"])),
-            ("ZeRO stage 3 -> stage 0", (2, "partrain-zero", ["-i", os.path.join(inputs, "zero_gpt_small.toml"), "--set", "zero.stage=3"]),
-             (2, "partrain-zero", ["-i", os.path.join(inputs, "zero_gpt_small.toml"), "--set", "zero.stage=0"]))]:
-        d = os.path.join(tmp, name.replace(" ", "_"))
-        r = run(src[0], src[1], src[2] + G + ["--checkpoint-dir", d, "--checkpoint-every", "4"])
-        check(r.returncode == 0, f"{name}: the writing run failed: {r.stderr[-1000:]}")
-        out = os.path.join(tmp, name.replace(" ", "_") + ".h5")
-        r = run(dst[0], dst[1], dst[2] + G + ["--resume", d, "--output", out])
-        check(r.returncode == 0 and "(step 4)" in r.stdout, f"{name}: resuming failed:\n{r.stdout[-1500:]}\n{r.stderr[-1500:]}")
-        if r.returncode == 0:
-            with h5py.File(out) as f:
-                loss = f["steps/loss"][()]
-                check(f.attrs["first_step"] == "4" and len(loss) == 4, f"{name}: first step {f.attrs['first_step']}, {len(loss)} steps")
-                e = np.max(np.abs(loss - ref[4:]) / ref[4:])
-                check(e <= 1e-4, f"{name}: losses after the resume differ from the reference's by {e:.2e}")
-
-elif case == "universal_ep":
-    G = ["--set", "model.gpt.layers=2", "--set", "model.gpt.seq_len=32", "--set", "model.gpt.channels=64",
-         "--set", "model.gpt.moe.every=1", "--set", "model.gpt.moe.experts=4", "--set", "model.gpt.moe.top_k=2",
-         "--set", "model.gpt.moe.capacity_factor=1.25", "--set", "train.steps=8", "--set", "train.batch=8"]
-    deck = ["-i", os.path.join(inputs, "ep_gpt_moe.toml")]
-    rdeck = ref_deck("partrain-ep", deck + G)
-    r = run(1, "partrain-ref", ["-i", rdeck, "--output", os.path.join(tmp, "ref.h5")])
-    ref = h5py.File(os.path.join(tmp, "ref.h5"))["steps/loss"][()]
-    for name, src, dst in [("ep 2 -> partrain-ref", (2, "partrain-ep", deck), (1, "partrain-ref", ["-i", rdeck])),
-                           ("ep 2 x dp 2 -> ep 1 x dp 2", (4, "partrain-ep", deck + ["--set", "ep.degree=2"]),
-                            (2, "partrain-ep", deck + ["--set", "ep.degree=1"])),
-                           ("pp 2 x dp 2 with ep 2 -> ep 2", (4, "partrain-pp", ["-i", os.path.join(inputs, "pp_gpt_small.toml"),
-                                                                 "--set", "ep.degree=2", "--set", "pp.microbatches=2"]),
-                            (2, "partrain-ep", deck))]:
+    for name, src, dst in pairs:
         d = os.path.join(tmp, name.replace(" ", "_"))
         r = run(src[0], src[1], src[2] + G + ["--checkpoint-dir", d, "--checkpoint-every", "4"])
         check(r.returncode == 0, f"{name}: the writing run failed: {r.stderr[-1000:]}")

@@ -7,6 +7,7 @@
 #include "partrain/core/log.hpp"
 #include "partrain/core/timer.hpp"
 #include "partrain/kernels/gemm.hpp"
+#include "partrain/models/gpt_layers.hpp"
 #include "partrain/parallel/tp/gpt.hpp"
 
 namespace partrain::parallel {
@@ -14,21 +15,40 @@ template <class T>
 DataParallelTrainer<T>::DataParallelTrainer(models::Model<T>& model, const models::Dataset<T>& data,
                                             const models::TrainSpec& spec, coll::MpiCommunicator& dp,
                                             const DpOptions& opts, TpContext* tp,
-                                            std::optional<std::uint64_t> model_seed)
+                                            std::optional<std::uint64_t> model_seed, const EpGroups* ep)
     : model_(model),
       data_(data),
       spec_(spec),
       dp_(dp),
       opts_(opts),
       tp_(tp),
+      ep_(ep ? *ep : EpGroups{}),
+      exchange_(attach_exchange(model, ep)),
+      moe_log_(model),
       opt_(spec.optimizer, model.params().numel()),
       mixed_(model.params(), model_seed, spec),
       local_(spec.global_batch / dp.size()),
       first_(local_ * dp.rank()),
       batch_(data.allocate(local_)),
       ws_(model.make_workspace(local_)),
-      reducer_(model, dp, opts) {
+      reducer_(model, dp, opts, ep ? ep->edp : nullptr) {
   PARTRAIN_REQUIRE(spec.global_batch % dp.size() == 0, "global batch must divide by the data-parallel degree");
+}
+
+template <class T>
+std::unique_ptr<AlltoallExchange<T>> DataParallelTrainer<T>::attach_exchange(models::Model<T>& model, const EpGroups* ep) {
+  if (!ep) return nullptr;
+  const auto* gpt = dynamic_cast<const models::Gpt<T>*>(&model);
+  PARTRAIN_REQUIRE(gpt && gpt->config().moe.enabled(), "expert parallelism needs the mixture-of-experts GPT");
+  auto ex = std::make_unique<AlltoallExchange<T>>(*ep->ep, gpt->config().moe.experts, gpt->config().channels, ep->algo);
+  for (const auto& l : model.layers())
+    if (const auto* b = dynamic_cast<const models::GptBlock<T>*>(l.get()); b && b->moe()) b->moe()->set_exchange(ex.get());
+  return ex;
+}
+
+template <class T>
+std::int64_t DataParallelTrainer<T>::expert_first() const {
+  return static_cast<const models::Gpt<T>&>(model_).config().expert_first;
 }
 
 template <class T>
@@ -37,6 +57,8 @@ StepRecord DataParallelTrainer<T>::step(std::int64_t s, const BeforeUpdate& befo
   coll::barrier(dp_.comm());
   const double tp0 = tp_ ? tp_->comm_s : 0.0;
   reducer_.begin_step();
+  if (exchange_) exchange_->take_time();
+  const auto a2a_bytes0 = ep_.ep ? ep_.ep->counters()[coll::Op::Alltoall].bytes_sent : 0;
   const double t0 = fenced_time_s();
   straggle();  // --inject slow: this rank's compute is late
   double t_fwd = t0;
@@ -67,11 +89,13 @@ StepRecord DataParallelTrainer<T>::step(std::int64_t s, const BeforeUpdate& befo
   const double t_opt0 = fenced_time_s();
   // Every replica holds the same reduced gradients; a tensor-parallel group's ranks hold different shards, so fp16's
   // inf/NaN check is agreed over the group and every rank skips the same steps.
+  // With expert parallelism the replicas hold different experts: agreed over the data-parallel group.
   typename models::MixedPrecision<T>::Agree agree;
-  if (tp_ && tp_->size() > 1)
-    agree = [this](bool mine) {
+  MPI_Comm holders = ep_.ep ? dp_.comm() : tp_ && tp_->size() > 1 ? tp_->comm->comm() : MPI_COMM_NULL;
+  if (holders != MPI_COMM_NULL)
+    agree = [holders](bool mine) {
       int m = mine ? 1 : 0, any = 0;
-      coll::allreduce(&m, &any, 1, MPI_INT, MPI_MAX, tp_->comm->comm());
+      coll::allreduce(&m, &any, 1, MPI_INT, MPI_MAX, holders);
       return any > 0;
     };
   const bool applied = reducer_.fp32_grads().size() ? mixed_.step(opt_, model_.params(), reducer_.fp32_grads(), agree)
@@ -85,11 +109,21 @@ StepRecord DataParallelTrainer<T>::step(std::int64_t s, const BeforeUpdate& befo
   rec.phase("comm", reducer_.span_s());
   rec.phase("optimizer", t_end - t_opt0);
   if (tp_) rec.phase("tp_comm", tp_->comm_s - tp0);
-  // forward and backward less what the hooks waited for (the tensor-parallel collectives inside them too)
-  rec.phase("busy", (t_bwd - t0) - in_hooks - (tp_ ? tp_->comm_s - tp0 : 0.0) + (t_end - t_opt0));
+  const double a2a = exchange_ ? exchange_->take_time() : 0.0;  // the MoE layers' token exchanges, inside the step
+  if (exchange_) rec.phase("alltoall", a2a);
+  // forward and backward less what the hooks waited for (the tensor-parallel collectives and the expert exchanges
+  // inside them too)
+  rec.phase("busy", (t_bwd - t0) - in_hooks - (tp_ ? tp_->comm_s - tp0 : 0.0) - a2a + (t_end - t_opt0));
+  moe_log_.record(ws_, local_, dp_.comm(), rows);  // outside the timed step
   ++steps_;
   counters_ = dp_.counters();
   dp_bytes_sent_ = counters_[coll::Op::Allreduce].bytes_sent;
+  if (ep_.ep) {
+    a2a_bytes_ += ep_.ep->counters()[coll::Op::Alltoall].bytes_sent - a2a_bytes0;
+    counters_ += ep_.ep->counters();
+    counters_ += ep_.edp->counters();
+    dp_bytes_sent_ += ep_.edp->counters()[coll::Op::Allreduce].bytes_sent;
+  }
   if (tp_) {
     counters_ += tp_->comm->counters();
     tp_block_bytes_ = tp_->block_bytes_sent;
@@ -105,8 +139,16 @@ std::string DataParallelTrainer<T>::describe() const {
                          (reducer_.fp32_grads().size() ? std::string("fp32") : precision_name<T>()) +
                          ", fp32 master weights"
                    : "";
+  std::string experts;
+  if (exchange_) {
+    const auto& m = static_cast<const models::Gpt<T>&>(model_).config().moe;
+    experts = " (ep " + std::to_string(ep_.ep->size()) + ": " + std::to_string(m.experts / ep_.ep->size()) + " of " +
+              std::to_string(m.experts) + " experts per MoE block here, top-" + std::to_string(m.top_k) +
+              ", capacity " + std::to_string(m.capacity(model_.rows_per_sample())) +
+              " per sequence and expert, all-to-all " + coll::name(ep_.algo) + ")";
+  }
   return "dp " + std::to_string(dp_.size()) + " x tp " + std::to_string(t) +
-         (tp_ && tp_->sequence_parallel ? " (sequence parallel)" : "") + ": " +
+         (tp_ && tp_->sequence_parallel ? " (sequence parallel)" : "") + experts + ": " +
          std::to_string(model_.params().numel()) + " parameters per rank (" +
          format_bytes(double(model_.params().numel() * std::int64_t(sizeof(T)))) + "), " +
          std::to_string(buckets().buckets().size()) + " buckets, algorithm " + coll::name(opts_.algo) +
@@ -117,8 +159,11 @@ std::string DataParallelTrainer<T>::describe() const {
 template <class T>
 std::vector<io::NamedTensor> DataParallelTrainer<T>::gather_full(bool grads) {
   if (!tp_) {
-    if (reducer_.fp32_grads().size()) return precision_tensors(mixed_, model_.params(), grads, reducer_.fp32_grads());
-    return precision_tensors(mixed_, model_.params(), grads, model_.params().grads());
+    auto mine = reducer_.fp32_grads().size() ? precision_tensors(mixed_, model_.params(), grads, reducer_.fp32_grads())
+                                             : precision_tensors(mixed_, model_.params(), grads, model_.params().grads());
+    if (!ep_.ep) return mine;
+    return gather_experts(std::move(mine), *ep_.ep, static_cast<const models::Gpt<T>&>(model_).config().moe.experts,
+                          expert_first());
   }
   std::vector<io::NamedTensor> out;  // tensor-parallel shards gathered over the group; replicas hold the same
   auto add = [&](auto&& gathered, double factor) {
@@ -145,18 +190,25 @@ double DataParallelTrainer<T>::measure_pure_comm(int reps) {
 
 template <class T>
 std::vector<std::pair<std::string, bool>> DataParallelTrainer<T>::self_check() {
-  // Replicas bit-identical: a position-weighted checksum of the parameters is equal on every rank of the group.
+  // Replicas bit-identical: a position-weighted checksum of the parameters is equal on every rank of the group (an
+  // expert's on the ranks holding it).
   auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model_.params().params());
-  double checksum = 0;
-  for (std::size_t i = 0; i < hp.size(); ++i) checksum += double(hp.data()[i]) * double(i % 13 + 1);
+  double checksum = 0, experts = 0;
+  for (const auto& p : model_.params().infos())
+    for (std::int64_t i = p.offset; i < p.offset + p.size; ++i)
+      (ep_.ep && models::is_expert_parameter(p.name) ? experts : checksum) += double(hp.data()[i]) * double(i % 13 + 1);
   const auto cs = coll::over_ranks(dp_.comm(), checksum);
-  return {{"replicas identical", cs[0] == cs[2]}};
+  if (!ep_.ep) return {{"replicas identical", cs[0] == cs[2]}};
+  const auto ex = coll::over_ranks(ep_.edp->comm(), experts);
+  return {{"replicas identical", cs[0] == cs[2]}, {"expert replicas identical", ex[0] == ex[2]}};
 }
 
 template <class T>
 std::vector<std::string> DataParallelTrainer<T>::exposed_comm_phases() const {
-  if (tp_) return {"comm_exposed", "tp_comm"};
-  return {"comm_exposed"};
+  std::vector<std::string> p = {"comm_exposed"};
+  if (tp_) p.push_back("tp_comm");
+  if (exchange_) p.push_back("alltoall");
+  return p;
 }
 
 template <class T>
@@ -169,6 +221,9 @@ std::string DataParallelTrainer<T>::step_note(const StepRecord& rec) const {
   char buf[160];
   if (tp_)
     std::snprintf(buf, sizeof buf, "tp comm %4.1f%% | dp exposed %4.1f%%", 100.0 * ph("tp_comm") / rec.time_s,
+                  100.0 * ph("comm_exposed") / rec.time_s);
+  else if (exchange_)
+    std::snprintf(buf, sizeof buf, "all-to-all %4.1f%% | dp exposed %4.1f%%", 100.0 * ph("alltoall") / rec.time_s,
                   100.0 * ph("comm_exposed") / rec.time_s);
   else
     std::snprintf(buf, sizeof buf, "exposed comm %4.1f%%", 100.0 * ph("comm_exposed") / rec.time_s);
@@ -189,6 +244,12 @@ NamedFigures DataParallelTrainer<T>::summary(const RunMedians& m) {
        steps_ ? double(dp_bytes_sent_) / double(steps_) : 0.0},
       {"predicted_allreduce_bytes_sent_per_step", double(reducer_.predicted_bytes_per_step())}};
   for (const auto& x : log_.summary(mixed_)) f.push_back(x);
+  for (const auto& x : moe_log_.summary(ep_.ep ? ep_.ep->size() : 1, spec_.global_batch)) f.push_back(x);
+  if (exchange_) {
+    f.push_back({"alltoall_s", m.phase("alltoall")});
+    f.push_back({"alltoall_share", m.step_time_s > 0 ? m.phase("alltoall") / m.step_time_s : 0.0});
+    f.push_back({"alltoall_bytes_sent_per_step", steps_ ? double(a2a_bytes_) / double(steps_) : 0.0});
+  }
   if (tp_) {
     const auto* gpt = dynamic_cast<const TpGpt<T>*>(&model_);
     const double layers = gpt ? double(gpt->config().layers) : 1.0;
@@ -212,6 +273,7 @@ NamedStrings DataParallelTrainer<T>::attributes() const {
     a.push_back({"half_gemm", kernels::half_gemm_kernel(precision_name<T>())});
     a.push_back({"grad_reduce_dtype", reducer_.fp32_grads().size() ? "fp32" : precision_name<T>()});
   }
+  if (exchange_) a.push_back({"alltoall_algorithm", coll::name(ep_.algo)});
   return a;
 }
 
@@ -226,11 +288,17 @@ std::vector<io::TensorPart> DataParallelTrainer<T>::state_parts(bool writer) {
   if (!state_) {
     // Without tensor parallelism the replicas share the writing (a slice of the flat buffer each); with it, the
     // first replica writes its group's shards, and the group's first rank the tensors every rank of it holds.
+    // With expert parallelism rank 0 writes the shared tensors and the first expert group the experts (each its own).
     state_ = std::make_unique<StateIo<master_t<T>>>();
     const auto& ps = model_.params();
     const bool first_replica = dp_.rank() == 0, first_of_group = !tp_ || tp_->rank() == 0;
+    const bool first_holder = ep_.edp && ep_.edp->rank() == 0;
     auto add = [&](const std::string& g, const auto& values) {
-      if (!tp_) state_->add(g, ps, values, true, dp_.rank(), dp_.size());
+      if (ep_.ep)
+        state_->add(g, ps, values, true, 0, 1, [first_replica, first_holder](const std::string& name) {
+          return models::is_expert_parameter(name) ? first_holder : first_replica;
+        });
+      else if (!tp_) state_->add(g, ps, values, true, dp_.rank(), dp_.size());
       else
         state_->add(g, ps, values, first_replica, 0, 1, [&ps, first_of_group](const std::string& name) {
           return ps.info(name).shard.sharded() || first_of_group;
@@ -263,7 +331,9 @@ void DataParallelTrainer<T>::restore_numbers(const std::map<std::string, double>
 
 template <class T>
 std::vector<io::ExtraDataset> DataParallelTrainer<T>::datasets() {
-  return log_.datasets();
+  auto d = log_.datasets();
+  for (auto& x : moe_log_.datasets()) d.push_back(std::move(x));
+  return d;
 }
 
 template class DataParallelTrainer<float>;

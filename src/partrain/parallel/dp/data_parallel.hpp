@@ -6,10 +6,19 @@
 // optimizer keeps the replicas equal (self_check verifies it).
 // A 16-bit model (train.precision bf16/fp16) reduces its gradients in their own type — half the bytes — or, with
 // dp.grad_reduce_dtype = fp32, widened to fp32; the optimizer keeps fp32 master weights (models::MixedPrecision).
+//
+// Expert parallelism (partrain-ep, docs/ep.md): with expert groups the model holds its rank's experts of every MoE
+// block, its MoE layers send their tokens to the experts' ranks (AlltoallExchange), and the reducer sums the
+// experts' gradients over the ranks holding them; replicas then differ in their experts, so the experts are gathered
+// for dumps, written by their first holders, and checked equal over their holders. Megatron-Core and DeepSpeed-MoE
+// place experts the same way: expert parallelism inside data parallelism.
 #pragma once
 
 #include "partrain/models/trainer.hpp"
 #include "partrain/parallel/dp/gradient_reducer.hpp"
+#include "partrain/parallel/ep/expert_exchange.hpp"
+#include "partrain/parallel/ep/experts.hpp"
+#include "partrain/parallel/ep/moe_log.hpp"
 #include "partrain/parallel/precision.hpp"
 #include "partrain/parallel/state.hpp"
 #include "partrain/parallel/tp/mappings.hpp"
@@ -23,10 +32,11 @@ class DataParallelTrainer : public Trainer<T> {
   using BeforeUpdate = typename Trainer<T>::BeforeUpdate;
 
   /// `tp`: the model's tensor-parallel context when its layers are sharded (partrain-tp), else null. `model_seed`:
-  /// the model's seed, from which mixed precision takes its fp32 master weights.
+  /// the model's seed, from which mixed precision takes its fp32 master weights. `ep`: expert groups inside the
+  /// data-parallel group (the model built with this rank's experts), else null.
   DataParallelTrainer(models::Model<T>& model, const models::Dataset<T>& data, const models::TrainSpec& spec,
                       coll::MpiCommunicator& dp, const DpOptions& opts, TpContext* tp = nullptr,
-                      std::optional<std::uint64_t> model_seed = std::nullopt);
+                      std::optional<std::uint64_t> model_seed = std::nullopt, const EpGroups* ep = nullptr);
 
   StepRecord step(std::int64_t step, const BeforeUpdate& before_update = {}) override;
   std::string describe() const override;
@@ -55,12 +65,19 @@ class DataParallelTrainer : public Trainer<T> {
   models::Optimizer<master_t<T>>& optimizer() { return opt_; }
 
  private:
+  /// The exchange the MoE layers use (expert parallelism), attached before the workspace holds their states.
+  static std::unique_ptr<AlltoallExchange<T>> attach_exchange(models::Model<T>& model, const EpGroups* ep);
+  std::int64_t expert_first() const;
+
   models::Model<T>& model_;
   const models::Dataset<T>& data_;
   models::TrainSpec spec_;
   coll::MpiCommunicator& dp_;
   DpOptions opts_;
   TpContext* tp_;
+  EpGroups ep_;
+  std::unique_ptr<AlltoallExchange<T>> exchange_;
+  MoeLog<T> moe_log_;
   models::Optimizer<master_t<T>> opt_;
   models::MixedPrecision<T> mixed_;
   PrecisionLog<T> log_;
@@ -71,7 +88,7 @@ class DataParallelTrainer : public Trainer<T> {
   coll::Counters counters_;  ///< training traffic (frozen before the t_pure replay)
   std::unique_ptr<StateIo<master_t<T>>> state_;
   double pure_s_ = 0;
-  std::int64_t steps_ = 0, tp_block_bytes_ = 0, dp_bytes_sent_ = 0;
+  std::int64_t steps_ = 0, tp_block_bytes_ = 0, dp_bytes_sent_ = 0, a2a_bytes_ = 0;
 };
 
 extern template class DataParallelTrainer<float>;

@@ -2,6 +2,7 @@
 // experts' tensors gathered under the reference's names for dumps.
 #pragma once
 
+#include <memory>
 #include <vector>
 
 #include "partrain/collectives/mpi_communicator.hpp"
@@ -15,6 +16,20 @@ struct EpGroups {
   coll::MpiCommunicator* ep = nullptr;
   coll::MpiCommunicator* edp = nullptr;
   coll::Algo algo = coll::Algo::Auto;
+};
+
+/// The groups, made from a data-parallel group: expert groups of `degree` consecutive ranks, and the ranks with the
+/// same place in their group (holding the same experts). Collective over `dp`.
+class ExpertGroups {
+ public:
+  ExpertGroups(const coll::MpiCommunicator& dp, int degree, coll::Algo algo)
+      : ep_(dp.split(dp.rank() / degree, dp.rank())), edp_(dp.split(dp.rank() % degree, dp.rank())),
+        groups_{ep_.get(), edp_.get(), algo} {}
+  const EpGroups& groups() const { return groups_; }
+
+ private:
+  std::unique_ptr<coll::MpiCommunicator> ep_, edp_;
+  EpGroups groups_;
 };
 
 /// `tensors` (this rank's, under the reference's names) with the experts' replaced by every expert's, gathered over

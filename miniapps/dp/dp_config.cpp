@@ -19,11 +19,14 @@ void declare_keys(Deck& d) {
                    {"half", "fp32"});
 }
 
-Config read_config(const Deck& d, int world) {
+Config read_config(const Deck& d, int world, bool even) {
   Config c;
   c.model = models::read_model_spec(d);
   c.train = models::read_train_spec(d);
-  if (c.train.global_batch % world != 0)
+  if (c.train.global_batch < world)
+    input_error("train.batch", std::to_string(c.train.global_batch),
+                "gives a rank no sample: it must be at least the " + std::to_string(world) + " data-parallel ranks");
+  if (even && c.train.global_batch % world != 0)
     input_error("train.batch", std::to_string(c.train.global_batch),
                 "must be divisible by the " + std::to_string(world) + " data-parallel replicas");
   coll::parse(d.get_string("dp.algorithm"), c.dp.algo);

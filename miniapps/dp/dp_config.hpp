@@ -15,7 +15,8 @@ struct Config {
 };
 
 void declare_keys(Deck& deck);
-/// Reads and validates against the rank count (the global batch must divide by it).
-Config read_config(const Deck& deck, int world_size);
+/// Reads and validates against the rank count. `even`: the global batch must divide by it (tensor and pipeline
+/// replicas, expert groups); partrain-dp gives B/n or B/n + 1 samples to each rank (parallel::share_of).
+Config read_config(const Deck& deck, int world_size, bool even = true);
 
 }  // namespace partrain::dp_app

@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
       log0(deck.to_toml());
       return 0;
     }
-    const auto cfg = dp_app::read_config(deck, rt.size());
+    const auto cfg = dp_app::read_config(deck, rt.size(), false);  // uneven shares allowed
     app::check_outputs(opts);
     auto controls = app::check_run_controls(opts, rt.size(), true);
     rt.check_inputs();

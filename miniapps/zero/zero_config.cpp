@@ -46,9 +46,9 @@ Config read_config(const Deck& d, int world) {
   z.overlap = d.get_bool("zero.overlap");
   coll::parse(d.get_string("zero.algorithm"), z.algo);
   c.pure_comm_reps = int(d.get_int("zero.pure_comm_reps"));
-  if (c.train.global_batch % world != 0)
+  if (c.train.global_batch < world)  // B/n or B/n + 1 samples per rank (parallel::share_of)
     input_error("train.batch", std::to_string(c.train.global_batch),
-                "must be divisible by the " + std::to_string(world) + " data-parallel ranks");
+                "gives a rank no sample: it must be at least the " + std::to_string(world) + " data-parallel ranks");
   const std::int64_t psi = parameter_count(c.model);
   if (world > psi)
     input_error("ranks", std::to_string(world), "more data-parallel ranks than the model's " + std::to_string(psi) +

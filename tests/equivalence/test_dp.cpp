@@ -10,8 +10,10 @@ using namespace partrain;
 using namespace partrain::test;
 
 namespace {
-void check(const models::ModelSpec& ms, coll::Algo algo, bool overlap) {
-  const auto ts = small_train(20);
+/// `batch`: the global batch (12 divides by 1–4 ranks; others give some ranks one sample more: parallel::share_of).
+void check(const models::ModelSpec& ms, coll::Algo algo, bool overlap, std::int64_t batch = 12) {
+  auto ts = small_train(20);
+  ts.global_batch = batch;
   const auto ref = reference_run(ms, ts);
   auto& comm = world_comm();
   auto m = models::make_model<float>(ms);
@@ -22,7 +24,7 @@ void check(const models::ModelSpec& ms, coll::Algo algo, bool overlap) {
   o.bucket_mib = 0.002;  // ~500 floats: several buckets even for these small models
   parallel::DataParallelTrainer<float> tr(*m, *d, ts, comm, o);
   const std::string what = std::string(coll::name(algo)) + (overlap ? " overlap" : " no overlap") + " np " +
-                           std::to_string(comm.size()) + " " + ms.kind;
+                           std::to_string(comm.size()) + " " + ms.kind + " batch " + std::to_string(batch);
   EXPECT_GT(tr.buckets().buckets().size(), 1u) << what;
   std::vector<double> grads;
   std::vector<double> loss;
@@ -66,6 +68,18 @@ TEST(DataParallel, GptMatchesReference) {
 TEST(DataParallel, MlpMatchesReference) {
   for (auto algo : gradient_algorithms())
     for (bool overlap : {true, false}) check(small_mlp(), algo, overlap);
+}
+
+TEST(DataParallel, UnevenSharesMatchReference) {
+  // B/n or B/n + 1 samples per rank (the brief's shares): 13 at every rank count, 64 at 3 ranks (22 + 21 + 21); the
+  // shares are the global batch in order, and the loss and gradients those of the whole batch's mean
+  const int n = world_comm().size();
+  for (std::int64_t b : {13, 64}) {
+    if (b == 64 && n != 3) continue;
+    EXPECT_EQ(parallel::share_of(b, n, n - 1).first + parallel::share_of(b, n, n - 1).count, b);
+    check(small_gpt(), coll::Algo::Auto, true, b);
+    check(small_mlp(), coll::Algo::Ring, true, b);
+  }
 }
 
 TEST(DataParallel, BucketsCoverTheGradientBufferInReverseLayerOrder) {

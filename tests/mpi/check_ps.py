@@ -2,7 +2,8 @@
 """partrain-ps against what docs/ps.md promises, one case per ctest:
 
   exact       bsp (and half_sync) equal partrain-dp on the same work: bit for bit at 1 and 2 workers (the server sums
-              two gradients as the allreduce does), within 1e-5 at 3; at 1-3 servers, with and without a scheduler;
+              two gradients as the allreduce does), within 1e-5 at 3 (with a batch of 64 too: uneven shares); at 1-3
+              servers, with and without a scheduler;
               in bf16 and fp16 (fp32 master weights on the servers) bit for bit against partrain-dp reducing in fp32
               (fp16 where no step overflows: a shard skips only its own update, partrain-dp the whole step); fp16
               from a loss scale that overflows: shards skip and back off
@@ -112,6 +113,7 @@ def events(h5):
 if case == "exact":
     for s, w, sched, extra in [(1, 1, False, []), (1, 2, False, []), (2, 2, False, []), (2, 2, True, []),
                                (3, 2, False, []), (1, 3, False, []),
+                               (1, 3, False, ["--set", "train.batch=64"]),  # uneven shares: 22 + 21 + 21, as partrain-dp
                                (1, 2, False, ["--set", "ps.mode=half_sync", "--set", "ps.jitter_ms=5"]),
                                (2, 2, False, ["--set", "train.precision=bf16"]),
                                (2, 2, False, ["--set", "train.precision=fp16"])]:

@@ -15,7 +15,7 @@ void declare_model_keys(Deck& d) {
   d.declare_int("model.gpt.layers", 4, "transformer blocks L", 1, 4096);
   d.declare_int("model.gpt.channels", 256, "hidden size C", 1, 1 << 20);
   d.declare_int("model.gpt.heads", 4, "attention heads H (divides C)", 1, 4096);
-  d.declare_int("model.gpt.moe.every", 0, "every moe.every-th block's MLP is a mixture of experts (0: dense; docs/moe.md)",
+  d.declare_int("model.gpt.moe.every", 0, "every moe.every-th block's MLP is a mixture of experts (0: dense; docs/ep.md)",
                 0, 4096);
   d.declare_int("model.gpt.moe.experts", 8, "experts E per MoE block", 1, 1 << 16);
   d.declare_int("model.gpt.moe.top_k", 1, "experts per token k (1: Switch, 2: GShard/Mixtral gates)", 1, 2);

@@ -7,6 +7,8 @@
 // collectively); the returned loss is the mean over the global batch and is the same on every rank.
 #pragma once
 
+#include <algorithm>
+
 #include <array>
 #include <functional>
 #include <map>
@@ -20,6 +22,17 @@
 #include "partrain/io/state_dump.hpp"
 
 namespace partrain::parallel {
+
+/// A data-parallel rank's share of the global batch, as the brief gives it: rank r of n takes samples
+/// [first, first + count), count = B/n or B/n + 1 (the first B mod n ranks one more), so the shares are the global
+/// batch in order whatever n. The loss is scaled by the global rows, so uneven shares still sum to the mean.
+struct Share {
+  std::int64_t first = 0, count = 0;
+};
+inline Share share_of(std::int64_t batch, int ranks, int rank) {
+  const std::int64_t q = batch / ranks, extra = batch % ranks;
+  return {rank * q + std::min<std::int64_t>(rank, extra), q + (rank < extra ? 1 : 0)};
+}
 
 /// One step as this rank saw it.
 struct StepRecord {

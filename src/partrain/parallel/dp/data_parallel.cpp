@@ -27,12 +27,13 @@ DataParallelTrainer<T>::DataParallelTrainer(models::Model<T>& model, const model
       moe_log_(model),
       opt_(spec.optimizer, model.params().numel()),
       mixed_(model.params(), model_seed, spec),
-      local_(spec.global_batch / dp.size()),
-      first_(local_ * dp.rank()),
+      local_(share_of(spec.global_batch, dp.size(), dp.rank()).count),
+      first_(share_of(spec.global_batch, dp.size(), dp.rank()).first),
       batch_(data.allocate(local_)),
       ws_(model.make_workspace(local_)),
       reducer_(model, dp, opts, ep ? ep->edp : nullptr) {
-  PARTRAIN_REQUIRE(spec.global_batch % dp.size() == 0, "global batch must divide by the data-parallel degree");
+  // expert groups route per sequence but size an expert rank's rows for as many sequences on every rank
+  PARTRAIN_REQUIRE(!ep || spec.global_batch % dp.size() == 0, "expert parallelism needs equal shares of the batch");
 }
 
 template <class T>
@@ -139,6 +140,9 @@ std::string DataParallelTrainer<T>::describe() const {
                          (reducer_.fp32_grads().size() ? std::string("fp32") : precision_name<T>()) +
                          ", fp32 master weights"
                    : "";
+  const std::int64_t B = spec_.global_batch, n = dp_.size();
+  const std::string samples = B % n == 0 ? std::to_string(B / n)
+                                         : std::to_string(B / n) + "-" + std::to_string(B / n + 1) + " (uneven)";
   std::string experts;
   if (exchange_) {
     const auto& m = static_cast<const models::Gpt<T>&>(model_).config().moe;
@@ -153,7 +157,7 @@ std::string DataParallelTrainer<T>::describe() const {
          format_bytes(double(model_.params().numel() * std::int64_t(sizeof(T)))) + "), " +
          std::to_string(buckets().buckets().size()) + " buckets, algorithm " + coll::name(opts_.algo) +
          (opts_.algo == coll::Algo::Auto ? std::string(" (") + coll::name(reducer_.resolved_algo()) + ")" : "") +
-         ", overlap " + (opts_.overlap ? "on" : "off") + ", " + std::to_string(local_) + " samples per rank" + precision;
+         ", overlap " + (opts_.overlap ? "on" : "off") + ", " + samples + " samples per rank" + precision;
 }
 
 template <class T>

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "partrain/core/error.hpp"
+#include "partrain/parallel/trainer.hpp"
 
 namespace partrain::parallel::ps {
 
@@ -53,9 +54,8 @@ std::vector<int> Layout::coordinator_candidates() const {
 }
 
 std::pair<std::int64_t, std::int64_t> slice(std::int64_t batch, int members, int index) {
-  const std::int64_t base = batch / members, extra = batch % members;
-  const std::int64_t first = index * base + std::min<std::int64_t>(index, extra);
-  return {first, base + (index < extra ? 1 : 0)};
+  const auto s = share_of(batch, members, index);  // partrain-dp's and ZeRO's shares too
+  return {s.first, s.count};
 }
 
 }  // namespace partrain::parallel::ps

@@ -38,9 +38,8 @@ ZeroTrainer<T>::ZeroTrainer(models::Model<T>& model, std::uint64_t seed, const m
                             const models::TrainSpec& spec, coll::MpiCommunicator& dp, const ZeroOptions& opts)
     : model_(model), data_(data), spec_(spec), dp_(dp), opts_(opts), seed_(seed), scaler_(spec.loss_scale) {
   const int n = dp.size(), r = dp.rank(), st = opts.stage;
-  PARTRAIN_REQUIRE(spec.global_batch % n == 0, "global batch must divide by the data-parallel degree");
-  local_ = spec.global_batch / n;
-  first_ = local_ * r;
+  local_ = share_of(spec.global_batch, n, r).count;  // B/n or B/n + 1
+  first_ = share_of(spec.global_batch, n, r).first;
   model.build(seed, st < 3, st < 2);
   auto& ps = model.params();
   tied_ = model.tied_parameters();

@@ -23,7 +23,7 @@
 
 namespace partrain::parallel {
 
-/// A data-parallel rank's share of the global batch, as the brief gives it: rank r of n takes samples
+/// A data-parallel rank's share of the global batch, as a parameter server gives its workers theirs: rank r of n takes samples
 /// [first, first + count), count = B/n or B/n + 1 (the first B mod n ranks one more), so the shares are the global
 /// batch in order whatever n. The loss is scaled by the global rows, so uneven shares still sum to the mean.
 struct Share {

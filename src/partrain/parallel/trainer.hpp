@@ -23,9 +23,9 @@
 
 namespace partrain::parallel {
 
-/// A data-parallel rank's share of the global batch, as a parameter server gives its workers theirs: rank r of n takes samples
-/// [first, first + count), count = B/n or B/n + 1 (the first B mod n ranks one more), so the shares are the global
-/// batch in order whatever n. The loss is scaled by the global rows, so uneven shares still sum to the mean.
+/// A data-parallel rank's share of the global batch, as a parameter server gives its workers theirs: rank r of n
+/// takes samples [first, first + count), count = B/n or B/n + 1 (the first B mod n ranks one more), so the shares are
+/// the global batch in order whatever n. The loss is scaled by the global rows, so uneven shares sum to the mean.
 struct Share {
   std::int64_t first = 0, count = 0;
 };

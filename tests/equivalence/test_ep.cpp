@@ -34,12 +34,11 @@ models::ModelSpec small_moe(std::int64_t k, double capacity_factor = 0.75) {
 /// as many steps, once per binary).
 /// The expert groups of `degree` consecutive ranks of `comm`, made once per communicator and degree for the binary
 /// (a split is a blocking collective, slow when ranks outnumber cores; never freed, like grid_of's).
-const parallel::EpGroups& groups_of(coll::MpiCommunicator& comm, int degree, coll::Algo algo) {
+parallel::EpGroups groups_of(coll::MpiCommunicator& comm, int degree, coll::Algo algo) {
   static auto& cache = *new std::map<std::pair<coll::MpiCommunicator*, int>, std::unique_ptr<parallel::ExpertGroups>>;
   auto& g = cache[{&comm, degree}];
   if (!g) g = std::make_unique<parallel::ExpertGroups>(comm, degree, coll::Algo::Auto);
-  static parallel::EpGroups out;
-  out = g->groups();
+  auto out = g->groups();
   out.algo = algo;
   return out;
 }
@@ -74,7 +73,7 @@ void check(const models::ModelSpec& ms, int degree, coll::Algo a2a, std::int64_t
   const auto ts = small_train(steps);
   const auto& ref = reference_in<float>(ms, ts);
   auto& world = world_comm();
-  const auto& groups = groups_of(world, degree, a2a);
+  const auto groups = groups_of(world, degree, a2a);
   auto gpt = ms.gpt;
   gpt.expert_first = std::int64_t(groups.ep->rank()) * (gpt.moe.experts / degree);
   gpt.expert_count = gpt.moe.experts / degree;
@@ -119,7 +118,7 @@ void check_pipeline(const PipeLayout& l) {
   auto& world = world_comm();
   const int d = world.size() / l.p;
   coll::ProcessGrid& grid = grid_of(GridShape{l.p, d, 1});
-  const auto& groups = groups_of(grid.dp(), l.ep, coll::Algo::Auto);
+  const auto groups = groups_of(grid.dp(), l.ep, coll::Algo::Auto);
   auto gpt = ms.gpt;
   if (l.ep > 1) {
     gpt.expert_count = gpt.moe.experts / l.ep;

@@ -17,6 +17,8 @@ ProcessGrid::ProcessGrid(MPI_Comm world, GridShape shape) : grid_(shape, size_of
   tp_ = world_->split(grid_.tp_color(r), c.tp);
   dp_ = world_->split(grid_.dp_color(r), c.dp);
   pp_ = world_->split(grid_.pp_color(r), c.pp);
+  cp_ = world_->split(grid_.cp_color(r), c.cp);
+  if (shape.cp > 1) dp_cp_ = world_->split(grid_.dp_cp_color(r), c.dp * shape.cp + c.cp);
 }
 
 }  // namespace partrain::coll

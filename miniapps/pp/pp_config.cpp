@@ -33,6 +33,9 @@ Config read_config(const Deck& d, int world) {
   auto& s = pl.schedule;
   s.p = int(d.get_int("pp.degree"));
   c.tp_degree = int(d.get_int("tp.degree"));
+  if (d.get_int("cp.degree") > 1)  // the stages' activations and the executor's buffers are whole sequences
+    input_error("cp.degree", std::to_string(d.get_int("cp.degree")),
+                "partrain-pp does not split sequences; context parallelism runs in partrain-tp (docs/cp.md)");
   parallel::pipeline::parse(d.get_string("pp.schedule"), s.kind);
   s.m = int(d.get_int("pp.microbatches"));
   s.v = int(d.get_int("pp.chunks"));

@@ -1,5 +1,6 @@
-// Communicators for the process grid (core/grid.hpp): world, and this rank's tensor-, data- and
-// pipeline-parallel groups, each ordered by its index along that dimension.
+// Communicators for the process grid (core/grid.hpp): world, and this rank's tensor-, data-, pipeline- and
+// context-parallel groups, each ordered by its index along that dimension, and the data-parallel group with context
+// parallelism (the ranks holding the same parameters, ordered cp fastest; the data-parallel group itself when cp = 1).
 #pragma once
 
 #include <memory>
@@ -20,10 +21,12 @@ class ProcessGrid {
   MpiCommunicator& tp() { return *tp_; }
   MpiCommunicator& dp() { return *dp_; }
   MpiCommunicator& pp() { return *pp_; }
+  MpiCommunicator& cp() { return *cp_; }
+  MpiCommunicator& dp_cp() { return dp_cp_ ? *dp_cp_ : *dp_; }
 
  private:
   Grid grid_;
-  std::unique_ptr<MpiCommunicator> world_, tp_, dp_, pp_;
+  std::unique_ptr<MpiCommunicator> world_, tp_, dp_, pp_, cp_, dp_cp_;  ///< dp_cp_: null when cp = 1
 };
 
 }  // namespace partrain::coll

@@ -9,6 +9,7 @@
 #include "partrain/kernels/gemm.hpp"
 #include "partrain/models/gpt_layers.hpp"
 #include "partrain/parallel/tp/gpt.hpp"
+#include "partrain/parallel/tp/gpt_layers.hpp"
 
 namespace partrain::parallel {
 template <class T>
@@ -27,8 +28,8 @@ DataParallelTrainer<T>::DataParallelTrainer(models::Model<T>& model, const model
       moe_log_(model),
       opt_(spec.optimizer, model.params().numel()),
       mixed_(model.params(), model_seed, spec),
-      local_(share_of(spec.global_batch, dp.size(), dp.rank()).count),
-      first_(share_of(spec.global_batch, dp.size(), dp.rank()).first),
+      local_(replica_share(spec, dp, tp).count),
+      first_(replica_share(spec, dp, tp).first),
       batch_(data.allocate(local_)),
       ws_(model.make_workspace(local_)),
       reducer_(model, dp, opts, ep ? ep->edp : nullptr) {
@@ -48,6 +49,21 @@ std::unique_ptr<AlltoallExchange<T>> DataParallelTrainer<T>::attach_exchange(mod
 }
 
 template <class T>
+Share DataParallelTrainer<T>::replica_share(const models::TrainSpec& spec, const coll::MpiCommunicator& dp, const TpContext* tp) {
+  const int cp = tp ? tp->cp_size() : 1;  // the group's ranks ordered cp fastest: cp neighbours form a replica
+  return share_of(spec.global_batch, dp.size() / cp, dp.rank() / cp);
+}
+
+template <class T>
+std::vector<ContextAttention<T>*> DataParallelTrainer<T>::context_attentions() const {
+  std::vector<ContextAttention<T>*> out;
+  for (const auto& l : model_.layers())
+    if (const auto* b = dynamic_cast<const TpBlock<T>*>(l.get()); b && b->context_attention())
+      out.push_back(b->context_attention());
+  return out;
+}
+
+template <class T>
 std::int64_t DataParallelTrainer<T>::expert_first() const {
   return static_cast<const models::Gpt<T>&>(model_).config().expert_first;
 }
@@ -57,6 +73,8 @@ StepRecord DataParallelTrainer<T>::step(std::int64_t s, const BeforeUpdate& befo
   data_.fill(std::uint64_t(s), first_, batch_);
   coll::barrier(dp_.comm());
   const double tp0 = tp_ ? tp_->comm_s : 0.0;
+  CpContext* cp = tp_ && tp_->cp_size() > 1 ? tp_->cp : nullptr;
+  const double cp_wait0 = cp ? cp->wait_s : 0.0, cp_attn0 = cp ? cp->attention_s : 0.0;
   reducer_.begin_step();
   if (exchange_) exchange_->take_time();
   const auto a2a_bytes0 = ep_.ep ? ep_.ep->counters()[coll::Op::Alltoall].bytes_sent : 0;
@@ -110,11 +128,16 @@ StepRecord DataParallelTrainer<T>::step(std::int64_t s, const BeforeUpdate& befo
   rec.phase("comm", reducer_.span_s());
   rec.phase("optimizer", t_end - t_opt0);
   if (tp_) rec.phase("tp_comm", tp_->comm_s - tp0);
+  const double cp_wait = cp ? cp->wait_s - cp_wait0 : 0.0;  // context parallelism's transfers left waiting
+  if (cp) {
+    rec.phase("cp_comm", cp_wait);
+    rec.phase("cp_attention", cp->attention_s - cp_attn0);
+  }
   const double a2a = exchange_ ? exchange_->take_time() : 0.0;  // the MoE layers' token exchanges, inside the step
   if (exchange_) rec.phase("alltoall", a2a);
   // forward and backward less what the hooks waited for (the tensor-parallel collectives and the expert exchanges
   // inside them too)
-  rec.phase("busy", (t_bwd - t0) - in_hooks - (tp_ ? tp_->comm_s - tp0 : 0.0) - a2a + (t_end - t_opt0));
+  rec.phase("busy", (t_bwd - t0) - in_hooks - (tp_ ? tp_->comm_s - tp0 : 0.0) - a2a - cp_wait + (t_end - t_opt0));
   moe_log_.record(ws_, local_, dp_.comm(), rows);  // outside the timed step
   ++steps_;
   counters_ = dp_.counters();
@@ -129,6 +152,7 @@ StepRecord DataParallelTrainer<T>::step(std::int64_t s, const BeforeUpdate& befo
     counters_ += tp_->comm->counters();
     tp_block_bytes_ = tp_->block_bytes_sent;
   }
+  if (cp) counters_ += cp->comm->counters();
   return rec;
 }
 
@@ -140,7 +164,7 @@ std::string DataParallelTrainer<T>::describe() const {
                          (reducer_.fp32_grads().size() ? std::string("fp32") : precision_name<T>()) +
                          ", fp32 master weights"
                    : "";
-  const std::int64_t B = spec_.global_batch, n = dp_.size();
+  const std::int64_t B = spec_.global_batch, n = dp_.size() / (tp_ ? tp_->cp_size() : 1);
   const std::string samples = B % n == 0 ? std::to_string(B / n)
                                          : std::to_string(B / n) + "-" + std::to_string(B / n + 1) + " (uneven)";
   std::string experts;
@@ -151,13 +175,20 @@ std::string DataParallelTrainer<T>::describe() const {
               ", capacity " + std::to_string(m.capacity(model_.rows_per_sample())) +
               " per sequence and expert, all-to-all " + coll::name(ep_.algo) + ")";
   }
-  return "dp " + std::to_string(dp_.size()) + " x tp " + std::to_string(t) +
-         (tp_ && tp_->sequence_parallel ? " (sequence parallel)" : "") + experts + ": " +
+  const int cp = tp_ ? tp_->cp_size() : 1;
+  const std::string context =
+      cp > 1 ? " x cp " + std::to_string(cp) + " (" + name(tp_->cp->kind) + " attention, " +
+                   std::to_string(tp_->cp->layout.local) + " of " + std::to_string(tp_->cp->layout.seq_len) +
+                   " tokens per sequence here)"
+             : "";
+  return "dp " + std::to_string(dp_.size() / cp) + " x tp " + std::to_string(t) +
+         (tp_ && tp_->sequence_parallel ? " (sequence parallel)" : "") + context + experts + ": " +
          std::to_string(model_.params().numel()) + " parameters per rank (" +
          format_bytes(double(model_.params().numel() * std::int64_t(sizeof(T)))) + "), " +
          std::to_string(buckets().buckets().size()) + " buckets, algorithm " + coll::name(opts_.algo) +
          (opts_.algo == coll::Algo::Auto ? std::string(" (") + coll::name(reducer_.resolved_algo()) + ")" : "") +
-         ", overlap " + (opts_.overlap ? "on" : "off") + ", " + samples + " samples per rank" + precision;
+         ", overlap " + (opts_.overlap ? "on" : "off") + ", " + samples + " samples per " +
+         (n < dp_.size() ? "replica" : "rank") + precision;
 }
 
 template <class T>
@@ -189,6 +220,15 @@ std::vector<io::NamedTensor> DataParallelTrainer<T>::gather_full(bool grads) {
 template <class T>
 double DataParallelTrainer<T>::measure_pure_comm(int reps) {
   pure_s_ = reducer_.measure_pure_comm(reps);
+  const auto attns = context_attentions();
+  if (!attns.empty()) {  // one step's context-parallel transfers alone: every layer's, best of the repetitions
+    cp_pure_s_ = 0;
+    for (int r = 0; r < std::max(1, reps); ++r) {
+      double t = 0;
+      for (auto* a : attns) t += a->replay_transfers(local_);
+      cp_pure_s_ = r == 0 ? t : std::min(cp_pure_s_, t);
+    }
+  }
   return pure_s_;
 }
 
@@ -211,6 +251,7 @@ template <class T>
 std::vector<std::string> DataParallelTrainer<T>::exposed_comm_phases() const {
   std::vector<std::string> p = {"comm_exposed"};
   if (tp_) p.push_back("tp_comm");
+  if (tp_ && tp_->cp_size() > 1) p.push_back("cp_comm");
   if (exchange_) p.push_back("alltoall");
   return p;
 }
@@ -223,7 +264,11 @@ std::string DataParallelTrainer<T>::step_note(const StepRecord& rec) const {
     return 0.0;
   };
   char buf[160];
-  if (tp_)
+  if (tp_ && tp_->cp_size() > 1)
+    std::snprintf(buf, sizeof buf, "attention %4.1f%% | cp exposed %4.1f%% | tp comm %4.1f%% | dp exposed %4.1f%%",
+                  100.0 * ph("cp_attention") / rec.time_s, 100.0 * ph("cp_comm") / rec.time_s,
+                  100.0 * ph("tp_comm") / rec.time_s, 100.0 * ph("comm_exposed") / rec.time_s);
+  else if (tp_)
     std::snprintf(buf, sizeof buf, "tp comm %4.1f%% | dp exposed %4.1f%%", 100.0 * ph("tp_comm") / rec.time_s,
                   100.0 * ph("comm_exposed") / rec.time_s);
   else if (exchange_)
@@ -257,13 +302,27 @@ NamedFigures DataParallelTrainer<T>::summary(const RunMedians& m) {
   if (tp_) {
     const auto* gpt = dynamic_cast<const TpGpt<T>*>(&model_);
     const double layers = gpt ? double(gpt->config().layers) : 1.0;
-    const double b = double(local_), sq = gpt ? double(gpt->config().seq_len) : 1.0,
+    const int cp = tp_->cp_size();
+    const double b = double(local_), sq = gpt ? double(gpt->config().seq_len / cp) : 1.0,
                  h = gpt ? double(gpt->config().channels) : 1.0, t = double(tp_->size());
     f.push_back({"tp_comm_s", m.phase("tp_comm")});
     f.push_back({"tp_comm_share", m.phase("tp_comm") / m.step_time_s});
     f.push_back({"tp_block_bytes_sent_per_layer_per_microbatch",
                  steps_ ? double(tp_block_bytes_) / double(steps_) / layers : 0.0});
     f.push_back({"predicted_tp_block_bytes_sent_per_layer_per_microbatch", 8.0 * b * sq * h * (t - 1) / t * double(sizeof(T))});
+    if (cp > 1) {  // context parallelism (docs/cp.md, Result figures)
+      const auto cp_pure = coll::over_ranks(dp_.comm(), cp_pure_s_);
+      const double cp_exposed = m.phase("cp_comm");
+      f.push_back({"cp_attention_s", m.phase("cp_attention")});
+      f.push_back({"cp_attention_share", m.phase("cp_attention") / m.step_time_s});
+      f.push_back({"cp_comm_exposed_s", cp_exposed});
+      f.push_back({"cp_comm_pure_s", cp_pure[1]});
+      f.push_back({"cp_exposed_share", cp_pure[1] > 0 ? std::min(1.0, cp_exposed / cp_pure[1]) : 0.0});
+      f.push_back({"cp_bytes_sent_per_layer_per_microbatch",
+                   steps_ ? double(tp_->cp->bytes_sent) / double(steps_) / layers : 0.0});
+      f.push_back({"predicted_cp_bytes_sent_per_layer_per_microbatch",
+                   cp_bytes_per_layer(tp_->cp->kind, cp, b, sq, h / t, double(sizeof(T)))});
+    }
   }
   return f;
 }
@@ -278,6 +337,7 @@ NamedStrings DataParallelTrainer<T>::attributes() const {
     a.push_back({"grad_reduce_dtype", reducer_.fp32_grads().size() ? "fp32" : precision_name<T>()});
   }
   if (exchange_) a.push_back({"alltoall_algorithm", coll::name(ep_.algo)});
+  if (tp_ && tp_->cp_size() > 1) a.push_back({"cp_kind", name(tp_->cp->kind)});
   return a;
 }
 

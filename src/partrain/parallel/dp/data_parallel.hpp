@@ -12,10 +12,15 @@
 // experts' gradients over the ranks holding them; replicas then differ in their experts, so the experts are gathered
 // for dumps, written by their first holders, and checked equal over their holders. Megatron-Core and DeepSpeed-MoE
 // place experts the same way: expert parallelism inside data parallelism.
+//
+// Context parallelism (partrain-tp with cp.degree > 1, docs/cp.md): `dp` is then the data-parallel group with context
+// parallelism, its ranks ordered cp fastest; each run of cp neighbours is one replica sharing its samples (each rank
+// holding T/cp tokens of every sequence), and the reducer sums the gradients over all of them.
 #pragma once
 
 #include "partrain/models/trainer.hpp"
 #include "partrain/parallel/dp/gradient_reducer.hpp"
+#include "partrain/parallel/cp/context_attention.hpp"
 #include "partrain/parallel/ep/expert_exchange.hpp"
 #include "partrain/parallel/ep/experts.hpp"
 #include "partrain/parallel/ep/moe_log.hpp"
@@ -67,6 +72,10 @@ class DataParallelTrainer : public Trainer<T> {
  private:
   /// The exchange the MoE layers use (expert parallelism), attached before the workspace holds their states.
   static std::unique_ptr<AlltoallExchange<T>> attach_exchange(models::Model<T>& model, const EpGroups* ep);
+  /// This rank's samples: its replica's share, a replica being cp neighbours of the group (context parallelism).
+  static Share replica_share(const models::TrainSpec& spec, const coll::MpiCommunicator& dp, const TpContext* tp);
+  /// The context-parallel attention of every block (empty without context parallelism).
+  std::vector<ContextAttention<T>*> context_attentions() const;
   std::int64_t expert_first() const;
 
   models::Model<T>& model_;
@@ -87,7 +96,7 @@ class DataParallelTrainer : public Trainer<T> {
   GradientReducer<T> reducer_;
   coll::Counters counters_;  ///< training traffic (frozen before the t_pure replay)
   std::unique_ptr<StateIo<master_t<T>>> state_;
-  double pure_s_ = 0;
+  double pure_s_ = 0, cp_pure_s_ = 0;
   std::int64_t steps_ = 0, tp_block_bytes_ = 0, dp_bytes_sent_ = 0, a2a_bytes_ = 0;
 };
 

@@ -24,6 +24,7 @@ struct TpBlockState : models::LayerState {
   View2<T> ln1, ln1_full, qkv, atty, res1, ln2, ln2_full, fc, fcg;
   View1<acc_t<T>> mean1, rstd1, mean2, rstd2;
   kernels::AttentionState<T> attn;
+  std::unique_ptr<models::LayerState> cp_attn;  ///< context-parallel attention's, instead of attn
 };
 
 template <class T>
@@ -52,11 +53,20 @@ void TpEmbedding<T>::bind(const models::ParamStore<T>& ps) {
 }
 
 template <class T>
+IndexView1 TpEmbedding<T>::local_tokens(const IndexView1& tokens) {
+  if (tp_.cp_size() == 1) return tokens;
+  if (std::int64_t(tokens_.extent(0)) != cp_rows(tp_, std::int64_t(tokens.extent(0))))
+    tokens_ = IndexView1("act/embedding.cp_tokens", cp_rows(tp_, std::int64_t(tokens.extent(0))));
+  cp_local_ids(tp_.cp->layout, tokens, tokens_);
+  return tokens_;
+}
+
+template <class T>
 void TpEmbedding<T>::forward(const models::Batch<T>& batch, const View2<T>&, const View2<T>& y, models::LayerState&) {
-  const std::int64_t N = std::int64_t(batch.tokens.extent(0)), C = cfg_.channels, Vl = cfg_.vocab / tp_.size();
-  const std::int64_t v0 = tp_.rank() * Vl, Tn = cfg_.seq_len;
+  const std::int64_t N = cp_rows(tp_, std::int64_t(batch.tokens.extent(0))), C = cfg_.channels, Vl = cfg_.vocab / tp_.size();
+  const std::int64_t v0 = tp_.rank() * Vl;
   View2<T> all = tp_.sequence_parallel ? buffer(full_, "act/embedding.full", N, C) : y;
-  auto tok = batch.tokens;
+  auto tok = local_tokens(batch.tokens);
   auto wte = wte_;
   Kokkos::parallel_for(
       "partrain::tp::embedding_lookup", Kokkos::RangePolicy<ExecSpace>(0, N), KOKKOS_LAMBDA(std::int64_t n) {
@@ -67,10 +77,12 @@ void TpEmbedding<T>::forward(const models::Batch<T>& batch, const View2<T>&, con
   if (tp_.sequence_parallel) tp_reduce_scatter_rows(tp_, all, y);
   else tp_allreduce(tp_, y);
   const std::int64_t off = tp_.sequence_parallel ? tp_.rank() * std::int64_t(y.extent(0)) : 0;
+  const CpLayout lay = layout_of(tp_, cfg_.seq_len);  // row off + r is token (off + r) mod Tl of its sequence
+  const std::int64_t Tl = lay.local;
   auto wpe = wpe_;
   Kokkos::parallel_for(
       "partrain::tp::position_add", Kokkos::RangePolicy<ExecSpace>(0, y.extent(0)), KOKKOS_LAMBDA(std::int64_t r) {
-        const std::int64_t t = (off + r) % Tn;
+        const std::int64_t t = lay.position((off + r) % Tl);
         for (std::int64_t c = 0; c < C; ++c) y(r, c) = acc_t<T>(y(r, c)) + acc_t<T>(wpe(t, c));
       });
 }
@@ -78,23 +90,30 @@ void TpEmbedding<T>::forward(const models::Batch<T>& batch, const View2<T>&, con
 template <class T>
 void TpEmbedding<T>::backward(const models::Batch<T>& batch, const View2<T>&, const View2<T>& dy, const View2<T>&,
                               models::LayerState&) {
-  const std::int64_t N = std::int64_t(batch.tokens.extent(0)), C = cfg_.channels, Vl = cfg_.vocab / tp_.size();
+  const std::int64_t N = cp_rows(tp_, std::int64_t(batch.tokens.extent(0))), C = cfg_.channels, Vl = cfg_.vocab / tp_.size();
   const std::int64_t v0 = tp_.rank() * Vl, Tn = cfg_.seq_len, R = std::int64_t(dy.extent(0));
   const std::int64_t off = tp_.sequence_parallel ? tp_.rank() * R : 0;
+  // position t is local token jt of every sequence (none of them when another context-parallel rank holds it)
+  const CpLayout lay = layout_of(tp_, Tn);
+  const std::int64_t Tl = lay.local;
   auto dwpe = dwpe_;
   if constexpr (is_half_v<T>) {  // 16-bit gradients summed in fp32, stored once per element (docs/precision.md)
     Kokkos::parallel_for(
         "partrain::tp::position_backward_fp32", Kokkos::RangePolicy<ExecSpace>(0, Tn), KOKKOS_LAMBDA(std::int64_t t) {
+          const std::int64_t jt = lay.local_index(t);
+          if (jt < 0) return;
           for (std::int64_t c = 0; c < C; ++c) {
             float acc = dwpe(t, c);
-            for (std::int64_t r = ((t - off) % Tn + Tn) % Tn; r < R; r += Tn) acc += float(dy(r, c));
+            for (std::int64_t r = ((jt - off) % Tl + Tl) % Tl; r < R; r += Tl) acc += float(dy(r, c));
             dwpe(t, c) = acc;
           }
         });
   } else {
     Kokkos::parallel_for(
         "partrain::tp::position_backward", Kokkos::RangePolicy<ExecSpace>(0, Tn), KOKKOS_LAMBDA(std::int64_t t) {
-          for (std::int64_t r = ((t - off) % Tn + Tn) % Tn; r < R; r += Tn)
+          const std::int64_t jt = lay.local_index(t);
+          if (jt < 0) return;
+          for (std::int64_t r = ((jt - off) % Tl + Tl) % Tl; r < R; r += Tl)
             for (std::int64_t c = 0; c < C; ++c) dwpe(t, c) += dy(r, c);
         });
   }
@@ -103,7 +122,7 @@ void TpEmbedding<T>::backward(const models::Batch<T>& batch, const View2<T>&, co
     all = buffer(full_, "act/embedding.full", N, C);
     tp_allgather_rows(tp_, dy, all);
   }
-  auto tok = batch.tokens;
+  auto tok = local_tokens(batch.tokens);
   auto dwte = dwte_;
   if constexpr (is_half_v<T>) {  // this rank's rows of the table summed in an fp32 scratch, stored once
     View2<float> sum("act/embedding.grad_fp32", Vl, C);
@@ -137,7 +156,10 @@ TpBlock<T>::TpBlock(const models::GptConfig& c, int index, TpContext& tp)
       qkv_(name() + ".attn.qkv", c.channels, 3 * c.channels, 3, tp),
       fc_(name() + ".mlp.fc", c.channels, 4 * c.channels, 1, tp),
       proj_(name() + ".attn.proj", c.channels, c.channels, tp),
-      mproj_(name() + ".mlp.proj", 4 * c.channels, c.channels, tp) {}
+      mproj_(name() + ".mlp.proj", 4 * c.channels, c.channels, tp) {
+  if (tp.cp_size() > 1)
+    cp_attn_ = make_context_attention<T>(*tp.cp, c.heads / tp.size(), c.channels / c.heads, name() + ".attn");
+}
 
 template <class T>
 void TpBlock<T>::declare(models::ParamStore<T>& ps) {
@@ -173,6 +195,8 @@ template <class T>
 std::unique_ptr<models::LayerState> TpBlock<T>::make_state(std::int64_t rows) const {
   const auto C = cfg_.channels, t = std::int64_t(tp_.size()), rl = local_rows(tp_, rows);
   const std::string a = "act/" + name();
+  const std::int64_t B = rows / cfg_.seq_len;
+  rows = cp_rows(tp_, rows);  // the rows of this rank's tokens, whole over the tensor-parallel group
   auto st = std::make_unique<TpBlockState<T>>();
   st->ln1 = View2<T>(a + ".ln1", rl, C);
   st->ln1_full = tp_.sequence_parallel ? View2<T>(a + ".ln1_full", rows, C) : st->ln1;
@@ -187,8 +211,8 @@ std::unique_ptr<models::LayerState> TpBlock<T>::make_state(std::int64_t rows) co
   st->rstd1 = View1<acc_t<T>>(a + ".rstd1", rl);
   st->mean2 = View1<acc_t<T>>(a + ".mean2", rl);
   st->rstd2 = View1<acc_t<T>>(a + ".rstd2", rl);
-  st->attn = kernels::AttentionState<T>(a + ".attn", rows / cfg_.seq_len, cfg_.seq_len, cfg_.heads / t,
-                                        C / cfg_.heads);
+  if (cp_attn_) st->cp_attn = cp_attn_->make_state(a + ".attn", B);
+  else st->attn = kernels::AttentionState<T>(a + ".attn", B, cfg_.seq_len, cfg_.heads / t, C / cfg_.heads);
   return st;
 }
 
@@ -196,12 +220,14 @@ template <class T>
 void TpBlock<T>::ensure_scratch(std::int64_t rows) {
   const auto C = cfg_.channels, t = std::int64_t(tp_.size());
   const std::string a = "act/" + name() + ".scratch";
+  const auto dln_rows = local_rows(tp_, rows);
+  rows = cp_rows(tp_, rows);
   buffer(full_a_, a + ".full_a", rows, C);
   buffer(full_b_, a + ".full_b", rows, C);
   buffer(wide_, a + ".wide", rows, 4 * C / t);
   buffer(dqkv_, a + ".qkv", rows, 3 * C / t);
   buffer(datty_, a + ".atty", rows, C / t);
-  buffer(dln_, a + ".ln", local_rows(tp_, rows), C);
+  buffer(dln_, a + ".ln", dln_rows, C);
 }
 
 template <class T>
@@ -213,7 +239,8 @@ void TpBlock<T>::forward(const models::Batch<T>& batch, const View2<T>& x, const
   tp_.in_block = true;
   kernels::layernorm_forward(x, ln1_w_, ln1_b_, st.ln1, st.mean1, st.rstd1);
   qkv_.forward(st.ln1, st.ln1_full, st.qkv);
-  kernels::attention_forward(kernels::as_sequences(st.qkv, B, Tn), kernels::as_sequences(st.atty, B, Tn), hl, st.attn);
+  if (cp_attn_) cp_attn_->forward(st.qkv, st.atty, *st.cp_attn);
+  else kernels::attention_forward(kernels::as_sequences(st.qkv, B, Tn), kernels::as_sequences(st.atty, B, Tn), hl, st.attn);
   proj_.forward(st.atty, tp_.sequence_parallel ? full_a_ : st.res1, st.res1);
   kernels::add_into(st.res1, x);
   kernels::layernorm_forward(st.res1, ln2_w_, ln2_b_, st.ln2, st.mean2, st.rstd2);
@@ -240,7 +267,8 @@ void TpBlock<T>::backward(const models::Batch<T>& batch, const View2<T>& x, cons
   kernels::layernorm_backward(dln_, st.res1, ln2_w_, st.mean2, st.rstd2, dy, dln2_w_, dln2_b_);
   // attention branch
   proj_.backward(dy, sp ? full_a_ : dy, st.atty, datty_);
-  kernels::attention_backward(kernels::as_sequences(datty_, B, Tn), kernels::as_sequences(dqkv_, B, Tn), hl, st.attn);
+  if (cp_attn_) cp_attn_->backward(datty_, dqkv_, *st.cp_attn);
+  else kernels::attention_backward(kernels::as_sequences(datty_, B, Tn), kernels::as_sequences(dqkv_, B, Tn), hl, st.attn);
   qkv_.backward(dqkv_, st.ln1_full, sp ? full_b_ : dln_, dln_);
   Kokkos::deep_copy(dx, dy);
   kernels::layernorm_backward(dln_, x, ln1_w_, st.mean1, st.rstd1, dx, dln1_w_, dln1_b_);
@@ -249,7 +277,7 @@ void TpBlock<T>::backward(const models::Batch<T>& batch, const View2<T>& x, cons
 
 template <class T>
 double TpBlock<T>::forward_flops(std::int64_t rows) const {
-  const double N = double(rows), C = double(cfg_.channels), t = double(tp_.size());
+  const double N = double(cp_rows(tp_, rows)), C = double(cfg_.channels), t = double(tp_.size());
   return (24.0 * N * C * C + 4.0 * N * double(cfg_.seq_len) * C) / t;
 }
 
@@ -276,7 +304,7 @@ std::unique_ptr<models::LayerState> TpHead<T>::make_state(std::int64_t rows) con
   auto st = std::make_unique<TpHeadState<T>>();
   const auto rl = local_rows(tp_, rows);
   st->ln = View2<T>("act/head.ln", rl, cfg_.channels);
-  st->ln_full = tp_.sequence_parallel ? View2<T>("act/head.ln_full", rows, cfg_.channels) : st->ln;
+  st->ln_full = tp_.sequence_parallel ? View2<T>("act/head.ln_full", cp_rows(tp_, rows), cfg_.channels) : st->ln;
   st->mean = View1<acc_t<T>>("act/head.mean", rl);
   st->rstd = View1<acc_t<T>>("act/head.rstd", rl);
   return st;
@@ -322,7 +350,10 @@ TpGpt<T>::TpGpt(const models::GptConfig& cfg, TpContext& tp) : models::Model<T>(
 template <class T>
 double TpGpt<T>::parallel_cross_entropy(const View2<T>& z, const IndexView1& targets, acc_t<T> scale, const View1<acc_t<T>>& losses,
                                         const View2<T>* dz) {
-  return ce_(tp_, z, targets, scale, losses, dz);
+  if (tp_.cp_size() == 1) return ce_(tp_, z, targets, scale, losses, dz);
+  if (targets_.extent(0) != z.extent(0)) targets_ = IndexView1("act/head.cp_targets", z.extent(0));
+  cp_local_ids(tp_.cp->layout, targets, targets_);
+  return ce_(tp_, z, targets_, scale, losses, dz);
 }
 
 template <class T>

@@ -9,6 +9,10 @@
 // the allreduces become reduce-scatter + allgather pairs; the replicated parameters then see only their rows, so
 // finalize_grads() sums their gradients over the group.
 // Parameter names are the reference's; shapes are the shards' (ShardSpec says where each sits).
+// With context parallelism (TpContext::cp, docs/cp.md) a sample is still a whole sequence, but every layer runs on
+// this rank's Tl = T/cp tokens of it (the embedding picks them, attention sees the rest through the group, the loss
+// scores their targets); the replicated parameters' gradients are then partial sums, completed by the trainer's
+// reduction over the data-parallel group with context parallelism.
 #pragma once
 
 #include "partrain/models/gpt.hpp"
@@ -42,6 +46,7 @@ class TpGpt : public models::Model<T> {
   models::GptConfig cfg_;
   TpContext& tp_;
   VocabParallelLoss<T> ce_;
+  IndexView1 targets_;  ///< context parallelism: the targets of this rank's tokens
 };
 
 /// Every parameter (or gradient) as the whole tensor, gathered over the tensor-parallel group: name → values in

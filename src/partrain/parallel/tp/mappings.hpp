@@ -14,19 +14,23 @@
 #include "partrain/collectives/mpi_communicator.hpp"
 #include "partrain/core/timer.hpp"
 #include "partrain/core/types.hpp"
+#include "partrain/parallel/cp/context.hpp"
 
 namespace partrain::parallel {
 
-/// The tensor-parallel group, its algorithm, and traffic attributed to transformer blocks vs the rest.
+/// The tensor-parallel group, its algorithm, and traffic attributed to transformer blocks vs the rest; and, with
+/// context parallelism, the context-parallel group splitting the sequences (parallel/cp/context.hpp).
 struct TpContext {
   coll::MpiCommunicator* comm = nullptr;
   coll::Algo algo = coll::Algo::Ring;
   bool sequence_parallel = false;
+  CpContext* cp = nullptr;  ///< null, or the context-parallel group (its size may be 1)
   std::int64_t block_bytes_sent = 0;  ///< sent by the mappings inside transformer blocks
   double comm_s = 0;                  ///< time spent in the mappings' collectives (fenced), all of them
   bool in_block = false;
   int size() const { return comm ? comm->size() : 1; }
   int rank() const { return comm ? comm->rank() : 0; }
+  int cp_size() const { return cp ? cp->size() : 1; }
 };
 
 template <class T>

@@ -68,8 +68,7 @@ int main(int argc, char** argv) {
     su.attrs = {{"layout", grid.grid().describe() + " (tp fastest)"},
                 {"sequence_parallel", cfg.sequence_parallel ? "true" : "false"},
                 {"tp_algorithm", coll::name(cfg.algo)},
-                {"cp_degree", std::to_string(cfg.cp)},
-                {"cp_kind", parallel::name(cfg.cp_kind)}};
+                {"cp_degree", std::to_string(cfg.cp)}};  // the trainer adds cp_kind when cp > 1
     if (cfg.base.train.precision == "bf16") return train<bf16>(su, cfg, grid, tp, prov);
     if (cfg.base.train.precision == "fp16") return train<fp16>(su, cfg, grid, tp, prov);
     return cfg.base.model.dtype == "fp64" ? train<double>(su, cfg, grid, tp, prov) : train<float>(su, cfg, grid, tp, prov);

@@ -78,7 +78,9 @@ TEST(Nodes, ShmWithinANodeHierAcrossAutoChooses) {
     }
     EXPECT_NE(world.resolve(Op::Allgather, Algo::Auto, 1 << 20), Algo::Shm);
   }
-  if (node.size() > 1) EXPECT_EQ(node.resolve(Op::Allreduce, Algo::Auto, 1 << 20), Algo::Shm);
+  if (node.size() > 1) {
+    EXPECT_EQ(node.resolve(Op::Allreduce, Algo::Auto, 1 << 20), Algo::Shm);
+  }
   node.allreduce(x.data(), x.data(), 1000, ReduceOp::Sum, node.size() > 1 ? Algo::Shm : Algo::Auto).wait();
   for (float v : x) ASSERT_EQ(v, float(node.size()));
 }

@@ -92,8 +92,8 @@ const Trajectory& reference_in(const models::ModelSpec& ms, models::TrainSpec ts
 /// cluster's nodes — most of the tests' time when every check made its own. Never destroyed: they hold Kokkos
 /// buffers, which must not be freed after Kokkos::finalize at the binary's exit.
 inline coll::ProcessGrid& grid_of(GridShape shape) {
-  static auto& grids = *new std::map<std::tuple<int, int, int>, std::unique_ptr<coll::ProcessGrid>>;
-  auto& g = grids[{shape.pp, shape.dp, shape.tp}];
+  static auto& grids = *new std::map<std::tuple<int, int, int, int>, std::unique_ptr<coll::ProcessGrid>>;
+  auto& g = grids[{shape.pp, shape.dp, shape.tp, shape.cp}];
   if (!g) g = std::make_unique<coll::ProcessGrid>(MPI_COMM_WORLD, shape);
   return *g;
 }

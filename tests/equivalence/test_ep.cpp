@@ -88,8 +88,9 @@ void check(const models::ModelSpec& ms, int degree, coll::Algo a2a, std::int64_t
   expect_reference(tr, ref, ts.steps, what);
   // choices were dropped, and the counts add up: kept rows + dropped = every choice of every MoE block
   for (const auto& x : tr.datasets()) {
-    if (x.path == "/moe/dropped" && ms.gpt.moe.capacity_factor < 1)
+    if (x.path == "/moe/dropped" && ms.gpt.moe.capacity_factor < 1) {
       EXPECT_GT(x.values[0], 0.0) << what << ": the capacity dropped nothing";
+    }
     if (x.path == "/moe/tokens_per_expert") {
       double kept = 0;
       for (std::size_t i = 0; i < x.values.size() / std::size_t(ts.steps); ++i) kept += x.values[i];  // step 0

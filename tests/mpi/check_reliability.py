@@ -9,7 +9,8 @@
   nmt_async                        partrain-nmt's asynchronous replicas resume from their servers' checkpoint after a
                                    replica's first rank is killed; a synchronous checkpoint and a follower fault refused
   universal                        checkpoints written at one layout resume at another (dp 2 → partrain-ref, tp 2 →
-                                   dp 2, pp 2 → pp 1, ZeRO stage 3 → stage 0) and continue as the reference (1e-4)
+                                   dp 2, pp 2 → pp 1, ZeRO stage 3 → stage 0, ring cp 2 x tp 2 → Ulysses cp 2) and
+                                   continue as the reference (1e-4)
   universal_ep                     the same for the mixture of experts: ep 2 → partrain-ref, ep 2 x dp 2 → ep 1 x dp 2,
                                    partrain-pp's pp 2 x dp 2 with ep 2 → partrain-ep ep 2
   precision                        a checkpoint resumes across precisions (fp32 -> bf16, bf16 -> fp32, fp16 -> bf16): it
@@ -158,7 +159,10 @@ elif case in ("universal", "universal_ep"):
                  ("pp 2 -> pp 1", (2, "partrain-pp", inp("pp_gpt_small.toml")),
                   (1, "partrain-pp", inp("pp_gpt_small.toml") + ["--set", "pp.degree=1"])),
                  ("ZeRO stage 3 -> stage 0", (2, "partrain-zero", inp("zero_gpt_small.toml") + ["--set", "zero.stage=3"]),
-                  (2, "partrain-zero", inp("zero_gpt_small.toml") + ["--set", "zero.stage=0"]))]
+                  (2, "partrain-zero", inp("zero_gpt_small.toml") + ["--set", "zero.stage=0"])),
+                 ("ring cp 2 x tp 2 -> ulysses cp 2", (4, "partrain-tp", inp("tp_gpt_small.toml") + ["--set", "cp.degree=2"]),
+                  (2, "partrain-tp", inp("tp_gpt_small.toml") + ["--set", "tp.degree=1", "--set", "cp.degree=2",
+                                                                 "--set", "cp.kind=ulysses"]))]
     else:  # the mixture of experts
         G += ["--set", "model.gpt.channels=64", "--set", "model.gpt.moe.every=1", "--set", "model.gpt.moe.experts=4",
               "--set", "model.gpt.moe.top_k=2", "--set", "model.gpt.moe.capacity_factor=1.25"]

@@ -38,7 +38,7 @@ TEST(ProcessGrid, GroupsHoldTheRightRanks) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   std::vector<GridShape> shapes = {{1, world, 1}, {1, 1, world}, {world, 1, 1}};
   if (world == 4) shapes.push_back({1, 2, 2}), shapes.push_back({2, 1, 2}), shapes.push_back({2, 2, 1});
-  if (world == 4) shapes.push_back({1, 1, 2, 2}), shapes.push_back({1, 2, 1, 2}), shapes.push_back({2, 1, 1, 2});
+  if (world == 4) shapes.push_back({1, 1, 2, 2}), shapes.push_back({1, 2, 1, 2});
   if (world >= 2) shapes.push_back({1, 1, 1, world});
   for (const auto& s : shapes) {
     ProcessGrid pg(MPI_COMM_WORLD, s);
@@ -53,7 +53,7 @@ TEST(ProcessGrid, GroupsHoldTheRightRanks) {
     double mine = rank, sum = 0;
     pg.tp().allreduce(&mine, &sum, 1).wait();
     double expect = 0;
-    for (int t = 0; t < s.tp; ++t) expect += pg.grid().rank(GridCoord{c.pp, c.dp, t});
+    for (int t = 0; t < s.tp; ++t) expect += pg.grid().rank(GridCoord{c.pp, c.dp, t, c.cp});
     EXPECT_EQ(sum, expect) << pg.grid().describe();
     pg.dp().allreduce(&mine, &sum, 1).wait();
     expect = 0;

@@ -21,6 +21,7 @@
 #include "partrain/parallel/nmt/placement.hpp"
 #include "partrain/parallel/nmt/wavefront.hpp"
 #include "partrain/perf/collective_model.hpp"
+#include "partrain/perf/memory_model.hpp"
 #include "partrain/perf/profile.hpp"
 #include "partrain/perf/step_model.hpp"
 
@@ -583,4 +584,47 @@ TEST(PerfModel, ExpertParallelMixtralLikeOnH100) {
   const auto rh = predict_step(hot, prof);
   EXPECT_GT(rh.forward_s, r.forward_s);
   EXPECT_NEAR(rh.backward_s - r.backward_s, 2 * (rh.forward_s - r.forward_s), 1e-9);
+}
+
+TEST(PerfModel, ContextParallelRingAndUlysses) {
+  // A 7B-class GPT at T = 128k in bf16 on the H100 profile, tp 8 within a node: cp 8 across nodes, ring or Ulysses,
+  // against cp 1 (docs/cp.md, The performance model)
+  const auto prof = read_profile("profile", PARTRAIN_SOURCE_DIR "/inputs/machines/h100_nvlink_ndr.toml");
+  StepInputs one;
+  one.strategy = "tp";
+  one.model.kind = "gpt";
+  one.model.dtype = "bf16";
+  one.model.gpt = models::GptConfig{32000, 131072, 32, 4096, 32};
+  one.train.global_batch = 1;
+  one.tp = 8;
+  one.sequence_parallel = true;
+  one.ranks_per_node = one.ranks_on_node = 8;
+  auto ring = one, ulysses = one;
+  ring.cp = ulysses.cp = 8;
+  ulysses.cp_kind = "ulysses";
+  ulysses.tp = 4;  // 32 heads: 8 per tensor-parallel rank, 1 per context-parallel rank
+  auto ulysses_one = ulysses;
+  ulysses_one.cp = 1;
+  const auto r1 = predict_step(one, prof), rr = predict_step(ring, prof), ru = predict_step(ulysses, prof),
+             ru1 = predict_step(ulysses_one, prof);
+  // Ulysses computes the whole attention for 1/cp of the heads: exactly 1/cp of the work; the ring skips the
+  // chunk pairs the zigzag masks, so less than that
+  EXPECT_NEAR(ru.forward_s, ru1.forward_s / 8, 1e-9 * ru1.forward_s);
+  EXPECT_LT(rr.forward_s, r1.forward_s / 8);
+  EXPECT_NEAR(rr.backward_s, 2 * rr.forward_s, 1e-9 * rr.backward_s);
+  // Ulysses' all-to-alls are never hidden; the ring hides its key/value hops behind the blocks but for the last
+  // gradient hop home of every layer (a point-to-point transfer of 2·Tl·(C/t) bf16 elements across nodes)
+  const double hop = collective_seconds(prof, "ring", "allgather", 2, 2 * 2 * 16384.0 * 512 * 2, true, nullptr);
+  EXPECT_GT(hop, 0);
+  EXPECT_GE(rr.comm_exposed_s, 32 * hop);
+  EXPECT_LT(rr.comm_exposed_s - r1.comm_exposed_s, rr.comm_pure_s - r1.comm_pure_s);
+  const double qkv = collective_seconds(prof, "ring", "alltoall", 8, 3 * 16384.0 * 1024 * 2, true, nullptr),
+               out = collective_seconds(prof, "ring", "alltoall", 8, 16384.0 * 1024 * 2, true, nullptr);
+  EXPECT_GE(ru.comm_exposed_s, 32 * 2 * (qkv + out));
+  // activations per rank ∝ T/cp; the ring keeps no T × T probabilities, Ulysses keeps them for its heads
+  const auto m1 = predict_memory(one), mr = predict_memory(ring), mu = predict_memory(ulysses);
+  EXPECT_LT(mr.activations, mu.activations);
+  EXPECT_LT(mu.activations, m1.activations);
+  EXPECT_NEAR(predict_memory(ulysses).activations, predict_memory(ulysses_one).activations / 8,
+              1e-9 * mu.activations);
 }

@@ -200,7 +200,7 @@ int main(int argc, char** argv) {
     const std::int64_t batch0 = train.global_batch;
 
     struct Row {
-      int n = 0, dp = 1, tp = 1, pp = 1;
+      int n = 0, dp = 1, tp = 1, pp = 1, cp = 1;  ///< cp: the deck's cp.degree (partrain-tp's context parallelism)
       perf::StepPrediction p;
       perf::MemoryPrediction mem;
       double samples_per_s = 0, efficiency = NAN;
@@ -231,6 +231,7 @@ int main(int argc, char** argv) {
       r.dp = in.dp;
       r.tp = in.tp;
       r.pp = in.pp;
+      r.cp = in.cp;
       r.p = perf::predict_step(in, prof);
       r.mem = perf::predict_memory(in);
       r.samples_per_s = double(t.global_batch) / r.p.step_s;
@@ -271,15 +272,16 @@ int main(int argc, char** argv) {
     std::printf("# partrain-predict: %s %s, strategy %s, %s scaling, profile %s (%s)\n", models::describe(model).c_str(),
                 perf::is_half(model.dtype) ? ("mixed precision (" + model.dtype + ")").c_str() : model.dtype.c_str(),
                 (layout.empty() || search ? strategy : strategy_for(strategy, fixed_tp, fixed_pp)).c_str(), scaling.c_str(), prof.name.c_str(), profile_path.c_str());
-    std::printf("%7s %12s %10s %10s %9s %9s %9s %12s %12s %6s\n", "ranks", "dp×tp×pp", "step ms", "compute", "bubble",
+    std::printf("%7s %12s %10s %10s %9s %9s %9s %12s %12s %6s\n", "ranks", "dp×tp×pp cp", "step ms", "compute", "bubble",
                 "optim", "comm exp", "mem/rank MiB", "samples/s", "eff");
     std::ofstream csv;
     if (!csv_path.empty()) {
       csv.open(csv_path);
-      csv << "ranks,dp,tp,pp,step_s,compute_s,bubble_s,optimizer_s,comm_exposed_s,comm_pure_s,memory_bytes,samples_per_s,efficiency\n";
+      csv << "ranks,dp,tp,pp,step_s,compute_s,bubble_s,optimizer_s,comm_exposed_s,comm_pure_s,memory_bytes,samples_per_s,efficiency,cp\n";
     }
     for (const auto& r : rows) {
-      const std::string lay = std::to_string(r.dp) + "×" + std::to_string(r.tp) + "×" + std::to_string(r.pp);
+      const std::string lay = std::to_string(r.dp) + "×" + std::to_string(r.tp) + "×" + std::to_string(r.pp) +
+                              (r.cp > 1 ? " cp" + std::to_string(r.cp) : "");
       std::printf("%7d %14s %10.2f %10.2f %9.2f %9.2f %9.2f %12s %12.1f %6s\n", r.n, lay.c_str(), r.p.step_s * 1e3,
                   (r.p.forward_s + r.p.backward_s) * 1e3, r.p.bubble_s * 1e3, r.p.optimizer_s * 1e3,
                   r.p.comm_exposed_s * 1e3, mib(r.mem.total()).c_str(), r.samples_per_s,
@@ -288,7 +290,7 @@ int main(int argc, char** argv) {
         csv << r.n << "," << r.dp << "," << r.tp << "," << r.pp << "," << r.p.step_s << ","
             << r.p.forward_s + r.p.backward_s << "," << r.p.bubble_s << "," << r.p.optimizer_s << ","
             << r.p.comm_exposed_s << "," << r.p.comm_pure_s << "," << r.mem.total() << "," << r.samples_per_s << ","
-            << (std::isnan(r.efficiency) ? 0.0 : r.efficiency) << "\n";
+            << (std::isnan(r.efficiency) ? 0.0 : r.efficiency) << "," << r.cp << "\n";
     }
     if (!rows.empty() && !rows.front().p.note.empty()) std::printf("# model notes: %s\n", rows.front().p.note.c_str());
     if (!csv_path.empty()) std::printf("# table written to %s\n", csv_path.c_str());

@@ -21,7 +21,7 @@ StepInputs step_inputs(const DeckTable& d, const std::string& strategy, int rank
   in.grad_reduce_fp32 = d.get_string("dp", "grad_reduce_dtype", "half") == "fp32";
   in.ranks_per_node = ranks_per_node;
   in.ranks_on_node = ranks_per_node > 0 ? ranks_per_node : ranks;
-  in.strategy = strategy == "tp+sp" ? "tp" : strategy;
+  in.strategy = strategy.rfind("tp+", 0) == 0 ? "tp" : strategy;  // tp+sp, tp+cp, tp+sp+cp
   in.algo = resolve(d.get_string("dp", "algorithm", "auto"), ranks_per_node);
   in.bucket_bytes = d.get_number("dp", "bucket_mib", 25.0) * 1048576;
   in.overlap = d.get_bool("dp", "overlap", true);
@@ -45,7 +45,14 @@ StepInputs step_inputs(const DeckTable& d, const std::string& strategy, int rank
       in.chunks = int(d.get_int("pp", "chunks", 1));
       in.recompute = d.get_bool("pp", "recompute", false);
     }
-    in.dp = divide(in.strategy == "tp" ? "tp.degree" : "pp.degree × tp.degree", in.tp * in.pp);
+    if (in.strategy == "tp") {
+      in.cp = int(d.get_int("cp", "degree", 1));
+      in.cp_kind = d.get_string("cp", "kind", "ring");
+      const std::string a = d.get_string("cp", "algorithm", "auto");
+      in.cp_algo = a == "auto" ? "ring" : a;  // auto: the pairwise exchange
+    }
+    in.dp = divide(in.strategy == "tp" ? (in.cp > 1 ? "tp.degree × cp.degree" : "tp.degree") : "pp.degree × tp.degree",
+                   in.tp * in.pp * in.cp);
   } else if (in.strategy == "zero") {
     in.dp = ranks;
     in.zero_stage = int(d.get_int("zero", "stage", 1));

@@ -48,6 +48,15 @@ MemoryPrediction predict_memory(const StepInputs& in) {
   double act = 0;
   for (const auto& l : m->layers()) act += std::max(0.0, l->activation_elements(rows));
   act *= elem / split;
+  const int cp = in.strategy == "tp" ? std::max(1, in.cp) : 1;
+  if (cp > 1 && in.model.kind == "gpt") {
+    // context parallelism: every activation ∝ the rank's T/cp tokens (Ulysses' attention probabilities too: the whole
+    // sequence for H/cp heads); ring attention keeps no T × T probabilities at all, only a log-sum-exp per query
+    act /= cp;
+    const auto& g = in.model.gpt;
+    if (in.cp_kind == "ring")
+      act -= double(g.layers) * double(local) * double(g.heads) * double(g.seq_len) * double(g.seq_len) * elem / (tp * cp);
+  }
   if (in.strategy == "pp") {  // the microbatches a stage keeps at once
     const double mb = std::max(1, in.microbatches);
     const double inflight = pp == 1 ? 1.0 : in.schedule == "gpipe" ? mb : std::min(mb, double(pp));

@@ -119,6 +119,40 @@ double gemm_rate(const MachineProfile& p, const std::string& dtype, double m, do
   return p.gemm_rate(m, n, k, is_half(dtype)) * (dtype == "fp64" ? 0.5 : 1.0);
 }
 
+/// Context parallelism of the GPT's attention (docs/cp.md) over a replica's `local` sequences, every layer, added to
+/// r. Ring: the blocks the zigzag skips are not computed — of the (2·cp)² chunk pairs only cp·(2·cp + 1) are — and
+/// each of the cp − 1 forward hops of the keys and values (2·b·Tl·w elements, a point-to-point transfer) hides behind
+/// one step's blocks; backward, the keys and values go round again with their gradients (two transfers in flight
+/// behind each step's blocks) and the last gradient hop home is exposed. Ulysses: four all-to-alls (q, k, v and the
+/// output forward; their gradients backward), never overlapped.
+void context_parallel(const MachineProfile& p, const StepInputs& in, double local, StepPrediction& r) {
+  const auto& g = in.model.gpt;
+  const int cp = in.cp, tp = std::max(1, in.tp);
+  const double elem = elem_bytes(in.model.dtype), T = double(g.seq_len), Tl = T / cp, L = double(g.layers);
+  const double w = double(g.channels) / tp, d = double(g.channels) / double(g.heads);
+  const double dense = 4.0 * local * Tl * T * w / gemm_rate(p, in.model.dtype, Tl, T, d);  // one layer, forward
+  const bool sp = spans(cp, tp, in.ranks_per_node);
+  if (in.cp_kind == "ring") {
+    const double attn = dense * (2.0 * cp + 1) / (4.0 * cp);
+    r.forward_s -= L * (dense - attn);
+    r.backward_s -= 2 * L * (dense - attn);
+    const double hop = collective_seconds(p, "ring", "allgather", 2, 2 * 2 * local * Tl * w * elem, sp, &r.note);
+    if (hop < 0) return;
+    const double step_f = attn / cp, step_b = 2 * attn / cp;
+    auto over = [](double t, double hidden) { return std::max(0.0, t - hidden); };
+    const double fwd = (cp - 1) * over(hop, step_f);
+    const double bwd = over(hop, step_b) + (cp - 2) * over(2 * hop, step_b) + over(hop, step_b) + hop;
+    r.comm_pure_s += L * (3.0 * cp - 2) * hop;
+    r.comm_exposed_s += L * (fwd + bwd);
+  } else {
+    const double a = collective_seconds(p, in.cp_algo, "alltoall", cp, 3 * local * Tl * w * elem, sp, &r.note);
+    const double b = collective_seconds(p, in.cp_algo, "alltoall", cp, local * Tl * w * elem, sp, &r.note);
+    if (a < 0 || b < 0) return;
+    r.comm_pure_s += L * 2 * (a + b);
+    r.comm_exposed_s += L * 2 * (a + b);
+  }
+}
+
 /// A pointwise pass over `n` elements: the profile's (fp32) kernel rate, or reading the input and writing the output
 /// at the memory rate — the latter always in half precision (2-byte elements).
 double pointwise_seconds(const MachineProfile& p, double n, double elem, bool half) {
@@ -283,12 +317,16 @@ StepPrediction predict_step(const StepInputs& in, const MachineProfile& p) {
 
   if (s == "serial" || s == "dp" || s == "tp") {
     // tensor parallelism: a rank computes 1/t of every block (the replicated LayerNorms are small) and keeps 1/t of
-    // the parameters; each block does 2 allreduces forward and 2 backward of the activations (b·T·C), not overlapped
-    r.forward_s /= tp;
-    r.backward_s /= tp;
+    // the parameters; each block does 2 allreduces forward and 2 backward of the activations (b·T·C), not overlapped.
+    // Context parallelism: a rank computes 1/cp of every sequence (context_parallel prices its attention's transfers)
+    // and the gradients are reduced over the d·cp ranks holding the same parameters.
+    const int cp = s == "tp" ? std::max(1, in.cp) : 1;
+    r.forward_s /= tp * cp;
+    r.backward_s /= tp * cp;
     r.optimizer_s = optimizer_seconds(in.train.optimizer, psi / tp, in.model.dtype, p);
+    if (cp > 1 && in.model.kind == "gpt") context_parallel(p, in, double(local), r);
     if (tp > 1) {
-      const double rows = double(local) * double(models::rows_per_sample(in.model));
+      const double rows = double(local) * double(models::rows_per_sample(in.model)) / cp;
       const double layers = in.model.kind == "gpt" ? double(in.model.gpt.layers) : 1.0;
       const double per_block = tp_block_seconds(p, in, rows * width(in.model) * elem, &r.note);
       if (per_block > 0) {
@@ -297,7 +335,7 @@ StepPrediction predict_step(const StepInputs& in, const MachineProfile& p) {
       }
       if (in.model.kind != "gpt") add_note(&r.note, "tensor parallelism modelled for the GPT's blocks only");
     }
-    gradient_allreduce(p, in, dp, tp, psi / tp * (in.grad_reduce_fp32 && is_half(in.model.dtype) ? 4.0 : elem),
+    gradient_allreduce(p, in, dp * cp, tp, psi / tp * (in.grad_reduce_fp32 && is_half(in.model.dtype) ? 4.0 : elem),
                        r.backward_s, r);
   } else if (s == "pp") {
     // p stages of equal compute; m microbatches; the schedule's bubble stretches the compute

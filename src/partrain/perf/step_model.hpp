@@ -52,6 +52,9 @@ struct StepInputs {
   /// ep: the busiest expert rank's rows over the balanced share (a run's expert_rank_load_imbalance); 0: the bound
   /// the capacity sets, min(capacity_factor, ep)
   double moe_imbalance = 0;
+  int cp = 1;                   ///< tp: context-parallel degree (ranks splitting every sequence; dp = ranks / (t·cp))
+  std::string cp_kind = "ring";   ///< ring | ulysses
+  std::string cp_algo = "ring";   ///< Ulysses' all-to-alls
 };
 
 struct StepPrediction {

@@ -19,16 +19,17 @@ import tomllib
 
 # the page of each mini-app and the deck sections it documents (the keys shared by all apps are on ref.md; the
 # pipeline's page has its own [tp] table because tp.degree defaults to 1 there)
-PAGES = {
-    "ref": ("docs/ref.md", ["model", "model.gpt", "model.gpt.moe", "model.mlp", "data", "train"]),
-    "dp": ("docs/dp.md", ["dp"]),
-    "tp": ("docs/tp.md", ["tp"]),
-    "pp": ("docs/pp.md", ["pp", "tp", "ep"]),
-    "ep": ("docs/ep.md", ["ep"]),
-    "zero": ("docs/zero.md", ["zero"]),
-    "ps": ("docs/ps.md", ["ps"]),
-    "nmt": ("docs/nmt.md", ["model.nmt", "nmt"]),
-}
+PAGES = [  # (mini-app, page, the deck sections its tables document)
+    ("ref", "docs/ref.md", ["model", "model.gpt", "model.gpt.moe", "model.mlp", "data", "train"]),
+    ("dp", "docs/dp.md", ["dp"]),
+    ("tp", "docs/tp.md", ["tp"]),
+    ("tp", "docs/cp.md", ["cp"]),
+    ("pp", "docs/pp.md", ["pp", "tp", "ep"]),
+    ("ep", "docs/ep.md", ["ep"]),
+    ("zero", "docs/zero.md", ["zero"]),
+    ("ps", "docs/ps.md", ["ps"]),
+    ("nmt", "docs/nmt.md", ["model.nmt", "nmt"]),
+]
 ROW = re.compile(r"^\|\s*`([^`]+)`\s*\|\s*`([^`]*)`\s*\|")
 
 
@@ -79,7 +80,7 @@ def main():
     ap.add_argument("--build", required=True)
     a = ap.parse_args()
     bad = 0
-    for app, (page, sections) in PAGES.items():
+    for app, page, sections in PAGES:
         exe = os.path.join(a.build, "miniapps", f"partrain-{app}")
         p = subprocess.run([exe, "--print-deck"], capture_output=True, text=True)
         if p.returncode != 0:

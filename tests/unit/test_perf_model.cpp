@@ -193,12 +193,16 @@ TEST(PerfModel, ProfileRoundTrip) {
   p.gemm_half_small = 1e12;
   p.gemm_half_medium = 2e12;
   p.gemm_half_large = 3e12;
+  p.attention_fps = 4e10;
+  p.block_attention_fps = 3e10;
   {
     std::ofstream out(path);
     out << to_toml(p);
   }
   const auto q = read_profile("--profile", path);
   EXPECT_EQ(q.name, "toy");
+  EXPECT_DOUBLE_EQ(q.attention_fps, 4e10);
+  EXPECT_DOUBLE_EQ(q.block_attention_fps, 3e10);
   EXPECT_DOUBLE_EQ(q.gemm_large, 1e11);
   EXPECT_DOUBLE_EQ(q.gemm_rate(4096, 4096, 4096, true), 3e12);
   EXPECT_DOUBLE_EQ(q.gemm_rate(500, 500, 500, true), 2e12);
@@ -584,6 +588,23 @@ TEST(PerfModel, ExpertParallelMixtralLikeOnH100) {
   const auto rh = predict_step(hot, prof);
   EXPECT_GT(rh.forward_s, r.forward_s);
   EXPECT_NEAR(rh.backward_s - r.backward_s, 2 * (rh.forward_s - r.forward_s), 1e-9);
+}
+
+TEST(PerfModel, AttentionAtItsMeasuredRate) {
+  // With attention_fps the block's 4·N·T·C attention FLOPs leave the gemm rate and its N·H·T probabilities the
+  // pointwise one: the compute moves by exactly the difference, forward and (twice) backward
+  auto p = toy_profile();
+  models::ModelSpec m;
+  m.kind = "gpt";
+  m.gpt = models::GptConfig{512, 1024, 2, 256, 4};
+  const auto before = predict_compute(m, 2, p);
+  p.attention_fps = 2e10;
+  const auto after = predict_compute(m, 2, p);
+  const double rows = 2.0 * 1024, a = 4.0 * rows * 1024 * 256, probs = rows * 4 * 1024;
+  const double rate = p.gemm_rate(rows, 4 * 256, 256);
+  const double pw = p.pointwise_eps > 0 ? probs / p.pointwise_eps : 2 * probs * 4 / p.memory_Bps;
+  EXPECT_NEAR(after.forward_s - before.forward_s, 2 * (a / 2e10 - a / rate - pw), 1e-9 * after.forward_s);
+  EXPECT_NEAR(after.backward_s - before.backward_s, 2 * (after.forward_s - before.forward_s), 1e-9 * after.backward_s);
 }
 
 TEST(PerfModel, ContextParallelRingAndUlysses) {

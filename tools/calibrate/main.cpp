@@ -25,6 +25,9 @@
 #include "partrain/io/h5.hpp"
 #include "partrain/io/provenance.hpp"
 #include "partrain/kernels/activation.hpp"
+#include "partrain/kernels/attention.hpp"
+#include "partrain/kernels/block_attention.hpp"
+#include "partrain/kernels/elementwise.hpp"
 #include "partrain/kernels/gemm.hpp"
 #include "partrain/kernels/lstm.hpp"
 #include "partrain/kernels/optimizer.hpp"
@@ -64,6 +67,65 @@ double gemm_rate(MPI_Comm comm, int s, double seconds) {
     for (int r = 0; r < reps; ++r) kernels::gemm<T>('N', 'N', 1.0f, A, B, 0.0f, C);
     Kokkos::fence();
     best = std::max(best, reps * kernels::gemm_flops(s, s, s) / (wall_time_s() - t0));
+  }
+  return median_over_ranks(comm, best);
+}
+
+/// The GPT's causal attention kernel (kernels/attention.hpp), forward then backward, on one sequence of T = 512 tokens
+/// with 4 heads of d = 64: 12·T²·C FLOPs a pass (its products have one side d, its softmax is T × T); the median over
+/// ranks of each rank's best rate. The performance model prices a block's attention with it (docs/model.md).
+double attention_rate(MPI_Comm comm, double seconds) {
+  const std::int64_t T = 512, H = 4, d = 64, C = H * d;
+  View2<float> qkv("calibrate.qkv", T, 3 * C), out("calibrate.out", T, C), dqkv("calibrate.dqkv", T, 3 * C);
+  Kokkos::deep_copy(qkv, 0.01f);
+  Kokkos::deep_copy(out, 0.02f);
+  kernels::AttentionState<float> st("calibrate.attention", 1, T, H, d);
+  auto pass = [&] {
+    kernels::attention_forward(kernels::as_sequences(qkv, 1, T), kernels::as_sequences(out, 1, T), H, st);
+    kernels::attention_backward(kernels::as_sequences(out, 1, T), kernels::as_sequences(dqkv, 1, T), H, st);
+  };
+  pass();  // warm-up
+  coll::barrier(comm);
+  double best = 0;
+  const double until = wall_time_s() + seconds;
+  while (wall_time_s() < until) {
+    Kokkos::fence();
+    const double t0 = wall_time_s();
+    pass();
+    Kokkos::fence();
+    best = std::max(best, 12.0 * double(T) * double(T) * double(C) / (wall_time_s() - t0));
+  }
+  return median_over_ranks(comm, best);
+}
+
+/// Ring attention's block kernels (kernels/block_attention.hpp) on one unmasked pair of c = 256 queries and keys of
+/// d = 64: the online softmax's begin, step and finish, then the backward's delta and block step (which recomputes the
+/// scores), counted as 12·c²·d FLOPs like the dense kernel's; the median over ranks of each rank's best rate.
+double block_attention_rate(MPI_Comm comm, double seconds) {
+  const std::int64_t c = 256, d = 64;
+  View2<float> Q("calibrate.q", c, d), K("calibrate.k", c, d), V("calibrate.v", c, d), dO("calibrate.do", c, d);
+  View2<float> dQ("calibrate.dq", c, d), dK("calibrate.dk", c, d), dV("calibrate.dv", c, d), s("calibrate.s", c, c),
+      dp("calibrate.dp", c, c);
+  View1<float> lse("calibrate.lse", c), delta("calibrate.delta", c);
+  for (auto* x : {&Q, &K, &V, &dO}) Kokkos::deep_copy(*x, 0.01f);
+  kernels::OnlineSoftmax<float> os("calibrate.os", c, d);
+  auto pass = [&] {
+    kernels::block_attention_begin(os);
+    kernels::block_attention_step(Q, K, V, c, 0, os, s);  // queries after every key: a full block
+    kernels::block_attention_finish(os, lse);
+    kernels::block_attention_delta(dO, os.o, delta);
+    kernels::block_attention_backward(Q, K, V, dO, lse, delta, c, 0, dQ, dK, dV, s, dp);
+  };
+  pass();
+  coll::barrier(comm);
+  double best = 0;
+  const double until = wall_time_s() + seconds;
+  while (wall_time_s() < until) {
+    Kokkos::fence();
+    const double t0 = wall_time_s();
+    for (int r = 0; r < 8; ++r) pass();
+    Kokkos::fence();
+    best = std::max(best, 8 * 12.0 * double(c) * double(c) * double(d) / (wall_time_s() - t0));
   }
   return median_over_ranks(comm, best);
 }
@@ -290,6 +352,8 @@ int main(int argc, char** argv) {
       p.lstm_ups = lstm.both;
       p.lstm_forward_ups = lstm.forward;
     }
+    p.attention_fps = attention_rate(MPI_COMM_WORLD, gemm_s);
+    p.block_attention_fps = block_attention_rate(MPI_COMM_WORLD, gemm_s);
     char line[320];
     std::snprintf(line, sizeof line,
                   "# gemm fp32 %.1f / %.1f / %.1f / %.1f GFLOP/s (64^3 / 128^3 / 512^3 / 1024^3), thin %.1f + %.2f GB/s of weight "
@@ -304,6 +368,9 @@ int main(int argc, char** argv) {
     std::snprintf(line, sizeof line, "# bf16: GELU %.2f G/s, gemm %.1f / %.1f / %.1f GFLOP/s (128^3 / 512^3 / 1024^3), ",
                   p.pointwise_half_eps / 1e9, p.gemm_half_small / 1e9, p.gemm_half_medium / 1e9, p.gemm_half_large / 1e9);
     log0(line + kernels::half_gemm_kernel("bf16"));
+    std::snprintf(line, sizeof line, "# causal attention (T = 512, d = 64) forward + backward %.1f GFLOP/s, ring attention's blocks %.1f",
+                  p.attention_fps / 1e9, p.block_attention_fps / 1e9);
+    log0(line);
     const double gamma = 1 / p.reduce_Bps;
     // α, β of every algorithm and operation on `c` (the whole job, a node's ranks or one rank per node), as `scope`
     auto fit_all = [&](coll::MpiCommunicator& c, const std::string& scope) {

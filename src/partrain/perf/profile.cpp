@@ -103,6 +103,8 @@ MachineProfile read_profile(const std::string& key, const std::string& path) {
   p.adam_pps = positive(key, path, *c, "adam_pps", false);
   p.lstm_ups = positive(key, path, *c, "lstm_ups", false);
   p.lstm_forward_ups = positive(key, path, *c, "lstm_forward_ups", false);
+  p.attention_fps = positive(key, path, *c, "attention_fps", false);
+  p.block_attention_fps = positive(key, path, *c, "block_attention_fps", false);
   p.sgd_pps = positive(key, path, *c, "sgd_pps", false);
   if (p.gemm_small <= 0 || p.gemm_medium <= 0 || p.gemm_large <= 0 || p.memory_Bps <= 0 || p.reduce_Bps <= 0)
     input_error(key, path, "every [compute] rate must be > 0");
@@ -164,6 +166,10 @@ std::string to_toml(const MachineProfile& p) {
   if (p.sgd_pps > 0) os << "sgd_pps = " << num(p.sgd_pps) << "       # parameters/s of the SGD step\n";
   if (p.lstm_ups > 0) os << "lstm_ups = " << num(p.lstm_ups) << "      # LSTM cell units/s, pointwise, forward + backward\n";
   if (p.lstm_forward_ups > 0) os << "lstm_forward_ups = " << num(p.lstm_forward_ups) << "  # the same, forward alone\n";
+  if (p.attention_fps > 0)
+    os << "attention_fps = " << num(p.attention_fps) << "  # FLOP/s of causal attention forward + backward (T = 512, d = 64)\n";
+  if (p.block_attention_fps > 0)
+    os << "block_attention_fps = " << num(p.block_attention_fps) << "  # the same of ring attention's blocks (c = 256, d = 64)\n";
   for (const auto& c : p.collectives) {
     os << "\n[[collective]]\nalgo = \"" << c.algo << "\"\nop = \"" << c.op << "\"\nscope = \"" << c.scope << "\"\n";
     if (c.ranks > 0) os << "ranks = " << c.ranks << "\n";

@@ -48,6 +48,14 @@ struct MachineProfile {
   double sgd_pps = 0;        ///< parameters per second of the SGD step; 0: memory-bound
   double lstm_ups = 0;       ///< hidden units per second of an LSTM cell's pointwise work, forward + backward; 0: unknown
   double lstm_forward_ups = 0;  ///< the same, forward alone (5 transcendentals a unit against the backward's 1); 0: half
+  /// FLOP/s of the GPT's causal attention kernel, forward and backward (12·B·T²·C FLOPs: its products with one side
+  /// the head width d, the T × T softmax, the head copies), at T = 512, d = 64; 0: unknown (its products then at the
+  /// gemm class rate and its probabilities through the pointwise kernel)
+  double attention_fps = 0;
+  /// The same for ring attention's block kernels (kernels/block_attention.hpp: the online softmax forward, the
+  /// backward recomputing the scores), counted as 12·c²·d per c × c block pair, at c = 256, d = 64; 0: unknown (the
+  /// blocks then at attention_fps)
+  double block_attention_fps = 0;
   std::vector<CollectiveFit> collectives;
 
   /// The gemm rate for an m×n×k product (the class of its geometric mean side); `half`: the half-precision rate.

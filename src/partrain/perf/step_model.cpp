@@ -120,7 +120,8 @@ double gemm_rate(const MachineProfile& p, const std::string& dtype, double m, do
 }
 
 /// Context parallelism of the GPT's attention (docs/cp.md) over a replica's `local` sequences, every layer, added to
-/// r. Ring: the blocks the zigzag skips are not computed — of the (2·cp)² chunk pairs only cp·(2·cp + 1) are — and
+/// r. Ring: the blocks the zigzag skips are not computed — of the (2·cp)² chunk pairs only cp·(2·cp + 1) are, at the
+/// profile's block_attention_fps (the online softmax, the backward recomputing the scores) — and
 /// each of the cp − 1 forward hops of the keys and values (2·b·Tl·w elements, a point-to-point transfer) hides behind
 /// one step's blocks; backward, the keys and values go round again with their gradients (two transfers in flight
 /// behind each step's blocks) and the last gradient hop home is exposed. Ulysses: four all-to-alls (q, k, v and the
@@ -130,10 +131,13 @@ void context_parallel(const MachineProfile& p, const StepInputs& in, double loca
   const int cp = in.cp, tp = std::max(1, in.tp);
   const double elem = elem_bytes(in.model.dtype), T = double(g.seq_len), Tl = T / cp, L = double(g.layers);
   const double w = double(g.channels) / tp, d = double(g.channels) / double(g.heads);
-  const double dense = 4.0 * local * Tl * T * w / gemm_rate(p, in.model.dtype, Tl, T, d);  // one layer, forward
+  const double rate = p.attention_fps > 0 && !is_half(in.model.dtype) ? p.attention_fps : gemm_rate(p, in.model.dtype, Tl, T, d);
+  const double dense = 4.0 * local * Tl * T * w / rate;  // one layer's attention, forward
   const bool sp = spans(cp, tp, in.ranks_per_node);
   if (in.cp_kind == "ring") {
-    const double attn = dense * (2.0 * cp + 1) / (4.0 * cp);
+    // the cp·(2·cp + 1) unmasked chunk pairs, at the block kernels' rate where the profile has it
+    const double blocks = p.block_attention_fps > 0 && !is_half(in.model.dtype) ? p.block_attention_fps : rate;
+    const double attn = 4.0 * local * Tl * T * w * (2.0 * cp + 1) / (4.0 * cp) / blocks;
     r.forward_s -= L * (dense - attn);
     r.backward_s -= 2 * L * (dense - attn);
     const double hop = collective_seconds(p, "ring", "allgather", 2, 2 * 2 * local * Tl * w * elem, sp, &r.note);
@@ -285,18 +289,28 @@ StepPrediction predict_compute(const models::ModelSpec& spec, std::int64_t sampl
     return r;
   }
   for (const auto& l : m->layers()) {
-    const double flops = l->forward_flops(rows);
+    double flops = l->forward_flops(rows);
     double act = l->activation_elements(rows);
     if (act < 0) {
       all_known = false;
       act = double(rows) * double(l->out_width());
     }
+    // a GPT block's causal attention (its 4·N·T·C FLOPs and its N·H·T probabilities) at the profile's measured
+    // attention rate, where it has one: its products have one side the head width and its softmax is T × T, neither
+    // of which the square gemms' classes or the GELU rate price (docs/model.md)
+    double attention_s = 0;
+    if (spec.kind == "gpt" && p.attention_fps > 0 && !half && l->name().rfind("blocks.", 0) == 0) {
+      const double a = 4.0 * double(rows) * double(spec.gpt.seq_len) * double(spec.gpt.channels);
+      flops -= a;
+      act -= double(rows) * double(spec.gpt.heads) * double(spec.gpt.seq_len);
+      attention_s = a / p.attention_fps;
+    }
     // the gemms at the gemm rate, then every activation element through a pointwise kernel (bias, activation,
     // softmax, residual: the profile's rate, or the memory rate for reading the input and writing the output);
     // backward twice both
     const double pw = pointwise(act);
-    r.forward_s += flops / rate + pw;
-    r.backward_s += 2 * (flops / rate + pw);
+    r.forward_s += flops / rate + pw + attention_s;
+    r.backward_s += 2 * (flops / rate + pw + attention_s);
   }
   if (!all_known) add_note(&r.note, "some layers' activation traffic estimated from their output width");
   return r;

@@ -1,6 +1,5 @@
 #include "partrain/parallel/cp/ring_attention.hpp"
 
-#include "partrain/collectives/wait.hpp"
 #include "partrain/core/timer.hpp"
 #include "partrain/kernels/elementwise.hpp"
 
@@ -113,22 +112,15 @@ void RingAttention<T>::forward(const View2<T>& qkv, const View2<T>& out, models:
     coll::Request sreq, rreq;
     const double posted = wall_time_s();
     if (step + 1 < p) shift(cur, next, 2 * n, kTagKv, sreq, rreq);
-    for (std::int64_t b = 0; b < B; ++b)
-      for (std::int64_t h = 0; h < heads_; ++h) {
-        for (int qi = 0; qi < lay().chunks(); ++qi)
-          for (int kj = 0; kj < lay().chunks(); ++kj) {
-            const std::int64_t q0 = lay().chunk_start(qi, r), k0 = lay().chunk_start(kj, src);
-            if (k0 > q0 + c - 1) continue;  // every key after every query
-            const std::int64_t row = (b * heads_ + h) * Tl + qi * c;
-            kernels::OnlineSoftmax<T> os;
-            os.m = View1<A>(m_.data() + row, c);
-            os.l = View1<A>(l_.data() + row, c);
-            os.o = rows(st.o.data(), b, h, qi * c, c);
-            kernels::block_attention_step(rows(st.q.data(), b, h, qi * c, c), rows(cur, b, h, kj * c, c),
-                                          rows(cur + n, b, h, kj * c, c), q0, k0, os, s_);
-          }
-        if (step + 1 < p) coll::progress_mpi();  // keep the block moving while this one is folded in
-      }
+    for_each_pair(B, src, step + 1 < p, [&](std::int64_t b, std::int64_t h, int qi, int kj, std::int64_t q0, std::int64_t k0) {
+      const std::int64_t row = (b * heads_ + h) * Tl + qi * c;
+      kernels::OnlineSoftmax<T> os;
+      os.m = View1<A>(m_.data() + row, c);
+      os.l = View1<A>(l_.data() + row, c);
+      os.o = rows(st.o.data(), b, h, qi * c, c);
+      kernels::block_attention_step(rows(st.q.data(), b, h, qi * c, c), rows(cur, b, h, kj * c, c),
+                                    rows(cur + n, b, h, kj * c, c), q0, k0, os, s_);
+    });
     if (step + 1 < p) wait(sreq, rreq, posted);
     cur = next;
   }
@@ -160,21 +152,14 @@ void RingAttention<T>::backward(const View2<T>& dout, const View2<T>& dqkv, mode
     const double posted = wall_time_s();
     if (step + 1 < p) shift(cur, next, 2 * n, kTagKv, sreq, rreq);
     Kokkos::deep_copy(part, T(0));
-    for (std::int64_t b = 0; b < B; ++b)
-      for (std::int64_t h = 0; h < heads_; ++h) {
-        for (int qi = 0; qi < lay().chunks(); ++qi)
-          for (int kj = 0; kj < lay().chunks(); ++kj) {
-            const std::int64_t q0 = lay().chunk_start(qi, r), k0 = lay().chunk_start(kj, src);
-            if (k0 > q0 + c - 1) continue;
-            const std::int64_t row = (b * heads_ + h) * Tl + qi * c;
-            kernels::block_attention_backward(
-                rows(st.q.data(), b, h, qi * c, c), rows(cur, b, h, kj * c, c), rows(cur + n, b, h, kj * c, c),
-                rows(dout_.data(), b, h, qi * c, c), View1<A>(st.lse.data() + row, c), View1<A>(delta_.data() + row, c),
-                q0, k0, rows(dq_.data(), b, h, qi * c, c), rows(part.data(), b, h, kj * c, c),
-                rows(part.data() + n, b, h, kj * c, c), s_, dp_);
-          }
-        if (p > 1) coll::progress_mpi();
-      }
+    for_each_pair(B, src, p > 1, [&](std::int64_t b, std::int64_t h, int qi, int kj, std::int64_t q0, std::int64_t k0) {
+      const std::int64_t row = (b * heads_ + h) * Tl + qi * c;
+      kernels::block_attention_backward(
+          rows(st.q.data(), b, h, qi * c, c), rows(cur, b, h, kj * c, c), rows(cur + n, b, h, kj * c, c),
+          rows(dout_.data(), b, h, qi * c, c), View1<A>(st.lse.data() + row, c), View1<A>(delta_.data() + row, c),
+          q0, k0, rows(dq_.data(), b, h, qi * c, c), rows(part.data(), b, h, kj * c, c),
+          rows(part.data() + n, b, h, kj * c, c), s_, dp_);
+    });
     // the block's dK, dV so far (from the ranks before this one) land while this rank computed its share
     if (step > 0) {
       wait(dsend, drecv, dposted);  // acc's send is done too: it becomes the next step's part

@@ -10,6 +10,7 @@
 // Saved per microbatch: q, k, v, the output and the log-sum-exp of every query — Tl rows, never a T × T matrix.
 #pragma once
 
+#include "partrain/collectives/wait.hpp"
 #include "partrain/kernels/block_attention.hpp"
 #include "partrain/parallel/cp/context_attention.hpp"
 
@@ -36,6 +37,22 @@ class RingAttention : public ContextAttention<T> {
     return View2<T>(base + ((b * heads_ + h) * lay().local + row0) * d_, n, d_);
   }
   const CpLayout& lay() const { return cp_.layout; }
+  /// Calls f(b, h, qi, kj, q0, k0) for every pair of this rank's query chunk qi and rank `src`'s key chunk kj (first
+  /// positions q0, k0) of every sequence b and head h that is not fully masked; between heads, with `progress` (a
+  /// transfer in flight), drives MPI's progress so the next block keeps moving while this one computes.
+  template <class F>
+  void for_each_pair(std::int64_t B, int src, bool progress, F&& f) const {
+    const int r = cp_.rank();
+    for (std::int64_t b = 0; b < B; ++b)
+      for (std::int64_t h = 0; h < heads_; ++h) {
+        for (int qi = 0; qi < lay().chunks(); ++qi)
+          for (int kj = 0; kj < lay().chunks(); ++kj) {
+            const std::int64_t q0 = lay().chunk_start(qi, r), k0 = lay().chunk_start(kj, src);
+            if (k0 <= q0 + lay().chunk() - 1) f(b, h, qi, kj, q0, k0);  // else every key follows every query
+          }
+        if (progress) coll::progress_mpi();
+      }
+  }
 
   CpContext& cp_;
   std::int64_t heads_, d_;

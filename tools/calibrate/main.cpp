@@ -49,6 +49,24 @@ double median_over_ranks(MPI_Comm comm, double v) {
   return all[all.size() / 2];
 }
 
+/// The best FLOP/s over `seconds` of repeated calls of `pass` (each `flops` FLOPs, `reps` calls per timed batch, fenced)
+/// after a warm-up call and a barrier, the median over the ranks of `comm`.
+template <class F>
+double best_rate(MPI_Comm comm, double seconds, double flops, int reps, F&& pass) {
+  pass();  // warm-up
+  coll::barrier(comm);
+  double best = 0;
+  const double until = wall_time_s() + seconds;
+  while (wall_time_s() < until) {
+    Kokkos::fence();
+    const double t0 = wall_time_s();
+    for (int r = 0; r < reps; ++r) pass();
+    Kokkos::fence();
+    best = std::max(best, reps * flops / (wall_time_s() - t0));
+  }
+  return median_over_ranks(comm, best);
+}
+
 /// gemm FLOP/s of an s×s×s product in T (fp32, or bf16: the 16-bit gemm mixed precision runs, fp32 accumulation)
 /// on every rank at once (the best of several timed batches).
 template <class T = float>
@@ -56,19 +74,8 @@ double gemm_rate(MPI_Comm comm, int s, double seconds) {
   View2<T> A("calibrate.A", s, s), B("calibrate.B", s, s), C("calibrate.C", s, s);
   Kokkos::deep_copy(A, T(0.5f));
   Kokkos::deep_copy(B, T(0.25f));
-  kernels::gemm<T>('N', 'N', 1.0f, A, B, 0.0f, C);  // warm-up
-  coll::barrier(comm);
-  double best = 0;
-  const double until = wall_time_s() + seconds;
-  while (wall_time_s() < until) {
-    const int reps = std::max(1, int(2e8 / (2.0 * s * s * s)));
-    Kokkos::fence();
-    const double t0 = wall_time_s();
-    for (int r = 0; r < reps; ++r) kernels::gemm<T>('N', 'N', 1.0f, A, B, 0.0f, C);
-    Kokkos::fence();
-    best = std::max(best, reps * kernels::gemm_flops(s, s, s) / (wall_time_s() - t0));
-  }
-  return median_over_ranks(comm, best);
+  return best_rate(comm, seconds, kernels::gemm_flops(s, s, s), std::max(1, int(2e8 / (2.0 * s * s * s))),
+                   [&] { kernels::gemm<T>('N', 'N', 1.0f, A, B, 0.0f, C); });
 }
 
 /// The GPT's causal attention kernel (kernels/attention.hpp), forward then backward, on one sequence of T = 512 tokens
@@ -84,18 +91,7 @@ double attention_rate(MPI_Comm comm, double seconds) {
     kernels::attention_forward(kernels::as_sequences(qkv, 1, T), kernels::as_sequences(out, 1, T), H, st);
     kernels::attention_backward(kernels::as_sequences(out, 1, T), kernels::as_sequences(dqkv, 1, T), H, st);
   };
-  pass();  // warm-up
-  coll::barrier(comm);
-  double best = 0;
-  const double until = wall_time_s() + seconds;
-  while (wall_time_s() < until) {
-    Kokkos::fence();
-    const double t0 = wall_time_s();
-    pass();
-    Kokkos::fence();
-    best = std::max(best, 12.0 * double(T) * double(T) * double(C) / (wall_time_s() - t0));
-  }
-  return median_over_ranks(comm, best);
+  return best_rate(comm, seconds, 12.0 * double(T) * double(T) * double(C), 1, pass);
 }
 
 /// Ring attention's block kernels (kernels/block_attention.hpp) on one unmasked pair of c = 256 queries and keys of
@@ -116,18 +112,7 @@ double block_attention_rate(MPI_Comm comm, double seconds) {
     kernels::block_attention_delta(dO, os.o, delta);
     kernels::block_attention_backward(Q, K, V, dO, lse, delta, c, 0, dQ, dK, dV, s, dp);
   };
-  pass();
-  coll::barrier(comm);
-  double best = 0;
-  const double until = wall_time_s() + seconds;
-  while (wall_time_s() < until) {
-    Kokkos::fence();
-    const double t0 = wall_time_s();
-    for (int r = 0; r < 8; ++r) pass();
-    Kokkos::fence();
-    best = std::max(best, 8 * 12.0 * double(c) * double(c) * double(d) / (wall_time_s() - t0));
-  }
-  return median_over_ranks(comm, best);
+  return best_rate(comm, seconds, 12.0 * double(c) * double(c) * double(d), 8, pass);
 }
 
 /// The thin products an LSTM step issues: the gates' product (b × 4w × w, N·T), the input gradient's (b × w × 4w,

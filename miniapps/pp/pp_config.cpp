@@ -47,6 +47,7 @@ Config read_config(const Deck& d, int world) {
   c.dp_degree = world / (s.p * c.tp_degree);
   c.base = dp_app::read_config(d, c.dp_degree);
   const auto& ms = c.base.model;
+  models::require_kind(ms, "partrain-pp", {"gpt", "mlp"});
   if (c.tp_degree > 1) models::require_dense(ms, "partrain-pp with tp.degree > 1");
   c.ep_degree = int(d.get_int("ep.degree"));
   coll::parse(d.get_string("ep.algorithm"), c.ep_algo);

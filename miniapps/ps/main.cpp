@@ -1,7 +1,8 @@
 // partrain-ps: a parameter server — S server ranks hold shards of the parameters and run the optimizer, W worker
 // ranks pull, compute and push — with synchronous (bsp), asynchronous (asp), bounded-staleness (ssp),
 // half-synchronous and local-SGD updates, a measured staleness distribution, and the three recoveries from
-// failure: restart from a checkpoint (--resume), membership update (a silent worker is removed), backup promotion.
+// failure: restart from a checkpoint (--resume), membership update (a silent worker is removed), backup promotion;
+// and, with ps.hybrid, the sparse-embedding server: embedding rows on the servers, dense layers allreduced.
 //   mpiexec -n 3 partrain-ps --input inputs/ps_mlp_small.toml --set ps.mode=asp --output ps.h5
 //   mpiexec -n 4 partrain-ps --input inputs/ps_mlp_small.toml --set ps.servers=2 --set ps.backup=true
 //     --inject stall:rank=0:step=5   (server 0 goes silent at clock 5; its backup takes over)
@@ -9,6 +10,7 @@
 
 #include "../common/driver.hpp"
 #include "partrain/io/checkpoint.hpp"
+#include "partrain/parallel/ps/hybrid_trainer.hpp"
 #include "partrain/parallel/ps/ps_trainer.hpp"
 #include "ps_config.hpp"
 
@@ -18,10 +20,16 @@ using namespace partrain;
 template <class T>
 int train(const app::DriverSetup& su, const ps_app::Config& cfg, const std::string& config_toml,
           coll::MpiCommunicator& world, const io::Provenance& prov) {
-  std::unique_ptr<models::Model<T>> model;  // layers only: workers allocate it whole, servers its declarations
-  if (cfg.model.kind == "gpt") model = std::make_unique<models::Gpt<T>>(cfg.model.gpt);
-  else model = std::make_unique<models::Mlp<T>>(cfg.model.mlp);
   auto data = models::make_dataset<T>(cfg.model);
+  if constexpr (!is_half_v<T>) {
+    if (cfg.ps.hybrid) {  // sparse rows on the servers, the dense layers allreduced among the workers
+      parallel::DpOptions dp;
+      dp.bucket_mib = 1.0;
+      parallel::ps::HybridTrainer<T> trainer(cfg.model, *data, cfg.train, world, cfg.ps.servers, dp);
+      return app::run_driver<T>(su, trainer, prov);
+    }
+  }
+  auto model = models::make_layers<T>(cfg.model);  // workers allocate it whole, servers its declarations
   parallel::ps::PsTrainer<T> trainer(*model, cfg.model.seed, *data, cfg.train, world, cfg.ps,
                                      models::describe(cfg.model), config_toml);
   return app::run_driver<T>(su, trainer, prov);

@@ -28,10 +28,47 @@ void declare_keys(Deck& d) {
   d.declare_int("ps.checkpoint_every", 0, "servers checkpoint every this many clocks (0: never)", 0, 1 << 30);
   d.declare_string("ps.checkpoint_dir", "", "directory of the checkpoints (ckpt-<step>.h5)");
   d.declare_int("ps.checkpoint_keep", 2, "newest checkpoints kept", 1, 1 << 20);
+  d.declare_bool("ps.hybrid", false, "sparse embedding rows on the servers, dense layers allreduced among the workers "
+                                     "(model.kind = \"sparse_mlp\", bsp; docs/ps.md)");
 }
 
 namespace {
 std::string in_quotes(const std::string& s) { return "\"" + s + "\""; }
+
+/// ps.hybrid: sparse parameters, bsp, an optimizer whose lazy rows are its dense update, 32 or 64 bits, and none of
+/// the event-loop server's mechanisms (it runs in lockstep).
+void check_hybrid(const Deck& d, const Config& c, const std::vector<std::string>& inject, bool resume) {
+  if (c.model.kind != "sparse_mlp")
+    input_error("ps.hybrid", "true",
+                "needs sparse parameters: model.kind = \"sparse_mlp\" (the embedding tables live on the servers); \"" +
+                    c.model.kind + "\" has none");
+  const auto& o = c.train.optimizer;
+  if (o.kind != "adagrad" && o.kind != "sgd")
+    input_error("train.optimizer", in_quotes(o.kind),
+                "with ps.hybrid: the servers update only the rows a batch touched (lazy rows), which equals the dense "
+                "update for adagrad and sgd, while Adam's moments move untouched rows too");
+  if (o.kind == "sgd" && o.momentum != 0)
+    input_error("train.momentum", Deck::render(d.get("train.momentum")),
+                "with ps.hybrid: momentum moves rows a batch did not touch, which lazy rows skip (use 0, or adagrad)");
+  if (o.weight_decay != 0)
+    input_error("train.weight_decay", Deck::render(d.get("train.weight_decay")),
+                "with ps.hybrid: weight decay moves rows a batch did not touch, which lazy rows skip (use 0)");
+  if (c.train.precision != "fp32")
+    input_error("train.precision", in_quotes(c.train.precision), "with ps.hybrid: the hybrid runs in fp32 or fp64");
+  if (c.ps.mode != parallel::ps::Mode::Bsp)
+    input_error("ps.mode", in_quotes(parallel::ps::name(c.ps.mode)), "with ps.hybrid: the hybrid runs bsp");
+  const std::pair<const char*, bool> unused[] = {
+      {"ps.scheduler", c.ps.scheduler},           {"ps.backup", c.ps.backup},
+      {"ps.checkpoint_every", c.ps.checkpoint_every != 0}, {"ps.checkpoint_dir", !c.ps.checkpoint_dir.empty()},
+      {"ps.straggler", c.ps.straggler >= 0}};
+  for (const auto& [k, set] : unused)
+    if (set)
+      input_error(k, Deck::render(d.get(k)),
+                  "not with ps.hybrid: the hybrid runs in lockstep, without the event-loop server's scheduler, "
+                  "recoveries and straggler");
+  if (!inject.empty()) input_error("--inject", inject.front(), "not with ps.hybrid (no recoveries in the hybrid)");
+  if (resume) input_error("--resume", "", "not with ps.hybrid (the hybrid writes no checkpoints)");
+}
 }  // namespace
 
 Config read_config(const Deck& d, int world, const std::vector<std::string>& inject, bool resume, bool overwrite,
@@ -40,6 +77,7 @@ Config read_config(const Deck& d, int world, const std::vector<std::string>& inj
   Config c;
   c.model = models::read_model_spec(d);
   models::require_dense(c.model, "partrain-ps");
+  models::require_kind(c.model, "partrain-ps", {"gpt", "mlp", "sparse_mlp"});
   c.train = models::read_train_spec(d);
   auto& o = c.ps;
   o.servers = int(d.get_int("ps.servers"));
@@ -111,6 +149,8 @@ Config read_config(const Deck& d, int world, const std::vector<std::string>& inj
     o.straggler_ms = ms;
   }
   o.faults = FaultPlan(inject, world);
+  o.hybrid = d.get_bool("ps.hybrid");
+  if (o.hybrid) check_hybrid(d, c, inject, resume);
   if (dump_state && !pps::synchronous(o.mode))
     input_error("ps.mode", "\"" + mode + "\"",
                 "cannot be combined with --dump-state (bsp or half_sync can): after an asynchronous run the state depends on timing");

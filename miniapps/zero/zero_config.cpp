@@ -36,6 +36,9 @@ Config read_config(const Deck& d, int world) {
   Config c;
   c.model = models::read_model_spec(d);
   c.train = models::read_train_spec(d);
+  models::require_kind(c.model, "partrain-zero", {"gpt", "mlp"});
+  if (c.train.optimizer.kind == "adagrad")
+    input_error("train.optimizer", "\"adagrad\"", "partrain-zero shards SGD, Adam and AdamW");
   auto& z = c.zero;
   z.stage = int(d.get_int("zero.stage"));
   z.offload = d.get_string("zero.offload");

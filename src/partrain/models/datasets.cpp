@@ -1,5 +1,6 @@
 #include "partrain/models/datasets.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "partrain/core/rng.hpp"
@@ -163,5 +164,72 @@ template class MarkovDataset<bf16>;
 template class MarkovDataset<fp16>;
 template class TranslationDataset<bf16>;
 template class TranslationDataset<fp16>;
+
+template <class T>
+ClickDataset<T>::ClickDataset(std::uint64_t seed, std::int64_t tables, std::int64_t rows, std::int64_t bag,
+                              std::int64_t dense)
+    : seed_(seed), tables_(tables), rows_(rows), bag_(bag), dense_(dense) {}
+
+template <class T>
+Batch<T> ClickDataset<T>::allocate(std::int64_t samples) const {
+  Batch<T> b;
+  b.samples = samples;
+  b.tokens = IndexView1("act/batch.tokens", samples * tables_ * bag_);
+  b.features = View2<T>("act/batch.features", samples, dense_);
+  b.targets = IndexView1("act/batch.targets", samples);
+  return b;
+}
+
+template <class T>
+double ClickDataset<T>::expected_distinct(std::int64_t rows, std::int64_t draws) {
+  // id k <=> rows^u in [k + 1, k + 2): P(k) = ln((k + 2)/(k + 1)) / ln(rows) for k < rows − 1; the clamp puts what is
+  // left (u so close to 1 that ⌊rows^u⌋ = rows) on the last row
+  if (rows <= 1) return 1.0;
+  const double L = std::log(double(rows));
+  double e = 0, left = 1;
+  for (std::int64_t k = 0; k + 1 < rows; ++k) {
+    const double pk = std::log1p(1.0 / double(k + 1)) / L;
+    left -= pk;
+    e += -std::expm1(double(draws) * std::log1p(-std::min(pk, 1.0 - 1e-16)));
+  }
+  if (left > 0) e += -std::expm1(double(draws) * std::log1p(-left));
+  return e;
+}
+
+template <class T>
+void ClickDataset<T>::fill(std::uint64_t step, std::int64_t first, Batch<T>& batch) const {
+  const CounterRng ri(seed_, "data.click.ids", step), rx(seed_, "data.click.x", step);
+  const CounterRng rh(seed_, "data.click.h"), rw(seed_, "data.click.w");
+  auto ht = Kokkos::create_mirror_view(batch.tokens);
+  auto hx = Kokkos::create_mirror_view(batch.features);
+  auto hy = Kokkos::create_mirror_view(batch.targets);
+  const double log_rows = std::log(double(rows_));
+  for (std::int64_t s = 0; s < batch.samples; ++s) {
+    const std::uint64_t g = std::uint64_t(first + s);
+    double score = 0;
+    for (std::int64_t f = 0; f < tables_; ++f)
+      for (std::int64_t b = 0; b < bag_; ++b) {
+        const std::int64_t k = (s * tables_ + f) * bag_ + b;
+        const double u = ri.uniform((g * std::uint64_t(tables_) + std::uint64_t(f)) * std::uint64_t(bag_) + std::uint64_t(b));
+        const std::int64_t id = std::min<std::int64_t>(rows_ - 1, std::max<std::int64_t>(0, std::int64_t(std::exp(u * log_rows)) - 1));
+        ht(k) = int(id);
+        score += rh.normal(std::uint64_t(f * rows_ + id));
+      }
+    for (std::int64_t j = 0; j < dense_; ++j) {
+      const double x = rx.normal(g * std::uint64_t(dense_) + std::uint64_t(j));
+      hx(s, j) = T(x);
+      score += rw.normal(std::uint64_t(j)) / std::sqrt(double(dense_)) * x;
+    }
+    hy(s) = score > 0 ? 1 : 0;
+  }
+  Kokkos::deep_copy(batch.tokens, ht);
+  Kokkos::deep_copy(batch.features, hx);
+  Kokkos::deep_copy(batch.targets, hy);
+}
+
+template class ClickDataset<float>;
+template class ClickDataset<double>;
+template class ClickDataset<bf16>;
+template class ClickDataset<fp16>;
 
 }  // namespace partrain::models

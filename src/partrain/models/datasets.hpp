@@ -15,6 +15,12 @@
 //   the target is a fixed permutation π of the words (CounterRng(seed, "data.nmt.map"), Fisher–Yates) applied to the
 //   REVERSED source, y_t = π(x_{L−1−t}) — learnable only through attention, since y_0 depends on the last source
 //   word. Sentences are padded to S: source pads are 0, target pads −1 (no loss), decoder inputs BOS, y_0 … y_{L−2}.
+// ClickDataset (sparse MLP): sample g of a step has, for table f and bag slot b, the id
+//   id = ⌊rows^u⌋ − 1,  u = uniform((g·F + f)·bag + b) of CounterRng(seed, "data.click.ids", step)
+//   (log-uniform: P(id = k) ∝ ln((k+2)/(k+1)), Zipf-like — a few hot rows, a long tail), dense features
+//   x_j = normal(g·dense + j) of CounterRng(seed, "data.click.x", step), and the label 1 where the teacher's score
+//   Σ_f Σ_b h_f(id) + Σ_j w_j·x_j is positive (h_f(k) = normal(f·rows + k) of CounterRng(seed, "data.click.h"),
+//   w_j = normal(j)/√dense of CounterRng(seed, "data.click.w")), else 0: learnable through the rows' embeddings.
 #pragma once
 
 #include <string>
@@ -86,6 +92,26 @@ class MarkovDataset : public Dataset<T> {
   std::int64_t vocab_, seq_len_;
 };
 
+template <class T>
+class ClickDataset : public Dataset<T> {
+ public:
+  ClickDataset(std::uint64_t seed, std::int64_t tables, std::int64_t rows, std::int64_t bag, std::int64_t dense);
+  std::string name() const override { return "zipf_clicks"; }
+  /// The expected number of distinct ids among `draws` draws from one table of `rows` rows (Σ_k 1 − (1 − P(k))^draws):
+  /// the rows a worker pulls per table (the performance model's sparse pull).
+  static double expected_distinct(std::int64_t rows, std::int64_t draws);
+  Batch<T> allocate(std::int64_t samples) const override;
+  void fill(std::uint64_t step, std::int64_t first, Batch<T>& batch) const override;
+
+ private:
+  std::uint64_t seed_;
+  std::int64_t tables_, rows_, bag_, dense_;
+};
+
+extern template class ClickDataset<float>;
+extern template class ClickDataset<double>;
+extern template class ClickDataset<bf16>;
+extern template class ClickDataset<fp16>;
 extern template class TeacherDataset<float>;
 extern template class TeacherDataset<double>;
 extern template class MarkovDataset<float>;

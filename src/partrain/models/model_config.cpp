@@ -7,7 +7,7 @@
 namespace partrain::models {
 
 void declare_model_keys(Deck& d) {
-  d.declare_string("model.kind", "gpt", "reference model", {"gpt", "mlp", "nmt"});
+  d.declare_string("model.kind", "gpt", "reference model", {"gpt", "mlp", "nmt", "sparse_mlp"});
   d.declare_int("model.seed", 1234, "seed of the initial parameters", 0);
   d.declare_string("model.dtype", "fp32", "floating-point type of parameters and activations", {"fp32", "fp64"});
   d.declare_int("model.gpt.vocab", 512, "vocabulary size V", 2, 1 << 24);
@@ -32,6 +32,12 @@ void declare_model_keys(Deck& d) {
   d.declare_int("model.nmt.dec_layers", 2, "decoder LSTM layers", 1, 1024);
   d.declare_int("model.nmt.min_len", 4, "shortest sentence", 1, 1 << 16);
   d.declare_int("model.nmt.max_len", 12, "longest sentence S (batches are padded to it)", 1, 1 << 16);
+  d.declare_int("model.sparse_mlp.tables", 4, "embedding tables F (one sparse feature each)", 1, 4096);
+  d.declare_int("model.sparse_mlp.rows", 100000, "rows per table", 1, std::int64_t(1) << 31);
+  d.declare_int("model.sparse_mlp.dim", 16, "embedding dimension D", 1, 1 << 16);
+  d.declare_int("model.sparse_mlp.bag", 4, "ids per sample per table (sum-pooled)", 1, 1 << 16);
+  d.declare_int("model.sparse_mlp.dense", 8, "dense features per sample", 0, 1 << 16);
+  d.declare_int_list("model.sparse_mlp.widths", {64, 32}, "hidden widths of the MLP over the lookups (then 2 classes)", 1);
   d.declare_int("data.seed", 42, "seed of the synthetic data", 0);
 }
 
@@ -39,12 +45,13 @@ void declare_train_keys(Deck& d) {
   d.declare_int("train.batch", 8, "global batch in samples (sequences for GPT)", 1, 1 << 30);
   d.declare_int("train.steps", 20, "training steps", 1, 1 << 30);
   d.declare_int("train.warmup", 2, "steps excluded from timing (clamped to train.steps - 1)", 0, 1 << 30);
-  d.declare_string("train.optimizer", "adamw", "optimizer", {"sgd", "adam", "adamw"});
+  d.declare_string("train.optimizer", "adamw", "optimizer (adagrad: every mini-app but partrain-zero)",
+                   {"sgd", "adam", "adamw", "adagrad"});
   d.declare_float("train.lr", 1e-3, "learning rate", 0.0, 1e6);
   d.declare_float("train.momentum", 0.0, "SGD momentum", 0.0, 1.0);
   d.declare_float("train.beta1", 0.9, "Adam beta1", 0.0, 1.0);
   d.declare_float("train.beta2", 0.999, "Adam beta2", 0.0, 1.0);
-  d.declare_float("train.eps", 1e-8, "Adam epsilon", 0.0, 1.0);
+  d.declare_float("train.eps", 1e-8, "Adam's (and AdaGrad's) epsilon", 0.0, 1.0);
   d.declare_float("train.weight_decay", 0.0, "weight decay (decoupled for AdamW)", 0.0, 1e6);
   d.declare_string("train.precision", "fp32",
                    "compute precision: fp32 (model.dtype throughout), or bf16 / fp16 activations, parameters and "
@@ -85,6 +92,12 @@ ModelSpec read_model_spec(const Deck& d) {
   s.nmt.dec_layers = d.get_int("model.nmt.dec_layers");
   s.nmt.min_len = d.get_int("model.nmt.min_len");
   s.nmt.max_len = d.get_int("model.nmt.max_len");
+  s.sparse.tables = d.get_int("model.sparse_mlp.tables");
+  s.sparse.rows = d.get_int("model.sparse_mlp.rows");
+  s.sparse.dim = d.get_int("model.sparse_mlp.dim");
+  s.sparse.bag = d.get_int("model.sparse_mlp.bag");
+  s.sparse.dense = d.get_int("model.sparse_mlp.dense");
+  s.sparse.widths = d.get_int_list("model.sparse_mlp.widths");
   if (s.kind == "nmt" && s.nmt.hidden % 2 != 0)
     input_error("model.nmt.hidden", std::to_string(s.nmt.hidden), "must be even (H/2 units per direction of the bidirectional layer)");
   if (s.kind == "nmt" && s.nmt.min_len > s.nmt.max_len)
@@ -146,12 +159,16 @@ TrainSpec read_train_spec(const Deck& d) {
 }
 
 template <class T>
+std::unique_ptr<Model<T>> make_layers(const ModelSpec& s) {
+  if (s.kind == "gpt") return std::make_unique<Gpt<T>>(s.gpt);
+  if (s.kind == "nmt") return std::make_unique<Nmt<T>>(s.nmt);
+  if (s.kind == "sparse_mlp") return std::make_unique<SparseMlp<T>>(s.sparse);
+  return std::make_unique<Mlp<T>>(s.mlp);
+}
+
+template <class T>
 std::unique_ptr<Model<T>> make_model(const ModelSpec& s) {
-  std::unique_ptr<Model<T>> m;
-  if (s.kind == "gpt") m = std::make_unique<Gpt<T>>(s.gpt);
-  else if (s.kind == "nmt") {
-    m = std::make_unique<Nmt<T>>(s.nmt);
-  } else m = std::make_unique<Mlp<T>>(s.mlp);
+  auto m = make_layers<T>(s);
   m->build(s.seed);
   return m;
 }
@@ -161,12 +178,15 @@ std::unique_ptr<Dataset<T>> make_dataset(const ModelSpec& s) {
   if (s.kind == "gpt") return std::make_unique<MarkovDataset<T>>(s.data_seed, s.gpt.vocab, s.gpt.seq_len);
   if (s.kind == "nmt")
     return std::make_unique<TranslationDataset<T>>(s.data_seed, s.nmt.vocab, s.nmt.min_len, s.nmt.max_len);
+  if (s.kind == "sparse_mlp")
+    return std::make_unique<ClickDataset<T>>(s.data_seed, s.sparse.tables, s.sparse.rows, s.sparse.bag, s.sparse.dense);
   return std::make_unique<TeacherDataset<T>>(s.data_seed, s.mlp.widths.front(), s.mlp.widths.back());
 }
 
 double forward_flops(const ModelSpec& s, std::int64_t samples) {
   if (s.kind == "gpt") return Gpt<double>(s.gpt).forward_flops(samples);  // layers only: nothing is allocated
   if (s.kind == "nmt") return Nmt<double>(s.nmt).forward_flops(samples);
+  if (s.kind == "sparse_mlp") return SparseMlp<double>(s.sparse).forward_flops(samples);
   return Mlp<double>(s.mlp).forward_flops(samples);
 }
 
@@ -177,6 +197,13 @@ std::int64_t rows_per_sample(const ModelSpec& s) {
 double tokens_per_sample(const ModelSpec& s) {
   if (s.kind == "nmt") return 0.5 * double(s.nmt.min_len + s.nmt.max_len);
   return double(rows_per_sample(s));
+}
+
+void require_kind(const ModelSpec& s, const std::string& app, const std::vector<std::string>& kinds) {
+  if (std::find(kinds.begin(), kinds.end(), s.kind) != kinds.end()) return;
+  std::string list;
+  for (const auto& k : kinds) list += (list.empty() ? "" : ", ") + k;
+  input_error("model.kind", "\"" + s.kind + "\"", app + " trains " + list);
 }
 
 void require_dense(const ModelSpec& s, const std::string& app) {
@@ -199,11 +226,22 @@ std::string describe(const ModelSpec& s) {
            ",H=" + std::to_string(s.nmt.hidden) + ",Le=" + std::to_string(s.nmt.enc_layers) +
            ",Ld=" + std::to_string(s.nmt.dec_layers) + ",S=" + std::to_string(s.nmt.min_len) + "-" +
            std::to_string(s.nmt.max_len) + ")";
+  if (s.kind == "sparse_mlp") {
+    std::string w;
+    for (auto x : s.sparse.widths) w += "-" + std::to_string(x);
+    return "sparse_mlp(F=" + std::to_string(s.sparse.tables) + "x" + std::to_string(s.sparse.rows) +
+           "x" + std::to_string(s.sparse.dim) + ",bag=" + std::to_string(s.sparse.bag) +
+           ",dense=" + std::to_string(s.sparse.dense) + ",mlp " + std::to_string(s.sparse.concat_width()) + w + "-2)";
+  }
   std::string w;
   for (auto x : s.mlp.widths) w += (w.empty() ? "" : "-") + std::to_string(x);
   return "mlp(" + w + ")";
 }
 
+template std::unique_ptr<Model<float>> make_layers<float>(const ModelSpec&);
+template std::unique_ptr<Model<double>> make_layers<double>(const ModelSpec&);
+template std::unique_ptr<Model<bf16>> make_layers<bf16>(const ModelSpec&);
+template std::unique_ptr<Model<fp16>> make_layers<fp16>(const ModelSpec&);
 template std::unique_ptr<Model<float>> make_model<float>(const ModelSpec&);
 template std::unique_ptr<Model<double>> make_model<double>(const ModelSpec&);
 template std::unique_ptr<Model<bf16>> make_model<bf16>(const ModelSpec&);

@@ -12,15 +12,17 @@
 #include "partrain/models/nmt.hpp"
 #include "partrain/models/loss_scaler.hpp"
 #include "partrain/models/optimizer.hpp"
+#include "partrain/models/sparse_mlp.hpp"
 
 namespace partrain::models {
 
 struct ModelSpec {
-  std::string kind = "gpt";  ///< gpt | mlp | nmt
+  std::string kind = "gpt";  ///< gpt | mlp | nmt | sparse_mlp
   std::uint64_t seed = 1234, data_seed = 42;
   GptConfig gpt;
   MlpConfig mlp;
   NmtConfig nmt;
+  SparseMlpConfig sparse;
   std::string dtype = "fp32";  ///< fp32 | fp64
 };
 
@@ -39,6 +41,9 @@ void declare_train_keys(Deck& deck);
 ModelSpec read_model_spec(const Deck& deck);
 TrainSpec read_train_spec(const Deck& deck);
 
+/// The model's layers, not built (a strategy allocates what it holds); make_model builds it whole from model.seed.
+template <class T>
+std::unique_ptr<Model<T>> make_layers(const ModelSpec& spec);
 template <class T>
 std::unique_ptr<Model<T>> make_model(const ModelSpec& spec);
 template <class T>
@@ -54,6 +59,8 @@ std::int64_t rows_per_sample(const ModelSpec& spec);
 double tokens_per_sample(const ModelSpec& spec);
 /// "gpt(V=512,T=128,L=4,C=256,H=4)" or "mlp(1024-1024-…)"
 std::string describe(const ModelSpec& spec);
+/// Refuses a model kind the mini-app does not train: InputError naming model.kind and the kinds it takes.
+void require_kind(const ModelSpec& spec, const std::string& app, const std::vector<std::string>& kinds);
 /// Refuses a mixture-of-experts GPT (model.gpt.moe.every > 0) in a mini-app that trains the dense one only.
 void require_dense(const ModelSpec& spec, const std::string& app);
 

@@ -1,5 +1,6 @@
 // An optimizer over one flat parameter buffer and its gradient, owning its state ("optim/…" allocations):
-// SGD (momentum buffer only when momentum > 0), Adam (L2) and AdamW (decoupled weight decay). The update maths is
+// SGD (momentum buffer only when momentum > 0), Adam (L2), AdamW (decoupled weight decay) and AdaGrad (its accumulator
+// of squared gradients in v; the sparse parameter servers' optimizer, docs/ps.md "Hybrid"). The update maths is
 // in kernels/optimizer.hpp. ZeRO shards call it on their slice of the buffers.
 #pragma once
 
@@ -10,7 +11,7 @@
 namespace partrain::models {
 
 struct OptimizerConfig {
-  std::string kind = "adamw";  ///< sgd | adam | adamw
+  std::string kind = "adamw";  ///< sgd | adam | adamw | adagrad
   double lr = 1e-3, momentum = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
 };
 
@@ -26,6 +27,8 @@ class Optimizer {
   Optimizer(const OptimizerConfig& cfg, std::int64_t numel, const std::string& label = "optim/") : cfg_(cfg) {
     if (cfg.kind == "sgd") {
       if (cfg.momentum > 0) m_ = StateView(label + "sgd.momentum", numel);
+    } else if (cfg.kind == "adagrad") {
+      v_ = StateView(label + "adagrad.sum", numel);
     } else {
       m_ = StateView(label + "adam.m", numel);
       v_ = StateView(label + "adam.v", numel);
@@ -48,6 +51,8 @@ class Optimizer {
     };
     if (cfg_.kind == "sgd") {
       kernels::sgd_step(p, g, part(m_), kernels::SgdParams{cfg_.lr, cfg_.momentum, cfg_.weight_decay});
+    } else if (cfg_.kind == "adagrad") {
+      kernels::adagrad_step(p, g, part(v_), kernels::AdagradParams{cfg_.lr, cfg_.eps, cfg_.weight_decay});
     } else {
       kernels::AdamParams hp{cfg_.lr, cfg_.beta1, cfg_.beta2, cfg_.eps, cfg_.weight_decay, cfg_.kind == "adamw"};
       kernels::adam_step(p, g, part(m_), part(v_), hp, steps_);
@@ -66,6 +71,9 @@ class Optimizer {
     if (cfg_.kind == "sgd") {
       kernels::sgd_step(master, g, part(m_), kernels::SgdParams{cfg_.lr, cfg_.momentum, cfg_.weight_decay},
                         grad_scale, half);
+    } else if (cfg_.kind == "adagrad") {
+      kernels::adagrad_step(master, g, part(v_), kernels::AdagradParams{cfg_.lr, cfg_.eps, cfg_.weight_decay},
+                            grad_scale, half);
     } else {
       kernels::AdamParams hp{cfg_.lr, cfg_.beta1, cfg_.beta2, cfg_.eps, cfg_.weight_decay, cfg_.kind == "adamw"};
       kernels::adam_step(master, g, part(m_), part(v_), hp, steps_, grad_scale, half);
@@ -78,7 +86,7 @@ class Optimizer {
   /// Restores the step count (a checkpoint's).
   void set_steps(std::int64_t n) { steps_ = n; }
   const OptimizerConfig& config() const { return cfg_; }
-  /// The state buffers (Adam's m and v; SGD's momentum in m; empty where the optimizer keeps none).
+  /// The state buffers (Adam's m and v; SGD's momentum in m; AdaGrad's accumulator in v; empty where the optimizer keeps none).
   const StateView& m() const { return m_; }
   const StateView& v() const { return v_; }
 

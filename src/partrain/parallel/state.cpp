@@ -33,13 +33,10 @@ std::vector<Slab> slabs_of(const models::ParamInfo& p) {
 }
 
 std::vector<io::CheckpointTensor> state_tensors(const models::ModelSpec& spec, const models::OptimizerConfig& opt) {
-  std::unique_ptr<models::Model<double>> m;  // declarations only
-  if (spec.kind == "gpt") m = std::make_unique<models::Gpt<double>>(spec.gpt);
-  else if (spec.kind == "nmt") m = std::make_unique<models::Nmt<double>>(spec.nmt);
-  else m = std::make_unique<models::Mlp<double>>(spec.mlp);
+  auto m = models::make_layers<double>(spec);  // declarations only
   m->build(0, false, false);
   std::vector<std::string> groups = {"params"};
-  if (opt.kind != "sgd" || opt.momentum > 0) groups.push_back("optim/m");
+  if ((opt.kind != "sgd" && opt.kind != "adagrad") || opt.momentum > 0) groups.push_back("optim/m");
   if (opt.kind != "sgd") groups.push_back("optim/v");
   std::vector<io::CheckpointTensor> out;
   for (const auto& g : groups)

@@ -80,6 +80,7 @@ StepInputs step_inputs(const DeckTable& d, const std::string& strategy, int rank
     in.workers = w > 0 ? w : ranks - in.servers - sched;
     if (in.workers < 1) input_error("ps.servers", std::to_string(in.servers), "leaves no worker among " + std::to_string(ranks) + " ranks");
     in.ps_mode = d.get_string("ps", "mode", "bsp");
+    in.ps_hybrid = d.get_bool("ps", "hybrid", false);
     in.dp = in.workers;
   } else {
     input_error("strategy", strategy, "has no performance model");

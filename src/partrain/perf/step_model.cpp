@@ -8,16 +8,14 @@
 #include "partrain/models/mlp.hpp"
 #include "partrain/models/nmt.hpp"
 #include "partrain/parallel/nmt/wavefront.hpp"
+#include "partrain/parallel/ps/hybrid_trainer.hpp"
 #include "partrain/parallel/pipeline/schedule.hpp"
 
 namespace partrain::perf {
 namespace {
 
 std::unique_ptr<models::Model<double>> declare(const models::ModelSpec& spec) {
-  std::unique_ptr<models::Model<double>> m;
-  if (spec.kind == "gpt") m = std::make_unique<models::Gpt<double>>(spec.gpt);
-  else if (spec.kind == "nmt") m = std::make_unique<models::Nmt<double>>(spec.nmt);
-  else m = std::make_unique<models::Mlp<double>>(spec.mlp);
+  auto m = models::make_layers<double>(spec);
   m->build(0, false, false);
   return m;
 }
@@ -27,6 +25,10 @@ double width(const models::ModelSpec& s) {
   if (s.kind == "gpt") return double(s.gpt.channels);
   if (s.kind == "nmt") return double(s.nmt.hidden);
   double w = 1;
+  if (s.kind == "sparse_mlp") {
+    for (auto x : s.sparse.widths) w = std::max(w, double(x));
+    return std::max(w, double(s.sparse.concat_width()));
+  }
   for (auto x : s.mlp.widths) w = std::max(w, double(x));
   return w;
 }
@@ -34,12 +36,15 @@ double width(const models::ModelSpec& s) {
 /// Bytes of one element of the model's dtype; fp16 and bf16 mean mixed-precision training (step_model.hpp).
 double elem_bytes(const std::string& dtype) { return dtype == "fp64" ? 8 : is_half(dtype) ? 2 : 4; }
 
-/// Bytes the optimizer streams per parameter: read p, g, write p; momentum's m read and written; Adam's m and v.
+/// Bytes the optimizer streams per parameter: read p, g, write p; momentum's m read and written; Adam's m and v;
+/// AdaGrad's accumulator.
 /// Mixed precision: the fp32 gradient read, the fp32 master copy, m and v read and written, the half copy written.
 double optimizer_bytes_per_param(const models::OptimizerConfig& o, const std::string& dtype) {
-  if (is_half(dtype)) return 4 + 8 + 2 + (o.kind == "sgd" ? (o.momentum > 0 ? 8 : 0) : 16);
+  if (is_half(dtype))
+    return 4 + 8 + 2 + (o.kind == "sgd" ? (o.momentum > 0 ? 8 : 0) : o.kind == "adagrad" ? 8 : 16);
   const double elem = elem_bytes(dtype);
   if (o.kind == "sgd") return elem * (o.momentum > 0 ? 5 : 3);
+  if (o.kind == "adagrad") return elem * 5;
   return elem * 7;
 }
 
@@ -47,7 +52,7 @@ double optimizer_bytes_per_param(const models::OptimizerConfig& o, const std::st
 double optimizer_seconds(const models::OptimizerConfig& o, double params, const std::string& dtype,
                          const MachineProfile& p) {
   const double stream = params * optimizer_bytes_per_param(o, dtype) / p.memory_Bps;
-  const double rate = o.kind == "sgd" ? p.sgd_pps : p.adam_pps;
+  const double rate = o.kind == "sgd" ? p.sgd_pps : p.adam_pps;  // AdaGrad: a square root and a divide, as Adam
   return rate > 0 ? std::max(stream, params / rate) : stream;
 }
 
@@ -444,6 +449,30 @@ StepPrediction predict_step(const StepInputs& in, const MachineProfile& p) {
     r.optimizer_s = optimizer_seconds(in.train.optimizer, psi / k, in.model.dtype, p);
     gradient_allreduce(p, in, dp, k, psi / k * elem, r.backward_s, r);  // replicas are k ranks apart
     add_note(&r.note, "the wavefront's messages are not modelled");
+  } else if (s == "ps" && in.ps_hybrid) {
+    // the sparse-embedding server (parallel/ps/hybrid_trainer.hpp): a worker pulls the distinct rows its share
+    // touches (the dataset's expected count) through the S servers, whose links carry every worker's keys and rows,
+    // computes, pushes the rows' gradients the same way while the dense buckets' allreduce among the W workers
+    // overlaps the backward; the servers sum and update the pushed rows, the workers the dense parameters
+    const auto& c = in.model.sparse;
+    const int W = std::max(1, in.workers), S = std::max(1, in.servers);
+    const std::int64_t per_worker = std::max<std::int64_t>(1, in.train.global_batch / W);
+    r = predict_compute(in.model, per_worker, p);
+    const double rows = double(c.tables) * models::ClickDataset<double>::expected_distinct(c.rows, per_worker * c.bag);
+    const double tables = double(c.table_numel()), dense = psi - tables;
+    const auto b = parallel::ps::hybrid_bytes(rows, double(c.dim), dense, tables, W, elem);
+    const double one = collective_seconds(p, "ring", "allgather", 2, 2 * b.sparse / 2 / S, false, &r.note);
+    if (one > 0) {
+      r.comm_pure_s = 2 * one * W;  // the pull and the push of every worker through one server's link
+      r.comm_exposed_s = r.comm_pure_s;
+    }
+    gradient_allreduce(p, in, W, 1, dense * elem, r.backward_s, r);
+    r.optimizer_s = optimizer_seconds(in.train.optimizer, dense, in.model.dtype, p) +
+                    optimizer_seconds(in.train.optimizer, double(W) * rows * double(c.dim) / S, in.model.dtype, p);
+    if (p.reduce_Bps > 0) r.optimizer_s += double(W) * rows * double(c.dim) / S * elem / p.reduce_Bps;
+    r.sparse_rows = rows;
+    r.sparse_bytes = b.hybrid();
+    add_note(&r.note, "the hybrid's pulls and pushes are a bound: one server link carries every worker's share");
   } else if (s == "ps") {
     // a worker computes its share and pulls and pushes the whole model through the S servers, whose links carry
     // every worker's traffic; the servers apply the update (the optimizer over Ψ/S per worker push in asp)

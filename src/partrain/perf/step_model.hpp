@@ -47,6 +47,7 @@ struct StepInputs {
   std::int64_t time_chunk = 4;  ///< nmt
   int servers = 1, workers = 1; ///< ps
   std::string ps_mode = "bsp";
+  bool ps_hybrid = false;       ///< ps.hybrid: sparse rows on the servers, the dense layers allreduced
   int ep = 1;                   ///< ep: ranks sharing each MoE block's experts (dp = every rank)
   std::string a2a_algo = "ring";  ///< the token all-to-alls' algorithm (pairwise exchange)
   /// ep: the busiest expert rank's rows over the balanced share (a run's expert_rank_load_imbalance); 0: the bound
@@ -63,6 +64,8 @@ struct StepPrediction {
   double comm_pure_s = 0;      ///< every collective of the step, alone
   double comm_exposed_s = 0;   ///< what the step waits for
   double step_s = 0;
+  double sparse_rows = 0;      ///< hybrid parameter server: distinct rows a worker pulls per step (expected)
+  double sparse_bytes = 0;     ///< and the bytes it sends per step (sparse exchange and dense allreduce)
   std::string note;            ///< what the model does not cover ("" when all of it)
 };
 

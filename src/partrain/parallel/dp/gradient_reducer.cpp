@@ -11,9 +11,10 @@
 namespace partrain::parallel {
 namespace {
 template <class T>
-std::vector<std::pair<std::int64_t, std::int64_t>> layer_ranges(const models::Model<T>& m) {
+std::vector<std::pair<std::int64_t, std::int64_t>> layer_ranges(const models::Model<T>& m, std::size_t local) {
   std::vector<std::pair<std::int64_t, std::int64_t>> r;
-  for (std::size_t i = 0; i < m.layers().size(); ++i) r.push_back(m.declared_range(i));
+  for (std::size_t i = 0; i < m.layers().size(); ++i)
+    r.push_back(i < local ? std::pair<std::int64_t, std::int64_t>{0, 0} : m.declared_range(i));
   return r;
 }
 }  // namespace
@@ -25,7 +26,7 @@ GradientReducer<T>::GradientReducer(models::Model<T>& model, coll::MpiCommunicat
       group_(group),
       experts_(experts),
       opts_(opts),
-      buckets_(layer_ranges(model),
+      buckets_(layer_ranges(model, opts.local_layers),
                std::max<std::int64_t>(1, std::int64_t(opts.bucket_mib * 1024 * 1024 /
                                                       double(opts.reduce_fp32 && is_half_v<T> ? 4 : sizeof(T))))),
       resolved_(group.resolve(coll::Op::Allreduce, opts.algo, std::int64_t(opts.bucket_mib * 1048576))),

@@ -29,6 +29,9 @@ struct DpOptions {
   /// accumulate-allreduce-grads-in-fp32) — each bucket widened into an fp32 buffer that the optimizer then reads —
   /// instead of in their own type (half the bytes).
   bool reduce_fp32 = false;
+  /// The first `local_layers` layers' gradients are not reduced: they stay on the rank (the hybrid parameter server's
+  /// workers push their sparse embedding rows to the servers instead, docs/ps.md).
+  std::size_t local_layers = 0;
 };
 
 template <class T>

@@ -50,6 +50,7 @@ struct Options {
   bool overwrite = false;     ///< replace an earlier run's checkpoints
   bool dump_state = false;    ///< --dump-state: servers keep the last synchronous update's inputs
   FaultPlan faults;
+  bool hybrid = false;        ///< ps.hybrid: the sparse-embedding parameter server (hybrid_trainer.hpp)
 };
 
 enum class Role { Server, Scheduler, Worker };

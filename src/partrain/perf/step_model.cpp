@@ -460,7 +460,7 @@ StepPrediction predict_step(const StepInputs& in, const MachineProfile& p) {
     r = predict_compute(in.model, per_worker, p);
     const double rows = double(c.tables) * models::ClickDataset<double>::expected_distinct(c.rows, per_worker * c.bag);
     const double tables = double(c.table_numel()), dense = psi - tables;
-    const auto b = parallel::ps::hybrid_bytes(rows, double(c.dim), dense, tables, W, elem);
+    const auto b = parallel::ps::hybrid_bytes(rows, double(c.dim), dense, tables, S, W, elem);
     const double one = collective_seconds(p, "ring", "allgather", 2, 2 * b.sparse / 2 / S, false, &r.note);
     if (one > 0) {
       r.comm_pure_s = 2 * one * W;  // the pull and the push of every worker through one server's link

@@ -17,10 +17,10 @@ std::string fmt(const char* f, double x) {
 }
 }  // namespace
 
-HybridBytes hybrid_bytes(double rows, double dim, double dense, double tables, int workers, double elem) {
+HybridBytes hybrid_bytes(double rows, double dim, double dense, double tables, int servers, int workers, double elem) {
   HybridBytes b;
   const double ring = workers > 1 ? 2.0 * (workers - 1) / workers : 0.0;
-  b.sparse = rows * (8.0 + 2.0 * dim * elem);
+  b.sparse = rows * (8.0 + 2.0 * dim * elem) + 2.0 * 8.0 * (servers + workers - 1);  // a count to and from each rank
   b.dense = 2.0 * ring * dense * elem;
   b.dense_ps = 2.0 * (tables + dense) * elem;
   b.dp = 2.0 * ring * (tables + dense) * elem;
@@ -58,7 +58,9 @@ HybridTrainer<T>::HybridTrainer(const models::ModelSpec& spec, const models::Dat
   }
   // A worker: the dense layers whole, the tables cut to the rows its share of a batch can touch.
   share_ = share_of(train.global_batch, n - S, world.rank() - S);
-  cap_ = std::max<std::int64_t>(1, share_.count * c.bag);
+  // Every worker's tables are the largest share's (B/W rounded up): the dense parameters then sit at the same offset
+  // on every worker, as the reducer's shared-memory buckets need.
+  cap_ = std::max<std::int64_t>(1, share_of(train.global_batch, n - S, 0).count * c.bag);
   auto local = spec;
   local.sparse.rows = cap_;
   model_ = models::make_layers<T>(local);
@@ -351,7 +353,7 @@ NamedFigures HybridTrainer<T>::summary(const RunMedians&) {
   auto full = models::make_layers<double>(spec_);
   full->build(0, false, false);
   const double E = double(table_elems()), dn = double(full->params().numel()) - E;
-  const auto b = hybrid_bytes(rows, double(c.dim), dn, E, workers(), double(sizeof(T)));
+  const auto b = hybrid_bytes(rows, double(c.dim), dn, E, servers_, workers(), double(sizeof(T)));
   auto mib = [](double x) { return fmt("%.3f", x / 1048576.0) + " MiB"; };
   lines_ = {"# hybrid: per worker and step " + fmt("%.0f", rows) + " rows pulled; moved " + mib((t[1] + t[2]) / W / st) +
                 " (sparse " + mib(t[1] / W / st) + ", dense allreduce " + mib(t[2] / W / st) + "; model " +
@@ -367,7 +369,7 @@ NamedFigures HybridTrainer<T>::summary(const RunMedians&) {
 
 template <class T>
 NamedStrings HybridTrainer<T>::attributes() const {
-  return {{"ps_mode", "bsp"}, {"ps_hybrid", "true"}, {"ps_servers", std::to_string(servers_)},
+  return {{"ps_mode", "bsp"}, {"ps_hybrid", "true"}, {"ps_servers", std::to_string(servers_)}, {"ps_scheduler", "false"},
           {"ps_workers", std::to_string(workers())}, {"sparse_optimizer", train_.optimizer.kind + " (lazy rows)"}};
 }
 

@@ -30,13 +30,13 @@ namespace partrain::parallel::ps {
 /// comparison: `rows` distinct rows pulled (and pushed) by the worker, `dense` dense parameters, `tables` embedding
 /// parameters, W workers, `elem` bytes per value. Keys travel as 8 bytes each.
 struct HybridBytes {
-  double sparse = 0;    ///< keys out, rows in, row gradients out: rows · (8 + 2·D·elem)
+  double sparse = 0;    ///< keys out, rows in, row gradients out: rows · (8 + 2·D·elem), and the counts' alltoall
   double dense = 0;     ///< the ring allreduce of the dense gradients: 2(W−1)/W · dense · elem each way
   double dense_ps = 0;  ///< a dense parameter server: the whole model pulled and pushed, 2 · (tables + dense) · elem
   double dp = 0;        ///< pure data parallelism: the ring allreduce of the whole model, 2(W−1)/W · Ψ · elem each way
   double hybrid() const { return sparse + dense; }
 };
-HybridBytes hybrid_bytes(double rows, double dim, double dense, double tables, int workers, double elem);
+HybridBytes hybrid_bytes(double rows, double dim, double dense, double tables, int servers, int workers, double elem);
 
 template <class T>
 class HybridTrainer : public Trainer<T> {

@@ -1,4 +1,4 @@
-// SGD (with and without momentum), Adam and AdamW: several steps against the torch.optim formulas in double.
+// SGD (with and without momentum), Adam, AdamW and AdaGrad: several steps against the torch.optim formulas in double.
 #include <gtest/gtest.h>
 
 #include "partrain/kernels/optimizer.hpp"
@@ -52,4 +52,34 @@ TEST(Optimizer, AdamAndAdamW) {
     }
     EXPECT_LT(rel_err(host(p), rp), 1e-13) << (decoupled ? "adamw" : "adam");
   }
+}
+
+TEST(Optimizer, AdagradAndItsLazyRows) {
+  // torch.optim.Adagrad (lr_decay 0, initial accumulator 0): s += g'^2, p -= lr g' / (sqrt(s) + eps), g' = g + wd p.
+  for (double wd : {0.0, 0.1}) {
+    const int n = 10;
+    View1<double> p("p", n), g("g", n), acc("acc", n);
+    randn(p, "p");
+    std::vector<double> rp = host(p), rs(n, 0.0);
+    const k::AdagradParams hp{0.05, 1e-10, wd};
+    for (int s = 0; s < 4; ++s) {
+      randn(g, "g" + std::to_string(s));
+      const auto hg = host(g);
+      k::adagrad_step(p, g, acc, hp);
+      for (int i = 0; i < n; ++i) {
+        const double gi = hg[i] + wd * rp[i];
+        rs[i] += gi * gi;
+        rp[i] -= hp.lr * gi / (std::sqrt(rs[i]) + hp.eps);
+      }
+    }
+    EXPECT_LT(rel_err(host(p), rp), 1e-14) << "weight decay " << wd;
+  }
+  // Without weight decay an element whose gradient is 0 keeps its value and its accumulator exactly: updating only
+  // the rows a sparse batch touched (the hybrid parameter server's lazy rows) is the dense update.
+  View1<double> p("p", 4), g("g", 4), acc("acc", 4);
+  randn(p, "p");
+  const auto before = host(p);
+  k::adagrad_step(p, g, acc, k::AdagradParams{0.05, 1e-10, 0.0});
+  EXPECT_EQ(host(p), before);
+  EXPECT_EQ(host(acc), std::vector<double>(4, 0.0));
 }

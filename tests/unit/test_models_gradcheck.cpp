@@ -52,6 +52,22 @@ TEST(GradCheck, MlpGeluAndRelu) {
   }
 }
 
+TEST(GradCheck, SparseMlp) {
+  // The embedding bags (a row used twice in one bag, or by several samples, adds up) and the MLP after them.
+  ModelSpec s;
+  s.kind = "sparse_mlp";
+  s.sparse.tables = 2;
+  s.sparse.rows = 5;  // few rows: the Zipf-like ids repeat within and across samples
+  s.sparse.dim = 3;
+  s.sparse.bag = 3;
+  s.sparse.dense = 2;
+  s.sparse.widths = {6};
+  auto m = make_model<double>(s);
+  rescale(m->params().params(), 4.0, 0.0, 1);
+  auto d = make_dataset<double>(s);
+  gradcheck(*m, *d, 4, 1e-6);
+}
+
 TEST(GradCheck, Gpt) {
   ModelSpec s;
   s.kind = "gpt";

@@ -41,6 +41,53 @@ TEST(Training, MlpLearnsTheTeacher) {
   EXPECT_LT(end, 0.5 * start) << "start " << start << " end " << end;
 }
 
+TEST(Training, SparseMlpLearnsTheClicks) {
+  // AdaGrad on the embedding-bag model: the rows' embeddings learn the teacher's per-id scores.
+  ModelSpec ms;
+  ms.kind = "sparse_mlp";
+  ms.sparse.rows = 500;
+  TrainSpec ts;
+  ts.global_batch = 64;
+  ts.steps = 200;
+  ts.optimizer.kind = "adagrad";
+  ts.optimizer.lr = 0.05;
+  ts.optimizer.eps = 1e-10;
+  const auto l = losses(ms, ts);
+  const double start = mean(l, 0, 10), end = mean(l, l.size() - 20, l.size());
+  EXPECT_NEAR(start, std::log(2.0), 0.15);
+  EXPECT_LT(end, 0.75 * start) << "start " << start << " end " << end;
+}
+
+TEST(ClickDataset, IdsAndTheirExpectedDistinctCount) {
+  // Ids within the tables, Zipf-like (row 0 the hottest), and the number of distinct ids a batch draws against
+  // expected_distinct (the performance model's rows pulled): the mean over 20 steps within 5%.
+  const std::int64_t F = 3, rows = 2000, bag = 4, samples = 64;
+  ClickDataset<float> d(7, F, rows, bag, 2);
+  auto b = d.allocate(samples);
+  double distinct = 0;
+  std::vector<std::int64_t> count(rows, 0);
+  for (int step = 0; step < 20; ++step) {
+    d.fill(std::uint64_t(step), 0, b);
+    auto ids = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), b.tokens);
+    for (std::int64_t f = 0; f < F; ++f) {
+      std::vector<bool> seen(rows, false);
+      for (std::int64_t s = 0; s < samples; ++s)
+        for (std::int64_t k = 0; k < bag; ++k) {
+          const int id = ids((s * F + f) * bag + k);
+          ASSERT_GE(id, 0);
+          ASSERT_LT(id, rows);
+          distinct += seen[std::size_t(id)] ? 0 : 1;
+          seen[std::size_t(id)] = true;
+          ++count[std::size_t(id)];
+        }
+    }
+  }
+  const double want = double(F) * ClickDataset<float>::expected_distinct(rows, samples * bag);
+  EXPECT_NEAR(distinct / 20, want, 0.05 * want);
+  EXPECT_GT(count[0], count[10]);
+  EXPECT_GT(count[10], count[1000]);
+}
+
 TEST(Training, GptLearnsTheMarkovChain) {
   ModelSpec ms;
   ms.kind = "gpt";

@@ -8,6 +8,8 @@
 //     nccl-tests reports for 8×H100 NVLink, ~370 GB/s, is what inputs/machines/h100_nvlink_ndr.toml encodes).
 #include <gtest/gtest.h>
 
+#include "partrain/parallel/ps/hybrid_trainer.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -385,6 +387,44 @@ TEST(PerfModel, StepModelPieces) {
   const auto bsp = predict_step(in, prof);
   EXPECT_NEAR(asp.optimizer_s, 2 * (bsp.optimizer_s - 2 * bytes / prof.reduce_Bps), 1e-12);
   EXPECT_NEAR(bsp.comm_pure_s, asp.comm_pure_s, 1e-15);
+}
+
+TEST(PerfModel, HybridParameterServer) {
+  // ps.hybrid: the rows a worker pulls are the dataset's expected distinct ids per table; the bytes are the sparse
+  // exchange's plus the dense allreduce's (hybrid_bytes); the pull and push go through the servers' links, W workers
+  // each; a dense parameter server on the same model moves the whole tables instead and is priced far slower.
+  const auto prof = toy_profile();
+  StepInputs in;
+  in.model.kind = "sparse_mlp";
+  in.model.sparse.rows = 100000;
+  in.train.global_batch = 128;
+  in.train.optimizer.kind = "adagrad";
+  in.strategy = "ps";
+  in.servers = 1;
+  in.workers = 2;
+  in.dp = 2;
+  in.ps_hybrid = true;
+  in.bucket_bytes = 1 << 30;
+  const auto h = predict_step(in, prof);
+  const auto& c = in.model.sparse;
+  const double rows = double(c.tables) * models::ClickDataset<double>::expected_distinct(c.rows, 64 * c.bag);
+  EXPECT_NEAR(h.sparse_rows, rows, 1e-9 * rows);
+  models::SparseMlp<double> m(c);
+  m.build(0, false, false);
+  const double psi = double(m.params().numel()), tables = double(c.table_numel());
+  const auto b = parallel::ps::hybrid_bytes(rows, double(c.dim), psi - tables, tables, 1, 2, 4.0);
+  EXPECT_NEAR(h.sparse_bytes, b.hybrid(), 1e-9 * b.hybrid());
+  EXPECT_NEAR(b.dense_ps, 2 * psi * 4, 1e-6);
+  EXPECT_NEAR(b.dp, 2 * 1.0 * psi * 4, 1e-6);  // 2(W-1)/W = 1 at W = 2, each way
+  // the counts, then per worker its keys, its rows and their gradients through the server's link (one server), and
+  // the dense gradients' allreduce (one bucket)
+  auto one = [&](double x) { return collective_time("ring", "allgather", 2, 2 * x, prof.collectives[2].link); };
+  const double ar = collective_time("ring", "allreduce", 2, (psi - tables) * 4, prof.collectives[0].link);
+  EXPECT_NEAR(h.comm_pure_s, one(8) + 2 * (one(rows * 8) + 2 * one(rows * c.dim * 4)) + ar, 1e-12);
+  in.ps_hybrid = false;
+  const auto dense = predict_step(in, prof);
+  EXPECT_GT(dense.comm_pure_s, 100 * h.comm_pure_s);
+  EXPECT_GT(dense.optimizer_s, h.optimizer_s);
 }
 
 TEST(PerfModel, HierarchicalAcrossNodes) {

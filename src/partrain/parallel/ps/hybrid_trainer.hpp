@@ -62,7 +62,8 @@ class HybridTrainer : public Trainer<T> {
  private:
   bool server() const { return world_.rank() < servers_; }
   int workers() const { return world_.size() - servers_; }
-  void pull(std::int64_t step);
+  /// Keys out, rows in: the tables of the worker's model hold its batch's rows, the batch's ids remapped to them.
+  void pull();
   void server_update();
   std::int64_t table_elems() const { return spec_.sparse.table_numel(); }
 

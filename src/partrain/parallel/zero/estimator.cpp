@@ -8,9 +8,9 @@ MemoryEstimate estimate(const EstimateInput& in) {
   const bool mixed = in.precision == "mixed";
   const double psi = in.psi, nd = double(in.nd);
   const double pe = mixed ? 2.0 : 4.0;  // bytes of a parameter or gradient element
-  // K: optimizer bytes per parameter. fp32: Adam's m and v (8), SGD's momentum (4) or nothing; mixed precision adds
-  // the fp32 master copy (the paper's K = 12 for Adam).
-  double K = in.optimizer == "sgd" ? (in.momentum > 0 ? 4.0 : 0.0) : 8.0;
+  // K: optimizer bytes per parameter. fp32: Adam's m and v (8), SGD's momentum (4) or nothing, AdaGrad's accumulator
+  // (4); mixed precision adds the fp32 master copy (the paper's K = 12 for Adam).
+  double K = in.optimizer == "sgd" ? (in.momentum > 0 ? 4.0 : 0.0) : in.optimizer == "adagrad" ? 4.0 : 8.0;
   if (mixed) K += 4.0;
   MemoryEstimate m;
   m.params = in.stage >= 3 ? pe * psi / nd : pe * psi;

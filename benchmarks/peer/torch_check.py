@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Checks any partrain --dump-state file against PyTorch: rebuilds the dumped model (MLP, GPT with or without its
-mixture of experts; the NMT through torch_nmt.py) from the dumped parameters by name, recomputes the loss and every gradient in float64 on the dumped
+mixture of experts, the sparse MLP's embedding bags; the NMT through torch_nmt.py) from the dumped parameters by name, recomputes the loss and every gradient in float64 on the dumped
 batch, and prints the worst relative error per tensor against DESIGN.md's tolerances — fp64 dumps 1e-12 (loss) and
 1e-9 (gradients), fp32 dumps 1e-5 and 1e-4. Works on a dump of partrain-ref or of any mini-app (they gather whole
 tensors under the reference's names), so it checks a run on any machine.
@@ -129,6 +129,23 @@ def mlp_loss(p, inputs, targets, cfg):
     return F.cross_entropy(x, targets.long())
 
 
+def sparse_mlp_loss(p, inputs, ids, targets, cfg):
+    """The embedding-bag model: per table a sum-pooled bag (torch's EmbeddingBag, mode "sum"), the dense features
+    after them, then Linear + ReLU layers and 2 classes."""
+    n_t, bag = cfg["tables"], cfg["bag"]
+    ids = ids.long().reshape(targets.shape[0], n_t, bag)
+    parts = [F.embedding_bag(ids[:, t, :], p[f"emb.{t}.weight"], mode="sum") for t in range(n_t)]
+    if cfg["dense"] > 0:
+        parts.append(inputs)
+    x = torch.cat(parts, dim=1)
+    n = len(cfg["widths"]) + 1
+    for i in range(n):
+        x = F.linear(x, p[f"layers.{i}.weight"], p[f"layers.{i}.bias"])
+        if i < n - 1:
+            x = F.relu(x)
+    return F.cross_entropy(x, targets.long())
+
+
 def read_kind(path):
     """(config, model kind) of a --dump-state file; anything else is bad input (exit code 2)."""
     foreign = "not a partrain --dump-state file"
@@ -143,7 +160,7 @@ def read_kind(path):
             kind = cfg["model"]["kind"]
         except (tomllib.TOMLDecodeError, TypeError, KeyError) as e:
             fail("DUMP", path, f"{foreign} (its config_toml has no model.kind: {e})")
-        if kind not in ("gpt", "mlp", "nmt"):
+        if kind not in ("gpt", "mlp", "nmt", "sparse_mlp"):
             fail("model.kind", kind, f"no PyTorch model for it (in {path})")
         if not len(f["params"]):
             fail("DUMP", path, f"{foreign} (no parameters under params)")
@@ -169,6 +186,8 @@ def rel(a, b):
 
 def check_half(path, cfg, kind, show_all, precision, fp32_dump):
     """A bf16/fp16 dump against the exact values of its rounded weights, beside torch.autocast's errors."""
+    if kind == "sparse_mlp":
+        fail("train.precision", precision, f"no mixed-precision PyTorch check for the sparse MLP (in {path})")
     half = torch.bfloat16 if precision == "bf16" else torch.float16
     u = 2.0 ** -8 if precision == "bf16" else 2.0 ** -11
     n = roundings(cfg, kind)
@@ -236,10 +255,13 @@ def check(path, cfg, kind, show_all, fp32_dump=None):
         p = {k: torch.tensor(f["params"][k][()], dtype=torch.float64, requires_grad=True) for k in f["params"]}
         grads = {k: f["grads"][k][()] for k in f["grads"]}
         inputs = torch.tensor(f["batch/inputs"][()])
+        ids = torch.tensor(f["batch/ids"][()]) if "batch/ids" in f else inputs
         targets = torch.tensor(f["batch/targets"][()])
         ref_loss = float(f["loss"][()])
     if kind == "gpt":
         loss = gpt_loss(p, inputs.long(), targets, cfg["model"]["gpt"])
+    elif kind == "sparse_mlp":
+        loss = sparse_mlp_loss(p, inputs.double(), ids, targets, cfg["model"]["sparse_mlp"])
     else:
         loss = mlp_loss(p, inputs.double(), targets, cfg["model"]["mlp"])
     loss.backward()

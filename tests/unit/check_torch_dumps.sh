@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The reference, checked against PyTorch: --dump-state files of partrain-ref (MLP, GPT in fp32 and fp64, NMT) and of
-# every mini-app (dp, tp, pp, zero stage 3, nmt at k = 2, the mixture of experts in ref and ep) are rebuilt in PyTorch from their parameters and their loss
+# every mini-app (dp, tp, pp, zero stage 3, nmt at k = 2, the mixture of experts in ref and ep, the sparse MLP in ref
+# and the hybrid parameter server) are rebuilt in PyTorch from their parameters and their loss
 # and gradients recomputed in float64 (benchmarks/peer/torch_check.py); a dump with one gradient perturbed by 1%
 # must fail. Mixed precision: partrain-ref's GPT in bf16 and fp16 and its MLP in bf16 against the exact values of their
 # rounded weights within sqrt(n)·u (docs/precision.md), beside torch.autocast, and against partrain's own fp32 dump of
@@ -44,6 +45,12 @@ dump tp 2 partrain-tp -i inputs/tp_gpt_small.toml "${G[@]}"
 dump pp 2 partrain-pp -i inputs/pp_gpt_small.toml "${G[@]}"
 dump zero3 2 partrain-zero -i inputs/zero_gpt_small.toml "${G[@]}" --set zero.stage=3
 dump nmt_k2 2 partrain-nmt -i inputs/nmt_small.toml --set nmt.model_parallel=2 --set train.steps=2
+# the embedding-bag model (torch's EmbeddingBag, mode "sum"): the reference, and the hybrid parameter server's
+# gathered tables and dense layers after an AdaGrad step
+S=(--set model.sparse_mlp.rows=500 --set train.steps=2)
+dump ref_sparse 1 partrain-ref -i inputs/sparse_mlp.toml "${S[@]}"
+dump ref_sparse_fp64 1 partrain-ref -i inputs/sparse_mlp.toml "${S[@]}" --set model.dtype=fp64
+dump ps_hybrid 4 partrain-ps -i inputs/sparse_mlp.toml "${S[@]}" --set ps.hybrid=true --set ps.servers=2
 # the mixture of experts (a capacity that drops choices, the load-balancing loss): top-2 in partrain-ref, top-1 spread
 # over 2 ranks by partrain-ep
 M=(--set model.gpt.moe.every=1 --set model.gpt.moe.experts=4 --set model.gpt.moe.capacity_factor=0.5)

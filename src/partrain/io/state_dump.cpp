@@ -27,8 +27,13 @@ void write_state_dump(const StateDumpInfo& info, const std::vector<NamedTensor>&
                  {"1", "input features of the global batch [samples, d0]"});
   } else {
     auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), batch.tokens);
-    w.dataset<int>(g, "inputs", h.data(), {S, hsize_t(rows_per_sample)},
-                   {"1", "token ids of the global batch [sequences, T]"});
+    w.dataset<int>(g, "inputs", h.data(), {S, hsize_t(batch.tokens.extent(0)) / S},
+                   {"1", "token ids of the global batch [sequences, T] (sparse MLP without dense features: its ids)"});
+  }
+  if (batch.features.size() > 0 && batch.tokens.size() > 0) {  // the sparse MLP: dense features and embedding ids
+    auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), batch.tokens);
+    w.dataset<int>(g, "ids", h.data(), {S, hsize_t(batch.tokens.extent(0)) / S},
+                   {"1", "embedding-bag ids of the global batch [samples, tables x bag], table by table"});
   }
   if (batch.lengths.size() > 0) {  // NMT: the decoder inputs and every sentence's length
     auto hd = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), batch.dec_tokens);

@@ -2,6 +2,7 @@
 // can be compared with each other and with other frameworks (DESIGN.md, Results):
 //   /loss             scalar, mean over the global batch
 //   /batch/inputs     MLP: features [S, d0] (float);  GPT: tokens [S, T] (int32)
+//   /batch/ids        sparse MLP: embedding-bag ids [S, F·bag] (its dense features are /batch/inputs)
 //   /batch/targets    MLP: labels [S];  GPT: next tokens [S, T]
 //   /params/<name>    full tensors, PyTorch names and shapes
 //   /grads/<name>     gradients of the mean loss

@@ -20,7 +20,7 @@ import tomllib
 # the page of each mini-app and the deck sections it documents (the keys shared by all apps are on ref.md; the
 # pipeline's page has its own [tp] table because tp.degree defaults to 1 there)
 PAGES = [  # (mini-app, page, the deck sections its tables document)
-    ("ref", "docs/ref.md", ["model", "model.gpt", "model.gpt.moe", "model.mlp", "data", "train"]),
+    ("ref", "docs/ref.md", ["model", "model.gpt", "model.gpt.moe", "model.mlp", "model.sparse_mlp", "data", "train"]),
     ("dp", "docs/dp.md", ["dp"]),
     ("tp", "docs/tp.md", ["tp"]),
     ("tp", "docs/cp.md", ["cp"]),

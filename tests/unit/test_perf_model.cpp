@@ -197,6 +197,7 @@ TEST(PerfModel, ProfileRoundTrip) {
   p.gemm_half_large = 3e12;
   p.attention_fps = 4e10;
   p.block_attention_fps = 3e10;
+  p.adagrad_pps = 5e8;
   {
     std::ofstream out(path);
     out << to_toml(p);
@@ -205,6 +206,7 @@ TEST(PerfModel, ProfileRoundTrip) {
   EXPECT_EQ(q.name, "toy");
   EXPECT_DOUBLE_EQ(q.attention_fps, 4e10);
   EXPECT_DOUBLE_EQ(q.block_attention_fps, 3e10);
+  EXPECT_DOUBLE_EQ(q.adagrad_pps, 5e8);
   EXPECT_DOUBLE_EQ(q.gemm_large, 1e11);
   EXPECT_DOUBLE_EQ(q.gemm_rate(4096, 4096, 4096, true), 3e12);
   EXPECT_DOUBLE_EQ(q.gemm_rate(500, 500, 500, true), 2e12);

@@ -333,6 +333,7 @@ int main(int argc, char** argv) {
       std::int64_t step = 0;
       p.adam_pps = kernel_rate(MPI_COMM_WORLD, n, [&] { kernels::adam_step(x, y, m, v, kernels::AdamParams{}, ++step); });
       p.sgd_pps = kernel_rate(MPI_COMM_WORLD, n, [&] { kernels::sgd_step(x, y, View1<float>(), kernels::SgdParams{}); });
+      p.adagrad_pps = kernel_rate(MPI_COMM_WORLD, n, [&] { kernels::adagrad_step(x, y, v, kernels::AdagradParams{}); });
       const auto lstm = lstm_pointwise_rates(MPI_COMM_WORLD);
       p.lstm_ups = lstm.both;
       p.lstm_forward_ups = lstm.forward;
@@ -344,11 +345,11 @@ int main(int argc, char** argv) {
                   "# gemm fp32 %.1f / %.1f / %.1f / %.1f GFLOP/s (64^3 / 128^3 / 512^3 / 1024^3), thin %.1f + %.2f GB/s of weight "
                   "(an LSTM step's), "
                   "memory %.2f GB/s, reduce %.2f GB/s, "
-                  "GELU %.2f G/s, AdamW %.2f G/s, SGD %.2f G/s, LSTM cell %.3f G units/s (forward alone %.3f)",
+                  "GELU %.2f G/s, AdamW %.2f G/s, SGD %.2f G/s, AdaGrad %.2f G/s, LSTM cell %.3f G units/s (forward alone %.3f)",
                   p.gemm_tiny / 1e9, p.gemm_small / 1e9, p.gemm_medium / 1e9, p.gemm_large / 1e9, p.gemm_thin / 1e9,
                   p.thin_s_per_B > 0 ? 1e-9 / p.thin_s_per_B : 0.0,
                   p.memory_Bps / 1e9, p.reduce_Bps / 1e9,
-                  p.pointwise_eps / 1e9, p.adam_pps / 1e9, p.sgd_pps / 1e9, p.lstm_ups / 1e9, p.lstm_forward_ups / 1e9);
+                  p.pointwise_eps / 1e9, p.adam_pps / 1e9, p.sgd_pps / 1e9, p.adagrad_pps / 1e9, p.lstm_ups / 1e9, p.lstm_forward_ups / 1e9);
     log0(line);
     std::snprintf(line, sizeof line, "# bf16: GELU %.2f G/s, gemm %.1f / %.1f / %.1f GFLOP/s (128^3 / 512^3 / 1024^3), ",
                   p.pointwise_half_eps / 1e9, p.gemm_half_small / 1e9, p.gemm_half_medium / 1e9, p.gemm_half_large / 1e9);

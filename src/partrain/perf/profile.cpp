@@ -106,6 +106,7 @@ MachineProfile read_profile(const std::string& key, const std::string& path) {
   p.attention_fps = positive(key, path, *c, "attention_fps", false);
   p.block_attention_fps = positive(key, path, *c, "block_attention_fps", false);
   p.sgd_pps = positive(key, path, *c, "sgd_pps", false);
+  p.adagrad_pps = positive(key, path, *c, "adagrad_pps", false);
   if (p.gemm_small <= 0 || p.gemm_medium <= 0 || p.gemm_large <= 0 || p.memory_Bps <= 0 || p.reduce_Bps <= 0)
     input_error(key, path, "every [compute] rate must be > 0");
   if (const auto* arr = root["collective"].as_array()) {
@@ -164,6 +165,7 @@ std::string to_toml(const MachineProfile& p) {
     os << "pointwise_half_eps = " << num(p.pointwise_half_eps) << " # elements/s of GELU forward on bf16\n";
   if (p.adam_pps > 0) os << "adam_pps = " << num(p.adam_pps) << "      # parameters/s of the AdamW step\n";
   if (p.sgd_pps > 0) os << "sgd_pps = " << num(p.sgd_pps) << "       # parameters/s of the SGD step\n";
+  if (p.adagrad_pps > 0) os << "adagrad_pps = " << num(p.adagrad_pps) << "   # parameters/s of the AdaGrad step\n";
   if (p.lstm_ups > 0) os << "lstm_ups = " << num(p.lstm_ups) << "      # LSTM cell units/s, pointwise, forward + backward\n";
   if (p.lstm_forward_ups > 0) os << "lstm_forward_ups = " << num(p.lstm_forward_ups) << "  # the same, forward alone\n";
   if (p.attention_fps > 0)

@@ -46,6 +46,7 @@ struct MachineProfile {
   double pointwise_half_eps = 0;
   double adam_pps = 0;       ///< parameters per second of the Adam(W) step; 0: memory-bound
   double sgd_pps = 0;        ///< parameters per second of the SGD step; 0: memory-bound
+  double adagrad_pps = 0;    ///< parameters per second of the AdaGrad step; 0: Adam's rate (a profile without it)
   double lstm_ups = 0;       ///< hidden units per second of an LSTM cell's pointwise work, forward + backward; 0: unknown
   double lstm_forward_ups = 0;  ///< the same, forward alone (5 transcendentals a unit against the backward's 1); 0: half
   /// FLOP/s of the GPT's causal attention kernel, forward and backward (12·B·T²·C FLOPs: its products with one side

@@ -52,7 +52,8 @@ double optimizer_bytes_per_param(const models::OptimizerConfig& o, const std::st
 double optimizer_seconds(const models::OptimizerConfig& o, double params, const std::string& dtype,
                          const MachineProfile& p) {
   const double stream = params * optimizer_bytes_per_param(o, dtype) / p.memory_Bps;
-  const double rate = o.kind == "sgd" ? p.sgd_pps : p.adam_pps;  // AdaGrad: a square root and a divide, as Adam
+  // AdaGrad without a rate of its own (an older profile): Adam's, a square root and a divide per element as well
+  const double rate = o.kind == "sgd" ? p.sgd_pps : o.kind == "adagrad" && p.adagrad_pps > 0 ? p.adagrad_pps : p.adam_pps;
   return rate > 0 ? std::max(stream, params / rate) : stream;
 }
 

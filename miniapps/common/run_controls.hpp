@@ -41,6 +41,10 @@ inline RunControls check_run_controls(const CommonOptions& opts, int world, bool
                                       const std::string& why_not = "") {
   RunControls rc;
   rc.faults = FaultPlan(opts.inject, world);
+  for (const auto& f : rc.faults.faults())
+    if (f.kind == Fault::Join)  // spares exist only in partrain-ps, which parses its plan itself
+      input_error("--inject", "join:rank=" + std::to_string(f.rank) + ":step=" + std::to_string(f.step),
+                  "joining a running job is partrain-ps's (ps.spares)");
   if (!opts.profile.empty())
     rc.profile = std::make_shared<perf::MachineProfile>(perf::read_profile(
         std::getenv("PARTRAIN_PROFILE") && opts.profile == std::getenv("PARTRAIN_PROFILE") ? "PARTRAIN_PROFILE" : "--profile",

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <set>
+
 #include "partrain/core/error.hpp"
 #include "partrain/core/log.hpp"
 #include "partrain/io/checkpoint.hpp"
@@ -28,12 +30,43 @@ void declare_keys(Deck& d) {
   d.declare_int("ps.checkpoint_every", 0, "servers checkpoint every this many clocks (0: never)", 0, 1 << 30);
   d.declare_string("ps.checkpoint_dir", "", "directory of the checkpoints (ckpt-<step>.h5)");
   d.declare_int("ps.checkpoint_keep", 2, "newest checkpoints kept", 1, 1 << 20);
+  d.declare_int("ps.spares", 0, "the last ranks are spare workers: idle until they join (a planned --inject join, "
+                               "or in place of a removed worker)", 0, 1 << 20);
   d.declare_bool("ps.hybrid", false, "sparse embedding rows on the servers, dense layers allreduced among the workers "
                                      "(model.kind = \"sparse_mlp\", bsp; docs/ps.md)");
 }
 
 namespace {
 std::string in_quotes(const std::string& s) { return "\"" + s + "\""; }
+
+/// ps.spares and the planned joins: spares leave a worker, in a mode whose data split follows the membership; a join
+/// names a spare, once, before the last step.
+void check_spares(const Config& c, const FaultPlan& plan, int workers, const std::string& mode) {
+  const int spares = c.ps.spares;
+  const int first_spare = c.ps.servers + (c.ps.scheduler ? 1 : 0) + workers - spares;
+  const int world = first_spare + spares;
+  if (spares >= workers)
+    input_error("ps.spares", std::to_string(spares),
+                "leaves no worker: " + std::to_string(workers) + " worker ranks, " + std::to_string(spares) +
+                    " of them spares (a run needs a worker from the start)");
+  if (spares > 0 && c.ps.mode != parallel::ps::Mode::Bsp && c.ps.mode != parallel::ps::Mode::HalfSync)
+    input_error("ps.spares", std::to_string(spares),
+                "joining is built for bsp and half_sync (ps.mode is " + in_quotes(mode) +
+                    "): asp's and ssp's tickets and local's rounds split the data over the workers of the start");
+  std::set<int> seen;
+  for (const auto& f : plan.of(Fault::Join)) {
+    const std::string spec = "join:rank=" + std::to_string(f.rank) + ":step=" + std::to_string(f.step);
+    if (spares == 0) input_error("--inject", spec, "no spare to join: ps.spares = 0");
+    if (f.rank < first_spare || f.rank >= world)
+      input_error("--inject", spec,
+                  "rank " + std::to_string(f.rank) + " is not a spare (the spares are ranks " +
+                      std::to_string(first_spare) + ".." + std::to_string(world - 1) + ")");
+    if (f.step >= c.train.steps)
+      input_error("--inject", spec, "step " + std::to_string(f.step) + " is past the run (train.steps = " +
+                                        std::to_string(c.train.steps) + ")");
+    if (!seen.insert(f.rank).second) input_error("--inject", spec, "rank " + std::to_string(f.rank) + " joins once");
+  }
+}
 
 /// ps.hybrid: sparse parameters, bsp, an optimizer whose lazy rows are its dense update, 32 or 64 bits, and none of
 /// the event-loop server's mechanisms (it runs in lockstep).
@@ -57,7 +90,7 @@ void check_hybrid(const Deck& d, const Config& c, const std::vector<std::string>
     input_error("train.precision", in_quotes(c.train.precision), "with ps.hybrid: the hybrid runs in fp32 or fp64");
   if (c.ps.mode != parallel::ps::Mode::Bsp)
     input_error("ps.mode", in_quotes(parallel::ps::name(c.ps.mode)), "with ps.hybrid: the hybrid runs bsp");
-  const std::pair<const char*, bool> unused[] = {
+  const std::pair<const char*, bool> unused[] = {{"ps.spares", c.ps.spares > 0},
       {"ps.scheduler", c.ps.scheduler},           {"ps.backup", c.ps.backup},
       {"ps.checkpoint_every", c.ps.checkpoint_every != 0}, {"ps.checkpoint_dir", !c.ps.checkpoint_dir.empty()},
       {"ps.straggler", c.ps.straggler >= 0}};
@@ -149,6 +182,8 @@ Config read_config(const Deck& d, int world, const std::vector<std::string>& inj
     o.straggler_ms = ms;
   }
   o.faults = FaultPlan(inject, world);
+  o.spares = int(d.get_int("ps.spares"));
+  check_spares(c, o.faults, workers, mode);
   o.hybrid = d.get_bool("ps.hybrid");
   if (o.hybrid) check_hybrid(d, c, inject, resume);
   if (dump_state && !pps::synchronous(o.mode))

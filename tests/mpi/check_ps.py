@@ -18,6 +18,10 @@
               equals an uninterrupted run's; a corrupt newest checkpoint is skipped
   membership  a worker that stalls is removed: the run completes with its data redistributed (fp64 losses equal the
               unfailed run's within 1e-9), the event in the result file
+  join        a spare joining at a planned clock equals the run that had the same workers from that clock on
+              (checkpointed, resumed with one more worker) bit for bit, at 1 and 2 servers; a spare admitted in
+              place of a stalled worker: the fp64 dump equals the unfailed run's within 1e-9, removal then join in
+              the timeline; a spare never needed idles
   backup      a server that stalls: its backup is promoted and the dump equals the unfailed run's exactly
   takeover    the scheduler stalls, or server 0 coordinating without one: the next rank coordinates; dump exact
 
@@ -308,6 +312,49 @@ elif case == "membership":
         check(f["summary"].attrs["workers_removed"] == 1, "workers_removed")
     r = run(4, ps, f64 + ["--set", "ps.mode=asp", "--inject", "stall:rank=3:step=0"], label="asp worker stall")
     check("worker removed" in r.stdout, "asp: no removal reported")
+
+elif case == "join":
+    # A planned join (--inject join) at clock 3 equals the run that had the same workers from clock 3 on: 2 workers
+    # checkpointed at clock 3, resumed with 3 — bit for bit (the same slices, the same sums); with 1 and 2 servers.
+    base = SMALL + ["--set", "train.steps=8"]
+    for servers in (1, 2):
+        s = ["--set", f"ps.servers={servers}"]
+        n = servers + 2
+        run(n + 1, ps, base + s + ["--set", "ps.spares=1", "--inject", f"join:rank={n}:step=3", "--dump-state",
+                                   path(f"join{servers}.h5"), "--output", path(f"join{servers}_result.h5")],
+            label=f"{servers} server(s), spare {n} joins at clock 3")
+        ck = path(f"ck{servers}")
+        run(n, ps, SMALL + s + ["--set", "train.steps=4", "--checkpoint-dir", ck, "--checkpoint-every", "3"],
+            label="2 workers to clock 3")
+        run(n + 1, ps, base + s + ["--checkpoint-dir", ck, "--resume", "--dump-state", path(f"resumed{servers}.h5")],
+            label="resumed with 3 workers at clock 3")
+        dumps_equal(path(f"join{servers}.h5"), path(f"resumed{servers}.h5"), 0.0,
+                    f"join at clock 3 vs 3 workers from clock 3 ({servers} server(s))")
+        ev, _ = events(path(f"join{servers}_result.h5"))
+        check(any((ev[:, 1] == 7) & (ev[:, 2] == n) & (ev[:, 3] == 3)), f"no join of rank {n} at clock 3: {ev}")
+        with h5py.File(path(f"join{servers}_result.h5")) as f:
+            smp = f["ps/worker_samples"][()]
+            check(smp.sum() == 24 * 8 and smp[2] == 5 * 8, f"samples per worker {smp}: 192 in all, 40 by the spare")
+            check(f["summary"].attrs["workers_joined"] == 1, "workers_joined")
+    # Leave, then join: worker 2 stalls at clock 2 and is removed; the spare announced itself and is admitted in its
+    # place from the clock after the servers' furthest — the global batch every step: the fp64 dump equals the
+    # unfailed run's within 1e-9 (the split of a clock is over 2 workers either way).
+    f64 = SMALL + ["--set", "model.dtype=fp64", "--set", "train.steps=10"] + FAST
+    run(3, ps, f64 + ["--dump-state", path("ok64.h5")], label="unfailed, 2 workers")
+    r = run(4, ps, f64 + ["--set", "ps.spares=1", "--inject", "stall:rank=2:step=2", "--dump-state", path("lj.h5"),
+                          "--output", path("lj_result.h5")], label="worker 2 stalls, spare 3 replaces it")
+    check("worker removed" in r.stdout and "worker joined" in r.stdout, "no removal or join reported")
+    dumps_equal(path("lj.h5"), path("ok64.h5"), 1e-9, "leave then join vs unfailed")
+    ev, _ = events(path("lj_result.h5"))
+    rem = ev[(ev[:, 1] == 1) & (ev[:, 2] == 2)]
+    joi = ev[(ev[:, 1] == 7) & (ev[:, 2] == 3)]
+    check(len(rem) == 1 and len(joi) == 1 and joi[0, 3] > rem[0, 3], f"removal then join in /ps/events: {ev}")
+    with h5py.File(path("lj_result.h5")) as f:
+        check(f["ps/worker_samples"][()].sum() == 24 * 10, "every sample of every step applied once")
+    # A spare the run never needs idles and leaves with the others.
+    r = run(4, ps, SMALL + ["--set", "ps.spares=1", "--output", path("idle.h5")], label="an idle spare")
+    with h5py.File(path("idle.h5")) as f:
+        check(f["summary"].attrs["workers_joined"] == 0 and f["ps/worker_minibatches"][()][2] == 0, "the spare idled")
 
 elif case == "backup":
     base = SMALL + ["--set", "ps.servers=2", "--set", "ps.backup=true", "--set", "train.steps=10"] + FAST

@@ -22,7 +22,8 @@ FaultPlan::FaultPlan(const std::vector<std::string>& specs, int world) {
     else if (kind == "stall") f.kind = Fault::Stall;
     else if (kind == "slow") f.kind = Fault::Slow;
     else if (kind == "signal") f.kind = Fault::Signal;
-    else bad("unknown fault \"" + kind + "\" (kill, stall, slow, signal; KIND:rank=R:step=K[:ms=D])");
+    else if (kind == "join") f.kind = Fault::Join;
+    else bad("unknown fault \"" + kind + "\" (kill, stall, slow, signal, join; KIND:rank=R:step=K[:ms=D])");
     bool has_rank = false, has_step = false;
     while (std::getline(ss, field, ':')) {
       const auto eq = field.find('=');
@@ -101,7 +102,7 @@ void FaultPlan::kill_if_planned(int rank, std::int64_t step) const {
 std::string FaultPlan::describe() const {
   std::string s;
   for (const auto& f : faults_) {
-    const char* k = f.kind == Fault::Kill ? "kill" : f.kind == Fault::Stall ? "stall" : f.kind == Fault::Slow ? "slow" : "signal";
+    const char* k = f.kind == Fault::Kill ? "kill" : f.kind == Fault::Stall ? "stall" : f.kind == Fault::Slow ? "slow" : f.kind == Fault::Join ? "join" : "signal";
     s += (s.empty() ? "" : ", ") + std::string(k) + ":rank=" + std::to_string(f.rank) + ":step=" + std::to_string(f.step);
     if (f.kind == Fault::Slow) s += ":ms=" + std::to_string(int(f.ms));
   }

@@ -6,6 +6,7 @@
 //           timed region, before its forward, so the others wait for it in the step's collectives)
 //   signal  the rank sends itself SIGUSR1 at the start of step K (a stop asked for at a known step: the run stops at
 //           the next step boundary, as when the scheduler signals it, but at a step the tests can name)
+//   join    partrain-ps only: spare rank R joins the workers from clock K (docs/ps.md "Joining")
 // A plan is parsed identically on every rank (InputError naming the flag and value otherwise); each rank asks it
 // what applies to itself.
 #pragma once
@@ -22,7 +23,7 @@ void plan_straggle(double ms);
 void straggle();
 
 struct Fault {
-  enum Kind { Kill, Stall, Slow, Signal } kind = Kill;
+  enum Kind { Kill, Stall, Slow, Signal, Join } kind = Kill;
   int rank = 0;
   std::int64_t step = 0;
   double ms = 0;  ///< slow: delay per step
@@ -40,6 +41,13 @@ class FaultPlan {
   bool kills(int rank, std::int64_t step) const { return match(Fault::Kill, rank, step); }
   bool stalls(int rank, std::int64_t step) const { return match(Fault::Stall, rank, step); }
   bool signals(int rank, std::int64_t step) const { return match(Fault::Signal, rank, step); }
+  /// The faults of one kind (the planned joins).
+  std::vector<Fault> of(Fault::Kind k) const {
+    std::vector<Fault> out;
+    for (const auto& f : faults_)
+      if (f.kind == k) out.push_back(f);
+    return out;
+  }
   /// The delay `rank` adds at `step` (0 when none).
   double slow_ms(int rank, std::int64_t step) const;
   /// Sends SIGKILL to this process when the plan kills `rank` at `step`.

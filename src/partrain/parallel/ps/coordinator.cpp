@@ -50,11 +50,48 @@ bool Coordinator::on_message(int from, const Header& h) {
     pushes_[std::size_t(from)] = std::max(pushes_[std::size_t(from)], h.i(2));
     return true;
   }
+  if (h.type() == kJoinAsk) {
+    if (!members_.joined(from)) ready_.insert(from);
+    return true;
+  }
+  if (h.type() == kJoinHeld) {
+    if (admitting_ >= 0) held_[from] = h.i(1);
+    return true;
+  }
   if (h.type() == kCoordinator) {
     for (auto& t : last_heard_) t = wall_time_s();  // the new coordinator's clock starts now
     if (on_new_coordinator) on_new_coordinator();
   }
   return false;
+}
+
+void Coordinator::admit() {
+  if (!coordinating()) return;
+  if (admitting_ < 0) {
+    if (wanted_ <= 0 || ready_.empty()) return;
+    admitting_ = *ready_.begin();
+    held_.clear();
+    for (int j = 0; j < layout_.servers(); ++j)
+      if (j != mb_.rank() && !members_.server_dead(j)) mb_.send(j, Header(kJoinHold, {double(admitting_)}));
+    return;
+  }
+  // Every live server held: no worker can have started a clock beyond the furthest server's count, so the clock
+  // after it is the first the spare can take part in (and after the latest removal: its supplements are the
+  // survivors' own).
+  std::int64_t furthest = layout_.role(mb_.rank()) == Role::Server && own_version ? own_version() : 0;
+  for (int j = 0; j < layout_.servers(); ++j) {
+    if (j == mb_.rank() || members_.server_dead(j)) continue;
+    auto it = held_.find(j);
+    if (it == held_.end()) return;
+    furthest = std::max(furthest, it->second);
+  }
+  const std::int64_t K = std::max(furthest + 1, last_removal_ + 1);
+  const int r = admitting_;
+  members_.mark_joined(r, K);
+  ready_.erase(r);
+  --wanted_;
+  admitting_ = -1;
+  send_all(Header(kJoin, {double(r), double(K)}));  // the spare records the event when it starts clock K
 }
 
 void Coordinator::report(std::int64_t clock, std::int64_t pushes) {
@@ -90,6 +127,8 @@ void Coordinator::take_over(int dead) {
   members_.set_coordinator(next);
   const double now = wall_time_s();
   for (auto& t : last_heard_) t = now;
+  admitting_ = -1;  // a join the old coordinator was arranging is abandoned (the servers release their hold)
+  held_.clear();
   if (next != mb_.rank()) return;
   send_all(Header(kCoordinator, {double(next)}));
   events_.push_back(log_event(now - t0_, EventKind::CoordinatorTakeover, dead, slowest_pushes(),
@@ -120,10 +159,12 @@ void Coordinator::tick() {
     if (r == me || now - last_heard_[std::size_t(r)] <= opt_.heartbeat_timeout_s) continue;
     const Role role = layout_.role(r);
     if (role == Role::Worker) {
-      if (members_.removed(r) || members_.done(r)) continue;
+      if (members_.removed(r) || members_.done(r) || !members_.member(r)) continue;  // a spare on standby: not a worker
       const std::int64_t from = pushes_[std::size_t(r)];
       members_.mark_removed(r, from);
       send_all(Header(kRemove, {double(r), double(from)}));
+      last_removal_ = std::max(last_removal_, from);
+      ++wanted_;
       events_.push_back(log_event(now - t0_, EventKind::WorkerRemoved, r, from,
                                "worker " + std::to_string(r) + " silent for more than " +
                                    seconds_text(opt_.heartbeat_timeout_s) + " s; its data slice is redistributed from clock " +
@@ -131,13 +172,15 @@ void Coordinator::tick() {
       if (members_.active().empty() && !exit_sent_) {
         bool any_done = false;
         for (int i = 0; i < layout_.workers(); ++i) any_done = any_done || members_.done(layout_.worker_rank(i));
-        if (!any_done) throw RuntimeError("parameter server: no worker left (every worker stopped responding)");
+        if (!any_done && ready_.empty())
+          throw RuntimeError("parameter server: no worker left (every worker stopped responding)");
       }
     } else if (role == Role::Server && !members_.server_dead(r)) {
       server_lost(r);
     }
   }
-  if (!exit_sent_ && members_.active().empty()) {
+  admit();
+  if (!exit_sent_ && members_.active().empty() && admitting_ < 0 && (wanted_ <= 0 || ready_.empty())) {
     send_all(Header(kExit, {}));
     exit_sent_ = true;
   }

@@ -6,10 +6,17 @@
 //   a server:      the backup of each shard it was primary of is promoted (chain replication, Li et al. OSDI'14);
 //                  without a backup the run cannot continue and stops with an error
 //   the coordinator: the next candidate (scheduler, server 0, server 1, ...) takes over and announces itself
+//   a spare:       (ps.spares) announces itself when it starts; when a worker is removed the coordinator admits the
+//                  lowest ready spare in its place: it holds every server's updates, takes the clock after the
+//                  furthest server (and after the removal) as the join clock K — no worker can have started it —,
+//                  tells every rank that the spare is a worker from K, and the servers go on (planned joins,
+//                  --inject join:rank=R:step=K, are known to every rank from the start and need none of this)
 // The coordinator also ends the run: once every worker still a member is done, it tells every rank to exit.
 #pragma once
 
 #include <functional>
+#include <map>
+#include <set>
 #include <vector>
 
 #include "partrain/parallel/ps/membership.hpp"
@@ -36,11 +43,17 @@ class Coordinator {
   void tick();
   /// Called when the coordinator changed (workers that are done say so again to the new one).
   std::function<void()> on_new_coordinator;
+  /// The update count of the coordinator's own server (when a server coordinates): a join's clock is chosen from it.
+  std::function<std::int64_t()> own_version;
+  /// Whether this rank's own server must hold its updates (a join's clock is being chosen).
+  bool holding() const { return admitting_ >= 0; }
 
  private:
   void send_all(const Header& h);
   void take_over(int dead);
   void server_lost(int rank);
+  /// Admits a ready spare in place of a removed worker (the hold above), one at a time.
+  void admit();
 
   const Layout& layout_;
   const Options& opt_;
@@ -52,6 +65,11 @@ class Coordinator {
   std::vector<std::int64_t> pushes_;
   std::int64_t clock_ = 0, my_pushes_ = 0;
   bool exit_sent_ = false;
+  std::set<int> ready_;                   ///< spares that announced themselves and have not joined
+  int wanted_ = 0;                        ///< removed workers not yet replaced by a spare
+  int admitting_ = -1;                    ///< the spare being admitted (servers held), or -1
+  std::map<int, std::int64_t> held_;      ///< servers held for it, and their update counts
+  std::int64_t last_removal_ = -1;        ///< the latest removal's clock
 };
 
 }  // namespace partrain::parallel::ps

@@ -24,8 +24,9 @@ Layout::Layout(int world, const Options& opt, std::int64_t numel,
       servers_(opt.servers),
       scheduler_(opt.scheduler ? opt.servers : -1),
       workers_(world - opt.servers - (opt.scheduler ? 1 : 0)),
+      spares_(opt.spares),
       numel_(numel) {
-  PARTRAIN_REQUIRE(servers_ >= 1 && workers_ >= 1, "a parameter-server layout needs a server and a worker");
+  PARTRAIN_REQUIRE(servers_ >= 1 && workers_ - spares_ >= 1, "a parameter-server layout needs a server and a worker");
   for (int j = 0; j < servers_; ++j) shards_.emplace_back(numel * j / servers_, numel * (j + 1) / servers_);
   by_layer_.resize(layer_ranges.size());
   by_shard_.resize(std::size_t(servers_));

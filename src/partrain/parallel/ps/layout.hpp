@@ -51,6 +51,7 @@ struct Options {
   bool dump_state = false;    ///< --dump-state: servers keep the last synchronous update's inputs
   FaultPlan faults;
   bool hybrid = false;        ///< ps.hybrid: the sparse-embedding parameter server (hybrid_trainer.hpp)
+  int spares = 0;             ///< ps.spares: the last ranks are spare workers, idle until they join
 };
 
 enum class Role { Server, Scheduler, Worker };
@@ -75,6 +76,9 @@ class Layout {
   int first_worker() const { return servers_ + (scheduler_ >= 0 ? 1 : 0); }
   int worker_index(int rank) const { return rank - first_worker(); }
   int worker_rank(int index) const { return first_worker() + index; }
+  int spares() const { return spares_; }
+  /// A spare: one of the last ps.spares ranks, a worker only once it joined (membership.hpp).
+  bool spare(int rank) const { return role(rank) == Role::Worker && rank >= world_ - spares_; }
   /// The ranks that may coordinate, in order of succession: the scheduler, then the servers.
   std::vector<int> coordinator_candidates() const;
 
@@ -96,7 +100,7 @@ class Layout {
   int max_tag() const { return repl_tag(servers_ - 1); }
 
  private:
-  int world_, servers_, scheduler_, workers_;
+  int world_, servers_, scheduler_, workers_, spares_;
   std::int64_t numel_;
   std::vector<std::pair<std::int64_t, std::int64_t>> shards_;
   std::vector<Piece> pieces_;

@@ -24,8 +24,9 @@ void trace(const char* dir, int me, int peer, const Header& h) {
 
 const char* msg_name(int t) {
   static const char* names[] = {"?",     "pull", "pull-reply", "push",  "heartbeat", "remove", "promote",
-                                "coordinator", "done", "exit", "repl", "ack", "bye"};
-  return t >= 0 && t <= kBye ? names[t] : "?";
+                                "coordinator", "done", "exit", "repl", "ack", "bye", "join-ask", "join-hold",
+                                "join-held", "join"};
+  return t >= 0 && t <= kJoin ? names[t] : "?";
 }
 
 Mailbox::Mailbox(coll::MpiCommunicator& comm)

@@ -35,6 +35,10 @@ enum Msg : int {
   kRepl,        ///< primary → backup: shard, version, optimizer steps, worker, tickets, kind; then the update
   kAck,         ///< backup → primary: shard, version
   kBye,         ///< drain
+  kJoinAsk,     ///< spare → coordinator: ready to join (at its start, and again to a new coordinator)
+  kJoinHold,    ///< coordinator → servers: hold updates and say how far you are (a join's clock is chosen)
+  kJoinHeld,    ///< server → coordinator: held at version v
+  kJoin,        ///< coordinator → all: spare rank R is a worker from clock K
 };
 const char* msg_name(int type);
 

@@ -12,12 +12,20 @@ const char* event_name(EventKind k) {
     case EventKind::Checkpoint: return "checkpoint";
     case EventKind::Resumed: return "resumed";
     case EventKind::Stalled: return "stalled (fault injection)";
+    case EventKind::WorkerJoined: return "worker joined";
   }
   return "?";
 }
 
-Membership::Membership(const Layout& layout) : layout_(layout), coordinator_(layout.coordinator_candidates().front()) {
+Membership::Membership(const Layout& layout, const std::vector<Fault>& joins)
+    : layout_(layout), coordinator_(layout.coordinator_candidates().front()) {
   for (int j = 0; j < layout.servers(); ++j) owner_.push_back(j);
+  for (const auto& f : joins) joined_[f.rank] = f.step;
+}
+
+std::int64_t Membership::joined_from(int w) const {
+  auto it = joined_.find(w);
+  return it == joined_.end() ? -1 : it->second;
 }
 
 std::int64_t Membership::removed_from(int w) const {
@@ -29,6 +37,7 @@ std::vector<int> Membership::members_at(std::int64_t c) const {
   std::vector<int> out;
   for (int i = 0; i < layout_.workers(); ++i) {
     const int w = layout_.worker_rank(i);
+    if (layout_.spare(w) && (!joined(w) || c < joined_from(w))) continue;
     auto it = removed_.find(w);
     if (it == removed_.end() || c <= it->second) out.push_back(w);
   }
@@ -39,7 +48,7 @@ std::vector<int> Membership::active() const {
   std::vector<int> out;
   for (int i = 0; i < layout_.workers(); ++i) {
     const int w = layout_.worker_rank(i);
-    if (!removed(w) && !done(w)) out.push_back(w);
+    if (member(w) && !removed(w) && !done(w)) out.push_back(w);
   }
   return out;
 }
@@ -56,6 +65,7 @@ bool Membership::apply(int /*from*/, const Header& h) {
       coordinator_ = int(h.i(1));
       return true;
     case kDone: done_.insert(int(h.i(1))); return true;
+    case kJoin: joined_[int(h.i(1))] = h.i(2); return true;
     default: return false;
   }
 }

@@ -15,7 +15,7 @@
 namespace partrain::parallel::ps {
 
 /// Events recorded in the result file (/ps/events: time, kind, rank, clock) and printed when they happen.
-enum class EventKind { WorkerRemoved = 1, ServerPromoted, CoordinatorTakeover, Checkpoint, Resumed, Stalled };
+enum class EventKind { WorkerRemoved = 1, ServerPromoted, CoordinatorTakeover, Checkpoint, Resumed, Stalled, WorkerJoined };
 const char* event_name(EventKind k);
 
 struct Event {
@@ -28,7 +28,8 @@ struct Event {
 
 class Membership {
  public:
-  explicit Membership(const Layout& layout);
+  /// `joins`: the planned joins (--inject join:rank=R:step=K), known to every rank from the start.
+  Membership(const Layout& layout, const std::vector<Fault>& joins = {});
 
   int owner(int shard) const { return owner_[std::size_t(shard)]; }
   int coordinator() const { return coordinator_; }
@@ -37,7 +38,17 @@ class Membership {
   std::int64_t removed_from(int worker_rank) const;
   bool done(int worker_rank) const { return done_.count(worker_rank) > 0; }
   bool server_dead(int rank) const { return dead_servers_.count(rank) > 0; }
-  /// Workers whose data slice is in the partition of clock c (removed from c' > c still are), in rank order.
+  /// A spare that joined, and the clock from which it is a worker (-1: not joined).
+  bool joined(int rank) const { return joined_.count(rank) > 0; }
+  std::int64_t joined_from(int rank) const;
+  /// A worker rank that takes part at all: not a spare, or a spare that joined.
+  bool member(int rank) const { return !layout_.spare(rank) || joined(rank); }
+  /// Membership changes known (removals and joins): a pull reply carries the server's count, and a worker splits the
+  /// next clock only once it knows as many.
+  std::int64_t changes() const { return std::int64_t(removed_.size() + joined_.size()); }
+  void mark_joined(int rank, std::int64_t from) { joined_[rank] = from; }
+  /// Workers whose data slice is in the partition of clock c (removed from c' > c still are, spares from the clock
+  /// they joined), in rank order.
   std::vector<int> members_at(std::int64_t c) const;
   /// Workers not removed and not done.
   std::vector<int> active() const;
@@ -57,7 +68,7 @@ class Membership {
   const Layout& layout_;
   std::vector<int> owner_;
   int coordinator_;
-  std::map<int, std::int64_t> removed_;
+  std::map<int, std::int64_t> removed_, joined_;
   std::set<int> done_, dead_servers_;
 };
 

@@ -52,7 +52,7 @@ PsTrainer<T>::PsTrainer(models::Model<T>& model, std::uint64_t seed, const model
   ps_ = std::make_unique<coll::MpiCommunicator>(world.comm());
   servers_ = ps_->split(role_ == Role::Server ? 0 : 1, me);
   mb_ = std::make_unique<Mailbox>(*ps_);
-  members_ = std::make_unique<Membership>(*layout_);
+  members_ = std::make_unique<Membership>(*layout_, opt.faults.of(Fault::Join));
   coord_ = std::make_unique<Coordinator>(*layout_, opt_, *mb_, *members_, events_, 0.0);
   cx_ = std::make_unique<Context>(Context{*layout_, opt_, *mb_, *members_, *coord_, events_, spec, 0.0, 0, 0,
                                           opt.dump_state, model_name_, config_toml_, false});
@@ -161,7 +161,7 @@ void PsTrainer<T>::gather_results() {
     worker_units_[wi] = double(worker_->records().size());
     worker_samples_[wi] = double(worker_->samples_pushed());
     worker_pushes_[wi] = double(worker_->pushes_kept());
-    holds = !worker_->stalled() && !members_->removed(cx_->rank());
+    holds = !worker_->stalled() && !members_->removed(cx_->rank()) && members_->member(cx_->rank());
     auto hp = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), model_.params().params());
     for (std::size_t i = 0; i < hp.size(); ++i) cs_worker += double(hp.data()[i]) * double(i % 13 + 1);
   }
@@ -235,12 +235,13 @@ void PsTrainer<T>::gather_results() {
   MPI_Allgatherv(mine.data(), count, MPI_DOUBLE, event_rows_.data(), counts.data(), displs.data(), MPI_DOUBLE, comm);
   MPI_Allgatherv(text.data(), tcount, MPI_CHAR, all.data(), tcounts.data(), tdispls.data(), MPI_CHAR, comm);
   event_text_ = all;
-  removed_ = promotions_ = takeovers_ = 0;
+  removed_ = promotions_ = takeovers_ = joined_ = 0;
   for (std::size_t i = 0; i + 3 < event_rows_.size(); i += 4) {
     const auto k = EventKind(int(event_rows_[i + 1]));
     removed_ += k == EventKind::WorkerRemoved;
     promotions_ += k == EventKind::ServerPromoted;
     takeovers_ += k == EventKind::CoordinatorTakeover;
+    joined_ += k == EventKind::WorkerJoined;
   }
 
   // Synchronous modes: every worker still a member ends holding the servers' parameters.
@@ -310,8 +311,10 @@ std::string PsTrainer<T>::describe() const {
   if (opt_.mode == Mode::Ssp) s += " (staleness " + std::to_string(opt_.staleness) + ")";
   if (opt_.mode == Mode::Local) s += " (" + std::to_string(opt_.local_steps) + " local steps)";
   if (opt_.mode == Mode::HalfSync) s += " (jitter " + std::to_string(int(opt_.jitter_ms)) + " ms)";
+  const int W = L.workers() - L.spares();
   s += ": " + std::to_string(L.servers()) + " server" + (L.servers() > 1 ? "s" : "") + " + " +
-       std::to_string(L.workers()) + " worker" + (L.workers() > 1 ? "s" : "") +
+       std::to_string(W) + " worker" + (W > 1 ? "s" : "") +
+       (L.spares() > 0 ? " + " + std::to_string(L.spares()) + " spare" + (L.spares() > 1 ? "s" : "") : std::string()) +
        (L.scheduler() >= 0 ? " + scheduler (rank " + std::to_string(L.scheduler()) + ")" : " (server 0 coordinates)") +
        ", " + std::to_string(L.numel()) + " parameters in " + std::to_string(L.pieces().size()) + " pieces" +
        ", backup " + (opt_.backup ? "on" : "off");
@@ -350,6 +353,7 @@ NamedFigures PsTrainer<T>::summary(const RunMedians& m) {
           {"delayed_holds", delayed_holds_},
           {"pushes_discarded", discarded_},
           {"workers_removed", removed_},
+          {"workers_joined", joined_},
           {"backups_promoted", promotions_},
           {"coordinator_takeovers", takeovers_},
           {"checkpoints_written", checkpoints_},
@@ -404,7 +408,8 @@ std::vector<io::ExtraDataset> PsTrainer<T>::datasets() {
   const std::size_t ev = event_rows_.size() / 4;
   add("/ps/events", {ev, 4}, event_rows_, "1",
       "per event: [seconds since start, kind (1 worker removed, 2 backup promoted, 3 coordinator takeover, "
-      "4 checkpoint, 5 resumed, 6 stalled by fault injection), rank, clock]; the text is the root attribute ps_events");
+      "4 checkpoint, 5 resumed, 6 stalled by fault injection, 7 worker joined), rank, clock]; the text is the root "
+      "attribute ps_events");
   return d;
 }
 
@@ -419,6 +424,7 @@ NamedStrings PsTrainer<T>::attributes() const {
                     {"ps_staleness", std::to_string(opt_.staleness)},
                     {"ps_local_steps", std::to_string(opt_.local_steps)},
                     {"ps_backup", opt_.backup ? "true" : "false"},
+                    {"ps_spares", std::to_string(opt_.spares)},
                     {"ps_straggler", opt_.straggler >= 0 ? std::to_string(opt_.straggler) + ":" + std::to_string(int(opt_.straggler_ms)) : ""},
                     {"ps_first_step", std::to_string(first_step_)},
                     {"ps_events", event_text_}};

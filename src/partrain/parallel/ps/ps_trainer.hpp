@@ -66,7 +66,7 @@ class PsTrainer : public Trainer<T> {
   double wall_s_ = 0, samples_ = 0, updates_ = 0, max_gap_ = 0, bound_waits_ = 0, discarded_ = 0, checkpoints_ = 0;
   double skipped_ = 0, final_scale_ = 1;  ///< fp16: shard updates skipped, the smallest shard scale at the end
   double delayed_holds_ = 0;  ///< mini-batches the workers' delayed buffers held back (summed)
-  double removed_ = 0, promotions_ = 0, takeovers_ = 0, expected_updates_ = 0;
+  double removed_ = 0, promotions_ = 0, takeovers_ = 0, joined_ = 0, expected_updates_ = 0;
   bool workers_agree_ = true;
 };
 

@@ -94,6 +94,7 @@ Server<T>::Server(Context& cx, const models::ParamStore<T>& store, std::uint64_t
   };
   make(me, true);
   if (cx.opt.backup && L.servers() > 1) make((me - 1 + L.servers()) % L.servers(), false);
+  cx.coord.own_version = [this] { return version(); };
 }
 
 template <class T>
@@ -117,7 +118,7 @@ typename Server<T>::Shard* Server<T>::shard(int j) {
 
 template <class T>
 std::int64_t Server<T>::version() const {
-  return shards_.front()->version;
+  return shards_.front()->version;  // its own shard (the first it made); a shard it took over as backup is as far
 }
 
 template <class T>
@@ -304,6 +305,12 @@ void Server<T>::on_header(int from, const Header& h) {
       if (s) --s->unacked;
       break;
     }
+    case kJoinHold:  // the coordinator chooses a spare's join clock: no update until it is announced
+      hold_join_ = true;
+      cx_.mb.send(from, Header(kJoinHeld, {double(version())}));
+      break;
+    case kJoin:
+    case kCoordinator: hold_join_ = false; break;
     default: break;
   }
 }
@@ -511,12 +518,12 @@ void Server<T>::answer_pulls(Shard& s) {
       s.snaps.back().dests.push_back(p.worker);
       src = s.snaps.back().data.data();
     }
-    // The reply says how many removals the server knew: the worker splits the next clock's data only once it knows
-    // as many (a coordinator's message and a server's may arrive in either order).
+    // The reply says how many membership changes (removals, joins) the server knew: the worker splits the next
+    // clock's data only once it knows as many (a coordinator's message and a server's may arrive in either order).
     std::int64_t fastest = 0;
     for (auto st : s.steps) fastest = std::max(fastest, st);
     cx_.mb.send(p.worker, Header(kPullReply, {double(s.j), double(s.version), ticket, double(gap),
-                                              double(M.removals().size()), double(fastest), s.scaler.scale()}));
+                                              double(M.changes()), double(fastest), s.scaler.scale()}));
     for (int k : L.shard_pieces(s.j)) {
       const auto& pc = L.pieces()[std::size_t(k)];
       cx_.mb.send_data(p.worker, L.pull_tag(k), src + (pc.begin - s.begin), pc.size(), coll::datatype_of<T>());
@@ -567,7 +574,9 @@ void Server<T>::progress(Shard& s) {
     return;
   }
   if (s.unacked > 0 && cx_.members.server_dead(cx_.layout.backup_of(s.j))) s.unacked = 0;  // no backup to wait for
-  if (!hold_) {  // held while the servers agree on a checkpoint: what it stores is the clock it names
+  // held while the servers agree on a checkpoint (what it stores is the clock it names) and while a join's clock is
+  // chosen
+  if (!hold_ && !hold_join_ && !cx_.coord.holding()) {
     if (synchronous(cx_.opt.mode)) apply_sync(s);
     else apply_async(s);
   }

@@ -14,6 +14,8 @@
 //           acknowledged every update the reply contains, so a promoted backup never lags what a worker has seen.
 //   checkpoints every ps.checkpoint_every clocks the servers write their shards, optimizer state and clocks
 //           collectively (io/checkpoint.hpp).
+//   joins   (ps.spares) a clock's contributions are those of the workers that are members at it, spares from the
+//           clock they joined; while the coordinator chooses a join's clock the server holds its updates.
 // Staleness of an update: the shard's update count when it is applied minus the count the worker's pull returned.
 //
 // Mixed precision (T = bf16, fp16): the workers compute, push and pull in 16 bits; the server keeps its shard in fp32
@@ -103,6 +105,7 @@ class Server {
   std::vector<std::pair<HostView, std::vector<int>>> orphans_;  ///< pushes for a shard this server does not hold
   ServerStats stats_;
   bool stalled_ = false, checkpoints_off_ = false, hold_ = false;
+  bool hold_join_ = false;  ///< updates held while the coordinator chooses a spare's join clock
   std::int64_t last_fault_clock_ = -1;
   std::int64_t ckpt_at_ = -1;  ///< the update count of the next checkpoint (updates stop there until it is written)
 };

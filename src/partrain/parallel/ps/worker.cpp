@@ -32,6 +32,7 @@ Worker<T>::Worker(Context& cx, models::Model<T>& model, const models::Dataset<T>
   }
   cx.coord.on_new_coordinator = [this] {
     if (done_) cx_.mb.send(cx_.members.coordinator(), Header(kDone, {double(cx_.rank())}));
+    if (standby_) cx_.mb.send(cx_.members.coordinator(), Header(kJoinAsk, {double(cx_.rank())}));
   };
 }
 
@@ -152,7 +153,7 @@ void Worker<T>::wait_replies() {
       if (p.requested && !p.replied) return false;
     std::int64_t need = 0;
     for (const auto& p : pull_) need = std::max(need, p.removals);
-    return std::int64_t(cx_.members.removals().size()) >= need;
+    return cx_.members.changes() >= need;
   });
 }
 
@@ -373,11 +374,30 @@ void Worker<T>::finish() {
 }
 
 template <class T>
+bool Worker<T>::standby() {
+  // A spare: announced to the coordinator, answering heartbeats, until it is a worker (a planned join, or admitted in
+  // place of a removed worker) or the run ends.
+  auto& M = cx_.members;
+  if (!cx_.layout.spare(cx_.rank())) return true;
+  standby_ = true;
+  if (!M.joined(cx_.rank())) cx_.mb.send(M.coordinator(), Header(kJoinAsk, {double(cx_.rank())}));
+  while (!M.joined(cx_.rank()) && !cx_.exit_seen) {
+    pump();
+    Mailbox::pause();
+  }
+  standby_ = false;
+  if (!M.joined(cx_.rank())) return false;
+  joined_at_ = std::max(cx_.first_step, M.joined_from(cx_.rank()));
+  return true;
+}
+
+template <class T>
 void Worker<T>::run_sync() {
   auto& M = cx_.members;
   const std::int64_t B = cx_.train.global_batch;
-  pull_all(cx_.first_step, false);
-  for (std::int64_t c = cx_.first_step; c < cx_.train.steps; ++c) {
+  const std::int64_t c0 = std::max(cx_.first_step, joined_at_);
+  pull_all(c0, false);
+  for (std::int64_t c = c0; c < cx_.train.steps; ++c) {
     cur_clock_ = c;
     cx_.opt.faults.kill_if_planned(cx_.rank(), c);
     if (cx_.opt.faults.stalls(cx_.rank(), c)) {
@@ -391,6 +411,15 @@ void Worker<T>::run_sync() {
     phase_wait_ = 0;
     wait_replies();
     if (removed_) break;
+    if (c == c0 && cx_.layout.spare(cx_.rank())) {  // the first clock it computes: the timeline's join
+      bool planned = false;
+      for (const auto& f : cx_.opt.faults.of(Fault::Join)) planned = planned || f.rank == cx_.rank();
+      cx_.events.push_back(log_event(
+          cx_.now(), EventKind::WorkerJoined, cx_.rank(), c,
+          std::string(planned ? "planned (--inject join)" : "admitted in place of a removed worker") +
+              "; spare " + std::to_string(cx_.rank()) + " pulled the parameters of clock " + std::to_string(c) +
+              " and computes its slice from it on"));
+    }
     const auto members = M.members_at(c);
     const int idx = int(std::find(members.begin(), members.end(), cx_.rank()) - members.begin());
     const auto [first, count] = slice(B, int(members.size()), idx);
@@ -561,6 +590,10 @@ void Worker<T>::run_local() {
 
 template <class T>
 void Worker<T>::run() {
+  if (!standby()) {  // a spare the run never needed
+    done_ = true;
+    return;
+  }
   switch (cx_.opt.mode) {
     case Mode::Asp:
     case Mode::Ssp: run_async(); break;

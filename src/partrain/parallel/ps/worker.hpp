@@ -7,6 +7,9 @@
 //            see exactly the data bsp sees; local: rounds of ps.local_steps steps, split like bsp.
 //   overlap  a layer's forward waits only for its own pieces of the pull; a layer's gradient pieces are sent when
 //            its backward is done, while the layers before it are still computing.
+//   joining  a spare (ps.spares) idles, announced to the coordinator, until it is a worker from clock K (planned, or
+//            admitted in place of a removed worker): it pulls the parameters of clock K and takes its slice of
+//            every clock from K on (the clock's split is over the workers that are members at it).
 //   failure  a server promoted to a shard's primary gets the pulls that were unanswered and (with backups) the
 //            pushes whose update the worker has not yet seen again; a worker removed at clock e is replaced by
 //            the others: each computes its share of the removed worker's slice of clock e (a supplement) and the
@@ -87,6 +90,8 @@ class Worker {
   void supplements(std::int64_t clock);
   void delays(std::int64_t clock);
   void finish();
+  /// A spare waits until it joins: false when the run ended first.
+  bool standby();
   void run_sync();
   void run_async();
   void run_local();
@@ -116,6 +121,8 @@ class Worker {
   double loss_scale_ = 1;  ///< fp16: what the mini-batch being computed scales its loss by (the smallest shard's)
   bool in_backward_ = false, removed_ = false, stalled_ = false, done_ = false;
   std::int64_t cur_clock_ = 0;
+  bool standby_ = false;         ///< a spare not yet a worker
+  std::int64_t joined_at_ = 0;   ///< the clock a spare joined at
   // The delayed buffer: mini-batches held, their samples, the versions the first of them read, and the mini-batches
   // this worker has computed in all.
   std::int64_t held_steps_ = 0, held_samples_ = 0, held_step_ = 0, held_first_ = 0, steps_done_ = 0, holds_ = 0;

@@ -53,9 +53,12 @@ void check_spares(const Config& c, const FaultPlan& plan, int workers, const std
     input_error("ps.spares", std::to_string(spares),
                 "joining is built for bsp and half_sync (ps.mode is " + in_quotes(mode) +
                     "): asp's and ssp's tickets and local's rounds split the data over the workers of the start");
-  std::set<int> seen;
+  std::set<int> seen, shards;
+  int server_joins = 0;
+  for (const auto& f : plan.of(Fault::Join)) server_joins += f.shard >= 0 ? 1 : 0;
   for (const auto& f : plan.of(Fault::Join)) {
-    const std::string spec = "join:rank=" + std::to_string(f.rank) + ":step=" + std::to_string(f.step);
+    const std::string spec = "join:rank=" + std::to_string(f.rank) + ":step=" + std::to_string(f.step) +
+                             (f.shard >= 0 ? ":shard=" + std::to_string(f.shard) : std::string());
     if (spares == 0) input_error("--inject", spec, "no spare to join: ps.spares = 0");
     if (f.rank < first_spare || f.rank >= world)
       input_error("--inject", spec,
@@ -65,6 +68,20 @@ void check_spares(const Config& c, const FaultPlan& plan, int workers, const std
       input_error("--inject", spec, "step " + std::to_string(f.step) + " is past the run (train.steps = " +
                                         std::to_string(c.train.steps) + ")");
     if (!seen.insert(f.rank).second) input_error("--inject", spec, "rank " + std::to_string(f.rank) + " joins once");
+    if (f.shard < 0) continue;
+    // A joining server takes over one of the extra shards the key space is cut into: S, S+1, … (one per server join)
+    const int S = c.ps.servers;
+    if (f.shard < S || f.shard >= S + server_joins || !shards.insert(f.shard).second)
+      input_error("--inject", spec,
+                  "a joining server takes one of the extra shards " + std::to_string(S) + ".." +
+                      std::to_string(S + server_joins - 1) + " (one per server join, each once; shards 0.." +
+                      std::to_string(S - 1) + " stay on their servers)");
+    if (c.ps.backup)
+      input_error("--inject", spec, "a server join with ps.backup = true (a joined server's shard has no replica)");
+    if (c.ps.checkpoint_every > 0)
+      input_error("--inject", spec,
+                  "a server join with checkpoints (ps.checkpoint_every): the servers write them together, and a "
+                  "joining server is not one of them from the start");
   }
 }
 

@@ -21,7 +21,9 @@
   join        a spare joining at a planned clock equals the run that had the same workers from that clock on
               (checkpointed, resumed with one more worker) bit for bit, at 1 and 2 servers; a spare admitted in
               place of a stalled worker: the fp64 dump equals the unfailed run's within 1e-9, removal then join in
-              the timeline; a spare never needed idles
+              the timeline; two spares joining as servers, each taking a shard over (values, AdamW state, fp16
+              scaler) at clocks 2 and 5: bit for bit the run of 4 servers on the same shards, in fp32 and fp16; a
+              spare never needed idles
   backup      a server that stalls: its backup is promoted and the dump equals the unfailed run's exactly
   takeover    the scheduler stalls, or server 0 coordinating without one: the next rank coordinates; dump exact
 
@@ -351,6 +353,21 @@ elif case == "join":
     check(len(rem) == 1 and len(joi) == 1 and joi[0, 3] > rem[0, 3], f"removal then join in /ps/events: {ev}")
     with h5py.File(path("lj_result.h5")) as f:
         check(f["ps/worker_samples"][()].sum() == 24 * 10, "every sample of every step applied once")
+    # Joining servers: shards 2 and 3 (the key space cut in 4, shards 2 and 3 first on servers 0 and 1) move to
+    # spares 4 and 5 at clocks 2 and 5 — values, AdamW's moments and step count, fp16's loss scaler (growing every 2
+    # steps) — and the queued pulls and pushes go on there: bit for bit the run of 4 servers holding the same 4 shards
+    # from the start, in fp32 and fp16 (fp16 skips an overflowing update shard by shard: the shards must be the same).
+    adam = SMALL + ["--set", "train.steps=8", "--set", "ps.servers=2", "--set", "train.optimizer=adamw"]
+    for prec in ("fp32", "fp16"):
+        p = adam + ["--set", f"train.precision={prec}", "--set", "train.loss_scale.growth_interval=2"] if prec == "fp16" \
+            else adam
+        run(6, ps, p + ["--set", "ps.servers=4", "--dump-state", path(f"four_{prec}.h5")], label=f"4 servers ({prec})")
+        run(6, ps, p + ["--set", "ps.spares=2", "--inject", "join:rank=4:step=2:shard=2", "--inject",
+                        "join:rank=5:step=5:shard=3", "--dump-state", path(f"sj_{prec}.h5"), "--output",
+                        path(f"sj_{prec}_result.h5")], label=f"2 servers join ({prec})")
+        dumps_equal(path(f"sj_{prec}.h5"), path(f"four_{prec}.h5"), 0.0, f"servers joined at clocks 2 and 5 ({prec})")
+        ev, _ = events(path(f"sj_{prec}_result.h5"))
+        check(sorted(ev[ev[:, 1] == 8][:, 2:].tolist()) == [[4, 2], [5, 5]], f"server joins in /ps/events: {ev}")
     # A spare the run never needs idles and leaves with the others.
     r = run(4, ps, SMALL + ["--set", "ps.spares=1", "--output", path("idle.h5")], label="an idle spare")
     with h5py.File(path("idle.h5")) as f:

@@ -48,8 +48,11 @@ FaultPlan::FaultPlan(const std::vector<std::string>& specs, int world) {
       } else if (key == "ms") {
         if (v < 0) bad("ms must be >= 0");
         f.ms = v;
+      } else if (key == "shard" && f.kind == Fault::Join) {
+        if (v < 0 || v != double(int(v))) bad("shard must be an integer >= 0");
+        f.shard = int(v);
       } else {
-        bad("unknown key \"" + key + "\" (rank, step, ms)");
+        bad("unknown key \"" + key + "\" (rank, step, ms" + (f.kind == Fault::Join ? ", shard" : "") + ")");
       }
     }
     if (!has_rank || !has_step) bad("needs rank=R and step=K");
@@ -105,6 +108,7 @@ std::string FaultPlan::describe() const {
     const char* k = f.kind == Fault::Kill ? "kill" : f.kind == Fault::Stall ? "stall" : f.kind == Fault::Slow ? "slow" : f.kind == Fault::Join ? "join" : "signal";
     s += (s.empty() ? "" : ", ") + std::string(k) + ":rank=" + std::to_string(f.rank) + ":step=" + std::to_string(f.step);
     if (f.kind == Fault::Slow) s += ":ms=" + std::to_string(int(f.ms));
+    if (f.kind == Fault::Join && f.shard >= 0) s += ":shard=" + std::to_string(f.shard);
   }
   return s;
 }

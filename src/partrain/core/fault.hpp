@@ -6,7 +6,8 @@
 //           timed region, before its forward, so the others wait for it in the step's collectives)
 //   signal  the rank sends itself SIGUSR1 at the start of step K (a stop asked for at a known step: the run stops at
 //           the next step boundary, as when the scheduler signals it, but at a step the tests can name)
-//   join    partrain-ps only: spare rank R joins the workers from clock K (docs/ps.md "Joining")
+//   join    partrain-ps only: spare rank R joins the workers from clock K; with :shard=J it joins the servers instead,
+//           taking shard J over from its first owner at clock K (docs/ps.md "Joining")
 // A plan is parsed identically on every rank (InputError naming the flag and value otherwise); each rank asks it
 // what applies to itself.
 #pragma once
@@ -27,6 +28,7 @@ struct Fault {
   int rank = 0;
   std::int64_t step = 0;
   double ms = 0;  ///< slow: delay per step
+  int shard = -1;  ///< join: the shard a joining server takes over (-1: the spare joins the workers)
 };
 
 class FaultPlan {

@@ -71,7 +71,7 @@ void Coordinator::admit() {
     if (wanted_ <= 0 || ready_.empty()) return;
     admitting_ = *ready_.begin();
     held_.clear();
-    for (int j = 0; j < layout_.servers(); ++j)
+    for (int j : layout_.server_ranks())
       if (j != mb_.rank() && !members_.server_dead(j)) mb_.send(j, Header(kJoinHold, {double(admitting_)}));
     return;
   }
@@ -79,7 +79,7 @@ void Coordinator::admit() {
   // after it is the first the spare can take part in (and after the latest removal: its supplements are the
   // survivors' own).
   std::int64_t furthest = layout_.role(mb_.rank()) == Role::Server && own_version ? own_version() : 0;
-  for (int j = 0; j < layout_.servers(); ++j) {
+  for (int j : layout_.server_ranks()) {
     if (j == mb_.rank() || members_.server_dead(j)) continue;
     auto it = held_.find(j);
     if (it == held_.end()) return;
@@ -105,7 +105,11 @@ void Coordinator::report(std::int64_t clock, std::int64_t pushes) {
 
 void Coordinator::server_lost(int r) {
   members_.mark_dead(r);
-  for (int j = 0; j < layout_.servers(); ++j) {
+  for (int j = 0; j < layout_.shards(); ++j) {
+    if (layout_.migration(j).to == r)
+      throw RuntimeError("parameter server: server " + std::to_string(r) + " (which joined for shard " +
+                         std::to_string(j) + ") stopped responding: a joined server has no backup; restart the job "
+                         "with --resume");
     if (members_.owner(j) != r) continue;
     const int b = layout_.backup_of(j);
     if (!opt_.backup || b == r || members_.server_dead(b))
@@ -144,7 +148,7 @@ void Coordinator::tick() {
     if (!coordinating()) {
       mb_.send(members_.coordinator(), Header(kHeartbeat, {double(clock_), double(my_pushes_)}));
     } else {
-      for (int j = 0; j < layout_.servers(); ++j)
+      for (int j : layout_.server_ranks())
         if (j != mb_.rank() && !members_.server_dead(j)) mb_.send(j, Header(kHeartbeat, {double(clock_), 0}));
     }
   }

@@ -77,8 +77,22 @@ class Layout {
   int worker_index(int rank) const { return rank - first_worker(); }
   int worker_rank(int index) const { return first_worker() + index; }
   int spares() const { return spares_; }
-  /// A spare: one of the last ps.spares ranks, a worker only once it joined (membership.hpp).
-  bool spare(int rank) const { return role(rank) == Role::Worker && rank >= world_ - spares_; }
+  /// A spare: one of the last ps.spares ranks, a worker only once it joined (membership.hpp), or a server from the
+  /// start that takes a shard over at a planned clock.
+  bool spare(int rank) const { return rank >= world_ - spares_ && rank >= first_worker(); }
+  /// Shards: one per server, and one more per planned server join (--inject join:…:shard=J, J = S, S+1, …): shard
+  /// j ≥ S starts on server j mod S and moves to its joining server at the join's clock.
+  int shards() const { return int(shards_.size()); }
+  int initial_owner(int j) const { return j < servers_ ? j : j % servers_; }
+  struct Migration {
+    int to = -1;             ///< the joining server's rank (-1: the shard never moves)
+    std::int64_t clock = 0;  ///< from this clock on it holds the shard
+  };
+  const Migration& migration(int j) const { return migrations_[std::size_t(j)]; }
+  /// The shard a joining server takes over, or -1.
+  int joining_shard(int rank) const;
+  /// Server ranks: the first S, then the joining servers.
+  std::vector<int> server_ranks() const;
   /// The ranks that may coordinate, in order of succession: the scheduler, then the servers.
   std::vector<int> coordinator_candidates() const;
 
@@ -92,12 +106,13 @@ class Layout {
   const std::vector<int>& shard_pieces(int j) const { return by_shard_[std::size_t(j)]; }
   std::size_t layers() const { return by_layer_.size(); }
 
-  // Message tags: 0 control headers, then a push and a pull tag per piece, then a replication tag per shard.
+  // Message tags: 0 control headers, then a push and a pull tag per piece, then a replication tag per shard (a
+  // migration's state travels on it: backups and server joins do not go together).
   static constexpr int kCtrlTag = 0;
   int push_tag(int piece) const { return 1 + 2 * piece; }
   int pull_tag(int piece) const { return 2 + 2 * piece; }
   int repl_tag(int shard) const { return 1 + 2 * int(pieces_.size()) + shard; }
-  int max_tag() const { return repl_tag(servers_ - 1); }
+  int max_tag() const { return repl_tag(shards() - 1); }
 
  private:
   int world_, servers_, scheduler_, workers_, spares_;
@@ -105,6 +120,7 @@ class Layout {
   std::vector<std::pair<std::int64_t, std::int64_t>> shards_;
   std::vector<Piece> pieces_;
   std::vector<std::vector<int>> by_layer_, by_shard_;
+  std::vector<Migration> migrations_;
 };
 
 /// Samples [first, first + count) of a global batch of `batch` samples that member `index` of `members` takes

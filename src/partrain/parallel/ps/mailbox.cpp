@@ -25,8 +25,8 @@ void trace(const char* dir, int me, int peer, const Header& h) {
 const char* msg_name(int t) {
   static const char* names[] = {"?",     "pull", "pull-reply", "push",  "heartbeat", "remove", "promote",
                                 "coordinator", "done", "exit", "repl", "ack", "bye", "join-ask", "join-hold",
-                                "join-held", "join"};
-  return t >= 0 && t <= kJoin ? names[t] : "?";
+                                "join-held", "join", "migrate"};
+  return t >= 0 && t <= kMigrate ? names[t] : "?";
 }
 
 Mailbox::Mailbox(coll::MpiCommunicator& comm)

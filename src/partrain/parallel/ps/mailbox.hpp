@@ -39,6 +39,8 @@ enum Msg : int {
   kJoinHold,    ///< coordinator → servers: hold updates and say how far you are (a join's clock is chosen)
   kJoinHeld,    ///< server → coordinator: held at version v
   kJoin,        ///< coordinator → all: spare rank R is a worker from clock K
+  kMigrate,     ///< a shard's first owner → its joining server: shard, version, optimizer steps, tickets, loss scale,
+                ///< growth tracker, skipped steps; then the shard's values, moments and per-worker counts (repl tag)
 };
 const char* msg_name(int type);
 

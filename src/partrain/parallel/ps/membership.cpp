@@ -13,14 +13,21 @@ const char* event_name(EventKind k) {
     case EventKind::Resumed: return "resumed";
     case EventKind::Stalled: return "stalled (fault injection)";
     case EventKind::WorkerJoined: return "worker joined";
+    case EventKind::ServerJoined: return "server joined";
   }
   return "?";
 }
 
 Membership::Membership(const Layout& layout, const std::vector<Fault>& joins)
     : layout_(layout), coordinator_(layout.coordinator_candidates().front()) {
-  for (int j = 0; j < layout.servers(); ++j) owner_.push_back(j);
-  for (const auto& f : joins) joined_[f.rank] = f.step;
+  for (int j = 0; j < layout.shards(); ++j) owner_.push_back(layout.initial_owner(j));
+  for (const auto& f : joins)
+    if (f.shard < 0) joined_[f.rank] = f.step;  // a spare joining the workers (a joining server is in the layout)
+}
+
+int Membership::owner_at(int j, std::int64_t clock) const {
+  const auto& m = layout_.migration(j);
+  return m.to >= 0 && clock >= m.clock ? m.to : owner_[std::size_t(j)];
 }
 
 std::int64_t Membership::joined_from(int w) const {

@@ -15,7 +15,9 @@
 namespace partrain::parallel::ps {
 
 /// Events recorded in the result file (/ps/events: time, kind, rank, clock) and printed when they happen.
-enum class EventKind { WorkerRemoved = 1, ServerPromoted, CoordinatorTakeover, Checkpoint, Resumed, Stalled, WorkerJoined };
+enum class EventKind {
+  WorkerRemoved = 1, ServerPromoted, CoordinatorTakeover, Checkpoint, Resumed, Stalled, WorkerJoined, ServerJoined
+};
 const char* event_name(EventKind k);
 
 struct Event {
@@ -32,6 +34,8 @@ class Membership {
   Membership(const Layout& layout, const std::vector<Fault>& joins = {});
 
   int owner(int shard) const { return owner_[std::size_t(shard)]; }
+  /// Where clock `clock`'s pull and push of a shard go: its joining server from the join's clock, else owner().
+  int owner_at(int shard, std::int64_t clock) const;
   int coordinator() const { return coordinator_; }
   bool removed(int worker_rank) const { return removed_.count(worker_rank) > 0; }
   /// The clock from which a removed worker's slice is redistributed (its pushes before that count).

@@ -180,7 +180,7 @@ void PsTrainer<T>::gather_results() {
     for (const auto& [s, c] : server_->stats().staleness) max_st = std::max(max_st, s);
   max_st = std::int64_t(reduce1(comm, double(max_st), MPI_MAX));
   staleness_.assign(std::size_t(max_st + 1), 0.0);
-  shard_versions_.assign(std::size_t(L.servers()), -1.0);
+  shard_versions_.assign(std::size_t(L.shards()), -1.0);
   double last_update = 0, samples = 0;
   if (server_) {
     const auto& st = server_->stats();

@@ -60,6 +60,15 @@ struct Server<T>::Shard {
   std::deque<Repl> repl_in;
   std::vector<HostM> repl_out;
   HostM dump_params, dump_grad;
+  // A server join (layout.hpp, Migration): the first owner's shard moves at clock `until` to `migrate_to`; the
+  // joining server's waits for it (`incoming`, the receives in `in_ids`, the per-worker counts in `in_counts`).
+  std::int64_t until = -1;
+  int migrate_to = -1;
+  bool moved = false, incoming = false;
+  std::vector<int> in_ids;
+  std::vector<double> in_counts;
+  Header in_h;
+  int in_from = -1;
 };
 
 namespace {
@@ -92,7 +101,20 @@ Server<T>::Server(Context& cx, const models::ParamStore<T>& store, std::uint64_t
     s->scaler = models::LossScaler(cx.train.loss_scale);
     shards_.push_back(std::move(s));
   };
-  make(me, true);
+  const int joining = L.joining_shard(me);
+  if (joining >= 0) {  // a joining server: its shard arrives at the join's clock; pulls and pushes queue meanwhile
+    make(joining, false);
+    shards_.back()->incoming = true;
+    shards_.back()->version = L.migration(joining).clock;
+  } else {
+    make(me, true);
+    for (int j = L.servers(); j < L.shards(); ++j)  // the shards of planned server joins, until they move
+      if (L.initial_owner(j) == me) {
+        make(j, true);
+        shards_.back()->until = L.migration(j).clock;
+        shards_.back()->migrate_to = L.migration(j).to;
+      }
+  }
   if (cx.opt.backup && L.servers() > 1) make((me - 1 + L.servers()) % L.servers(), false);
   cx.coord.own_version = [this] { return version(); };
 }
@@ -250,7 +272,7 @@ void Server<T>::on_push(int from, const Header& h) {
   c.steps = std::max<std::int64_t>(1, h.i(8));
   c.loss_scale = h[9] > 0 ? h[9] : 1.0;
   const int wi = L.worker_index(from);
-  bool drop = !s || !s->primary;
+  bool drop = !s || (!s->primary && !s->incoming);
   if (!drop && cx_.members.removed(from) && c.clock >= cx_.members.removed_from(from)) drop = true;
   if (!drop && synchronous(cx_.opt.mode) && c.clock < s->version) drop = true;  // already applied (re-sent)
   if (!drop && !synchronous(cx_.opt.mode) && c.clock < s->applied[std::size_t(wi)]) drop = true;
@@ -303,6 +325,12 @@ void Server<T>::on_header(int from, const Header& h) {
     case kAck: {
       Shard* s = shard(int(h.i(1)));
       if (s) --s->unacked;
+      break;
+    }
+    case kMigrate: {
+      Shard* s = shard(int(h.i(1)));
+      PARTRAIN_REQUIRE(s && s->incoming, "a migrated shard this server does not wait for");
+      migrate_in(*s, from, h);
       break;
     }
     case kJoinHold:  // the coordinator chooses a spare's join clock: no update until it is announced
@@ -374,6 +402,7 @@ void Server<T>::apply_sync(Shard& s) {
   for (;;) {
     const std::int64_t c = s.version;
     if (c >= total) return;
+    if (s.until >= 0 && c >= s.until) return;  // the shard moves to its joining server at this clock
     if (s.primary && ckpt_at_ > 0 && !checkpoints_off_ && c >= ckpt_at_) return;  // the checkpoint's clock first
     std::vector<int> members = M.members_at(c), survivors;
     for (int w : members)
@@ -564,7 +593,69 @@ void Server<T>::replicate_in(Shard& s) {
 }
 
 template <class T>
+void Server<T>::migrate_out(Shard& s) {
+  // Every clock before the join's is applied (and no push of a later one comes here): the state goes, whole.
+  const int to = s.migrate_to;
+  const double ms = s.opt && s.opt->m().size() ? 1 : 0, vs = s.opt && s.opt->v().size() ? 1 : 0;
+  cx_.mb.send(to, Header(kMigrate, {double(s.j), double(s.version), s.opt ? double(s.opt->steps_taken()) : 0.0,
+                                    double(s.tickets), s.scaler.scale(), double(s.scaler.growth_tracker()),
+                                    double(s.scaler.skipped()), ms, vs}));
+  const int tag = cx_.layout.repl_tag(s.j);
+  cx_.mb.send_data(to, tag, s.params.data(), s.size, coll::datatype_of<Wide>());
+  if (ms > 0) cx_.mb.send_data(to, tag, s.opt->m().data(), s.size, coll::datatype_of<Wide>());
+  if (vs > 0) cx_.mb.send_data(to, tag, s.opt->v().data(), s.size, coll::datatype_of<Wide>());
+  s.in_counts.clear();
+  for (auto a : s.applied) s.in_counts.push_back(double(a));
+  for (auto a : s.steps) s.in_counts.push_back(double(a));
+  cx_.mb.send_data(to, tag, s.in_counts.data(), std::int64_t(s.in_counts.size()), coll::DataType::Double);
+  s.moved = true;  // the buffers stay as they are until the sends complete (nothing changes them any more)
+  s.primary = false;
+  s.pulls.clear();
+}
+
+template <class T>
+void Server<T>::migrate_in(Shard& s, int from, const Header& h) {
+  const int tag = cx_.layout.repl_tag(s.j);
+  s.in_h = h;
+  s.in_from = from;
+  s.in_ids.push_back(cx_.mb.recv_data(from, tag, s.params.data(), s.size, coll::datatype_of<Wide>()));
+  if (h[8] > 0) s.in_ids.push_back(cx_.mb.recv_data(from, tag, s.opt->m().data(), s.size, coll::datatype_of<Wide>()));
+  if (h[9] > 0) s.in_ids.push_back(cx_.mb.recv_data(from, tag, s.opt->v().data(), s.size, coll::datatype_of<Wide>()));
+  s.in_counts.assign(2 * s.applied.size(), 0.0);
+  s.in_ids.push_back(
+      cx_.mb.recv_data(from, tag, s.in_counts.data(), std::int64_t(s.in_counts.size()), coll::DataType::Double));
+}
+
+template <class T>
+bool Server<T>::migrated_in(Shard& s) {
+  if (s.in_ids.empty()) return false;
+  for (int id : s.in_ids)
+    if (!cx_.mb.received(id)) return false;
+  const Header& h = s.in_h;
+  s.version = h.i(2);
+  if (s.opt) s.opt->set_steps(h.i(3));
+  s.tickets = h.i(4);
+  s.scaler.restore(h[5], h.i(6), h.i(7));
+  const std::size_t W = s.applied.size();
+  for (std::size_t w = 0; w < W; ++w) {
+    s.applied[w] = std::int64_t(s.in_counts[w]);
+    s.steps[w] = std::int64_t(s.in_counts[W + w]);
+  }
+  refresh_half(s);
+  s.incoming = false;
+  s.primary = true;
+  s.in_ids.clear();
+  cx_.events.push_back(log_event(cx_.now(), EventKind::ServerJoined, cx_.rank(), s.version,
+                                 "shard " + std::to_string(s.j) + " moved here from server " + std::to_string(s.in_from) +
+                                     " at update " + std::to_string(s.version) +
+                                     " (values, optimizer state, counts); its queued pulls and pushes go on"));
+  return true;
+}
+
+template <class T>
 void Server<T>::progress(Shard& s) {
+  if (s.incoming && !migrated_in(s)) return;  // pulls and pushes for the shard queue until it is here
+  if (s.moved) return;
   if (!s.primary) {
     replicate_in(s);
     if (cx_.members.owner(s.j) == cx_.rank() && s.repl_in.empty()) {  // promoted
@@ -591,6 +682,15 @@ void Server<T>::progress(Shard& s) {
       it = s.pending.erase(it);
     } else {
       ++it;
+    }
+  }
+  if (s.migrate_to >= 0 && s.version >= s.until) {  // applied every clock before the join's
+    bool earlier = false;
+    for (const auto& [k, ct] : s.pending) earlier = earlier || (!ct.discard && ct.clock < s.until);
+    if (!earlier && !hold_ && !hold_join_ && !cx_.coord.holding()) {
+      answer_pulls(s);
+      migrate_out(s);
+      return;
     }
   }
   answer_pulls(s);

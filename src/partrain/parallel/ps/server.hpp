@@ -15,7 +15,11 @@
 //   checkpoints every ps.checkpoint_every clocks the servers write their shards, optimizer state and clocks
 //           collectively (io/checkpoint.hpp).
 //   joins   (ps.spares) a clock's contributions are those of the workers that are members at it, spares from the
-//           clock they joined; while the coordinator chooses a join's clock the server holds its updates.
+//           clock they joined; while the coordinator chooses a join's clock the server holds its updates. A joining
+//           server (--inject join:rank=R:step=K:shard=J) owns shard J from clock K: the first owner applies clocks
+//           before K, then sends it the shard — values, optimizer state, counts — and keeps nothing; the workers
+//           send clock K's pulls and pushes, and later ones, to R, which queues them until the shard arrives, so no
+//           push is lost or applied twice.
 // Staleness of an update: the shard's update count when it is applied minus the count the worker's pull returned.
 //
 // Mixed precision (T = bf16, fp16): the workers compute, push and pull in 16 bits; the server keeps its shard in fp32
@@ -94,6 +98,11 @@ class Server {
   void refresh_half(Shard& s);
   void answer_pulls(Shard& s);
   void replicate_in(Shard& s);
+  /// Shard migration (a server join): the first owner sends it once it applied every clock before the join's; the
+  /// joining server receives it.
+  void migrate_out(Shard& s);
+  void migrate_in(Shard& s, int from, const Header& h);
+  bool migrated_in(Shard& s);
   void checkpoint(std::int64_t version);
   Shard* shard(int j);
   std::int64_t clock_of(const Shard& s) const;

@@ -18,10 +18,10 @@ Worker<T>::Worker(Context& cx, models::Model<T>& model, const models::Dataset<T>
   hgrads_ = Kokkos::create_mirror_view(Kokkos::HostSpace(), model.params().grads());
   alias_ = hparams_.data() == model.params().params().data();
   push_src_ = hgrads_.data();
-  pull_.resize(std::size_t(L.servers()));
-  unseen_.resize(std::size_t(L.servers()));
-  resend_.assign(std::size_t(L.servers()), 0);
-  push_target_.assign(std::size_t(L.servers()), -1);
+  pull_.resize(std::size_t(L.shards()));
+  unseen_.resize(std::size_t(L.shards()));
+  resend_.assign(std::size_t(L.shards()), 0);
+  push_target_.assign(std::size_t(L.shards()), -1);
   piece_id_.assign(L.pieces().size(), -1);
   piece_ready_.assign(L.pieces().size(), 0);
   if (cx.opt.mode == Mode::Local) {
@@ -47,7 +47,7 @@ void Worker<T>::pump() {
   for (std::size_t p = 0; p < piece_id_.size(); ++p)
     if (piece_id_[p] >= 0 && !piece_ready_[p] && cx_.mb.received(piece_id_[p])) piece_arrived(int(p));
   if (!in_backward_)
-    for (int j = 0; j < cx_.layout.servers(); ++j)
+    for (int j = 0; j < cx_.layout.shards(); ++j)
       if (resend_[std::size_t(j)]) resend(j);
   for (auto it = retired_.begin(); it != retired_.end();) {
     bool busy = false;
@@ -121,14 +121,14 @@ void Worker<T>::wait_for(Pred done) {
 template <class T>
 void Worker<T>::send_pull(int j) {
   const Pull& p = pull_[std::size_t(j)];
-  cx_.mb.send(cx_.members.owner(j),
+  cx_.mb.send(cx_.members.owner_at(j, p.clock),
               Header(kPull, {double(j), double(p.clock), double(p.pushes), (p.ticket && j == 0) ? 1.0 : 0.0}));
 }
 
 template <class T>
 void Worker<T>::pull_all(std::int64_t clock, bool ticket) {
   const auto& L = cx_.layout;
-  for (int j = 0; j < L.servers(); ++j) {
+  for (int j = 0; j < L.shards(); ++j) {
     auto& p = pull_[std::size_t(j)];
     const std::int64_t version = p.version;
     p = Pull{};
@@ -184,7 +184,7 @@ void Worker<T>::wait_all_pieces() {
 template <class T>
 void Worker<T>::send_push_header(int j, std::int64_t clock, std::int64_t step, std::int64_t first, std::int64_t count,
                                  int kind, std::int64_t steps, std::int64_t version_read) {
-  const int target = cx_.members.owner(j);
+  const int target = cx_.members.owner_at(j, clock);
   const double read = double(version_read >= 0 ? version_read : pull_[std::size_t(j)].version);
   const Header h(kPush, {double(j), double(clock), read, double(step), double(first), double(count), double(kind),
                          double(steps), loss_scale_});
@@ -251,8 +251,10 @@ double Worker<T>::compute(std::int64_t step, std::int64_t first, std::int64_t co
   const std::int64_t rps = model_.rows_per_sample();
   // Sends still reading the gradient buffer finish before it is zeroed (they are, by now, to live servers).
   wait_for([&] {
-    for (int j = 0; j < L.servers(); ++j)
-      if (!cx_.members.server_dead(cx_.members.owner(j)) && cx_.mb.sends_to(cx_.members.owner(j)) > 0) return false;
+    for (int j = 0; j < L.shards(); ++j) {
+      const int t = push_target_[std::size_t(j)] >= 0 ? int(push_target_[std::size_t(j)]) : cx_.members.owner(j);
+      if (!cx_.members.server_dead(t) && cx_.mb.sends_to(t) > 0) return false;
+    }
     return true;
   });
   // fp16: the loss is scaled by the smallest of the shards' scales (their replies to this mini-batch's pulls); every
@@ -272,7 +274,7 @@ double Worker<T>::compute(std::int64_t step, std::int64_t first, std::int64_t co
     model_.params().zero_grad();
     push_src_ = hgrads_.data();
     if (!local)
-      for (int j = 0; j < L.servers(); ++j) send_push_header(j, clock, step, first, count, kind);
+      for (int j = 0; j < L.shards(); ++j) send_push_header(j, clock, step, first, count, kind);
   };
   auto push_layer = [&](std::size_t l) {
     if (local) return;
@@ -364,7 +366,7 @@ void Worker<T>::finish() {
   if (!removed_) {  // to the coordinator, and to the servers (ssp's bound leaves out the workers that are done)
     const int c = cx_.members.coordinator();
     cx_.mb.send(c, Header(kDone, {double(cx_.rank())}));
-    for (int j = 0; j < cx_.layout.servers(); ++j)
+    for (int j : cx_.layout.server_ranks())
       if (j != c) cx_.mb.send(j, Header(kDone, {double(cx_.rank())}));
   }
   while (!cx_.exit_seen) {
@@ -442,7 +444,7 @@ void Worker<T>::flush_delayed() {
   const auto& L = cx_.layout;
   if (held_steps_ == 0) return;
   push_src_ = held_.data();
-  for (int j = 0; j < L.servers(); ++j)
+  for (int j = 0; j < L.shards(); ++j)
     send_push_header(j, pushes_, held_step_, held_first_, held_samples_, 0, held_steps_, held_version_[std::size_t(j)]);
   for (std::size_t p = 0; p < L.pieces().size(); ++p) send_push_piece(int(p));
   pushed_.emplace_back(pushes_, held_samples_);
@@ -569,7 +571,7 @@ void Worker<T>::run_local() {
         using A = acc_t<T>;
         for (std::int64_t i = 0; i < params.numel(); ++i) dl[i] = T(A(p[i]) - A(b[i]));
         push_src_ = delta_.data();
-        for (int j = 0; j < L.servers(); ++j) send_push_header(j, r, r * k, first, count * (last - r * k), 0);
+        for (int j = 0; j < L.shards(); ++j) send_push_header(j, r, r * k, first, count * (last - r * k), 0);
         for (std::size_t p2 = 0; p2 < L.pieces().size(); ++p2) send_push_piece(int(p2));
         pushes_ = r + 1;
         pushed_.emplace_back(r, count * (last - r * k));

@@ -165,7 +165,7 @@ void HybridTrainer<T>::server_update() {
   for (std::size_t q = 0; q < keys_in_.size(); ++q) {
     const std::int64_t u =
         std::lower_bound(touched_.begin(), touched_.end(), std::int64_t(keys_in_[q]) / S) - touched_.begin();
-    for (std::int64_t d = 0; d < D; ++d) grad_sum_[std::size_t(u * D + d)] += rows_out_[q * std::size_t(D) + std::size_t(d)];
+    for (std::int64_t d = 0; d < D; ++d) grad_sum_[std::size_t(u * D + d)] += grads_in_[q * std::size_t(D) + std::size_t(d)];
   }
 }
 
@@ -197,16 +197,16 @@ StepRecord HybridTrainer<T>::step(std::int64_t s, const BeforeUpdate& before_upd
     out_n[std::size_t(r)] = send_n_[std::size_t(r)] * c.dim;
     in_n[std::size_t(r)] = recv_n_[std::size_t(r)] * c.dim;
   }
-  rows_in_.resize(keys_out_.size() * std::size_t(c.dim));  // the gradients out (the rows in are used)
+  grads_out_.resize(keys_out_.size() * std::size_t(c.dim));
   if (!server()) {
     auto tables = Kokkos::subview(model_->params().grads(), Kokkos::make_pair(std::int64_t(0), dense_begin_));
     auto hg = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), tables);
     std::int64_t q = 0;
     for (int j = 0; j < S; ++j)
-      for (auto slot : slot_of_key_[std::size_t(j)]) std::copy_n(hg.data() + slot * c.dim, c.dim, rows_in_.data() + (q++) * c.dim);
+      for (auto slot : slot_of_key_[std::size_t(j)]) std::copy_n(hg.data() + slot * c.dim, c.dim, grads_out_.data() + (q++) * c.dim);
   }
-  rows_out_.resize(keys_in_.size() * std::size_t(c.dim));  // a server's gradients in
-  auto push = world_.alltoallv(rows_in_.data(), out_n.data(), rows_out_.data(), in_n.data());
+  grads_in_.resize(keys_in_.size() * std::size_t(c.dim));
+  auto push = world_.alltoallv(grads_out_.data(), out_n.data(), grads_in_.data(), in_n.data());
   const double t_push0 = fenced_time_s();
   if (!server()) reducer_->finish();
   const double t_dense = fenced_time_s();

@@ -90,7 +90,8 @@ class HybridTrainer : public Trainer<T> {
   // the exchange (world): counts and packed buffers in rank order
   std::vector<std::int64_t> send_n_, recv_n_;
   std::vector<double> keys_out_, keys_in_;
-  std::vector<T> rows_out_, rows_in_;
+  std::vector<T> rows_out_, rows_in_;    ///< the pull: a server's rows out, a worker's rows in
+  std::vector<T> grads_out_, grads_in_;  ///< the push: a worker's row gradients out, a server's in
   // measured
   coll::Counters counters_;
   double rows_pulled_ = 0, steps_ = 0;

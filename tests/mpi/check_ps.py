@@ -21,8 +21,8 @@
   join        a spare joining at a planned clock equals the run that had the same workers from that clock on
               (checkpointed, resumed with one more worker) bit for bit, at 1 and 2 servers; a spare admitted in
               place of a stalled worker: the fp64 dump equals the unfailed run's within 1e-9, removal then join in
-              the timeline; two spares joining as servers, each taking a shard over (values, AdamW state, fp16
-              scaler) at clocks 2 and 5: bit for bit the run of 4 servers on the same shards, in fp32 and fp16; a
+              the timeline; two spares joining as servers, each taking a shard over (fp32 master weights, AdamW
+              state, fp16 scaler) at clocks 2 and 5: bit for bit the run of 4 servers on the same shards (fp16); a
               spare never needed idles
   backup      a server that stalls: its backup is promoted and the dump equals the unfailed run's exactly
   takeover    the scheduler stalls, or server 0 coordinating without one: the next rank coordinates; dump exact
@@ -356,9 +356,10 @@ elif case == "join":
     # Joining servers: shards 2 and 3 (the key space cut in 4, shards 2 and 3 first on servers 0 and 1) move to
     # spares 4 and 5 at clocks 2 and 5 — values, AdamW's moments and step count, fp16's loss scaler (growing every 2
     # steps) — and the queued pulls and pushes go on there: bit for bit the run of 4 servers holding the same 4 shards
-    # from the start, in fp32 and fp16 (fp16 skips an overflowing update shard by shard: the shards must be the same).
+    # from the start (fp16 skips an overflowing update shard by shard: the shards must be the same). fp16 moves all of
+    # a shard's state there is: fp32 master weights, their 16-bit copy, the moments, the step count and the scaler.
     adam = SMALL + ["--set", "train.steps=8", "--set", "ps.servers=2", "--set", "train.optimizer=adamw"]
-    for prec in ("fp32", "fp16"):
+    for prec in ("fp16",):
         p = adam + ["--set", f"train.precision={prec}", "--set", "train.loss_scale.growth_interval=2"] if prec == "fp16" \
             else adam
         run(6, ps, p + ["--set", "ps.servers=4", "--dump-state", path(f"four_{prec}.h5")], label=f"4 servers ({prec})")

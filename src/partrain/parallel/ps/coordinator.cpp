@@ -87,10 +87,15 @@ void Coordinator::admit() {
   }
   const std::int64_t K = std::max(furthest + 1, last_removal_ + 1);
   const int r = admitting_;
+  admitting_ = -1;
+  if (K >= total_clocks) {  // the others finished the run meanwhile: nothing left to join; the servers go on
+    wanted_ = 0;
+    send_all(Header(kJoin, {-1.0, double(K)}));
+    return;
+  }
   members_.mark_joined(r, K);
   ready_.erase(r);
   --wanted_;
-  admitting_ = -1;
   send_all(Header(kJoin, {double(r), double(K)}));  // the spare records the event when it starts clock K
 }
 

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <functional>
+#include <limits>
 #include <map>
 #include <set>
 #include <vector>
@@ -47,6 +48,8 @@ class Coordinator {
   std::function<std::int64_t()> own_version;
   /// Whether this rank's own server must hold its updates (a join's clock is being chosen).
   bool holding() const { return admitting_ >= 0; }
+  /// The run's last clock + 1 (bsp: train.steps): a spare admitted at or after it would have nothing to do.
+  std::int64_t total_clocks = std::numeric_limits<std::int64_t>::max();
 
  private:
   void send_all(const Header& h);

@@ -72,7 +72,9 @@ bool Membership::apply(int /*from*/, const Header& h) {
       coordinator_ = int(h.i(1));
       return true;
     case kDone: done_.insert(int(h.i(1))); return true;
-    case kJoin: joined_[int(h.i(1))] = h.i(2); return true;
+    case kJoin:
+      if (h.i(1) >= 0) joined_[int(h.i(1))] = h.i(2);  // -1: an admission abandoned (it only releases the servers)
+      return true;
     default: return false;
   }
 }

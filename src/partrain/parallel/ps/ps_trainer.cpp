@@ -54,6 +54,7 @@ PsTrainer<T>::PsTrainer(models::Model<T>& model, std::uint64_t seed, const model
   mb_ = std::make_unique<Mailbox>(*ps_);
   members_ = std::make_unique<Membership>(*layout_, opt.faults.of(Fault::Join));
   coord_ = std::make_unique<Coordinator>(*layout_, opt_, *mb_, *members_, events_, 0.0);
+  if (synchronous(opt.mode) && opt.mode != Mode::Local) coord_->total_clocks = spec.steps;
   cx_ = std::make_unique<Context>(Context{*layout_, opt_, *mb_, *members_, *coord_, events_, spec, 0.0, 0, 0,
                                           opt.dump_state, model_name_, config_toml_, false});
   if (role_ == Role::Server) server_ = std::make_unique<Server<T>>(*cx_, model.params(), seed, *servers_);

@@ -390,7 +390,7 @@ bool Worker<T>::standby() {
   standby_ = false;
   if (!M.joined(cx_.rank())) return false;
   joined_at_ = std::max(cx_.first_step, M.joined_from(cx_.rank()));
-  return true;
+  return joined_at_ < cx_.train.steps || cx_.opt.mode == Mode::Local;  // (a join past the run is never made)
 }
 
 template <class T>
@@ -592,8 +592,18 @@ void Worker<T>::run_local() {
 
 template <class T>
 void Worker<T>::run() {
-  if (!standby()) {  // a spare the run never needed
+  if (!standby()) {  // a spare the run never needed (or one that joined with nothing left to compute: done at once)
     done_ = true;
+    if (cx_.members.joined(cx_.rank())) {
+      const int c = cx_.members.coordinator();
+      cx_.mb.send(c, Header(kDone, {double(cx_.rank())}));
+      for (int j : cx_.layout.server_ranks())
+        if (j != c) cx_.mb.send(j, Header(kDone, {double(cx_.rank())}));
+    }
+    while (!cx_.exit_seen) {
+      pump();
+      Mailbox::pause();
+    }
     return;
   }
   switch (cx_.opt.mode) {

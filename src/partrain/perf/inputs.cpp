@@ -77,7 +77,7 @@ StepInputs step_inputs(const DeckTable& d, const std::string& strategy, int rank
     in.servers = int(d.get_int("ps", "servers", 1));
     const int sched = d.get_bool("ps", "scheduler", false) ? 1 : 0;
     const int w = int(d.get_int("ps", "workers", 0));
-    in.workers = w > 0 ? w : ranks - in.servers - sched;
+    in.workers = (w > 0 ? w : ranks - in.servers - sched) - int(d.get_int("ps", "spares", 0));  // spares idle
     if (in.workers < 1) input_error("ps.servers", std::to_string(in.servers), "leaves no worker among " + std::to_string(ranks) + " ranks");
     in.ps_mode = d.get_string("ps", "mode", "bsp");
     in.ps_hybrid = d.get_bool("ps", "hybrid", false);

@@ -362,8 +362,13 @@ void Worker<T>::finish() {
     wait_replies();
     wait_all_pieces();
   }
+  say_done(!removed_);
+}
+
+template <class T>
+void Worker<T>::say_done(bool tell) {
   done_ = true;
-  if (!removed_) {  // to the coordinator, and to the servers (ssp's bound leaves out the workers that are done)
+  if (tell) {  // to the coordinator, and to the servers (ssp's bound leaves out the workers that are done)
     const int c = cx_.members.coordinator();
     cx_.mb.send(c, Header(kDone, {double(cx_.rank())}));
     for (int j : cx_.layout.server_ranks())
@@ -593,17 +598,7 @@ void Worker<T>::run_local() {
 template <class T>
 void Worker<T>::run() {
   if (!standby()) {  // a spare the run never needed (or one that joined with nothing left to compute: done at once)
-    done_ = true;
-    if (cx_.members.joined(cx_.rank())) {
-      const int c = cx_.members.coordinator();
-      cx_.mb.send(c, Header(kDone, {double(cx_.rank())}));
-      for (int j : cx_.layout.server_ranks())
-        if (j != c) cx_.mb.send(j, Header(kDone, {double(cx_.rank())}));
-    }
-    while (!cx_.exit_seen) {
-      pump();
-      Mailbox::pause();
-    }
+    say_done(cx_.members.joined(cx_.rank()));
     return;
   }
   switch (cx_.opt.mode) {

@@ -90,6 +90,8 @@ class Worker {
   void supplements(std::int64_t clock);
   void delays(std::int64_t clock);
   void finish();
+  /// Done: tells the coordinator and the servers (when `tell`), then answers until the run is over.
+  void say_done(bool tell);
   /// A spare waits until it joins: false when the run ended first.
   bool standby();
   void run_sync();
